@@ -1,0 +1,121 @@
+//! The master key: from `KEYWARD_MASTER_KEY`, or a file created with mode 0600 on first start.
+//! Every other server key is derived from it with HKDF-SHA256 under a distinct label.
+
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+/// File name of the master key inside the data directory.
+pub const FILE_NAME: &str = "master.key";
+
+/// 32 secret bytes. `Debug` never shows them.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+impl MasterKey {
+    /// Decodes base64 of exactly 32 bytes.
+    pub fn from_base64(raw: &str) -> anyhow::Result<Self> {
+        let bytes = STANDARD
+            .decode(raw.trim())
+            .map_err(|_| anyhow::anyhow!("KEYWARD_MASTER_KEY: not valid base64"))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("KEYWARD_MASTER_KEY: must decode to exactly 32 bytes"))?;
+        Ok(Self(arr))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        Self(bytes)
+    }
+
+    /// The key from the environment value if given, else from `<data_dir>/master.key`, created
+    /// (mode 0600) when missing.
+    pub fn load_or_create(from_env: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+        if let Some(raw) = from_env {
+            return Self::from_base64(raw);
+        }
+        let path = data_dir.join(FILE_NAME);
+        match std::fs::read_to_string(&path) {
+            Ok(raw) => {
+                Self::from_base64(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir)?;
+                let key = Self::generate();
+                write_private(&path, &format!("{}\n", STANDARD.encode(key.0)))?;
+                tracing::info!(path = %path.display(), "created a new master key file");
+                Ok(key)
+            }
+            Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+        }
+    }
+
+    /// A 32-byte key for one purpose, derived with HKDF-SHA256.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(b"keyward"), &self.0)
+            .expand(label.as_bytes(), &mut out)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out
+    }
+
+    /// 64 bytes for one purpose (the session cookie key needs that many).
+    pub fn derive_64(&self, label: &str) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        Hkdf::<Sha256>::new(Some(b"keyward"), &self.0)
+            .expand(label.as_bytes(), &mut out)
+            .expect("64 bytes is a valid HKDF-SHA256 output length");
+        out
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_keys_of_the_wrong_length() {
+        assert!(MasterKey::from_base64(&STANDARD.encode([1u8; 16])).is_err());
+        assert!(MasterKey::from_base64("not base64!").is_err());
+        assert!(MasterKey::from_base64(&STANDARD.encode([1u8; 32])).is_ok());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label_and_are_stable() {
+        let k = MasterKey::from_base64(&STANDARD.encode([7u8; 32])).unwrap();
+        assert_ne!(k.derive("a"), k.derive("b"));
+        assert_eq!(k.derive("a"), k.derive("a"));
+        assert!(!format!("{k:?}").contains('7'));
+    }
+}

@@ -1,0 +1,10 @@
+//! Authentication: passwords (Argon2id), the master key and keys derived from it, sessions in the
+//! database, CSRF tokens, and the extractors that say who is asking.
+
+pub mod csrf;
+pub mod extract;
+pub mod master_key;
+pub mod password;
+pub mod session_store;
+
+pub use extract::{AdminUser, CurrentUser};

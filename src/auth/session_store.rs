@@ -1,0 +1,150 @@
+//! actix-session storage in the database, so that any number of instances on one PostgreSQL
+//! share sessions. Only a SHA-256 of the session key is stored: a copy of the table does not
+//! let anyone take over a session. Expiry follows the injected clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_web::cookie::time::Duration;
+use rand::distr::{Alphanumeric, SampleString};
+use sha2::{Digest, Sha256};
+use sqlx::AnyPool;
+
+use crate::clock::Clock;
+use crate::repo::sessions;
+
+/// The session state key that holds the signed-in user's ID.
+pub const USER_ID: &str = "uid";
+
+/// Sessions in the `sessions` table.
+#[derive(Clone)]
+pub struct DbSessionStore {
+    pool: AnyPool,
+    clock: Arc<dyn Clock>,
+}
+
+impl DbSessionStore {
+    /// A store over the pool, telling time by `clock`.
+    pub fn new(pool: AnyPool, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, clock }
+    }
+}
+
+fn hash_key(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn user_of(state: &HashMap<String, String>) -> Option<String> {
+    state
+        .get(USER_ID)
+        .and_then(|v| serde_json::from_str::<String>(v).ok())
+}
+
+fn expiry(now: i64, ttl: &Duration) -> i64 {
+    now.saturating_add(ttl.whole_seconds())
+}
+
+impl SessionStore for DbSessionStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| LoadError::Other(e.into()))?;
+        let state = sessions::load(&mut conn, &hash_key(key.as_ref()), self.clock.unix())
+            .await
+            .map_err(|e| LoadError::Other(e.into()))?;
+        match state {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str(&raw)
+                .map(Some)
+                .map_err(|e| LoadError::Deserialization(e.into())),
+        }
+    }
+
+    async fn save(
+        &self,
+        state: HashMap<String, String>,
+        ttl: &Duration,
+    ) -> Result<SessionKey, SaveError> {
+        let body = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
+        let key = Alphanumeric.sample_string(&mut rand::rng(), 64);
+        let now = self.clock.unix();
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| SaveError::Other(e.into()))?;
+        sessions::insert(
+            &mut conn,
+            &hash_key(&key),
+            &body,
+            user_of(&state).as_deref(),
+            now,
+            expiry(now, ttl),
+        )
+        .await
+        .map_err(|e| SaveError::Other(e.into()))?;
+        SessionKey::try_from(key).map_err(|e| SaveError::Other(e.into()))
+    }
+
+    async fn update(
+        &self,
+        key: SessionKey,
+        state: HashMap<String, String>,
+        ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        let body =
+            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
+        let now = self.clock.unix();
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| UpdateError::Other(e.into()))?;
+        let updated = sessions::update(
+            &mut conn,
+            &hash_key(key.as_ref()),
+            &body,
+            user_of(&state).as_deref(),
+            now,
+            expiry(now, ttl),
+        )
+        .await
+        .map_err(|e| UpdateError::Other(e.into()))?;
+        if updated {
+            return Ok(key);
+        }
+        drop(conn);
+        // The session expired or was ended elsewhere meanwhile: start a new one.
+        self.save(state, ttl).await.map_err(|e| match e {
+            SaveError::Serialization(e) => UpdateError::Serialization(e),
+            SaveError::Other(e) => UpdateError::Other(e),
+        })
+    }
+
+    async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
+        let now = self.clock.unix();
+        let mut conn = self.pool.acquire().await?;
+        sessions::touch(&mut conn, &hash_key(key.as_ref()), now, expiry(now, ttl)).await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
+        let mut conn = self.pool.acquire().await?;
+        sessions::delete(&mut conn, &hash_key(key.as_ref())).await?;
+        Ok(())
+    }
+}

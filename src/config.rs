@@ -1,0 +1,289 @@
+//! Settings from `KEYWARD_*` environment variables, each also a command-line flag.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Every configuration variable of the specification, as flags with environment fallbacks.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// Listen address.
+    #[arg(
+        long,
+        env = "KEYWARD_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: SocketAddr,
+    /// Base URL used in emails and links (default: http://<bind>).
+    #[arg(long, env = "KEYWARD_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Data directory: SQLite file, master key file, mail outbox.
+    #[arg(
+        long,
+        env = "KEYWARD_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…` (default: SQLite file in the data directory).
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Base64 of 32 bytes (default: a file created on first start).
+    #[arg(
+        long,
+        env = "KEYWARD_MASTER_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub master_key: Option<String>,
+    /// SMTP URL, e.g. smtp://user:pass@host:587?tls=required (default: .eml files).
+    #[arg(long, env = "KEYWARD_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender address of emails.
+    #[arg(
+        long,
+        env = "KEYWARD_MAIL_FROM",
+        default_value = "keyward@localhost",
+        global = true
+    )]
+    pub mail_from: String,
+    /// Tenant ID shown in key details (default: generated once and stored).
+    #[arg(long, env = "KEYWARD_TENANT_ID", global = true)]
+    pub tenant_id: Option<String>,
+    /// Notice stages in days before expiry, e.g. `14,7,2`.
+    #[arg(
+        long,
+        env = "KEYWARD_EXPIRY_NOTICE_DAYS",
+        default_value = "2",
+        global = true
+    )]
+    pub expiry_notice_days: String,
+    /// Consecutive wrong secrets before a key locks (0: never).
+    #[arg(
+        long,
+        env = "KEYWARD_LOCKOUT_THRESHOLD",
+        default_value_t = 5,
+        global = true
+    )]
+    pub lockout_threshold: u32,
+    /// Failed key authentications per client address per minute before 429.
+    #[arg(
+        long,
+        env = "KEYWARD_CLIENT_FAILURE_LIMIT",
+        default_value_t = 30,
+        global = true
+    )]
+    pub client_failure_limit: u32,
+    /// How often the background job wakes, in seconds.
+    #[arg(
+        long,
+        env = "KEYWARD_JOB_INTERVAL_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub job_interval_secs: u64,
+    /// Session idle timeout in minutes.
+    #[arg(
+        long,
+        env = "KEYWARD_SESSION_IDLE_MINS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub session_idle_mins: u32,
+    /// Log filter in tracing `EnvFilter` syntax.
+    #[arg(long, env = "KEYWARD_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// Settings after defaults that depend on each other are resolved and values are checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// Base64 master key from the environment, if given.
+    pub master_key: Option<String>,
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub tenant_id: Option<String>,
+    pub expiry_notice_days: Vec<u32>,
+    pub lockout_threshold: u32,
+    pub client_failure_limit: u32,
+    pub job_interval_secs: u64,
+    pub session_idle_mins: u32,
+    pub log: String,
+}
+
+/// A configuration value that cannot be used, named by its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn config_error(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+impl SettingsArgs {
+    /// Resolves defaults and checks every value.
+    pub fn resolve(self) -> Result<Settings, ConfigError> {
+        let public_url = match self.public_url {
+            Some(url) => {
+                let url = url.trim().trim_end_matches('/').to_string();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(config_error(
+                        "KEYWARD_PUBLIC_URL",
+                        "must start with http:// or https://",
+                    ));
+                }
+                url
+            }
+            None => format!("http://{}", self.bind),
+        };
+        let database_url = match self.database_url {
+            Some(url) => {
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+                {
+                    return Err(config_error(
+                        "KEYWARD_DATABASE_URL",
+                        "must start with sqlite:, postgres:// or postgresql://",
+                    ));
+                }
+                url
+            }
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("keyward.db").display()
+            ),
+        };
+        let expiry_notice_days = parse_notice_days(&self.expiry_notice_days)?;
+        if self.job_interval_secs == 0 {
+            return Err(config_error(
+                "KEYWARD_JOB_INTERVAL_SECS",
+                "must be at least 1",
+            ));
+        }
+        if self.session_idle_mins == 0 {
+            return Err(config_error(
+                "KEYWARD_SESSION_IDLE_MINS",
+                "must be at least 1",
+            ));
+        }
+        if let Some(tenant) = &self.tenant_id {
+            crate::domain::TenantId::parse(tenant)
+                .map_err(|m| config_error("KEYWARD_TENANT_ID", m))?;
+        }
+        Ok(Settings {
+            bind: self.bind,
+            public_url,
+            data_dir: self.data_dir,
+            database_url,
+            master_key: self.master_key,
+            smtp_url: self.smtp_url,
+            mail_from: self.mail_from,
+            tenant_id: self.tenant_id,
+            expiry_notice_days,
+            lockout_threshold: self.lockout_threshold,
+            client_failure_limit: self.client_failure_limit,
+            job_interval_secs: self.job_interval_secs,
+            session_idle_mins: self.session_idle_mins,
+            log: self.log,
+        })
+    }
+}
+
+/// Parses `14,7,2` into distinct stages, largest first.
+fn parse_notice_days(raw: &str) -> Result<Vec<u32>, ConfigError> {
+    let mut days = Vec::new();
+    for part in raw.split(',') {
+        let part = part.trim();
+        let n: u32 = part.parse().map_err(|_| {
+            config_error(
+                "KEYWARD_EXPIRY_NOTICE_DAYS",
+                format!("`{part}` is not a whole number of days"),
+            )
+        })?;
+        if n == 0 || n > 365 {
+            return Err(config_error(
+                "KEYWARD_EXPIRY_NOTICE_DAYS",
+                "each stage must be between 1 and 365 days",
+            ));
+        }
+        if !days.contains(&n) {
+            days.push(n);
+        }
+    }
+    days.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(days)
+}
+
+impl Settings {
+    /// Whether cookies must carry the `Secure` flag.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// Whether the database is the embedded SQLite default or another SQLite file.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// Settings for tests and tools: every default, with the given data directory and database.
+    pub fn for_data_dir(
+        data_dir: PathBuf,
+        database_url: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        SettingsArgs {
+            bind: "127.0.0.1:0".parse().expect("a valid literal address"),
+            public_url: None,
+            data_dir,
+            database_url,
+            master_key: None,
+            smtp_url: None,
+            mail_from: "keyward@localhost".into(),
+            tenant_id: None,
+            expiry_notice_days: "2".into(),
+            lockout_threshold: 5,
+            client_failure_limit: 30,
+            job_interval_secs: 60,
+            session_idle_mins: 30,
+            log: "info".into(),
+        }
+        .resolve()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notice_days_are_distinct_and_largest_first() {
+        assert_eq!(parse_notice_days("2,14, 7,2").unwrap(), vec![14, 7, 2]);
+        assert!(parse_notice_days("2,x").is_err());
+        assert!(parse_notice_days("0").is_err());
+    }
+
+    #[test]
+    fn public_url_defaults_to_bind_and_sets_secure_cookies() {
+        let s = Settings::for_data_dir("/tmp/x".into(), None).unwrap();
+        assert_eq!(s.public_url, "http://127.0.0.1:0");
+        assert!(!s.secure_cookies());
+        assert!(s.database_url.starts_with("sqlite:///tmp/x/keyward.db"));
+    }
+}

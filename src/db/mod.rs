@@ -1,0 +1,95 @@
+//! The database: one `AnyPool` over SQLite or PostgreSQL, per-backend migrations, SQLite pragmas.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Tells the backend from a database URL.
+    pub fn of_url(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+}
+
+/// Opens a pool. SQLite gets WAL, a busy timeout and foreign keys on every connection.
+pub async fn connect(url: &str) -> anyhow::Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(url);
+    if backend == Backend::Sqlite {
+        ensure_sqlite_dir(url)?;
+    }
+    let options = AnyConnectOptions::from_str(url)?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        })
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Applies the migrations of the pool's backend.
+pub async fn migrate(pool: &AnyPool, backend: Backend) -> anyhow::Result<()> {
+    match backend {
+        Backend::Sqlite => SQLITE_MIGRATIONS.run(pool).await?,
+        Backend::Postgres => POSTGRES_MIGRATIONS.run(pool).await?,
+    }
+    Ok(())
+}
+
+/// Whether an error is a unique-constraint violation (a duplicate email, name or row).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .map(|d| d.is_unique_violation())
+        .unwrap_or(false)
+}
+
+fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(())
+}

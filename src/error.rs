@@ -1,0 +1,71 @@
+//! One error type for the whole application; `web/` renders it as a page, `api/` as JSON.
+
+use actix_web::http::StatusCode;
+
+/// What went wrong, in terms a handler can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Input that breaks a rule, named by its field.
+    #[error("{field}: {message}")]
+    Validation {
+        field: &'static str,
+        message: String,
+    },
+    /// The thing asked for does not exist (or is not visible to the caller).
+    #[error("not found")]
+    NotFound,
+    /// Signed in, but not allowed.
+    #[error("forbidden")]
+    Forbidden,
+    /// The request conflicts with the current state (a limit, a duplicate, a protected item).
+    #[error("{0}")]
+    Conflict(String),
+    /// Credentials missing or wrong.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// A page that needs a signed-in user was asked for anonymously; `next` is where to return.
+    #[error("sign-in required")]
+    SignInRequired { next: String },
+    /// Too many attempts; try again after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after: u64 },
+    /// A state-changing request without a valid CSRF token.
+    #[error("missing or invalid CSRF token")]
+    Csrf,
+    /// Anything else; the cause is logged, never shown.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl AppError {
+    /// The HTTP status that fits.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::SignInRequired { .. } => StatusCode::SEE_OTHER,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A validation error for one field.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        AppError::Validation {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Unexpected(anyhow::Error::new(e).context("database"))
+    }
+}
+
+/// Result with `AppError`.
+pub type AppResult<T> = Result<T, AppError>;

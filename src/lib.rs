@@ -1,0 +1,13 @@
+//! keyward: a self-hosted service and web console for the credentials programs use to reach an API.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod repo;
+pub mod service;
+pub mod startup;
+pub mod telemetry;
+pub mod web;

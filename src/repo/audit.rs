@@ -1,0 +1,97 @@
+use sqlx::AnyConnection;
+
+/// One audit entry to write. Never carries a secret.
+#[derive(Debug, Clone, Default)]
+pub struct NewEntry<'a> {
+    pub actor_id: Option<&'a str>,
+    pub actor_label: &'a str,
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: &'a str,
+    pub target_label: &'a str,
+    pub client_ip: &'a str,
+    pub outcome: &'a str,
+    pub details: &'a str,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EntryRow {
+    pub id: i64,
+    pub at: i64,
+    pub actor_id: Option<String>,
+    pub actor_label: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub target_label: String,
+    pub client_ip: String,
+    pub outcome: String,
+    pub details: String,
+}
+
+/// Appends an entry.
+pub async fn insert(conn: &mut AnyConnection, at: i64, e: &NewEntry<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor_id, actor_label, action, target_type, target_id, \
+         target_label, client_ip, outcome, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(at)
+    .bind(e.actor_id)
+    .bind(e.actor_label)
+    .bind(e.action)
+    .bind(e.target_type)
+    .bind(e.target_id)
+    .bind(e.target_label)
+    .bind(e.client_ip)
+    .bind(e.outcome)
+    .bind(e.details)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What to show of the audit log; empty strings mean "any".
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Show entries older than this ID (the next page).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Entries matching a filter, newest first. Text filters match a prefix of the actor label,
+/// action, target ID or target label.
+pub async fn list(conn: &mut AnyConnection, f: &Filter) -> sqlx::Result<Vec<EntryRow>> {
+    let sql = "SELECT id, at, actor_id, actor_label, action, target_type, target_id, \
+               target_label, client_ip, outcome, details FROM audit_log \
+               WHERE ($1 = '' OR actor_label LIKE $2 OR actor_id = $1) \
+                 AND ($3 = '' OR action LIKE $4) \
+                 AND ($5 = '' OR target_id = $5 OR target_label LIKE $6) \
+                 AND at >= $7 AND at <= $8 AND id < $9 \
+               ORDER BY id DESC LIMIT $10";
+    sqlx::query_as(sql)
+        .bind(&f.actor)
+        .bind(format!("{}%", escape_like(&f.actor)))
+        .bind(&f.action)
+        .bind(format!("{}%", escape_like(&f.action)))
+        .bind(&f.target)
+        .bind(format!("{}%", escape_like(&f.target)))
+        .bind(f.from.unwrap_or(i64::MIN))
+        .bind(f.to.unwrap_or(i64::MAX))
+        .bind(f.before_id.unwrap_or(i64::MAX))
+        .bind(f.limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// Makes `%` and `_` in user input match themselves in a LIKE pattern without an ESCAPE clause
+/// by dropping them; filters are prefixes of names and actions, which do not contain them.
+fn escape_like(s: &str) -> String {
+    s.chars().filter(|c| *c != '%' && *c != '_').collect()
+}

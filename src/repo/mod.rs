@@ -1,0 +1,23 @@
+//! SQL per table group, with `$N` placeholders that both backends accept. Only `service/` and the
+//! session store call these.
+
+pub mod audit;
+pub mod groups;
+pub mod notifications;
+pub mod rate_limits;
+pub mod roles;
+pub mod sessions;
+pub mod settings;
+pub mod setup_tokens;
+pub mod users;
+
+/// A fresh random identifier with a readable prefix, e.g. `usr_k3v9…`.
+pub fn new_id(prefix: &str) -> String {
+    use rand::RngExt;
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..16)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}_{tail}")
+}

@@ -1,0 +1,46 @@
+use sqlx::AnyConnection;
+
+/// Counts one hit in a bucket's window and returns the window's total.
+pub async fn hit(conn: &mut AnyConnection, bucket: &str, window_start: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1) \
+         ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 \
+         RETURNING hits",
+    )
+    .bind(bucket)
+    .bind(window_start)
+    .fetch_one(conn)
+    .await
+}
+
+/// Hits in a bucket's window so far.
+pub async fn count(conn: &mut AnyConnection, bucket: &str, window_start: i64) -> sqlx::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT hits FROM rate_limits WHERE bucket = $1 AND window_start = $2")
+            .bind(bucket)
+            .bind(window_start)
+            .fetch_optional(conn)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+/// Forgets a bucket (after a success).
+pub async fn clear(conn: &mut AnyConnection, bucket: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM rate_limits WHERE bucket = $1")
+        .bind(bucket)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Drops windows that started before `before`.
+pub async fn purge(conn: &mut AnyConnection, before: i64) -> sqlx::Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
+            .bind(before)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
+}

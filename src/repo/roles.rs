@@ -1,0 +1,40 @@
+use sqlx::AnyConnection;
+
+/// A role row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RoleRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub builtin: i64,
+}
+
+/// Every role, built-ins first.
+pub async fn list(conn: &mut AnyConnection) -> sqlx::Result<Vec<RoleRow>> {
+    sqlx::query_as("SELECT id, name, description, builtin FROM roles ORDER BY builtin DESC, name")
+        .fetch_all(conn)
+        .await
+}
+
+/// (role id, permission) pairs for every role.
+pub async fn permissions(conn: &mut AnyConnection) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT role_id, permission FROM role_permissions ORDER BY permission")
+        .fetch_all(conn)
+        .await
+}
+
+/// The permissions a user holds through the roles of their groups.
+pub async fn user_permissions(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT rp.permission FROM group_members m \
+         JOIN group_roles gr ON gr.group_id = m.group_id \
+         JOIN role_permissions rp ON rp.role_id = gr.role_id \
+         WHERE m.user_id = $1 ORDER BY rp.permission",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
+}

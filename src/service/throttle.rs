@@ -1,0 +1,69 @@
+//! Fixed-window failure counters kept in the database, so every instance sees the same counts.
+
+use sqlx::AnyConnection;
+
+use crate::repo::rate_limits;
+
+/// A limit: at most `max` failures per `window_secs`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub max: i64,
+    pub window_secs: i64,
+}
+
+/// Failed sign-ins allowed per account in 15 minutes.
+pub const SIGN_IN_PER_ACCOUNT: Limit = Limit {
+    max: 5,
+    window_secs: 900,
+};
+/// Failed sign-ins allowed per client address in 15 minutes.
+pub const SIGN_IN_PER_CLIENT: Limit = Limit {
+    max: 20,
+    window_secs: 900,
+};
+
+fn window_start(now: i64, limit: Limit) -> i64 {
+    now - now.rem_euclid(limit.window_secs)
+}
+
+/// Seconds until the bucket may be tried again, or `None` while under the limit.
+pub async fn blocked_for(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    limit: Limit,
+    now: i64,
+) -> sqlx::Result<Option<i64>> {
+    let start = window_start(now, limit);
+    let hits = rate_limits::count(conn, bucket, start).await?;
+    Ok((hits >= limit.max).then(|| start + limit.window_secs - now))
+}
+
+/// Counts a failure in the bucket's current window.
+pub async fn record_failure(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    limit: Limit,
+    now: i64,
+) -> sqlx::Result<i64> {
+    rate_limits::hit(conn, bucket, window_start(now, limit)).await
+}
+
+/// Forgets a bucket's failures (after a success).
+pub async fn reset(conn: &mut AnyConnection, bucket: &str) -> sqlx::Result<()> {
+    rate_limits::clear(conn, bucket).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_aligned() {
+        let l = Limit {
+            max: 1,
+            window_secs: 900,
+        };
+        assert_eq!(window_start(1800, l), 1800);
+        assert_eq!(window_start(2699, l), 1800);
+    }
+}

@@ -1,0 +1,201 @@
+//! Building the application: database, master key, tenant, first-run link, and the HTTP server
+//! bound to its port (port 0 in tests).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use sqlx::AnyPool;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::csrf;
+use crate::auth::master_key::MasterKey;
+use crate::auth::password::PasswordHasher;
+use crate::auth::session_store::DbSessionStore;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::{self, Backend};
+use crate::service::bootstrap;
+use crate::telemetry::RequestSpan;
+use crate::web as console;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "keyward_session";
+
+/// What every request handler can reach.
+pub struct AppState {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+    pub hasher: PasswordHasher,
+    pub master_key: MasterKey,
+    pub tenant_id: String,
+}
+
+/// The database, migrated, with the tenant ID settled. Shared by `serve` and the CLI commands.
+pub struct Prepared {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    pub master_key: MasterKey,
+    pub tenant_id: String,
+}
+
+/// Opens and migrates the database, loads (or creates) the master key and the tenant ID.
+pub async fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
+    let backend = Backend::of_url(&settings.database_url);
+    if backend == Backend::Sqlite || settings.master_key.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)?;
+    }
+    let master_key = MasterKey::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
+    let pool = db::connect(&settings.database_url).await?;
+    db::migrate(&pool, backend).await?;
+    let mut conn = pool.acquire().await?;
+    let tenant_id = bootstrap::tenant_id(&mut conn, settings.tenant_id.as_deref()).await?;
+    Ok(Prepared {
+        pool,
+        backend,
+        master_key,
+        tenant_id,
+    })
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    setup_url: Option<String>,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Builds the application on `settings`, telling time by `clock`.
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let prepared = prepare(&settings).await?;
+        let listener = TcpListener::bind(settings.bind)?;
+        let port = listener.local_addr()?.port();
+        let mut settings = settings;
+        if settings.public_url.ends_with(":0") {
+            // Bound to an ephemeral port: links must name the real one.
+            settings.public_url = format!("{}{port}", settings.public_url.trim_end_matches('0'));
+        }
+
+        let mut conn = prepared.pool.acquire().await?;
+        let setup_url = bootstrap::issue_setup_token(&mut conn, clock.unix())
+            .await?
+            .map(|token| format!("{}/setup?token={token}", settings.public_url));
+        drop(conn);
+        if let Some(url) = &setup_url {
+            tracing::info!(
+                "no user exists yet: open {url} within an hour to create the first administrator"
+            );
+        }
+
+        let hasher =
+            PasswordHasher::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
+        let state = web::Data::new(AppState {
+            pool: prepared.pool,
+            backend: prepared.backend,
+            clock,
+            settings,
+            hasher,
+            master_key: prepared.master_key,
+            tenant_id: prepared.tenant_id,
+        });
+        let server = run(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            setup_url,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The first-run link, when no user existed at start.
+    pub fn setup_url(&self) -> Option<&str> {
+        self.setup_url.as_deref()
+    }
+
+    /// The shared state (pool, clock, settings).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until stopped, with the housekeeping task beside it.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let result = self.server.await;
+        housekeeping.abort();
+        result
+    }
+
+    /// The server future, for tests that spawn it.
+    pub fn into_server(self) -> Server {
+        self.server
+    }
+}
+
+/// Removes expired sessions and old rate-limit windows every job interval.
+async fn housekeeping(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(
+        state.settings.job_interval_secs,
+    ));
+    loop {
+        tick.tick().await;
+        let now = state.clock.unix();
+        let result = async {
+            let mut conn = state.pool.acquire().await?;
+            crate::repo::sessions::purge_expired(&mut conn, now).await?;
+            crate::repo::rate_limits::purge(&mut conn, now - 86_400).await?;
+            Ok::<(), sqlx::Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
+    }
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let cookie_key = Key::from(&state.master_key.derive_64("session-cookie"));
+    let idle =
+        actix_web::cookie::time::Duration::minutes(i64::from(state.settings.session_idle_mins));
+    let secure = state.settings.secure_cookies();
+    let store = DbSessionStore::new(state.pool.clone(), state.clock.clone());
+    let server = HttpServer::new(move || {
+        let session = SessionMiddleware::builder(store.clone(), cookie_key.clone())
+            .cookie_name(SESSION_COOKIE.to_string())
+            .cookie_secure(secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(
+                BrowserSession::default()
+                    .state_ttl(idle)
+                    .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+            )
+            .build();
+        App::new()
+            .app_data(state.clone())
+            .app_data(console::form_config())
+            .app_data(console::query_config())
+            .wrap(middleware::from_fn(csrf::guard))
+            .wrap(session)
+            .wrap(console::security_headers())
+            .wrap(middleware::Compress::default())
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .configure(console::routes)
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,90 @@
+//! The signed-in user's own account: changing the password.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::service::accounts::{self, CreateAdminError, FieldErrors, PasswordChange};
+use crate::startup::AppState;
+use crate::web::sign_in::start_session;
+use crate::web::{Frame, html, see_other};
+
+#[derive(Template)]
+#[template(path = "account/password.html")]
+struct PasswordPage {
+    frame: Frame,
+    errors: FieldErrors,
+    saved: bool,
+}
+
+impl PasswordPage {
+    fn error(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or_default().to_string()
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SavedQuery {
+    saved: Option<String>,
+}
+
+/// GET /account/password
+pub async fn password_form(user: CurrentUser, query: web::Query<SavedQuery>) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        PasswordPage {
+            frame: Frame::new(&user, "account"),
+            errors: FieldErrors::default(),
+            saved: query.saved.is_some(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    password: String,
+    confirm: String,
+}
+
+/// POST /account/password — on success every other session of the user ends; this one is
+/// renewed.
+pub async fn change_password(
+    user: CurrentUser,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let result = accounts::change_password(
+        &state.pool,
+        &state.hasher,
+        state.clock.as_ref(),
+        &user.id,
+        PasswordChange {
+            current: &form.current,
+            new: &form.password,
+            confirm: &form.confirm,
+        },
+        &user.client_ip,
+    )
+    .await;
+    match result {
+        Ok(()) => {
+            start_session(&session, &user.id, state.clock.unix())?;
+            Ok(see_other("/account/password?saved=1"))
+        }
+        Err(CreateAdminError::Invalid(errors)) => Ok(html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            PasswordPage {
+                frame: Frame::new(&user, "account"),
+                errors,
+                saved: false,
+            },
+        )),
+        Err(CreateAdminError::Other(e)) => Err(e),
+    }
+}

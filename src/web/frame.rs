@@ -1,0 +1,75 @@
+//! What the page frame (top bar, menus) needs: the signed-in user, the unread count, the
+//! CSRF token for the sign-out form, and which section is current.
+
+use crate::auth::CurrentUser;
+use crate::web::asset_url;
+
+/// The top bar and layout data of every signed-in page.
+pub struct Frame {
+    pub user_name: String,
+    pub user_email: String,
+    pub is_admin: bool,
+    pub unread: i64,
+    pub csrf: String,
+    /// The current section, for `aria-current`: "keys", "users", "api-access", "my-keys", …
+    pub section: &'static str,
+    pub css: String,
+    pub js: String,
+    pub icon: String,
+}
+
+impl Frame {
+    /// The frame for `user` on a page of `section`.
+    pub fn new(user: &CurrentUser, section: &'static str) -> Self {
+        Self {
+            user_name: user.name.clone(),
+            user_email: user.email.clone(),
+            is_admin: user.is_admin,
+            unread: user.unread_notifications,
+            csrf: user.csrf.clone(),
+            section,
+            css: asset_url("app.css"),
+            js: asset_url("app.js"),
+            icon: asset_url("favicon.svg"),
+        }
+    }
+
+    /// The bell's accessible label.
+    pub fn bell_label(&self) -> String {
+        match self.unread {
+            0 => "Notifications, none unread".to_string(),
+            1 => "Notifications, 1 unread".to_string(),
+            n => format!("Notifications, {n} unread"),
+        }
+    }
+
+    /// The badge text (capped so the bell stays small).
+    pub fn badge(&self) -> String {
+        if self.unread > 99 {
+            "99+".into()
+        } else {
+            self.unread.to_string()
+        }
+    }
+
+    /// The user's initials for the avatar.
+    pub fn initials(&self) -> String {
+        let mut parts = self.user_name.split_whitespace();
+        let first = parts.next().and_then(|p| p.chars().next());
+        let last = parts.last().and_then(|p| p.chars().next());
+        [first, last]
+            .into_iter()
+            .flatten()
+            .flat_map(char::to_uppercase)
+            .collect()
+    }
+
+    /// `aria-current="page"` for the current section's link.
+    pub fn current(&self, section: &str) -> &'static str {
+        if self.section == section {
+            "page"
+        } else {
+            "false"
+        }
+    }
+}

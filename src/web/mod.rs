@@ -1,0 +1,93 @@
+//! The HTML console: routes, thin handlers, askama views, security headers and error pages.
+
+mod account;
+mod assets;
+mod errors;
+mod frame;
+mod pages;
+mod sign_in;
+
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpResponse, web};
+
+pub use assets::asset_url;
+pub use frame::Frame;
+
+/// Every console route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(pages::home))
+        .route("/healthz", web::get().to(pages::healthz))
+        .route("/static/{name}", web::get().to(assets::serve))
+        .route("/login", web::get().to(sign_in::login_form))
+        .route("/login", web::post().to(sign_in::login))
+        .route("/logout", web::post().to(sign_in::logout))
+        .route("/setup", web::get().to(sign_in::setup_form))
+        .route("/setup", web::post().to(sign_in::setup))
+        .route("/user-access/users", web::get().to(pages::users))
+        .route("/user-access/keys", web::get().to(pages::keys))
+        .route("/user-access/groups", web::get().to(pages::groups))
+        .route("/user-access/roles", web::get().to(pages::roles))
+        .route("/my/keys", web::get().to(pages::my_keys))
+        .route(
+            "/configuration/api-access",
+            web::get().to(pages::api_access),
+        )
+        .route("/notifications", web::get().to(pages::notifications))
+        .route(
+            "/notifications/read",
+            web::post().to(pages::mark_notifications_read),
+        )
+        .route("/audit", web::get().to(pages::audit))
+        .route("/mail", web::get().to(pages::mail))
+        .route("/account/password", web::get().to(account::password_form))
+        .route(
+            "/account/password",
+            web::post().to(account::change_password),
+        )
+        .default_service(web::to(errors::not_found));
+}
+
+/// Content-Security-Policy of every response: no inline script, nothing from elsewhere.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+    frame-ancestors 'none'; base-uri 'none'";
+
+/// The security headers of SPEC §5 on every response.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+}
+
+/// Form bodies that cannot be parsed get the error page, not a bare text response.
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|err, _req| errors::bad_request(&err.to_string()).into())
+}
+
+/// Query strings that cannot be parsed get the error page.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _req| errors::bad_request(&err.to_string()).into())
+}
+
+/// A 303 redirect (POST-redirect-GET).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location))
+        .finish()
+}
+
+/// Renders a template into an HTML response with the given status.
+pub fn html(status: actix_web::http::StatusCode, body: impl askama::Template) -> HttpResponse {
+    match body.render() {
+        Ok(text) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(text),
+        Err(e) => errors::render_failure(&e),
+    }
+}

@@ -1,0 +1,439 @@
+//! The console's pages: Users and keys tabs, My access keys, API Access, notifications, audit
+//! and mail logs, plus `/` and `/healthz`.
+
+use std::collections::HashMap;
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::auth::session_store::USER_ID;
+use crate::auth::{AdminUser, CurrentUser};
+use crate::clock::{format_utc, relative};
+use crate::error::AppError;
+use crate::repo;
+use crate::startup::AppState;
+use crate::web::{Frame, html, see_other};
+
+/// GET / — administrators to the Access keys tab, users to their own keys.
+pub async fn home(session: Session, user: Result<CurrentUser, AppError>) -> HttpResponse {
+    match user {
+        Ok(u) if u.is_admin => see_other("/user-access/keys"),
+        Ok(_) => see_other("/my/keys"),
+        Err(_) => {
+            if session.get::<String>(USER_ID).ok().flatten().is_some() {
+                session.purge();
+            }
+            see_other("/login")
+        }
+    }
+}
+
+/// GET /healthz — 200 when the database answers, 503 otherwise.
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let ok = sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(&state.pool)
+        .await
+        .is_ok();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "database": if ok { "ok" } else { "unreachable" },
+    });
+    let mut res = if ok {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    res.insert_header(("Cache-Control", "no-store")).json(body)
+}
+
+/// A time cell: absolute UTC with a relative hint.
+pub struct When {
+    pub absolute: String,
+    pub relative: String,
+}
+
+impl When {
+    fn at(secs: i64, now: i64) -> Self {
+        Self {
+            absolute: format_utc(secs),
+            relative: relative(secs, now),
+        }
+    }
+}
+
+struct UserItem {
+    name: String,
+    email: String,
+    groups: String,
+    active: bool,
+    last_sign_in: Option<When>,
+}
+
+#[derive(Template)]
+#[template(path = "user_access/users.html")]
+struct UsersPage {
+    frame: Frame,
+    tab: &'static str,
+    users: Vec<UserItem>,
+}
+
+/// GET /user-access/users
+pub async fn users(user: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let now = state.clock.unix();
+    let mut conn = state.pool.acquire().await?;
+    let rows = repo::users::list(&mut conn).await?;
+    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+    for (user_id, group) in repo::groups::memberships(&mut conn).await? {
+        groups.entry(user_id).or_default().push(group);
+    }
+    let users = rows
+        .into_iter()
+        .map(|u| UserItem {
+            groups: groups.remove(&u.id).unwrap_or_default().join(", "),
+            name: u.name,
+            email: u.email,
+            active: u.active == 1,
+            last_sign_in: u.last_sign_in_at.map(|t| When::at(t, now)),
+        })
+        .collect();
+    Ok(html(
+        StatusCode::OK,
+        UsersPage {
+            frame: Frame::new(&user, "users-and-keys"),
+            tab: "users",
+            users,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "user_access/keys.html")]
+struct KeysPage {
+    frame: Frame,
+    tab: &'static str,
+}
+
+/// GET /user-access/keys
+pub async fn keys(user: AdminUser) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        KeysPage {
+            frame: Frame::new(&user, "users-and-keys"),
+            tab: "keys",
+        },
+    )
+}
+
+struct GroupItem {
+    name: String,
+    description: String,
+    builtin: bool,
+    members: i64,
+    roles: String,
+}
+
+#[derive(Template)]
+#[template(path = "user_access/groups.html")]
+struct GroupsPage {
+    frame: Frame,
+    tab: &'static str,
+    groups: Vec<GroupItem>,
+}
+
+/// GET /user-access/groups
+pub async fn groups(user: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let mut conn = state.pool.acquire().await?;
+    let mut roles: HashMap<String, Vec<String>> = HashMap::new();
+    for (group_id, role) in repo::groups::role_names(&mut conn).await? {
+        roles.entry(group_id).or_default().push(role);
+    }
+    let groups = repo::groups::list(&mut conn)
+        .await?
+        .into_iter()
+        .map(|g| GroupItem {
+            roles: roles.remove(&g.id).unwrap_or_default().join(", "),
+            name: g.name,
+            description: g.description,
+            builtin: g.builtin == 1,
+            members: g.members,
+        })
+        .collect();
+    Ok(html(
+        StatusCode::OK,
+        GroupsPage {
+            frame: Frame::new(&user, "users-and-keys"),
+            tab: "groups",
+            groups,
+        },
+    ))
+}
+
+struct RoleItem {
+    name: String,
+    description: String,
+    builtin: bool,
+    permissions: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "user_access/roles.html")]
+struct RolesPage {
+    frame: Frame,
+    tab: &'static str,
+    roles: Vec<RoleItem>,
+}
+
+/// GET /user-access/roles
+pub async fn roles(user: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let mut conn = state.pool.acquire().await?;
+    let mut perms: HashMap<String, Vec<String>> = HashMap::new();
+    for (role_id, p) in repo::roles::permissions(&mut conn).await? {
+        perms.entry(role_id).or_default().push(p);
+    }
+    let roles = repo::roles::list(&mut conn)
+        .await?
+        .into_iter()
+        .map(|r| RoleItem {
+            permissions: perms.remove(&r.id).unwrap_or_default(),
+            name: r.name,
+            description: r.description,
+            builtin: r.builtin == 1,
+        })
+        .collect();
+    Ok(html(
+        StatusCode::OK,
+        RolesPage {
+            frame: Frame::new(&user, "users-and-keys"),
+            tab: "roles",
+            roles,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "my/keys.html")]
+struct MyKeysPage {
+    frame: Frame,
+}
+
+/// GET /my/keys
+pub async fn my_keys(user: CurrentUser) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        MyKeysPage {
+            frame: Frame::new(&user, "my-keys"),
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "configuration/api_access.html")]
+struct ApiAccessPage {
+    frame: Frame,
+}
+
+/// GET /configuration/api-access
+pub async fn api_access(user: AdminUser) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        ApiAccessPage {
+            frame: Frame::new(&user, "api-access"),
+        },
+    )
+}
+
+struct NotificationItem {
+    title: String,
+    body: String,
+    link: String,
+    unread: bool,
+    when: When,
+}
+
+#[derive(Template)]
+#[template(path = "notifications.html")]
+struct NotificationsPage {
+    frame: Frame,
+    items: Vec<NotificationItem>,
+}
+
+/// GET /notifications
+pub async fn notifications(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.unix();
+    let mut conn = state.pool.acquire().await?;
+    let items = repo::notifications::list(&mut conn, &user.id, 100)
+        .await?
+        .into_iter()
+        .map(|n| NotificationItem {
+            title: n.title,
+            body: n.body,
+            link: n.link,
+            unread: n.read_at.is_none(),
+            when: When::at(n.created_at, now),
+        })
+        .collect();
+    Ok(html(
+        StatusCode::OK,
+        NotificationsPage {
+            frame: Frame::new(&user, "notifications"),
+            items,
+        },
+    ))
+}
+
+/// POST /notifications/read — marks every notification read.
+pub async fn mark_notifications_read(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let mut conn = state.pool.acquire().await?;
+    repo::notifications::mark_all_read(&mut conn, &user.id, state.clock.unix()).await?;
+    Ok(see_other("/notifications"))
+}
+
+#[derive(Deserialize, Default)]
+pub struct AuditQuery {
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    before: Option<i64>,
+}
+
+struct AuditItem {
+    when: When,
+    actor: String,
+    action: String,
+    target: String,
+    client_ip: String,
+    success: bool,
+    details: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    frame: Frame,
+    q: AuditQuery,
+    date_error: Option<String>,
+    items: Vec<AuditItem>,
+    older: Option<String>,
+}
+
+const AUDIT_PAGE: i64 = 50;
+
+fn parse_day(raw: &str, end_of_day: bool) -> Result<Option<i64>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| format!("“{raw}” is not a date: use YYYY-MM-DD."))?;
+    let t = if end_of_day {
+        day.and_hms_opt(23, 59, 59)
+    } else {
+        day.and_hms_opt(0, 0, 0)
+    };
+    Ok(t.map(|t| t.and_utc().timestamp()))
+}
+
+/// GET /audit — filter by actor, action, target and time; newest first, 50 a page.
+pub async fn audit(
+    user: AdminUser,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = query.into_inner();
+    let now = state.clock.unix();
+    let (from, to, date_error) = match (parse_day(&q.from, false), parse_day(&q.to, true)) {
+        (Ok(f), Ok(t)) => (f, t, None),
+        (Err(e), _) | (_, Err(e)) => (None, None, Some(e)),
+    };
+    let filter = repo::audit::Filter {
+        actor: q.actor.trim().to_string(),
+        action: q.action.trim().to_string(),
+        target: q.target.trim().to_string(),
+        from,
+        to,
+        before_id: q.before,
+        limit: AUDIT_PAGE,
+    };
+    let mut conn = state.pool.acquire().await?;
+    let rows = if date_error.is_some() {
+        Vec::new()
+    } else {
+        repo::audit::list(&mut conn, &filter).await?
+    };
+    let older = (rows.len() as i64 == AUDIT_PAGE).then(|| {
+        let last = rows.last().map(|r| r.id).unwrap_or_default();
+        serde_urlencoded::to_string([
+            ("actor", q.actor.as_str()),
+            ("action", q.action.as_str()),
+            ("target", q.target.as_str()),
+            ("from", q.from.as_str()),
+            ("to", q.to.as_str()),
+            ("before", &last.to_string()),
+        ])
+        .unwrap_or_default()
+    });
+    let items = rows
+        .into_iter()
+        .map(|r| AuditItem {
+            when: When::at(r.at, now),
+            actor: r.actor_label,
+            action: r.action,
+            target: if r.target_label.is_empty() {
+                r.target_id
+            } else {
+                r.target_label
+            },
+            client_ip: r.client_ip,
+            success: r.outcome == "success",
+            details: r.details,
+        })
+        .collect();
+    let status = if date_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok(html(
+        status,
+        AuditPage {
+            frame: Frame::new(&user, "audit"),
+            q,
+            date_error,
+            items,
+            older,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "mail.html")]
+struct MailPage {
+    frame: Frame,
+}
+
+/// GET /mail
+pub async fn mail(user: AdminUser) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        MailPage {
+            frame: Frame::new(&user, "mail"),
+        },
+    )
+}

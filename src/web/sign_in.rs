@@ -1,0 +1,309 @@
+//! Sign-in, sign-out and the first-run setup page.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::auth::csrf;
+use crate::auth::extract::{SIGNED_IN_AT, client_ip};
+use crate::auth::session_store::USER_ID;
+use crate::error::AppError;
+use crate::service::accounts::{self, CreateAdminError, FieldErrors, NewAdmin, SignInError};
+use crate::startup::AppState;
+use crate::web::errors::wait_phrase;
+use crate::web::{asset_url, html, see_other};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    email: String,
+    next: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+    css: String,
+    icon: String,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+    expired: Option<String>,
+}
+
+/// Only local paths are followed after sign-in (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+fn login_page(
+    session: &Session,
+    email: String,
+    next: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+) -> LoginPage {
+    LoginPage {
+        csrf: csrf::token(session),
+        email,
+        next,
+        error,
+        notice,
+        css: asset_url("app.css"),
+        icon: asset_url("favicon.svg"),
+    }
+}
+
+/// GET /login
+pub async fn login_form(session: Session, query: web::Query<LoginQuery>) -> HttpResponse {
+    if session.get::<String>(USER_ID).ok().flatten().is_some() {
+        return see_other(&safe_next(query.next.as_deref()));
+    }
+    let notice = if query.signed_out.is_some() {
+        Some("You have signed out.")
+    } else if query.expired.is_some() {
+        Some("Your password was changed. Sign in again.")
+    } else {
+        None
+    };
+    let page = login_page(
+        &session,
+        String::new(),
+        query.next.clone().unwrap_or_default(),
+        None,
+        notice,
+    );
+    html(StatusCode::OK, page)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// POST /login
+pub async fn login(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let ip = client_ip(&req);
+    let form = form.into_inner();
+    let result = accounts::sign_in(
+        &state.pool,
+        &state.hasher,
+        state.clock.as_ref(),
+        &form.email,
+        &form.password,
+        &ip,
+    )
+    .await;
+    match result {
+        Ok(signed_in) => {
+            start_session(&session, &signed_in.user_id, state.clock.unix())?;
+            Ok(see_other(&safe_next(Some(&form.next))))
+        }
+        Err(SignInError::Refused) => {
+            let page = login_page(
+                &session,
+                form.email,
+                form.next,
+                Some("Email or password is incorrect.".into()),
+                None,
+            );
+            Ok(html(StatusCode::UNAUTHORIZED, page))
+        }
+        Err(SignInError::Throttled { retry_after }) => {
+            let message = format!(
+                "Too many failed sign-in attempts. Wait {} and try again.",
+                wait_phrase(retry_after)
+            );
+            let page = login_page(&session, form.email, form.next, Some(message), None);
+            let mut res = html(StatusCode::TOO_MANY_REQUESTS, page);
+            if let Ok(v) = retry_after.to_string().parse() {
+                res.headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, v);
+            }
+            Ok(res)
+        }
+        Err(SignInError::Other(e)) => Err(e),
+    }
+}
+
+/// A fresh session (new key, new CSRF token) for a user who just proved who they are.
+pub(crate) fn start_session(session: &Session, user_id: &str, now: i64) -> Result<(), AppError> {
+    session.renew();
+    session.remove("csrf");
+    session
+        .insert(USER_ID, user_id)
+        .and_then(|()| session.insert(SIGNED_IN_AT, now))
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("session: {e}")))?;
+    Ok(())
+}
+
+/// POST /logout
+pub async fn logout(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    if let Ok(Some(user_id)) = session.get::<String>(USER_ID) {
+        let mut conn = state.pool.acquire().await?;
+        let email = crate::repo::users::find(&mut conn, &user_id)
+            .await?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        drop(conn);
+        accounts::record_sign_out(
+            &state.pool,
+            state.clock.as_ref(),
+            &user_id,
+            &email,
+            &client_ip(&req),
+        )
+        .await?;
+    }
+    session.purge();
+    Ok(see_other("/login?signed_out=1"))
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    csrf: String,
+    token: String,
+    name: String,
+    email: String,
+    errors: FieldErrors,
+    css: String,
+    icon: String,
+}
+
+impl SetupPage {
+    fn error(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or_default().to_string()
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SetupQuery {
+    token: Option<String>,
+}
+
+fn invalid_setup_link() -> AppError {
+    AppError::Conflict(
+        "This setup link is invalid, expired or already used. Restart keyward to print a new link \
+         while no administrator exists, or create one with `keyward admin create`."
+            .into(),
+    )
+}
+
+/// GET /setup?token=…
+pub async fn setup_form(
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<SetupQuery>,
+) -> Result<HttpResponse, AppError> {
+    let token = query.token.clone().unwrap_or_default();
+    if !accounts::setup_token_is_valid(&state.pool, state.clock.as_ref(), &token).await? {
+        return Err(invalid_setup_link());
+    }
+    let page = SetupPage {
+        csrf: csrf::token(&session),
+        token,
+        name: String::new(),
+        email: String::new(),
+        errors: FieldErrors::default(),
+        css: asset_url("app.css"),
+        icon: asset_url("favicon.svg"),
+    };
+    let mut res = html(StatusCode::OK, page);
+    res.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    token: String,
+    name: String,
+    email: String,
+    password: String,
+    confirm: String,
+}
+
+/// POST /setup
+pub async fn setup(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<SetupForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let input = NewAdmin {
+        name: &form.name,
+        email: &form.email,
+        password: &form.password,
+        confirm: Some(&form.confirm),
+    };
+    let result = accounts::create_admin(
+        &state.pool,
+        &state.hasher,
+        state.clock.as_ref(),
+        input,
+        Some(&form.token),
+        &client_ip(&req),
+    )
+    .await;
+    match result {
+        Ok(user_id) => {
+            start_session(&session, &user_id, state.clock.unix())?;
+            Ok(see_other("/user-access/keys"))
+        }
+        Err(CreateAdminError::Invalid(errors)) => {
+            if !accounts::setup_token_is_valid(&state.pool, state.clock.as_ref(), &form.token)
+                .await?
+            {
+                return Err(invalid_setup_link());
+            }
+            let page = SetupPage {
+                csrf: csrf::token(&session),
+                token: form.token,
+                name: form.name,
+                email: form.email,
+                errors,
+                css: asset_url("app.css"),
+                icon: asset_url("favicon.svg"),
+            };
+            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page))
+        }
+        Err(CreateAdminError::Other(AppError::NotFound)) => Err(invalid_setup_link()),
+        Err(CreateAdminError::Other(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(safe_next(Some("/my/keys")), "/my/keys");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -1,0 +1,18 @@
+//! Integration tests: the real server on a random port, a real database (SQLite, or PostgreSQL
+//! when `KEYWARD_TEST_DATABASE_URL` is set), a real HTTP client. One binary, one module per
+//! capability.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access;
+mod account;
+mod audit;
+mod cli;
+mod csrf;
+mod frame;
+mod health;
+mod schema;
+mod sessions;
+mod setup;
+mod sign_in;

@@ -1,0 +1,351 @@
+//! The test harness shared by the API and browser suites: a real server on a random port over a
+//! fresh database (SQLite file, or a new PostgreSQL database when `KEYWARD_TEST_DATABASE_URL`
+//! names a server), an injected clock, and a cookie-keeping HTTP client.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use actix_web::web::Data;
+use chrono::{TimeZone, Utc};
+use keyward::clock::ManualClock;
+use keyward::config::Settings;
+use keyward::startup::{AppState, Application};
+use reqwest::StatusCode;
+use scraper::{Html, Selector};
+use sqlx::{Connection, Executor};
+
+/// Every log line the servers of this test process wrote.
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let for_writer = buf.clone();
+        keyward::telemetry::init(
+            "debug,sqlx=warn,actix_server=warn,h2=warn,hyper=warn",
+            false,
+            move || Capture(for_writer.clone()),
+        );
+        buf
+    });
+}
+
+/// Everything logged so far by servers in this process.
+pub fn captured_logs() -> String {
+    let buf = LOGS
+        .get()
+        .expect("logs are captured once an app is spawned");
+    String::from_utf8_lossy(&buf.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// Which database the suite runs on.
+pub fn database_kind() -> &'static str {
+    if std::env::var("KEYWARD_TEST_DATABASE_URL").is_ok() {
+        "postgres"
+    } else {
+        "sqlite"
+    }
+}
+
+/// A running keyward on a fresh database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub state: Data<AppState>,
+    pub setup_url: Option<String>,
+    pub database_url: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+/// A fresh database URL: a SQLite file in `dir`, or a new database on the test PostgreSQL.
+pub async fn fresh_database(dir: &std::path::Path) -> String {
+    match std::env::var("KEYWARD_TEST_DATABASE_URL") {
+        Ok(base) => {
+            sqlx::any::install_default_drivers();
+            let name = format!("kw_{}", keyward::repo::new_id("t").replace('_', ""));
+            let mut conn = sqlx::AnyConnection::connect(&base)
+                .await
+                .expect("test PostgreSQL reachable");
+            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .expect("create test database");
+            let (prefix, _) = base
+                .rsplit_once('/')
+                .expect("URL ends with a database name");
+            format!("{prefix}/{name}")
+        }
+        Err(_) => format!("sqlite://{}?mode=rwc", dir.join("keyward.db").display()),
+    }
+}
+
+/// The moment every test starts at: 2026-11-23 10:00 UTC.
+pub fn start_time() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
+}
+
+/// Starts keyward on a random port over a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts keyward with settings adjusted by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(dir.path()).await;
+    let mut settings = Settings::for_data_dir(dir.path().to_path_buf(), Some(database_url.clone()))
+        .expect("settings");
+    adjust(&mut settings);
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let app = Application::build(settings, clock.clone())
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let setup_url = app.setup_url().map(str::to_string);
+    tokio::spawn(app.into_server());
+    TestApp {
+        address,
+        client: client(),
+        clock,
+        state,
+        setup_url,
+        database_url,
+        data_dir: dir,
+    }
+}
+
+/// A client that keeps cookies and does not follow redirects, so tests see each 303.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A parsed page.
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub html: Html,
+    pub body: String,
+}
+
+impl Page {
+    /// Texts of every element matching a CSS selector, whitespace-collapsed.
+    pub fn texts(&self, selector: &str) -> Vec<String> {
+        let sel = Selector::parse(selector).expect("valid selector");
+        self.html
+            .select(&sel)
+            .map(|e| {
+                e.text()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    /// Text of the first match, or an empty string.
+    pub fn text(&self, selector: &str) -> String {
+        self.texts(selector).into_iter().next().unwrap_or_default()
+    }
+
+    /// An attribute of the first match.
+    pub fn attr(&self, selector: &str, name: &str) -> Option<String> {
+        let sel = Selector::parse(selector).expect("valid selector");
+        self.html
+            .select(&sel)
+            .next()
+            .and_then(|e| e.value().attr(name))
+            .map(str::to_string)
+    }
+
+    /// The Location header of a redirect.
+    pub fn location(&self) -> String {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl TestApp {
+    /// An absolute URL for a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// GET a path and parse the page.
+    pub async fn get(&self, path: &str) -> Page {
+        into_page(self.client.get(self.url(path)).send().await.expect("GET")).await
+    }
+
+    /// POST a form as is (no CSRF token added).
+    pub async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        into_page(
+            self.client
+                .post(self.url(path))
+                .form(form)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// POST a form with the session's CSRF token added.
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let token = self.csrf_token().await;
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        fields.push(("csrf_token", &token));
+        self.post_raw(path, &fields).await
+    }
+
+    /// The session's CSRF token, read from a form on a page as a browser would.
+    pub async fn csrf_token(&self) -> String {
+        let mut page = self.get("/login").await;
+        if page.status == StatusCode::SEE_OTHER {
+            page = self.get("/notifications").await;
+        }
+        page.attr("input[name=csrf_token]", "value")
+            .expect("a CSRF token on the page")
+    }
+
+    /// Signs in through the form.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Page {
+        self.post(
+            "/login",
+            &[("email", email), ("password", password), ("next", "")],
+        )
+        .await
+    }
+
+    /// Creates an administrator directly through the service, as `keyward admin create` does.
+    pub async fn create_admin(&self, email: &str, name: &str, password: &str) -> String {
+        keyward::service::accounts::create_admin(
+            &self.state.pool,
+            &self.state.hasher,
+            self.clock.as_ref(),
+            keyward::service::accounts::NewAdmin {
+                name,
+                email,
+                password,
+                confirm: None,
+            },
+            None,
+            "",
+        )
+        .await
+        .unwrap_or_else(|_| panic!("admin {email} created"))
+    }
+
+    /// Creates a user who is in no group.
+    pub async fn create_user(&self, email: &str, name: &str, password: &str) -> String {
+        let hash = self.state.hasher.hash(password).await.expect("hash");
+        let id = keyward::repo::new_id("usr");
+        let mut conn = self.state.pool.acquire().await.expect("conn");
+        keyward::repo::users::insert(
+            &mut conn,
+            &id,
+            email,
+            name,
+            Some(&hash),
+            self.clock.unix_now(),
+        )
+        .await
+        .expect("user inserted");
+        id
+    }
+
+    /// A signed-in administrator (ada@example.com) on this client.
+    pub async fn signed_in_admin(&self) -> String {
+        let id = self
+            .create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
+            .await;
+        let page = self.sign_in(ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "admin signs in");
+        id
+    }
+
+    /// A signed-in user without groups (grace@example.com) on this client.
+    pub async fn signed_in_user(&self) -> String {
+        let id = self.create_user(USER_EMAIL, "Grace Hopper", PASSWORD).await;
+        let page = self.sign_in(USER_EMAIL, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "user signs in");
+        id
+    }
+
+    /// A second client with its own cookies against the same server.
+    pub fn other_client(&self) -> TestApp {
+        TestApp {
+            address: self.address.clone(),
+            client: client(),
+            clock: self.clock.clone(),
+            state: self.state.clone(),
+            setup_url: self.setup_url.clone(),
+            database_url: self.database_url.clone(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A scalar from the database, for checking what was (not) written.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.state.pool)
+            .await
+            .expect("count query")
+    }
+}
+
+/// Unix seconds of the manual clock.
+pub trait UnixNow {
+    fn unix_now(&self) -> i64;
+}
+
+impl UnixNow for ManualClock {
+    fn unix_now(&self) -> i64 {
+        use keyward::clock::Clock;
+        self.unix()
+    }
+}
+
+/// Password used by test accounts.
+pub const PASSWORD: &str = "correct horse battery staple";
+/// Email of the test administrator.
+pub const ADMIN_EMAIL: &str = "ada@example.com";
+/// Email of the test user.
+pub const USER_EMAIL: &str = "grace@example.com";
+
+async fn into_page(res: reqwest::Response) -> Page {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.text().await.expect("body");
+    Page {
+        status,
+        headers,
+        html: Html::parse_document(&body),
+        body,
+    }
+}
