@@ -1,1 +1,8 @@
+//! Browser tests: Debian's Chromium, headless, driven through chromedriver over WebDriver, against
+//! the real server. Each flow saves screenshots under `target/screens/` to be looked at.
 
+#[path = "../common/mod.rs"]
+mod common;
+
+mod driver;
+mod flows;
