@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use keyward::auth::password::PasswordHasher;
 use keyward::clock::{Clock, SystemClock};
 use keyward::config::SettingsArgs;
-use keyward::service::accounts::{self, CreateAdminError, NewAdmin};
+use keyward::service::FormError;
+use keyward::service::accounts::{self, NewAdmin};
 use keyward::startup::{Application, prepare};
 
 #[derive(Parser)]
@@ -150,13 +151,13 @@ async fn create_admin(
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(CreateAdminError::Invalid(errors)) => {
+        Err(FormError::Invalid(errors)) => {
             for (field, message) in errors.0 {
                 eprintln!("keyward: {field}: {message}");
             }
             Ok(ExitCode::FAILURE)
         }
-        Err(CreateAdminError::Other(e)) => Err(anyhow::anyhow!("{e}")),
+        Err(FormError::Other(e)) => Err(anyhow::anyhow!("{e}")),
     }
 }
 

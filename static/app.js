@@ -24,4 +24,61 @@
       }
     });
   });
+
+  // Links marked data-dialog open that <dialog> instead of navigating to the form page.
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest("[data-dialog]");
+    if (opener) {
+      var dialog = document.getElementById(opener.getAttribute("data-dialog"));
+      if (dialog && typeof dialog.showModal === "function") {
+        event.preventDefault();
+        dialog.showModal();
+        var first = dialog.querySelector("input:not([type=hidden]), select");
+        if (first) first.focus();
+      }
+      return;
+    }
+    var closer = event.target.closest("[data-close-dialog]");
+    var open = closer && closer.closest("dialog");
+    if (open) {
+      event.preventDefault();
+      open.close();
+    }
+  });
+
+  // Copy buttons: shown only when this script runs; without it the values stay selectable.
+  function copy(text, button) {
+    var status = document.querySelector(".copy-status");
+    var done = function () {
+      if (status) status.textContent = button.getAttribute("data-copied") || "Copied to the clipboard.";
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallback(text); done(); });
+    } else {
+      fallback(text);
+      done();
+    }
+  }
+  function fallback(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } catch (e) { /* the value stays selectable */ }
+    document.body.removeChild(area);
+  }
+  document.querySelectorAll("[data-copy-from], [data-copy-text]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var text = button.getAttribute("data-copy-text");
+      if (text === null) {
+        var field = document.getElementById(button.getAttribute("data-copy-from"));
+        text = field ? field.value : "";
+      }
+      copy(text, button);
+    });
+  });
 })();

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod groups;
+pub mod keys;
 pub mod notifications;
 pub mod rate_limits;
 pub mod roles;

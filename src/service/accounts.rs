@@ -11,6 +11,7 @@ use crate::repo::{self, groups::ADMINISTRATORS};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::bootstrap::hash_setup_token;
 use crate::service::throttle::{self, SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_CLIENT};
+use crate::service::{FieldErrors, FormError};
 
 /// What a new administrator is made of, as typed.
 #[derive(Debug, Clone)]
@@ -54,43 +55,6 @@ fn validate_admin(input: &NewAdmin<'_>) -> Result<ValidAdmin, Vec<(&'static str,
     }
 }
 
-/// Form errors: each field with its message.
-#[derive(Debug, Default, Clone)]
-pub struct FieldErrors(pub Vec<(&'static str, String)>);
-
-impl FieldErrors {
-    /// The message for a field, if any.
-    pub fn get(&self, field: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// Why creating an administrator did not happen.
-#[derive(Debug)]
-pub enum CreateAdminError {
-    Invalid(FieldErrors),
-    Other(AppError),
-}
-
-impl From<sqlx::Error> for CreateAdminError {
-    fn from(e: sqlx::Error) -> Self {
-        CreateAdminError::Other(e.into())
-    }
-}
-
-impl From<anyhow::Error> for CreateAdminError {
-    fn from(e: anyhow::Error) -> Self {
-        CreateAdminError::Other(e.into())
-    }
-}
-
 /// Creates an administrator (member of Administrators). `setup_token` makes it the first-run
 /// setup, which succeeds once and only while no user exists.
 pub async fn create_admin(
@@ -100,15 +64,15 @@ pub async fn create_admin(
     input: NewAdmin<'_>,
     setup_token: Option<&str>,
     client_ip: &str,
-) -> Result<String, CreateAdminError> {
-    let valid = validate_admin(&input).map_err(|e| CreateAdminError::Invalid(FieldErrors(e)))?;
+) -> Result<String, FormError> {
+    let valid = validate_admin(&input).map_err(|e| FormError::Invalid(FieldErrors(e)))?;
     let hash = hasher.hash(valid.password.expose()).await?;
     let now = clock.unix();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     if let Some(token) = setup_token {
         let first = repo::users::count(&mut tx).await? == 0;
         if !first || !repo::setup_tokens::consume(&mut tx, &hash_setup_token(token), now).await? {
-            return Err(CreateAdminError::Other(AppError::NotFound));
+            return Err(FormError::Other(AppError::NotFound));
         }
     }
     let id = repo::new_id("usr");
@@ -124,7 +88,7 @@ pub async fn create_admin(
     {
         Ok(()) => {}
         Err(e) if db::is_unique_violation(&e) => {
-            return Err(CreateAdminError::Invalid(FieldErrors(vec![(
+            return Err(FormError::Invalid(FieldErrors(vec![(
                 "email",
                 "A user with this email already exists.".into(),
             )])));
@@ -324,7 +288,7 @@ pub async fn change_password(
     user_id: &str,
     change: PasswordChange<'_>,
     client_ip: &str,
-) -> Result<(), CreateAdminError> {
+) -> Result<(), FormError> {
     let PasswordChange {
         current,
         new,
@@ -333,7 +297,7 @@ pub async fn change_password(
     let mut conn = pool.acquire().await?;
     let user = repo::users::find(&mut conn, user_id)
         .await?
-        .ok_or(CreateAdminError::Other(AppError::NotFound))?;
+        .ok_or(FormError::Other(AppError::NotFound))?;
     drop(conn);
     let mut errors = Vec::new();
     if !hasher
@@ -353,11 +317,11 @@ pub async fn change_password(
     }
     let new_password = match new_password {
         Some(p) if errors.is_empty() => p,
-        _ => return Err(CreateAdminError::Invalid(FieldErrors(errors))),
+        _ => return Err(FormError::Invalid(FieldErrors(errors))),
     };
     let hash = hasher.hash(new_password.expose()).await?;
     let now = clock.unix();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     repo::users::set_password(&mut tx, user_id, &hash, now).await?;
     repo::sessions::delete_for_user(&mut tx, user_id).await?;
     audit::record(

@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::error::AppError;
-use crate::service::accounts::{self, CreateAdminError, FieldErrors, PasswordChange};
+use crate::service::accounts::{self, PasswordChange};
+use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
 use crate::web::sign_in::start_session;
 use crate::web::{Frame, html, see_other};
@@ -77,7 +78,7 @@ pub async fn change_password(
             start_session(&session, &user.id, state.clock.unix())?;
             Ok(see_other("/account/password?saved=1"))
         }
-        Err(CreateAdminError::Invalid(errors)) => Ok(html(
+        Err(FormError::Invalid(errors)) => Ok(html(
             StatusCode::UNPROCESSABLE_ENTITY,
             PasswordPage {
                 frame: Frame::new(&user, "account"),
@@ -85,6 +86,6 @@ pub async fn change_password(
                 saved: false,
             },
         )),
-        Err(CreateAdminError::Other(e)) => Err(e),
+        Err(FormError::Other(e)) => Err(e),
     }
 }

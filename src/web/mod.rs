@@ -4,6 +4,7 @@ mod account;
 mod assets;
 mod errors;
 mod frame;
+mod keys;
 mod pages;
 mod sign_in;
 
@@ -24,10 +25,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::get().to(sign_in::setup_form))
         .route("/setup", web::post().to(sign_in::setup))
         .route("/user-access/users", web::get().to(pages::users))
-        .route("/user-access/keys", web::get().to(pages::keys))
         .route("/user-access/groups", web::get().to(pages::groups))
         .route("/user-access/roles", web::get().to(pages::roles))
-        .route("/my/keys", web::get().to(pages::my_keys))
         .route(
             "/configuration/api-access",
             web::get().to(pages::api_access),
@@ -44,6 +43,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/password",
             web::post().to(account::change_password),
         )
+        .configure(|c| keys::routes(c, keys::TENANT))
+        .configure(|c| keys::routes(c, keys::PERSONAL))
         .default_service(web::to(errors::not_found));
 }
 

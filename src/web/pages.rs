@@ -110,24 +110,6 @@ pub async fn users(user: AdminUser, state: web::Data<AppState>) -> Result<HttpRe
     ))
 }
 
-#[derive(Template)]
-#[template(path = "user_access/keys.html")]
-struct KeysPage {
-    frame: Frame,
-    tab: &'static str,
-}
-
-/// GET /user-access/keys
-pub async fn keys(user: AdminUser) -> HttpResponse {
-    html(
-        StatusCode::OK,
-        KeysPage {
-            frame: Frame::new(&user, "users-and-keys"),
-            tab: "keys",
-        },
-    )
-}
-
 struct GroupItem {
     name: String,
     description: String,
@@ -212,22 +194,6 @@ pub async fn roles(user: AdminUser, state: web::Data<AppState>) -> Result<HttpRe
             roles,
         },
     ))
-}
-
-#[derive(Template)]
-#[template(path = "my/keys.html")]
-struct MyKeysPage {
-    frame: Frame,
-}
-
-/// GET /my/keys
-pub async fn my_keys(user: CurrentUser) -> HttpResponse {
-    html(
-        StatusCode::OK,
-        MyKeysPage {
-            frame: Frame::new(&user, "my-keys"),
-        },
-    )
 }
 
 #[derive(Template)]

@@ -10,7 +10,8 @@ use crate::auth::csrf;
 use crate::auth::extract::{SIGNED_IN_AT, client_ip};
 use crate::auth::session_store::USER_ID;
 use crate::error::AppError;
-use crate::service::accounts::{self, CreateAdminError, FieldErrors, NewAdmin, SignInError};
+use crate::service::accounts::{self, NewAdmin, SignInError};
+use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
 use crate::web::errors::wait_phrase;
 use crate::web::{asset_url, html, see_other};
@@ -272,7 +273,7 @@ pub async fn setup(
             start_session(&session, &user_id, state.clock.unix())?;
             Ok(see_other("/user-access/keys"))
         }
-        Err(CreateAdminError::Invalid(errors)) => {
+        Err(FormError::Invalid(errors)) => {
             if !accounts::setup_token_is_valid(&state.pool, state.clock.as_ref(), &form.token)
                 .await?
             {
@@ -289,8 +290,8 @@ pub async fn setup(
             };
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page))
         }
-        Err(CreateAdminError::Other(AppError::NotFound)) => Err(invalid_setup_link()),
-        Err(CreateAdminError::Other(e)) => Err(e),
+        Err(FormError::Other(AppError::NotFound)) => Err(invalid_setup_link()),
+        Err(FormError::Other(e)) => Err(e),
     }
 }
 

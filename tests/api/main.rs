@@ -12,6 +12,7 @@ mod cli;
 mod csrf;
 mod frame;
 mod health;
+mod keys;
 mod schema;
 mod sessions;
 mod setup;

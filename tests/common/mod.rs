@@ -38,7 +38,7 @@ fn init_logs() {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let for_writer = buf.clone();
         keyward::telemetry::init(
-            "debug,sqlx=warn,actix_server=warn,h2=warn,hyper=warn",
+            "debug,sqlx=warn,actix_server=warn,h2=warn,hyper=warn,html5ever=off,selectors=off,scraper=off,markup5ever=off",
             false,
             move || Capture(for_writer.clone()),
         );
@@ -297,6 +297,12 @@ impl TestApp {
         id
     }
 
+    /// Signs the test administrator in again (after the clock moved past the session timeouts).
+    pub async fn signed_in_again(&self) {
+        let page = self.sign_in(ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "signs in again");
+    }
+
     /// A second client with its own cookies against the same server.
     pub fn other_client(&self) -> TestApp {
         TestApp {
@@ -347,5 +353,50 @@ async fn into_page(res: reqwest::Response) -> Page {
         headers,
         html: Html::parse_document(&body),
         body,
+    }
+}
+
+/// A key's ID and secret as read off the one-time page.
+pub struct ShownKey {
+    pub id: String,
+    pub secret: String,
+    pub tenant_id: String,
+    pub copy_all: String,
+}
+
+impl TestApp {
+    /// Submits an Add key form under `base` and reads the one-time page.
+    pub async fn add_key(&self, base: &str, fields: &[(&str, &str)]) -> ShownKey {
+        let page = self.post(base, fields).await;
+        assert_eq!(
+            page.status,
+            StatusCode::OK,
+            "key created: {}",
+            page.text(".field-error, [role=alert]")
+        );
+        ShownKey {
+            id: page.attr("#access-key", "value").expect("access key shown"),
+            secret: page.attr("#secret-key", "value").expect("secret shown"),
+            tenant_id: page.attr("#tenant-id", "value").expect("tenant ID shown"),
+            copy_all: page
+                .attr("#copy-all", "data-copy-text")
+                .expect("copy key details"),
+        }
+    }
+
+    /// What keyward's key check says of an ID and secret.
+    pub async fn authenticate(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<keyward::repo::keys::KeyRow, keyward::service::keys::Refusal> {
+        let hasher = keyward::auth::key_secret::SecretHasher::new(&self.state.master_key);
+        let ring = keyward::service::keys::Keyring {
+            clock: self.clock.as_ref(),
+            hasher: &hasher,
+            tenant_id: &self.state.tenant_id,
+        };
+        let mut conn = self.state.pool.acquire().await.expect("conn");
+        keyward::service::keys::authenticate(&mut conn, &ring, id, secret).await
     }
 }

@@ -1,0 +1,241 @@
+//! Access key identifiers, secrets, names and types (SPEC §3).
+
+use std::fmt;
+
+use rand::RngExt;
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// A key ID: 20 characters, uppercase letters and digits, starting `AK`. Not a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// A new random key ID.
+    pub fn generate() -> Self {
+        let mut rng = rand::rng();
+        let tail: String = (0..18)
+            .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
+            .collect();
+        Self(format!("AK{tail}"))
+    }
+
+    /// Checks the form of a presented key ID.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = raw.len() == 20
+            && raw.starts_with("AK")
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        ok.then(|| Self(raw.to_string()))
+    }
+
+    /// The ID.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key secret: `kws_` + 40 base62 characters + a 6-character base62 CRC32 of the first 44.
+/// `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+/// Length of a secret.
+pub const SECRET_LEN: usize = 50;
+const SECRET_PREFIX: &str = "kws_";
+
+fn checksum(body: &str) -> String {
+    let mut n = u64::from(crc32fast::hash(body.as_bytes()));
+    let mut out = [b'0'; 6];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+}
+
+impl Secret {
+    /// A new secret from the operating system's CSPRNG (through `rand`'s thread RNG, which is
+    /// seeded from it and cryptographically secure).
+    pub fn generate() -> Self {
+        let mut rng = rand::rng();
+        let random: String = (0..40)
+            .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
+            .collect();
+        let body = format!("{SECRET_PREFIX}{random}");
+        let sum = checksum(&body);
+        Self(format!("{body}{sum}"))
+    }
+
+    /// Accepts only well-formed secrets with a matching checksum: a typo costs no lookup.
+    pub fn parse(raw: &str) -> Option<Self> {
+        if raw.len() != SECRET_LEN || !raw.is_ascii() || !raw.starts_with(SECRET_PREFIX) {
+            return None;
+        }
+        let (body, sum) = raw.split_at(44);
+        let well_formed = body[4..]
+            .bytes()
+            .chain(sum.bytes())
+            .all(|b| b.is_ascii_alphanumeric());
+        (well_formed && checksum(body) == sum).then(|| Self(raw.to_string()))
+    }
+
+    /// The secret itself, for hashing or the one-time display.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A key's name: a label for people, 1 to 64 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName(String);
+
+impl KeyName {
+    /// Trims and checks a typed name.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err("Enter a name for the key.".into());
+        }
+        if name.chars().count() > 64 {
+            return Err("A key name can be at most 64 characters.".into());
+        }
+        if name.chars().any(char::is_control) {
+            return Err("A key name cannot contain control characters.".into());
+        }
+        Ok(Self(name.to_string()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the name marks a system key of the tenant (`<tenant ID>@…`).
+    pub fn is_system(&self, tenant_id: &str) -> bool {
+        is_system_key_name(&self.0, tenant_id)
+    }
+}
+
+/// Whether a key name marks a system key of the tenant (`<tenant ID>@…`).
+pub fn is_system_key_name(name: &str, tenant_id: &str) -> bool {
+    name.strip_prefix(tenant_id)
+        .is_some_and(|rest| rest.starts_with('@'))
+}
+
+/// Access keys call keyward's API; API keys are presented to other services, which verify them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Access,
+    Api,
+}
+
+impl KeyType {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Access => "access",
+            KeyType::Api => "api",
+        }
+    }
+
+    /// What the console shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyType::Access => "Access key",
+            KeyType::Api => "API",
+        }
+    }
+
+    /// Parses the stored or submitted form.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "access" => Some(KeyType::Access),
+            "api" => Some(KeyType::Api),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_have_the_documented_form() {
+        for _ in 0..100 {
+            let id = KeyId::generate();
+            assert!(KeyId::parse(id.as_str()).is_some(), "{id}");
+        }
+        assert!(KeyId::parse("AK123").is_none());
+        assert!(KeyId::parse("ak000000000000000000").is_none());
+        assert!(KeyId::parse("XK000000000000000000").is_none());
+    }
+
+    #[test]
+    fn generated_secrets_parse_and_typos_do_not() {
+        for _ in 0..100 {
+            let s = Secret::generate();
+            assert_eq!(s.expose().len(), SECRET_LEN);
+            assert!(s.expose().starts_with("kws_"));
+            assert!(Secret::parse(s.expose()).is_some());
+            // Change one character of the random part: the checksum no longer matches.
+            let mut typo = s.expose().as_bytes().to_vec();
+            typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+            assert!(Secret::parse(std::str::from_utf8(&typo).unwrap()).is_none());
+        }
+        assert!(Secret::parse("").is_none());
+        assert!(Secret::parse("kws_").is_none());
+        assert!(!format!("{:?}", Secret::generate()).contains("kws_"));
+    }
+
+    #[test]
+    fn checksum_is_crc32_in_six_base62_digits() {
+        // CRC32("kws_" + 40 zeros) = 0x5F1BF0E8 per the IEEE polynomial; checked by value below.
+        let body = format!("kws_{}", "0".repeat(40));
+        let crc = crc32fast::hash(body.as_bytes());
+        let mut n = u64::from(crc);
+        let mut expect = String::new();
+        for _ in 0..6 {
+            expect.insert(0, BASE62[(n % 62) as usize] as char);
+            n /= 62;
+        }
+        assert_eq!(checksum(&body), expect);
+        assert!(Secret::parse(&format!("{body}{expect}")).is_some());
+    }
+
+    #[test]
+    fn system_keys_are_named_after_the_tenant() {
+        assert!(is_system_key_name(
+            "T8K2M4Q9ZP3X@monitoring",
+            "T8K2M4Q9ZP3X"
+        ));
+        assert!(!is_system_key_name(
+            "T8K2M4Q9ZP3Xmonitoring",
+            "T8K2M4Q9ZP3X"
+        ));
+        assert!(!is_system_key_name("ci deploy", "T8K2M4Q9ZP3X"));
+    }
+
+    #[test]
+    fn key_names_are_bounded() {
+        assert!(KeyName::parse(" ").is_err());
+        assert!(KeyName::parse(&"k".repeat(65)).is_err());
+        assert!(KeyName::parse("tab\tinside").is_err());
+        assert_eq!(KeyName::parse(" ci deploy ").unwrap().as_str(), "ci deploy");
+    }
+}

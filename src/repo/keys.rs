@@ -1,0 +1,389 @@
+//! SQL for access keys and their group and role assignments.
+
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+/// An access key row. `secret_hash` is a keyed hash, never the secret.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub key_type: String,
+    pub owner_user_id: Option<String>,
+    pub owner_name: Option<String>,
+    pub secret_hash: String,
+    pub previous_secret_hash: Option<String>,
+    pub previous_valid_until: Option<i64>,
+    pub secret_regenerated_at: Option<i64>,
+    pub active: i64,
+    pub locked: i64,
+    pub failed_attempts: i64,
+    pub expires_at: Option<i64>,
+    pub allowed_networks: String,
+    pub created_at: i64,
+    pub created_by: Option<String>,
+    pub created_by_label: String,
+    pub modified_at: i64,
+    pub modified_by: Option<String>,
+    pub modified_by_label: String,
+    pub last_used_at: Option<i64>,
+    pub last_used_ip: Option<String>,
+    pub last_used_agent: Option<String>,
+}
+
+macro_rules! select_keys {
+    ($tail:literal) => {
+        concat!(
+            "SELECT k.id, k.name, k.description, k.key_type, k.owner_user_id, u.name AS owner_name, ",
+            "k.secret_hash, k.previous_secret_hash, k.previous_valid_until, k.secret_regenerated_at, ",
+            "k.active, k.locked, k.failed_attempts, k.expires_at, k.allowed_networks, k.created_at, ",
+            "k.created_by, k.created_by_label, k.modified_at, k.modified_by, k.modified_by_label, ",
+            "k.last_used_at, k.last_used_ip, k.last_used_agent ",
+            "FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id ",
+            $tail
+        )
+    };
+}
+
+/// What a new key row holds.
+pub struct NewKeyRow<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub key_type: &'a str,
+    pub owner_user_id: Option<&'a str>,
+    pub secret_hash: &'a str,
+    pub expires_at: Option<i64>,
+    pub actor_id: Option<&'a str>,
+    pub actor_label: &'a str,
+    pub now: i64,
+}
+
+/// Inserts a key.
+pub async fn insert(conn: &mut AnyConnection, k: &NewKeyRow<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO access_keys (id, name, key_type, owner_user_id, secret_hash, expires_at, \
+         created_at, created_by, created_by_label, modified_at, modified_by, modified_by_label) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $7, $8, $9)",
+    )
+    .bind(k.id)
+    .bind(k.name)
+    .bind(k.key_type)
+    .bind(k.owner_user_id)
+    .bind(k.secret_hash)
+    .bind(k.expires_at)
+    .bind(k.now)
+    .bind(k.actor_id)
+    .bind(k.actor_label)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A key by ID.
+pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<KeyRow>> {
+    sqlx::query_as(select_keys!("WHERE k.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Takes one of the owner's two personal-key places; false when both are taken. The conditional
+/// UPDATE locks the user row, so concurrent creators queue and the count cannot pass the limit.
+pub async fn take_personal_slot(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    limit: i64,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE users SET personal_key_count = personal_key_count + 1 \
+         WHERE id = $1 AND personal_key_count < $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Gives a personal-key place back (the key was deleted).
+pub async fn release_personal_slot(conn: &mut AnyConnection, user_id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET personal_key_count = personal_key_count - 1 \
+         WHERE id = $1 AND personal_key_count > 0",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records who changed a key and when.
+pub async fn touch(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+    actor_id: Option<&str>,
+    actor_label: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET modified_at = $1, modified_by = $2, modified_by_label = $3 WHERE id = $4")
+        .bind(now)
+        .bind(actor_id)
+        .bind(actor_label)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Renames a key.
+pub async fn set_name(conn: &mut AnyConnection, id: &str, name: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET name = $1 WHERE id = $2")
+        .bind(name)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets (or clears) the expiry.
+pub async fn set_expiry(
+    conn: &mut AnyConnection,
+    id: &str,
+    expires_at: Option<i64>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET expires_at = $1 WHERE id = $2")
+        .bind(expires_at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Activates or deactivates.
+pub async fn set_active(conn: &mut AnyConnection, id: &str, active: bool) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET active = $1 WHERE id = $2")
+        .bind(i64::from(active))
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends a lock and forgets failed attempts.
+pub async fn unlock(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET locked = 0, failed_attempts = 0 WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the secret hash; the old one keeps working until `previous_valid_until` (if any).
+pub async fn replace_secret(
+    conn: &mut AnyConnection,
+    id: &str,
+    new_hash: &str,
+    previous: Option<(&str, i64)>,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE access_keys SET secret_hash = $1, previous_secret_hash = $2, previous_valid_until = $3, \
+         secret_regenerated_at = $4, locked = 0, failed_attempts = 0 WHERE id = $5",
+    )
+    .bind(new_hash)
+    .bind(previous.map(|p| p.0))
+    .bind(previous.map(|p| p.1))
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a key (its assignments go with it).
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> sqlx::Result<bool> {
+    Ok(sqlx::query("DELETE FROM access_keys WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// The group IDs assigned to a key.
+pub async fn group_ids(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT group_id FROM key_groups WHERE key_id = $1 ORDER BY group_id")
+        .bind(id)
+        .fetch_all(conn)
+        .await
+}
+
+/// The role IDs assigned to a key.
+pub async fn role_ids(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT role_id FROM key_roles WHERE key_id = $1 ORDER BY role_id")
+        .bind(id)
+        .fetch_all(conn)
+        .await
+}
+
+/// Replaces a key's group assignments.
+pub async fn set_groups(
+    conn: &mut AnyConnection,
+    id: &str,
+    group_ids: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM key_groups WHERE key_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for g in group_ids {
+        sqlx::query("INSERT INTO key_groups (key_id, group_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(g)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Replaces a key's role assignments.
+pub async fn set_roles(
+    conn: &mut AnyConnection,
+    id: &str,
+    role_ids: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM key_roles WHERE key_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for r in role_ids {
+        sqlx::query("INSERT INTO key_roles (key_id, role_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(r)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The permissions a tenant key holds through its roles and its groups' roles.
+pub async fn tenant_key_permissions(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT permission FROM role_permissions WHERE role_id IN ( \
+             SELECT role_id FROM key_roles WHERE key_id = $1 \
+             UNION SELECT gr.role_id FROM key_groups kg JOIN group_roles gr ON gr.group_id = kg.group_id \
+             WHERE kg.key_id = $1) \
+         GROUP BY permission ORDER BY permission",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Which keys to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this owner's keys (the personal-key page).
+    pub owner: Option<String>,
+    /// Case-insensitive part of the name, or the start of the ID.
+    pub search: String,
+    /// "active", "inactive", "expired", "locked" or empty.
+    pub status: String,
+    /// "access", "api" or empty.
+    pub key_type: String,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Columns the list can be sorted by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    #[default]
+    Created,
+    Name,
+    Expires,
+    LastUsed,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Created => "k.created_at",
+            SortKey::Name => "k.name",
+            SortKey::Expires => "k.expires_at",
+            SortKey::LastUsed => "k.last_used_at",
+        }
+    }
+}
+
+const LIST_WHERE: &str = "WHERE ($1 = '' OR k.owner_user_id = $1) \
+    AND ($2 = '' OR LOWER(k.name) LIKE $3 OR k.id LIKE $4) \
+    AND ($5 = '' OR k.key_type = $5) \
+    AND ($6 = '' \
+      OR ($6 = 'inactive' AND k.active = 0) \
+      OR ($6 = 'locked' AND k.active = 1 AND k.locked = 1) \
+      OR ($6 = 'expired' AND k.active = 1 AND k.locked = 0 AND k.expires_at IS NOT NULL AND k.expires_at <= $7) \
+      OR ($6 = 'active' AND k.active = 1 AND k.locked = 0 AND (k.expires_at IS NULL OR k.expires_at > $7)))";
+
+fn like_escape(s: &str) -> String {
+    s.chars().filter(|c| *c != '%' && *c != '_').collect()
+}
+
+/// One page of keys and the number of keys matching the filter.
+pub async fn list(
+    conn: &mut AnyConnection,
+    f: &ListFilter,
+    now: i64,
+) -> sqlx::Result<(Vec<KeyRow>, i64)> {
+    let search = f.search.trim().to_string();
+    let contains = format!("%{}%", like_escape(&search.to_lowercase()));
+    let id_prefix = format!("{}%", like_escape(&search.to_uppercase()));
+    let owner = f.owner.clone().unwrap_or_default();
+    let direction = if f.descending { "DESC" } else { "ASC" };
+    // NULL expiry ("never") and never-used sort last whichever the direction.
+    let column = f.sort.column();
+    let order = format!(
+        "ORDER BY CASE WHEN {column} IS NULL THEN 1 ELSE 0 END, {column} {direction}, k.id {direction}"
+    );
+    let sql = format!(
+        "{} {LIST_WHERE} {order} LIMIT $8 OFFSET $9",
+        select_keys!("")
+    );
+    let rows: Vec<KeyRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(&owner)
+        .bind(&search)
+        .bind(&contains)
+        .bind(&id_prefix)
+        .bind(&f.key_type)
+        .bind(&f.status)
+        .bind(now)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(&mut *conn)
+        .await?;
+    let count_sql = format!("SELECT COUNT(*) FROM access_keys k {LIST_WHERE}");
+    let total: i64 = sqlx::query_scalar(AssertSqlSafe(count_sql))
+        .bind(&owner)
+        .bind(&search)
+        .bind(&contains)
+        .bind(&id_prefix)
+        .bind(&f.key_type)
+        .bind(&f.status)
+        .bind(now)
+        .fetch_one(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+/// How many personal keys each user holds: (user id, count).
+pub async fn personal_counts(conn: &mut AnyConnection) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT id, personal_key_count FROM users")
+        .fetch_all(conn)
+        .await
+}

@@ -1,0 +1,762 @@
+//! Access keys: every rule and write (SPEC §2.1, §2.3). The console's Access keys tab, the
+//! personal-key page and (next) the REST API all come through here.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use sqlx::AnyConnection;
+
+use crate::auth::key_secret::SecretHasher;
+use crate::clock::Clock;
+use crate::domain::{KeyId, KeyName, KeyType, Secret, is_system_key_name};
+use crate::error::AppError;
+use crate::repo::keys::{self as repo, KeyRow, ListFilter, NewKeyRow};
+use crate::repo::{self as repos};
+use crate::service::audit::{self, NewEntry, SUCCESS};
+use crate::service::{FieldErrors, FormError};
+
+/// A user may hold at most this many personal keys.
+pub const PERSONAL_KEY_LIMIT: i64 = 2;
+/// Validity choices offered when a key is created, in days.
+pub const VALIDITY_DAYS: [i64; 5] = [30, 60, 90, 180, 365];
+/// Grace periods offered when a secret is regenerated, in seconds.
+pub const GRACE_PERIODS: [i64; 3] = [3600, 86_400, 7 * 86_400];
+/// The latest expiry accepted: the end of 2099.
+const LATEST_EXPIRY: i64 = 4_102_444_799;
+
+/// Who is acting, and from where.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: String,
+    pub label: String,
+    pub is_admin: bool,
+    pub client_ip: String,
+}
+
+/// Where a request manages keys from: every key of the tenant (administrators), or the actor's
+/// own personal keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Tenant,
+    Personal,
+}
+
+/// What keys need beyond the database: the clock, the secret hasher and the tenant ID.
+pub struct Keyring<'a> {
+    pub clock: &'a dyn Clock,
+    pub hasher: &'a SecretHasher,
+    pub tenant_id: &'a str,
+}
+
+/// A key's state as people see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+    Expired,
+    Locked,
+}
+
+impl KeyStatus {
+    /// The state of a row at `now`.
+    pub fn of(row: &KeyRow, now: i64) -> Self {
+        if row.active == 0 {
+            KeyStatus::Inactive
+        } else if row.locked == 1 {
+            KeyStatus::Locked
+        } else if row.expires_at.is_some_and(|t| t <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    /// The label shown in the console.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "Active",
+            KeyStatus::Inactive => "Inactive",
+            KeyStatus::Expired => "Expired",
+            KeyStatus::Locked => "Locked",
+        }
+    }
+}
+
+/// How long a key should last, as chosen in a form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpiryChoice {
+    Days(i64),
+    Date(String),
+    Never,
+}
+
+impl ExpiryChoice {
+    /// Reads the `validity` field (`30`…`365`, `custom`, `never`) and the custom date.
+    pub fn from_form(validity: &str, custom_date: &str) -> Result<Self, String> {
+        match validity {
+            "never" => Ok(ExpiryChoice::Never),
+            "custom" => Ok(ExpiryChoice::Date(custom_date.trim().to_string())),
+            other => other
+                .parse::<i64>()
+                .ok()
+                .filter(|d| VALIDITY_DAYS.contains(d))
+                .map(ExpiryChoice::Days)
+                .ok_or_else(|| "Choose how long the key is valid.".to_string()),
+        }
+    }
+
+    /// The expiry instant (unix seconds), `None` for never. A custom date lasts to the end of
+    /// that day (UTC) and must lie in the future.
+    pub fn resolve(&self, now: i64) -> Result<Option<i64>, String> {
+        match self {
+            ExpiryChoice::Never => Ok(None),
+            ExpiryChoice::Days(d) => Ok(Some(now + d * 86_400)),
+            ExpiryChoice::Date(raw) => {
+                if raw.is_empty() {
+                    return Err("Enter the date the key expires.".into());
+                }
+                let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .map_err(|_| format!("“{raw}” is not a date: use YYYY-MM-DD."))?;
+                let end = day
+                    .and_hms_opt(23, 59, 59)
+                    .map(|t| t.and_utc().timestamp())
+                    .ok_or_else(|| "That date cannot be used.".to_string())?;
+                if end <= now {
+                    return Err("Choose a date in the future.".into());
+                }
+                if end > LATEST_EXPIRY {
+                    return Err("Choose a date before 2100.".into());
+                }
+                Ok(Some(end))
+            }
+        }
+    }
+}
+
+/// A new key as submitted.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub key_type: String,
+    pub validity: String,
+    pub custom_date: String,
+    pub group_ids: Vec<String>,
+    pub role_ids: Vec<String>,
+}
+
+/// A key just created or regenerated: the only moment its secret exists outside the caller.
+#[derive(Debug, Clone)]
+pub struct OneTimeSecret {
+    pub key_id: String,
+    pub name: String,
+    pub secret: Secret,
+    pub tenant_id: String,
+}
+
+fn refuse_unless_admin(actor: &Actor, scope: Scope) -> Result<(), AppError> {
+    if scope == Scope::Tenant && !actor.is_admin {
+        return Err(AppError::Forbidden);
+    }
+    Ok(())
+}
+
+/// Loads a key the actor may manage in this scope; any other key is "not found", so guessing IDs
+/// reveals nothing.
+pub async fn load(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+) -> Result<KeyRow, AppError> {
+    refuse_unless_admin(actor, scope)?;
+    let row = repo::find(conn, id).await?.ok_or(AppError::NotFound)?;
+    if scope == Scope::Personal && row.owner_user_id.as_deref() != Some(actor.user_id.as_str()) {
+        return Err(AppError::NotFound);
+    }
+    Ok(row)
+}
+
+async fn check_assignments(
+    conn: &mut AnyConnection,
+    group_ids: &[String],
+    role_ids: &[String],
+    errors: &mut FieldErrors,
+) -> Result<(Vec<String>, Vec<String>), AppError> {
+    let groups: BTreeSet<String> = group_ids
+        .iter()
+        .filter(|g| !g.is_empty())
+        .cloned()
+        .collect();
+    let roles: BTreeSet<String> = role_ids.iter().filter(|r| !r.is_empty()).cloned().collect();
+    let known_groups: BTreeSet<String> = repos::groups::list(conn)
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    let known_roles: BTreeSet<String> = repos::roles::list(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    if !groups.is_subset(&known_groups) {
+        errors.add(
+            "groups",
+            "One of the chosen groups no longer exists. Choose again.",
+        );
+    }
+    if !roles.is_subset(&known_roles) {
+        errors.add(
+            "roles",
+            "One of the chosen roles no longer exists. Choose again.",
+        );
+    }
+    Ok((groups.into_iter().collect(), roles.into_iter().collect()))
+}
+
+fn entry<'a>(
+    actor: &'a Actor,
+    action: &'a str,
+    key_id: &'a str,
+    key_name: &'a str,
+    details: &'a str,
+) -> NewEntry<'a> {
+    NewEntry {
+        actor_id: Some(&actor.user_id),
+        actor_label: &actor.label,
+        action,
+        target_type: "access_key",
+        target_id: key_id,
+        target_label: key_name,
+        client_ip: &actor.client_ip,
+        outcome: SUCCESS,
+        details,
+    }
+}
+
+/// Creates a key. In the personal scope it belongs to the actor and takes one of their two
+/// places inside the same transaction; in the tenant scope it is a tenant key.
+pub async fn create(
+    pool: &sqlx::AnyPool,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    scope: Scope,
+    input: NewKey,
+) -> Result<OneTimeSecret, FormError> {
+    refuse_unless_admin(actor, scope)?;
+    let now = ring.clock.unix();
+    let mut errors = FieldErrors::default();
+    let name = KeyName::parse(&input.name)
+        .map_err(|m| errors.add("name", m))
+        .ok();
+    if let Some(n) = &name
+        && n.is_system(ring.tenant_id)
+    {
+        errors.add(
+            "name",
+            format!(
+                "Names starting with “{}@” are reserved for system keys.",
+                ring.tenant_id
+            ),
+        );
+    }
+    let key_type = KeyType::parse(&input.key_type);
+    if key_type.is_none() {
+        errors.add("key_type", "Choose Access key or API.");
+    }
+    let expires_at = ExpiryChoice::from_form(&input.validity, &input.custom_date)
+        .and_then(|c| c.resolve(now))
+        .map_err(|m| errors.add("validity", m))
+        .ok();
+    if scope == Scope::Personal && (!input.group_ids.is_empty() || !input.role_ids.is_empty()) {
+        errors.add(
+            "groups",
+            "Personal keys act with your own permissions; they take no groups or roles.",
+        );
+    }
+    let mut tx = crate::db::begin_write(pool).await?;
+    let (group_ids, role_ids) =
+        check_assignments(&mut tx, &input.group_ids, &input.role_ids, &mut errors).await?;
+    let (Some(name), Some(key_type), Some(expires_at), true) =
+        (name, key_type, expires_at, errors.is_empty())
+    else {
+        return Err(FormError::Invalid(errors));
+    };
+    let owner = match scope {
+        Scope::Personal => {
+            if !repo::take_personal_slot(&mut tx, &actor.user_id, PERSONAL_KEY_LIMIT).await? {
+                return Err(FormError::Other(AppError::Conflict(format!(
+                    "You already have {PERSONAL_KEY_LIMIT} personal access keys, the most a user can hold. \
+                     Delete one to create another."
+                ))));
+            }
+            Some(actor.user_id.as_str())
+        }
+        Scope::Tenant => None,
+    };
+    let id = KeyId::generate();
+    let secret = Secret::generate();
+    repo::insert(
+        &mut tx,
+        &NewKeyRow {
+            id: id.as_str(),
+            name: name.as_str(),
+            key_type: key_type.as_str(),
+            owner_user_id: owner,
+            secret_hash: &ring.hasher.hash(&secret),
+            expires_at,
+            actor_id: Some(&actor.user_id),
+            actor_label: &actor.label,
+            now,
+        },
+    )
+    .await?;
+    repo::set_groups(&mut tx, id.as_str(), &group_ids).await?;
+    repo::set_roles(&mut tx, id.as_str(), &role_ids).await?;
+    let details = format!("type {}, {}", key_type.label(), expiry_phrase(expires_at));
+    audit::record(
+        &mut tx,
+        now,
+        entry(actor, "key.created", id.as_str(), name.as_str(), &details),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(OneTimeSecret {
+        key_id: id.to_string(),
+        name: name.as_str().to_string(),
+        secret,
+        tenant_id: ring.tenant_id.to_string(),
+    })
+}
+
+fn expiry_phrase(expires_at: Option<i64>) -> String {
+    match expires_at {
+        Some(t) => format!("expires {}", crate::clock::format_utc(t)),
+        None => "never expires".into(),
+    }
+}
+
+/// Changes to a key's details, as submitted from the Key details pane.
+#[derive(Debug, Clone)]
+pub struct KeyChanges {
+    pub name: String,
+    /// `keep` leaves the expiry alone; otherwise as for a new key.
+    pub validity: String,
+    pub custom_date: String,
+    pub group_ids: Vec<String>,
+    pub role_ids: Vec<String>,
+}
+
+/// Applies changes to name, expiry and (tenant keys only) assignments. Assignment changes notify
+/// the people they affect.
+pub async fn update(
+    pool: &sqlx::AnyPool,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+    changes: KeyChanges,
+) -> Result<(), FormError> {
+    let now = ring.clock.unix();
+    let mut tx = crate::db::begin_write(pool).await?;
+    let key = load(&mut tx, actor, scope, id).await?;
+    let system = is_system_key_name(&key.name, ring.tenant_id);
+    let mut errors = FieldErrors::default();
+    let name = KeyName::parse(&changes.name)
+        .map_err(|m| errors.add("name", m))
+        .ok();
+    if let Some(n) = &name
+        && n.as_str() != key.name
+        && (system || n.is_system(ring.tenant_id))
+    {
+        errors.add("name", "System key names cannot be changed or taken.");
+    }
+    let new_expiry = if changes.validity == "keep" {
+        Ok(key.expires_at)
+    } else {
+        ExpiryChoice::from_form(&changes.validity, &changes.custom_date)
+            .and_then(|c| c.resolve(now))
+    }
+    .map_err(|m| errors.add("validity", m))
+    .ok();
+    let personal = key.owner_user_id.is_some();
+    let (group_ids, role_ids) = if personal {
+        (Vec::new(), Vec::new())
+    } else {
+        check_assignments(&mut tx, &changes.group_ids, &changes.role_ids, &mut errors).await?
+    };
+    let (Some(name), Some(new_expiry), true) = (name, new_expiry, errors.is_empty()) else {
+        return Err(FormError::Invalid(errors));
+    };
+    let mut changed = false;
+    if name.as_str() != key.name {
+        repo::set_name(&mut tx, id, name.as_str()).await?;
+        let details = format!("from “{}”", key.name);
+        audit::record(
+            &mut tx,
+            now,
+            entry(actor, "key.renamed", id, name.as_str(), &details),
+        )
+        .await?;
+        changed = true;
+    }
+    if new_expiry != key.expires_at {
+        repo::set_expiry(&mut tx, id, new_expiry).await?;
+        let details = expiry_phrase(new_expiry);
+        audit::record(
+            &mut tx,
+            now,
+            entry(actor, "key.expiry_changed", id, name.as_str(), &details),
+        )
+        .await?;
+        changed = true;
+    }
+    if !personal {
+        let old_groups = repo::group_ids(&mut tx, id).await?;
+        let old_roles = repo::role_ids(&mut tx, id).await?;
+        if old_groups != group_ids || old_roles != role_ids {
+            repo::set_groups(&mut tx, id, &group_ids).await?;
+            repo::set_roles(&mut tx, id, &role_ids).await?;
+            let details = format!(
+                "groups: {}; roles: {}",
+                describe(&group_ids),
+                describe(&role_ids)
+            );
+            audit::record(
+                &mut tx,
+                now,
+                entry(
+                    actor,
+                    "key.assignments_changed",
+                    id,
+                    name.as_str(),
+                    &details,
+                ),
+            )
+            .await?;
+            notify_assignment_change(&mut tx, &key, name.as_str(), &old_groups, &group_ids, now)
+                .await?;
+            changed = true;
+        }
+    }
+    if changed {
+        repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn describe(ids: &[String]) -> String {
+    if ids.is_empty() {
+        "none".into()
+    } else {
+        ids.join(", ")
+    }
+}
+
+/// Bell notices to the people a change of assignments affects: the key's owner and the members
+/// of every group added or removed.
+async fn notify_assignment_change(
+    conn: &mut AnyConnection,
+    key: &KeyRow,
+    name: &str,
+    old_groups: &[String],
+    new_groups: &[String],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let old: BTreeSet<&String> = old_groups.iter().collect();
+    let new: BTreeSet<&String> = new_groups.iter().collect();
+    let mut people: BTreeSet<String> = key.owner_user_id.iter().cloned().collect();
+    for group in old.symmetric_difference(&new) {
+        let members: Vec<String> =
+            sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = $1")
+                .bind(*group)
+                .fetch_all(&mut *conn)
+                .await?;
+        people.extend(members);
+    }
+    let title = format!("Assignments of access key “{name}” changed");
+    let body = format!(
+        "The groups or roles of key {} changed, and with them what it may do.",
+        key.id
+    );
+    for user in people {
+        repos::notifications::insert(
+            conn,
+            &user,
+            now,
+            "key.assignments_changed",
+            &title,
+            &body,
+            "",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Replaces a key's secret. The old one stops at once, or after `grace_secs` (one of
+/// [`GRACE_PERIODS`]). Regenerating also ends a lock. System keys refuse.
+pub async fn regenerate(
+    pool: &sqlx::AnyPool,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+    grace_secs: i64,
+) -> Result<OneTimeSecret, AppError> {
+    if grace_secs != 0 && !GRACE_PERIODS.contains(&grace_secs) {
+        return Err(AppError::invalid(
+            "grace_period",
+            "Choose one of the offered grace periods.",
+        ));
+    }
+    let now = ring.clock.unix();
+    let mut tx = crate::db::begin_write(pool).await?;
+    let key = load(&mut tx, actor, scope, id).await?;
+    if is_system_key_name(&key.name, ring.tenant_id) {
+        return Err(AppError::Conflict(format!(
+            "“{}” is a system key managed by keyward; its secret cannot be regenerated here.",
+            key.name
+        )));
+    }
+    let secret = Secret::generate();
+    let previous = (grace_secs > 0).then(|| (key.secret_hash.as_str(), now + grace_secs));
+    repo::replace_secret(&mut tx, id, &ring.hasher.hash(&secret), previous, now).await?;
+    repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
+    let details = if grace_secs > 0 {
+        format!(
+            "old secret works until {}",
+            crate::clock::format_utc(now + grace_secs)
+        )
+    } else {
+        "old secret stopped at once".to_string()
+    };
+    audit::record(
+        &mut tx,
+        now,
+        entry(actor, "key.secret_regenerated", id, &key.name, &details),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(OneTimeSecret {
+        key_id: key.id,
+        name: key.name,
+        secret,
+        tenant_id: ring.tenant_id.to_string(),
+    })
+}
+
+/// Activates or deactivates a key.
+pub async fn set_active(
+    pool: &sqlx::AnyPool,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+    active: bool,
+) -> Result<(), AppError> {
+    let now = ring.clock.unix();
+    let mut tx = crate::db::begin_write(pool).await?;
+    let key = load(&mut tx, actor, scope, id).await?;
+    if (key.active == 1) != active {
+        repo::set_active(&mut tx, id, active).await?;
+        repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
+        let action = if active {
+            "key.activated"
+        } else {
+            "key.deactivated"
+        };
+        audit::record(&mut tx, now, entry(actor, action, id, &key.name, "")).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends a key's lock.
+pub async fn unlock(
+    pool: &sqlx::AnyPool,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+) -> Result<(), AppError> {
+    let now = ring.clock.unix();
+    let mut tx = crate::db::begin_write(pool).await?;
+    let key = load(&mut tx, actor, scope, id).await?;
+    if key.locked == 1 {
+        repo::unlock(&mut tx, id).await?;
+        repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
+        audit::record(
+            &mut tx,
+            now,
+            entry(actor, "key.unlocked", id, &key.name, ""),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes a key for good. System keys refuse. A personal key gives its owner's place back.
+pub async fn delete(
+    pool: &sqlx::AnyPool,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+) -> Result<String, AppError> {
+    let now = ring.clock.unix();
+    let mut tx = crate::db::begin_write(pool).await?;
+    let key = load(&mut tx, actor, scope, id).await?;
+    if is_system_key_name(&key.name, ring.tenant_id) {
+        return Err(AppError::Conflict(format!(
+            "“{}” is a system key managed by keyward; it cannot be deleted.",
+            key.name
+        )));
+    }
+    repo::delete(&mut tx, id).await?;
+    if let Some(owner) = &key.owner_user_id {
+        repo::release_personal_slot(&mut tx, owner).await?;
+    }
+    audit::record(&mut tx, now, entry(actor, "key.deleted", id, &key.name, "")).await?;
+    tx.commit().await?;
+    Ok(key.name)
+}
+
+/// A key's effective permissions: a tenant key's roles and its groups' roles; a personal key
+/// acts with its owner's current permissions, never more.
+pub async fn effective_permissions(
+    conn: &mut AnyConnection,
+    key: &KeyRow,
+) -> Result<Vec<String>, sqlx::Error> {
+    match &key.owner_user_id {
+        Some(owner) => repos::roles::user_permissions(conn, owner).await,
+        None => repo::tenant_key_permissions(conn, &key.id).await,
+    }
+}
+
+/// Lists keys in a scope.
+pub async fn list(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    scope: Scope,
+    mut filter: ListFilter,
+    now: i64,
+) -> Result<(Vec<KeyRow>, i64), AppError> {
+    refuse_unless_admin(actor, scope)?;
+    filter.owner = match scope {
+        Scope::Personal => Some(actor.user_id.clone()),
+        Scope::Tenant => None,
+    };
+    Ok(repo::list(conn, &filter, now).await?)
+}
+
+/// Why a presented key was refused. Callers show one answer for all; the reason is for the
+/// audit log and the key's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NotFound,
+    WrongSecret,
+    Inactive,
+    Expired,
+    Locked,
+    OwnerDisabled,
+}
+
+/// Checks a key ID and secret: the stored hash (or, during a grace period, the previous one),
+/// then the key's state and its owner's.
+pub async fn authenticate(
+    conn: &mut AnyConnection,
+    ring: &Keyring<'_>,
+    id: &str,
+    secret: &str,
+) -> Result<KeyRow, Refusal> {
+    let (Some(_), Some(secret)) = (KeyId::parse(id), Secret::parse(secret)) else {
+        return Err(Refusal::NotFound);
+    };
+    let now = ring.clock.unix();
+    let key = repo::find(conn, id)
+        .await
+        .ok()
+        .flatten()
+        .ok_or(Refusal::NotFound)?;
+    let current = ring.hasher.matches(&secret, &key.secret_hash);
+    let previous = key.previous_valid_until.is_some_and(|t| t > now)
+        && key
+            .previous_secret_hash
+            .as_deref()
+            .is_some_and(|h| ring.hasher.matches(&secret, h));
+    if !current && !previous {
+        return Err(Refusal::WrongSecret);
+    }
+    match KeyStatus::of(&key, now) {
+        KeyStatus::Inactive => return Err(Refusal::Inactive),
+        KeyStatus::Locked => return Err(Refusal::Locked),
+        KeyStatus::Expired => return Err(Refusal::Expired),
+        KeyStatus::Active => {}
+    }
+    if let Some(owner) = &key.owner_user_id {
+        let active = repos::users::find(conn, owner)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|u| u.active == 1);
+        if !active {
+            return Err(Refusal::OwnerDisabled);
+        }
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_384_800; // 2026-11-23 10:00 UTC
+
+    #[test]
+    fn validity_choices_resolve_against_now() {
+        assert_eq!(
+            ExpiryChoice::from_form("90", "")
+                .unwrap()
+                .resolve(NOW)
+                .unwrap(),
+            Some(NOW + 90 * 86_400)
+        );
+        assert_eq!(
+            ExpiryChoice::from_form("never", "")
+                .unwrap()
+                .resolve(NOW)
+                .unwrap(),
+            None
+        );
+        assert!(ExpiryChoice::from_form("45", "").is_err());
+        assert!(ExpiryChoice::from_form("", "").is_err());
+    }
+
+    #[test]
+    fn custom_dates_last_to_the_end_of_the_day_and_must_be_in_the_future() {
+        let c = ExpiryChoice::from_form("custom", "2026-12-31").unwrap();
+        assert_eq!(c.resolve(NOW).unwrap(), Some(1_798_761_599));
+        assert_eq!(
+            ExpiryChoice::from_form("custom", "2026-11-23")
+                .unwrap()
+                .resolve(NOW)
+                .unwrap(),
+            Some(NOW + 14 * 3600 - 1)
+        );
+        for (raw, message) in [
+            ("2026-11-22", "future"),
+            ("2026-02-30", "not a date"),
+            ("tomorrow", "not a date"),
+            ("", "Enter the date"),
+            ("2100-01-01", "before 2100"),
+        ] {
+            let err = ExpiryChoice::from_form("custom", raw)
+                .unwrap()
+                .resolve(NOW)
+                .unwrap_err();
+            assert!(err.contains(message), "{raw}: {err}");
+        }
+    }
+}
