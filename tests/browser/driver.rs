@@ -192,3 +192,34 @@ impl Browser {
         let _ = self.client.clone().close().await;
     }
 }
+
+impl Browser {
+    /// Waits until the first match of `css` has exactly `expected` as text (after a navigation),
+    /// tolerating the old page's elements going stale meanwhile.
+    pub async fn wait_for_text(&self, css: &str, expected: &str) {
+        self.wait_for_text_where(css, expected, |text| text == expected)
+            .await;
+    }
+
+    /// Waits until the first match of `css` contains `part`.
+    pub async fn wait_for_text_containing(&self, css: &str, part: &str) {
+        self.wait_for_text_where(css, part, |text| text.contains(part))
+            .await;
+    }
+
+    async fn wait_for_text_where(&self, css: &str, wanted: &str, ok: impl Fn(&str) -> bool) {
+        let mut seen = String::new();
+        for _ in 0..100 {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = el.text().await
+            {
+                if ok(&text) {
+                    return;
+                }
+                seen = text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {css} to show {wanted:?}, saw {seen:?}");
+    }
+}

@@ -3,7 +3,7 @@ use fantoccini::key::Key;
 use crate::common::{ADMIN_EMAIL, PASSWORD, USER_EMAIL, spawn_app};
 use crate::driver::Browser;
 
-async fn sign_in(b: &Browser, address: &str, email: &str, password: &str) {
+pub async fn sign_in(b: &Browser, address: &str, email: &str, password: &str) {
     b.goto(&format!("{address}/login")).await;
     b.fill("#email", email).await;
     b.fill("#password", password).await;

@@ -6,3 +6,4 @@ mod common;
 
 mod driver;
 mod flows;
+mod keys;
