@@ -35,6 +35,7 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub master_key: MasterKey,
     pub tenant_id: String,
+    pub mailer: crate::mail::Mailer,
 }
 
 /// The database, migrated, with the tenant ID settled. Shared by `serve` and the CLI commands.
@@ -95,6 +96,7 @@ impl Application {
             );
         }
 
+        let mailer = crate::mail::Mailer::new(&settings.data_dir, &settings.mail_from)?;
         let hasher =
             PasswordHasher::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
         let state = web::Data::new(AppState {
@@ -105,6 +107,7 @@ impl Application {
             hasher,
             master_key: prepared.master_key,
             tenant_id: prepared.tenant_id,
+            mailer,
         });
         let server = run(listener, state.clone())?;
         Ok(Self {

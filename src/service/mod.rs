@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod bootstrap;
 pub mod keys;
+pub mod people;
 pub mod throttle;
 
 use crate::error::AppError;

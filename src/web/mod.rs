@@ -6,6 +6,7 @@ mod errors;
 mod frame;
 mod keys;
 mod pages;
+mod people;
 mod sign_in;
 
 use actix_web::middleware::DefaultHeaders;
@@ -24,9 +25,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(sign_in::logout))
         .route("/setup", web::get().to(sign_in::setup_form))
         .route("/setup", web::post().to(sign_in::setup))
-        .route("/user-access/users", web::get().to(pages::users))
-        .route("/user-access/groups", web::get().to(pages::groups))
-        .route("/user-access/roles", web::get().to(pages::roles))
         .route(
             "/configuration/api-access",
             web::get().to(pages::api_access),
@@ -43,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/password",
             web::post().to(account::change_password),
         )
+        .configure(people::routes)
         .configure(|c| keys::routes(c, keys::TENANT))
         .configure(|c| keys::routes(c, keys::PERSONAL))
         .default_service(web::to(errors::not_found));

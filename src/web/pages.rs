@@ -1,8 +1,6 @@
 //! The console's pages: Users and keys tabs, My access keys, API Access, notifications, audit
 //! and mail logs, plus `/` and `/healthz`.
 
-use std::collections::HashMap;
-
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -57,143 +55,13 @@ pub struct When {
 }
 
 impl When {
-    fn at(secs: i64, now: i64) -> Self {
+    /// The time `secs` as seen at `now`.
+    pub fn at(secs: i64, now: i64) -> Self {
         Self {
             absolute: format_utc(secs),
             relative: relative(secs, now),
         }
     }
-}
-
-struct UserItem {
-    name: String,
-    email: String,
-    groups: String,
-    active: bool,
-    last_sign_in: Option<When>,
-}
-
-#[derive(Template)]
-#[template(path = "user_access/users.html")]
-struct UsersPage {
-    frame: Frame,
-    tab: &'static str,
-    users: Vec<UserItem>,
-}
-
-/// GET /user-access/users
-pub async fn users(user: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let now = state.clock.unix();
-    let mut conn = state.pool.acquire().await?;
-    let rows = repo::users::list(&mut conn).await?;
-    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
-    for (user_id, group) in repo::groups::memberships(&mut conn).await? {
-        groups.entry(user_id).or_default().push(group);
-    }
-    let users = rows
-        .into_iter()
-        .map(|u| UserItem {
-            groups: groups.remove(&u.id).unwrap_or_default().join(", "),
-            name: u.name,
-            email: u.email,
-            active: u.active == 1,
-            last_sign_in: u.last_sign_in_at.map(|t| When::at(t, now)),
-        })
-        .collect();
-    Ok(html(
-        StatusCode::OK,
-        UsersPage {
-            frame: Frame::new(&user, "users-and-keys"),
-            tab: "users",
-            users,
-        },
-    ))
-}
-
-struct GroupItem {
-    name: String,
-    description: String,
-    builtin: bool,
-    members: i64,
-    roles: String,
-}
-
-#[derive(Template)]
-#[template(path = "user_access/groups.html")]
-struct GroupsPage {
-    frame: Frame,
-    tab: &'static str,
-    groups: Vec<GroupItem>,
-}
-
-/// GET /user-access/groups
-pub async fn groups(user: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let mut conn = state.pool.acquire().await?;
-    let mut roles: HashMap<String, Vec<String>> = HashMap::new();
-    for (group_id, role) in repo::groups::role_names(&mut conn).await? {
-        roles.entry(group_id).or_default().push(role);
-    }
-    let groups = repo::groups::list(&mut conn)
-        .await?
-        .into_iter()
-        .map(|g| GroupItem {
-            roles: roles.remove(&g.id).unwrap_or_default().join(", "),
-            name: g.name,
-            description: g.description,
-            builtin: g.builtin == 1,
-            members: g.members,
-        })
-        .collect();
-    Ok(html(
-        StatusCode::OK,
-        GroupsPage {
-            frame: Frame::new(&user, "users-and-keys"),
-            tab: "groups",
-            groups,
-        },
-    ))
-}
-
-struct RoleItem {
-    name: String,
-    description: String,
-    builtin: bool,
-    permissions: Vec<String>,
-}
-
-#[derive(Template)]
-#[template(path = "user_access/roles.html")]
-struct RolesPage {
-    frame: Frame,
-    tab: &'static str,
-    roles: Vec<RoleItem>,
-}
-
-/// GET /user-access/roles
-pub async fn roles(user: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let mut conn = state.pool.acquire().await?;
-    let mut perms: HashMap<String, Vec<String>> = HashMap::new();
-    for (role_id, p) in repo::roles::permissions(&mut conn).await? {
-        perms.entry(role_id).or_default().push(p);
-    }
-    let roles = repo::roles::list(&mut conn)
-        .await?
-        .into_iter()
-        .map(|r| RoleItem {
-            permissions: perms.remove(&r.id).unwrap_or_default(),
-            name: r.name,
-            description: r.description,
-            builtin: r.builtin == 1,
-        })
-        .collect();
-    Ok(html(
-        StatusCode::OK,
-        RolesPage {
-            frame: Frame::new(&user, "users-and-keys"),
-            tab: "roles",
-            roles,
-        },
-    ))
 }
 
 #[derive(Template)]

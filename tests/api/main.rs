@@ -13,6 +13,7 @@ mod csrf;
 mod frame;
 mod health;
 mod keys;
+mod people;
 mod schema;
 mod sessions;
 mod setup;

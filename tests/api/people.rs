@@ -1,0 +1,525 @@
+//! Users (invitations, disable/enable, groups), groups and roles through the HTML forms.
+
+use chrono::Duration;
+use keyward::service::keys::Refusal;
+use reqwest::StatusCode;
+
+use crate::common::{PASSWORD, USER_EMAIL, spawn_app};
+
+/// The newest `.eml` file in the outbox, and the invitation link in it.
+fn last_invitation(app: &crate::common::TestApp) -> (String, String) {
+    let dir = app.data_dir.path().join("outbox");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let eml = std::fs::read_to_string(files.last().expect("an email was written")).unwrap();
+    let unfolded = eml
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let start = unfolded.find("/invite?token=").expect("an invitation link");
+    let token: String = unfolded[start + 14..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (eml, format!("/invite?token={token}"))
+}
+
+#[tokio::test]
+async fn an_invited_user_sets_a_password_through_a_single_use_link() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let res = app
+        .post(
+            "/user-access/users",
+            &[
+                ("name", "Grace Hopper"),
+                ("email", "Grace@Example.com"),
+                ("groups", "grp_administrators"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let list = app.get(&res.location()).await;
+    assert!(
+        list.text("[role=status]")
+            .contains("Invitation sent to grace@example.com")
+    );
+    let row = list
+        .texts("tbody tr")
+        .into_iter()
+        .find(|r| r.contains("Grace Hopper"))
+        .unwrap();
+    assert!(
+        row.contains("Invited") && row.contains("Administrators"),
+        "{row}"
+    );
+
+    let (eml, link) = last_invitation(&app);
+    assert!(eml.contains("To: grace@example.com"));
+    assert!(eml.contains("Subject: You are invited to keyward"));
+    assert!(
+        eml.contains("text/plain") && eml.contains("text/html"),
+        "both parts"
+    );
+    assert!(eml.contains(&app.address), "the link names the public URL");
+
+    let guest = app.other_client();
+    let form = guest.get(&link).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert_eq!(form.text("h1"), "Welcome, Grace Hopper");
+    let weak = guest
+        .post(
+            "/invite",
+            &[
+                ("token", &link[14..]),
+                ("password", "short"),
+                ("confirm", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(weak.text("#password-error").contains("12"));
+    let done = guest
+        .post(
+            "/invite",
+            &[
+                ("token", &link[14..]),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        guest.get("/").await.location(),
+        "/user-access/keys",
+        "signed in, as an administrator"
+    );
+
+    let again = app.other_client().get(&link).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(
+        again
+            .text("main")
+            .contains("invalid, expired or already used")
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'user.invitation_accepted'")
+            .await,
+        1
+    );
+    // The token itself is not stored.
+    let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM invitations")
+        .fetch_all(&app.state.pool)
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|h| !link.contains(h.as_str())));
+}
+
+#[tokio::test]
+async fn invitations_expire_and_can_be_sent_again() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    app.post(
+        "/user-access/users",
+        &[("name", "Grace"), ("email", USER_EMAIL)],
+    )
+    .await;
+    let (_, first) = last_invitation(&app);
+    app.clock.advance(Duration::days(7) + Duration::seconds(1));
+    assert_eq!(app.get(&first).await.status, StatusCode::CONFLICT);
+    app.signed_in_again().await;
+    let id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(USER_EMAIL)
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    let res = app
+        .post(&format!("/user-access/users/{id}/invite"), &[])
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let (_, second) = last_invitation(&app);
+    assert_ne!(first, second);
+    assert_eq!(app.other_client().get(&second).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_user_forms_come_back_with_messages_and_write_nothing() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    for (fields, selector, message) in [
+        (
+            vec![("name", ""), ("email", "x@example.com")],
+            "#name-error",
+            "Enter a name.",
+        ),
+        (
+            vec![("name", "X"), ("email", "not-an-email")],
+            "#email-error",
+            "name@example.com",
+        ),
+        (
+            vec![("name", "X"), ("email", "ada@example.com")],
+            "#email-error",
+            "already exists",
+        ),
+        (
+            vec![
+                ("name", "X"),
+                ("email", "x@example.com"),
+                ("groups", "grp_gone"),
+            ],
+            ".field-error",
+            "no longer exists",
+        ),
+    ] {
+        let page = app.post("/user-access/users", &fields).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(
+            page.text(selector).contains(message),
+            "{fields:?}: {}",
+            page.text(selector)
+        );
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM invitations").await, 0);
+}
+
+#[tokio::test]
+async fn a_disabled_user_is_signed_out_and_their_keys_stop() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let grace = app.other_client();
+    let grace_id = grace.signed_in_user().await;
+    let key = grace
+        .add_key(
+            "/my/keys",
+            &[
+                ("name", "laptop"),
+                ("key_type", "access"),
+                ("validity", "30"),
+            ],
+        )
+        .await;
+    assert!(app.authenticate(&key.id, &key.secret).await.is_ok());
+
+    let res = app
+        .post(&format!("/user-access/users/{grace_id}/disable"), &[])
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert!(
+        app.get(&res.location())
+            .await
+            .text("h1")
+            .contains("Disabled")
+    );
+    assert_eq!(
+        grace.get("/my/keys").await.status,
+        StatusCode::SEE_OTHER,
+        "signed out at once"
+    );
+    assert_eq!(
+        grace.sign_in(USER_EMAIL, PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.authenticate(&key.id, &key.secret).await.unwrap_err(),
+        Refusal::OwnerDisabled
+    );
+
+    app.post(&format!("/user-access/users/{grace_id}/enable"), &[])
+        .await;
+    assert!(app.authenticate(&key.id, &key.secret).await.is_ok());
+    assert_eq!(
+        grace.sign_in(USER_EMAIL, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn nobody_disables_themselves_or_the_last_administrator() {
+    let app = spawn_app().await;
+    let admin = app.signed_in_admin().await;
+    let page = app
+        .post(&format!("/user-access/users/{admin}/disable"), &[])
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(
+        page.text("main")
+            .contains("cannot disable your own account")
+    );
+    let page = app.post(&format!("/user-access/users/{admin}"), &[]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.text("#groups-error")
+            .contains("at least one active member")
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM group_members").await, 1);
+}
+
+#[tokio::test]
+async fn group_membership_changes_notify_the_user() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let grace = app.create_user(USER_EMAIL, "Grace Hopper", PASSWORD).await;
+    let res = app
+        .post(
+            "/user-access/groups",
+            &[
+                ("name", "Data team"),
+                ("description", "Exports and reports"),
+                ("roles", "role_read_only"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let group_url = res.location().split('?').next().unwrap().to_string();
+    let group_id = group_url.rsplit('/').next().unwrap().to_string();
+
+    app.post(
+        &format!("/user-access/users/{grace}"),
+        &[("groups", &group_id)],
+    )
+    .await;
+    let titles: Vec<String> =
+        sqlx::query_scalar("SELECT title FROM notifications WHERE user_id = $1 ORDER BY id")
+            .bind(&grace)
+            .fetch_all(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(titles, vec!["You were added to the group “Data team”"]);
+    let mut conn = app.state.pool.acquire().await.unwrap();
+    assert_eq!(
+        keyward::repo::roles::user_permissions(&mut conn, &grace)
+            .await
+            .unwrap(),
+        vec!["audit:read", "keys:read", "users:read"]
+    );
+    drop(conn);
+
+    // Changing the group's roles notifies its members; removing them too.
+    app.post(
+        &group_url,
+        &[
+            ("name", "Data team"),
+            ("description", ""),
+            ("members", &grace),
+            ("roles", "role_integration"),
+        ],
+    )
+    .await;
+    app.post(
+        &group_url,
+        &[
+            ("name", "Data team"),
+            ("description", ""),
+            ("roles", "role_integration"),
+        ],
+    )
+    .await;
+    let titles: Vec<String> =
+        sqlx::query_scalar("SELECT title FROM notifications WHERE user_id = $1 ORDER BY id")
+            .bind(&grace)
+            .fetch_all(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        titles,
+        vec![
+            "You were added to the group “Data team”",
+            "The roles of the group “Data team” changed",
+            "You were removed from the group “Data team”",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn groups_are_created_checked_and_deleted_but_administrators_is_protected() {
+    let app = spawn_app().await;
+    let admin = app.signed_in_admin().await;
+    let dup = app
+        .post("/user-access/groups", &[("name", "Administrators")])
+        .await;
+    assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(dup.text("#name-error").contains("already exists"));
+    let empty = app.post("/user-access/groups", &[("name", " ")]).await;
+    assert!(empty.text("#name-error").contains("Enter a group name"));
+
+    let built_in = "/user-access/groups/grp_administrators";
+    let rename = app
+        .post(built_in, &[("name", "Admins"), ("members", &admin)])
+        .await;
+    assert!(rename.text("#name-error").contains("cannot be renamed"));
+    let emptied = app.post(built_in, &[("name", "Administrators")]).await;
+    assert!(
+        emptied
+            .text("#members-error")
+            .contains("at least one active member")
+    );
+    assert_eq!(
+        app.get(&format!("{built_in}/delete")).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.post(&format!("{built_in}/delete"), &[]).await.status,
+        StatusCode::CONFLICT
+    );
+    // Its role stays even if the form says otherwise.
+    app.post(
+        built_in,
+        &[
+            ("name", "Administrators"),
+            ("members", &admin),
+            ("roles", "role_read_only"),
+        ],
+    )
+    .await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM group_roles WHERE group_id = 'grp_administrators' AND role_id = 'role_tenant_admin'").await, 1);
+
+    let res = app
+        .post("/user-access/groups", &[("name", "Temporary")])
+        .await;
+    let url = res.location().split('?').next().unwrap().to_string();
+    assert!(
+        app.get(&format!("{url}/delete"))
+            .await
+            .text("main")
+            .contains("cannot be undone")
+    );
+    let gone = app.post(&format!("{url}/delete"), &[]).await;
+    assert!(
+        app.get(&gone.location())
+            .await
+            .text("[role=status]")
+            .contains("Deleted the group “Temporary”")
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM user_groups").await, 1);
+}
+
+#[tokio::test]
+async fn custom_roles_grant_exactly_their_permissions_and_built_ins_are_fixed() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    for (fields, message) in [
+        (vec![("name", "Auditor")], "Choose at least one permission."),
+        (
+            vec![("name", "Auditor"), ("permissions", "keys:delete")],
+            "is not a permission",
+        ),
+        (
+            vec![("name", "Read Only"), ("permissions", "keys:read")],
+            "already exists",
+        ),
+    ] {
+        let page = app.post("/user-access/roles", &fields).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(
+            page.text(".field-error").contains(message),
+            "{fields:?}: {}",
+            page.text(".field-error")
+        );
+    }
+    let res = app
+        .post(
+            "/user-access/roles",
+            &[
+                ("name", "Auditor"),
+                ("description", "Reads the logs"),
+                ("permissions", "audit:read"),
+                ("permissions", "keys:read"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let url = res.location().split('?').next().unwrap().to_string();
+    let role_id = url.rsplit('/').next().unwrap().to_string();
+
+    let key = app
+        .add_key(
+            "/user-access/keys",
+            &[
+                ("name", "auditor bot"),
+                ("key_type", "access"),
+                ("validity", "30"),
+                ("roles", &role_id),
+            ],
+        )
+        .await;
+    let perms = app
+        .get(&format!("/user-access/keys/{}", key.id))
+        .await
+        .texts("#permissions code");
+    assert_eq!(perms, vec!["audit:read", "keys:read"]);
+    app.post(&url, &[("name", "Auditor"), ("permissions", "audit:read")])
+        .await;
+    let perms = app
+        .get(&format!("/user-access/keys/{}", key.id))
+        .await
+        .texts("#permissions code");
+    assert_eq!(
+        perms,
+        vec!["audit:read"],
+        "a role change applies to its keys at once"
+    );
+
+    let fixed = app
+        .post(
+            "/user-access/roles/role_read_only",
+            &[("name", "Read Only"), ("permissions", "config:write")],
+        )
+        .await;
+    assert_eq!(fixed.status, StatusCode::CONFLICT);
+    assert_eq!(
+        app.post("/user-access/roles/role_read_only/delete", &[])
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    let gone = app.post(&format!("{url}/delete"), &[]).await;
+    assert!(
+        app.get(&gone.location())
+            .await
+            .text("[role=status]")
+            .contains("Deleted the role “Auditor”")
+    );
+    assert!(
+        app.get(&format!("/user-access/keys/{}", key.id))
+            .await
+            .texts("#permissions code")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn users_cannot_manage_people() {
+    let app = spawn_app().await;
+    app.signed_in_user().await;
+    for path in [
+        "/user-access/users/new",
+        "/user-access/groups/new",
+        "/user-access/roles/new",
+        "/user-access/groups/grp_administrators",
+        "/user-access/roles/role_read_only",
+    ] {
+        assert_eq!(app.get(path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    for path in [
+        "/user-access/users",
+        "/user-access/groups",
+        "/user-access/roles",
+        "/user-access/groups/grp_administrators/delete",
+    ] {
+        assert_eq!(
+            app.post(path, &[("name", "x"), ("email", "x@example.com")])
+                .await
+                .status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM user_groups").await, 1);
+}
