@@ -1,0 +1,64 @@
+//! Seeds a keyward database with many tenant access keys, for benchmarks:
+//! `KEYWARD_DATA_DIR=… cargo run --release --example seed_keys -- 100000`.
+//! Reads the same `KEYWARD_*` configuration as `keyward serve`. The secrets are discarded.
+
+use clap::Parser;
+use keyward::auth::key_secret::SecretHasher;
+use keyward::config::SettingsArgs;
+use keyward::domain::{KeyId, Secret};
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// How many keys to add.
+    count: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = args.settings.resolve()?;
+    let prepared = keyward::startup::prepare(&settings).await?;
+    let hasher = SecretHasher::new(&prepared.master_key);
+    let now = chrono::Utc::now().timestamp();
+    let started = std::time::Instant::now();
+    let mut done = 0;
+    while done < args.count {
+        let batch = (args.count - done).min(500);
+        let mut tx = prepared.pool.begin().await?;
+        for i in done..done + batch {
+            let id = KeyId::generate();
+            let hash = hasher.hash(&Secret::generate());
+            // A spread of states: every 7th key is an API key, every 11th expired, every 13th inactive.
+            let key_type = if i % 7 == 0 { "api" } else { "access" };
+            let expires = if i % 11 == 0 {
+                Some(now - 86_400)
+            } else if i % 5 == 0 {
+                None
+            } else {
+                Some(now + (i as i64 % 365 + 1) * 86_400)
+            };
+            sqlx::query(
+                "INSERT INTO access_keys (id, name, key_type, secret_hash, expires_at, active, created_at, \
+                 created_by_label, modified_at, modified_by_label) VALUES ($1, $2, $3, $4, $5, $6, $7, 'seed', $7, 'seed')",
+            )
+            .bind(id.as_str())
+            .bind(format!("service {i:06}"))
+            .bind(key_type)
+            .bind(hash)
+            .bind(expires)
+            .bind(i64::from(i % 13 != 0))
+            .bind(now - (args.count - i) as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        done += batch;
+    }
+    println!(
+        "Seeded {done} keys in {:.1} s.",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
