@@ -146,8 +146,10 @@ pub async fn invite(
         }
         Err(e) => return Err(e.into()),
     }
+    let names = group_names(&mut tx).await?;
     for g in &groups {
         repo::groups::add_member(&mut tx, g, &id, now).await?;
+        notify_membership(&mut tx, &id, &names[g], true, now).await?;
     }
     let (token, expires_at) = new_invitation(&mut tx, &id, now).await?;
     let details = format!(

@@ -1,0 +1,111 @@
+use crate::common::{ADMIN_EMAIL, PASSWORD, spawn_app};
+use crate::driver::Browser;
+use crate::flows::sign_in;
+
+/// The invitation link in the newest `.eml` of the outbox.
+fn invitation_link(app: &crate::common::TestApp) -> String {
+    let dir = app.data_dir.path().join("outbox");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let eml = std::fs::read_to_string(files.last().unwrap()).unwrap();
+    let unfolded = eml
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let start = unfolded.find("/invite?token=").unwrap();
+    let token: String = unfolded[start + 14..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    format!("{}/invite?token={token}", app.address)
+}
+
+#[tokio::test]
+async fn an_administrator_invites_a_user_who_joins_through_the_link() {
+    let app = spawn_app().await;
+    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
+        .await;
+    let b = Browser::start(1280, 900).await;
+    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
+    b.wait_for_path("/user-access/keys").await;
+
+    // A group with a role first.
+    b.goto(&format!("{}/user-access/groups/new", app.address))
+        .await;
+    b.fill("#name", "Data team").await;
+    b.fill("#description", "Exports and reports").await;
+    b.click("input[name=roles][value=role_read_only]").await;
+    b.screenshot("group-new").await;
+    b.click("main form button.button-primary").await;
+    b.wait_for_text("[role=status]", "Your changes were saved.")
+        .await;
+
+    // Invite Grace into it.
+    b.goto(&format!("{}/user-access/users", app.address)).await;
+    b.click(".toolbar a.button-primary").await;
+    b.wait_for_text("h1", "Add user").await;
+    b.fill("#name", "Grace Hopper").await;
+    b.fill("#email", "grace@example.com").await;
+    let data_team = b.find_all("input[name=groups]").await;
+    data_team.last().unwrap().click().await.unwrap();
+    b.screenshot("user-new").await;
+    b.click("main form button.button-primary").await;
+    b.wait_for_text_containing("[role=status]", "Invitation sent to grace@example.com")
+        .await;
+    assert!(b.text("tbody").await.contains("Invited"));
+    b.screenshot("users-invited").await;
+
+    // Grace follows the link from her email.
+    b.click(".user-menu summary").await;
+    b.click(".user-menu button[type=submit]").await;
+    b.wait_for_path("/login?signed_out=1").await;
+    b.goto(&invitation_link(&app)).await;
+    assert_eq!(b.text("h1").await, "Welcome, Grace Hopper");
+    b.fill("#password", PASSWORD).await;
+    b.fill("#confirm", PASSWORD).await;
+    b.screenshot("invite-accept").await;
+    b.click("form button[type=submit]").await;
+    b.wait_for_path("/my/keys").await;
+    assert_eq!(b.text(".bell-count").await, "1", "told about the group");
+    b.click("a.bell").await;
+    b.wait_for_text("h1", "Notifications").await;
+    assert!(
+        b.text(".notification")
+            .await
+            .contains("You were added to the group “Data team”")
+    );
+    b.screenshot("notifications-unread").await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn the_role_and_group_pages_explain_what_is_built_in() {
+    let app = spawn_app().await;
+    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
+        .await;
+    let b = Browser::start(1280, 900).await;
+    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
+    b.wait_for_path("/user-access/keys").await;
+    b.goto(&format!(
+        "{}/user-access/groups/grp_administrators",
+        app.address
+    ))
+    .await;
+    assert!(b.text(".alert-info").await.contains("built in"));
+    b.screenshot("group-administrators").await;
+    b.goto(&format!("{}/user-access/roles/new", app.address))
+        .await;
+    b.fill("#name", "Auditor").await;
+    b.click("input[name=permissions][value='audit:read']").await;
+    b.screenshot("role-new").await;
+    b.click("main form button.button-primary").await;
+    b.wait_for_text("[role=status]", "Your changes were saved.")
+        .await;
+    b.goto(&format!("{}/user-access/roles", app.address)).await;
+    assert!(b.text("tbody").await.contains("Auditor"));
+    b.screenshot("roles-custom").await;
+    b.quit().await;
+}
