@@ -14,6 +14,9 @@ pub enum AppError {
     /// The thing asked for does not exist (or is not visible to the caller).
     #[error("not found")]
     NotFound,
+    /// A named thing that does not exist (any more), with a message saying so.
+    #[error("{0}")]
+    Gone(&'static str),
     /// Signed in, but not allowed.
     #[error("forbidden")]
     Forbidden,
@@ -42,7 +45,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::NotFound | AppError::Gone(_) => StatusCode::NOT_FOUND,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,

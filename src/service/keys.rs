@@ -160,6 +160,10 @@ fn refuse_unless_admin(actor: &Actor, scope: Scope) -> Result<(), AppError> {
     Ok(())
 }
 
+/// What a person is told about a key that does not exist, or is not theirs to see.
+pub const KEY_GONE: &str =
+    "This access key does not exist: it may have been deleted. Nothing was changed.";
+
 /// Loads a key the actor may manage in this scope; any other key is "not found", so guessing IDs
 /// reveals nothing.
 pub async fn load(
@@ -169,9 +173,11 @@ pub async fn load(
     id: &str,
 ) -> Result<KeyRow, AppError> {
     refuse_unless_admin(actor, scope)?;
-    let row = repo::find(conn, id).await?.ok_or(AppError::NotFound)?;
+    let row = repo::find(conn, id)
+        .await?
+        .ok_or(AppError::Gone(KEY_GONE))?;
     if scope == Scope::Personal && row.owner_user_id.as_deref() != Some(actor.user_id.as_str()) {
-        return Err(AppError::NotFound);
+        return Err(AppError::Gone(KEY_GONE));
     }
     Ok(row)
 }

@@ -83,6 +83,7 @@ impl ResponseError for AppError {
                 "Page not found",
                 "There is nothing at this address. Check the link, or go back to the console.",
             ),
+            AppError::Gone(message) => page(StatusCode::NOT_FOUND, "Not found", *message),
             AppError::Forbidden => page(
                 StatusCode::FORBIDDEN,
                 "You do not have access to this page",
