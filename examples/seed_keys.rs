@@ -40,8 +40,8 @@ async fn main() -> anyhow::Result<()> {
                 Some(now + (i as i64 % 365 + 1) * 86_400)
             };
             sqlx::query(
-                "INSERT INTO access_keys (id, name, key_type, secret_hash, expires_at, active, created_at, \
-                 created_by_label, modified_at, modified_by_label) VALUES ($1, $2, $3, $4, $5, $6, $7, 'seed', $7, 'seed')",
+                "INSERT INTO access_keys (id, name, search_name, key_type, secret_hash, expires_at, active, created_at, \
+                 created_by_label, modified_at, modified_by_label) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, 'seed', $7, 'seed')",
             )
             .bind(id.as_str())
             .bind(format!("service {i:06}"))

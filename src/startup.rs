@@ -194,7 +194,6 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(middleware::from_fn(csrf::guard))
             .wrap(session)
             .wrap(console::security_headers())
-            .wrap(middleware::Compress::default())
             .wrap(TracingLogger::<RequestSpan>::new())
             .configure(console::routes)
     })

@@ -3,6 +3,7 @@
 
 pub mod csrf;
 pub mod extract;
+pub mod key_auth;
 pub mod key_secret;
 pub mod master_key;
 pub mod password;

@@ -128,7 +128,11 @@ impl SessionStore for DbSessionStore {
             return Ok(key);
         }
         drop(conn);
-        // The session expired or was ended elsewhere meanwhile: start a new one.
+        // The session expired or was ended elsewhere meanwhile (sign-out, password change, a
+        // disabled account): start a new one, but never signed in.
+        let mut state = state;
+        state.remove(USER_ID);
+        state.remove(crate::auth::extract::SIGNED_IN_AT);
         self.save(state, ttl).await.map_err(|e| match e {
             SaveError::Serialization(e) => UpdateError::Serialization(e),
             SaveError::Other(e) => UpdateError::Other(e),

@@ -70,18 +70,18 @@ pub struct Filter {
 pub async fn list(conn: &mut AnyConnection, f: &Filter) -> sqlx::Result<Vec<EntryRow>> {
     let sql = "SELECT id, at, actor_id, actor_label, action, target_type, target_id, \
                target_label, client_ip, outcome, details FROM audit_log \
-               WHERE ($1 = '' OR actor_label LIKE $2 OR actor_id = $1) \
-                 AND ($3 = '' OR action LIKE $4) \
-                 AND ($5 = '' OR target_id = $5 OR target_label LIKE $6) \
+               WHERE ($1 = '' OR LOWER(actor_label) LIKE $2 ESCAPE '\\' OR actor_id = $1) \
+                 AND ($3 = '' OR action LIKE $4 ESCAPE '\\') \
+                 AND ($5 = '' OR target_id = $5 OR LOWER(target_label) LIKE $6 ESCAPE '\\') \
                  AND at >= $7 AND at <= $8 AND id < $9 \
                ORDER BY id DESC LIMIT $10";
     sqlx::query_as(sql)
         .bind(&f.actor)
-        .bind(format!("{}%", escape_like(&f.actor)))
+        .bind(format!("{}%", escape_like(&f.actor.to_ascii_lowercase())))
         .bind(&f.action)
         .bind(format!("{}%", escape_like(&f.action)))
         .bind(&f.target)
-        .bind(format!("{}%", escape_like(&f.target)))
+        .bind(format!("{}%", escape_like(&f.target.to_ascii_lowercase())))
         .bind(f.from.unwrap_or(i64::MIN))
         .bind(f.to.unwrap_or(i64::MAX))
         .bind(f.before_id.unwrap_or(i64::MAX))
@@ -90,8 +90,23 @@ pub async fn list(conn: &mut AnyConnection, f: &Filter) -> sqlx::Result<Vec<Entr
         .await
 }
 
-/// Makes `%` and `_` in user input match themselves in a LIKE pattern without an ESCAPE clause
-/// by dropping them; filters are prefixes of names and actions, which do not contain them.
-fn escape_like(s: &str) -> String {
-    s.chars().filter(|c| *c != '%' && *c != '_').collect()
+/// Escapes `\`, `%` and `_` so that user input matches itself in a `LIKE … ESCAPE '\'` pattern.
+pub fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_wildcards_match_themselves() {
+        assert_eq!(super::escape_like("sign_in 100%"), "sign\\_in 100\\%");
+        assert_eq!(super::escape_like("a\\b"), "a\\\\b");
+    }
 }

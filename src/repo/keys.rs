@@ -2,6 +2,8 @@
 
 use sqlx::{AnyConnection, AssertSqlSafe};
 
+use crate::repo::audit::escape_like;
+
 /// An access key row. `secret_hash` is a keyed hash, never the secret.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
@@ -62,8 +64,8 @@ pub struct NewKeyRow<'a> {
 pub async fn insert(conn: &mut AnyConnection, k: &NewKeyRow<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO access_keys (id, name, key_type, owner_user_id, secret_hash, expires_at, \
-         created_at, created_by, created_by_label, modified_at, modified_by, modified_by_label) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $7, $8, $9)",
+         created_at, created_by, created_by_label, modified_at, modified_by, modified_by_label, search_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $7, $8, $9, $10)",
     )
     .bind(k.id)
     .bind(k.name)
@@ -74,6 +76,7 @@ pub async fn insert(conn: &mut AnyConnection, k: &NewKeyRow<'_>) -> sqlx::Result
     .bind(k.now)
     .bind(k.actor_id)
     .bind(k.actor_label)
+    .bind(k.name.to_lowercase())
     .execute(conn)
     .await?;
     Ok(())
@@ -85,6 +88,16 @@ pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Key
         .bind(id)
         .fetch_optional(conn)
         .await
+}
+
+/// Locks a key's row for the rest of the transaction (PostgreSQL; SQLite write transactions
+/// are already exclusive), so that two changes to one key run one after the other.
+pub async fn lock(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET modified_at = modified_at WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Takes one of the owner's two personal-key places; false when both are taken. The conditional
@@ -138,8 +151,9 @@ pub async fn touch(
 
 /// Renames a key.
 pub async fn set_name(conn: &mut AnyConnection, id: &str, name: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE access_keys SET name = $1 WHERE id = $2")
+    sqlx::query("UPDATE access_keys SET name = $1, search_name = $2 WHERE id = $3")
         .bind(name)
+        .bind(name.to_lowercase())
         .bind(id)
         .execute(conn)
         .await?;
@@ -322,10 +336,6 @@ impl SortKey {
     }
 }
 
-fn like_escape(s: &str) -> String {
-    s.chars().filter(|c| *c != '%' && *c != '_').collect()
-}
-
 /// A bound value of the list query.
 enum Arg {
     Text(String),
@@ -351,10 +361,10 @@ fn list_where(f: &ListFilter, now: i64) -> (String, Vec<Arg>) {
     let search = f.search.trim();
     if !search.is_empty() {
         push(
-            "(LOWER(k.name) LIKE ? OR k.id LIKE ?)",
+            "(k.search_name LIKE ? ESCAPE '\\' OR k.id LIKE ? ESCAPE '\\')",
             vec![
-                Arg::Text(format!("%{}%", like_escape(&search.to_lowercase()))),
-                Arg::Text(format!("{}%", like_escape(&search.to_uppercase()))),
+                Arg::Text(format!("%{}%", escape_like(&search.to_lowercase()))),
+                Arg::Text(format!("{}%", escape_like(&search.to_uppercase()))),
             ],
         );
     }

@@ -13,18 +13,6 @@ pub async fn hit(conn: &mut AnyConnection, bucket: &str, window_start: i64) -> s
     .await
 }
 
-/// Hits in a bucket's window so far.
-pub async fn count(conn: &mut AnyConnection, bucket: &str, window_start: i64) -> sqlx::Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT hits FROM rate_limits WHERE bucket = $1 AND window_start = $2")
-            .bind(bucket)
-            .bind(window_start)
-            .fetch_optional(conn)
-            .await?
-            .unwrap_or(0),
-    )
-}
-
 /// Forgets a bucket (after a success).
 pub async fn clear(conn: &mut AnyConnection, bucket: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM rate_limits WHERE bucket = $1")
@@ -43,4 +31,16 @@ pub async fn purge(conn: &mut AnyConnection, before: i64) -> sqlx::Result<u64> {
             .await?
             .rows_affected(),
     )
+}
+
+/// Takes one hit back from a bucket's window.
+pub async fn unhit(conn: &mut AnyConnection, bucket: &str, window_start: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE rate_limits SET hits = hits - 1 WHERE bucket = $1 AND window_start = $2 AND hits > 0",
+    )
+    .bind(bucket)
+    .bind(window_start)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -174,12 +174,11 @@ pub async fn sign_in(
     let now = clock.unix();
     let mut conn = pool.acquire().await?;
 
-    let blocked = match throttle::blocked_for(&mut conn, &account_bucket, SIGN_IN_PER_ACCOUNT, now)
-        .await?
-    {
-        Some(wait) => Some(wait),
-        None => throttle::blocked_for(&mut conn, &client_bucket, SIGN_IN_PER_CLIENT, now).await?,
-    };
+    // Both buckets count this attempt before the password is checked.
+    let account_wait =
+        throttle::reserve(&mut conn, &account_bucket, SIGN_IN_PER_ACCOUNT, now).await?;
+    let client_wait = throttle::reserve(&mut conn, &client_bucket, SIGN_IN_PER_CLIENT, now).await?;
+    let blocked = account_wait.max(client_wait);
     let failure = |reason: &'static str| NewEntry {
         actor_label: &email,
         action: "sign_in",
@@ -213,8 +212,6 @@ pub async fn sign_in(
         Some(_) => None,
     };
     if let Some(reason) = reason {
-        throttle::record_failure(&mut conn, &account_bucket, SIGN_IN_PER_ACCOUNT, now).await?;
-        throttle::record_failure(&mut conn, &client_bucket, SIGN_IN_PER_CLIENT, now).await?;
         let mut entry = failure(reason);
         entry.actor_id = user.as_ref().map(|u| u.id.as_str());
         entry.target_id = user.as_ref().map(|u| u.id.as_str()).unwrap_or_default();
@@ -223,6 +220,7 @@ pub async fn sign_in(
     }
     let user = user.expect("a missing user was refused above");
     throttle::reset(&mut conn, &account_bucket).await?;
+    throttle::release(&mut conn, &client_bucket, SIGN_IN_PER_CLIENT, now).await?;
     repo::users::touch_sign_in(&mut conn, &user.id, now).await?;
     audit::record(
         &mut conn,

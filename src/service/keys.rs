@@ -164,6 +164,19 @@ fn refuse_unless_admin(actor: &Actor, scope: Scope) -> Result<(), AppError> {
 pub const KEY_GONE: &str =
     "This access key does not exist: it may have been deleted. Nothing was changed.";
 
+/// Loads a key the actor may manage in this scope and, inside a write transaction, locks its
+/// row; any other key is "not found", so guessing IDs reveals nothing.
+async fn load_for_write(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+) -> Result<KeyRow, AppError> {
+    refuse_unless_admin(actor, scope)?;
+    repo::lock(conn, id).await?;
+    load(conn, actor, scope, id).await
+}
+
 /// Loads a key the actor may manage in this scope; any other key is "not found", so guessing IDs
 /// reveals nothing.
 pub async fn load(
@@ -364,7 +377,7 @@ pub async fn update(
 ) -> Result<(), FormError> {
     let now = ring.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let key = load(&mut tx, actor, scope, id).await?;
+    let key = load_for_write(&mut tx, actor, scope, id).await?;
     let system = is_system_key_name(&key.name, ring.tenant_id);
     let mut errors = FieldErrors::default();
     let name = KeyName::parse(&changes.name)
@@ -469,13 +482,13 @@ async fn notify_assignment_change(
     new_groups: &[String],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let old: BTreeSet<&String> = old_groups.iter().collect();
-    let new: BTreeSet<&String> = new_groups.iter().collect();
+    // Everyone in a group the key had or has now: a role change reaches them all.
+    let groups: BTreeSet<&String> = old_groups.iter().chain(new_groups.iter()).collect();
     let mut people: BTreeSet<String> = key.owner_user_id.iter().cloned().collect();
-    for group in old.symmetric_difference(&new) {
+    for group in groups {
         let members: Vec<String> =
             sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = $1")
-                .bind(*group)
+                .bind(group)
                 .fetch_all(&mut *conn)
                 .await?;
         people.extend(members);
@@ -518,7 +531,7 @@ pub async fn regenerate(
     }
     let now = ring.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let key = load(&mut tx, actor, scope, id).await?;
+    let key = load_for_write(&mut tx, actor, scope, id).await?;
     if is_system_key_name(&key.name, ring.tenant_id) {
         return Err(AppError::Conflict(format!(
             "“{}” is a system key managed by keyward; its secret cannot be regenerated here.",
@@ -563,7 +576,7 @@ pub async fn set_active(
 ) -> Result<(), AppError> {
     let now = ring.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let key = load(&mut tx, actor, scope, id).await?;
+    let key = load_for_write(&mut tx, actor, scope, id).await?;
     if (key.active == 1) != active {
         repo::set_active(&mut tx, id, active).await?;
         repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
@@ -588,7 +601,7 @@ pub async fn unlock(
 ) -> Result<(), AppError> {
     let now = ring.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let key = load(&mut tx, actor, scope, id).await?;
+    let key = load_for_write(&mut tx, actor, scope, id).await?;
     if key.locked == 1 {
         repo::unlock(&mut tx, id).await?;
         repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
@@ -613,14 +626,16 @@ pub async fn delete(
 ) -> Result<String, AppError> {
     let now = ring.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let key = load(&mut tx, actor, scope, id).await?;
+    let key = load_for_write(&mut tx, actor, scope, id).await?;
     if is_system_key_name(&key.name, ring.tenant_id) {
         return Err(AppError::Conflict(format!(
             "“{}” is a system key managed by keyward; it cannot be deleted.",
             key.name
         )));
     }
-    repo::delete(&mut tx, id).await?;
+    if !repo::delete(&mut tx, id).await? {
+        return Err(AppError::Gone(KEY_GONE));
+    }
     if let Some(owner) = &key.owner_user_id {
         repo::release_personal_slot(&mut tx, owner).await?;
     }
@@ -718,7 +733,7 @@ pub async fn authenticate(
 mod tests {
     use super::*;
 
-    const NOW: i64 = 1_795_384_800; // 2026-11-23 10:00 UTC
+    const NOW: i64 = 1_795_428_000; // 2026-11-23 10:00 UTC
 
     #[test]
     fn validity_choices_resolve_against_now() {

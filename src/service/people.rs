@@ -292,10 +292,22 @@ pub async fn accept_invitation(
     Ok(user.id)
 }
 
+/// Serialises every change that could leave Administrators without a member who can sign in:
+/// each such transaction first locks the group's row, so two administrators removing each
+/// other run one after the other and the second sees the first's change.
+async fn lock_administrators(conn: &mut AnyConnection) -> sqlx::Result<()> {
+    sqlx::query("UPDATE user_groups SET builtin = builtin WHERE id = $1")
+        .bind(ADMINISTRATORS)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Members of Administrators who are enabled and have set a password (who can sign in).
 async fn active_admin_count(conn: &mut AnyConnection) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM group_members m JOIN users u ON u.id = m.user_id \
-         WHERE m.group_id = $1 AND u.active = 1",
+         WHERE m.group_id = $1 AND u.active = 1 AND u.password_hash IS NOT NULL",
     )
     .bind(ADMINISTRATORS)
     .fetch_one(conn)
@@ -315,6 +327,7 @@ pub async fn set_active(
     require_admin(actor)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
+    lock_administrators(&mut tx).await?;
     let user = repo::users::find(&mut tx, user_id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -404,6 +417,7 @@ pub async fn set_user_groups(
     let now = clock.unix();
     let wanted: BTreeSet<String> = chosen(group_ids).into_iter().collect();
     let mut tx = begin_write(pool).await?;
+    lock_administrators(&mut tx).await?;
     let user = repo::users::find(&mut tx, user_id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -426,6 +440,7 @@ pub async fn set_user_groups(
     if current.contains(ADMINISTRATORS)
         && !wanted.contains(ADMINISTRATORS)
         && user.active == 1
+        && user.password_hash.is_some()
         && active_admin_count(&mut tx).await? <= 1
     {
         errors.add(
@@ -571,6 +586,7 @@ pub async fn update_group(
     require_admin(actor)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
+    lock_administrators(&mut tx).await?;
     let group = repo::groups::list(&mut tx)
         .await?
         .into_iter()
@@ -619,7 +635,7 @@ pub async fn update_group(
             for m in &members {
                 if repo::users::find(&mut tx, m)
                     .await?
-                    .is_some_and(|u| u.active == 1)
+                    .is_some_and(|u| u.active == 1 && u.password_hash.is_some())
                 {
                     n += 1;
                 }
@@ -892,6 +908,26 @@ pub async fn update_role(
         return Err(e.into());
     }
     write_role(&mut tx, role_id, &perms).await?;
+    let affected: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT m.user_id FROM group_roles gr \
+         JOIN group_members m ON m.group_id = gr.group_id WHERE gr.role_id = $1",
+    )
+    .bind(role_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let title = format!("The permissions of the role “{name}” changed");
+    for user in &affected {
+        repo::notifications::insert(
+            &mut tx,
+            user,
+            now,
+            "role.updated",
+            &title,
+            "Your permissions follow your groups' roles.",
+            "/my/keys",
+        )
+        .await?;
+    }
     let details = perms
         .iter()
         .map(|p| p.as_str())

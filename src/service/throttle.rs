@@ -26,26 +26,28 @@ fn window_start(now: i64, limit: Limit) -> i64 {
     now - now.rem_euclid(limit.window_secs)
 }
 
-/// Seconds until the bucket may be tried again, or `None` while under the limit.
-pub async fn blocked_for(
+/// Counts an attempt before it is checked and says whether it may go ahead: `None` while the
+/// bucket is within its limit, else the seconds until its window ends. Counting first means a
+/// burst of parallel attempts cannot all slip past a check made before any of them failed.
+pub async fn reserve(
     conn: &mut AnyConnection,
     bucket: &str,
     limit: Limit,
     now: i64,
 ) -> sqlx::Result<Option<i64>> {
     let start = window_start(now, limit);
-    let hits = rate_limits::count(conn, bucket, start).await?;
-    Ok((hits >= limit.max).then(|| start + limit.window_secs - now))
+    let hits = rate_limits::hit(conn, bucket, start).await?;
+    Ok((hits > limit.max).then(|| start + limit.window_secs - now))
 }
 
-/// Counts a failure in the bucket's current window.
-pub async fn record_failure(
+/// Gives back an attempt that succeeded, so that successes never use up the limit.
+pub async fn release(
     conn: &mut AnyConnection,
     bucket: &str,
     limit: Limit,
     now: i64,
-) -> sqlx::Result<i64> {
-    rate_limits::hit(conn, bucket, window_start(now, limit)).await
+) -> sqlx::Result<()> {
+    rate_limits::unhit(conn, bucket, window_start(now, limit)).await
 }
 
 /// Forgets a bucket's failures (after a success).

@@ -341,7 +341,8 @@ pub async fn list(
     let place = **place;
     let q = query.into_inner();
     let now = state.clock.unix();
-    let page = q.page.unwrap_or(1).max(1);
+    // Pages past the end are empty; the cap keeps every product below in range.
+    let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
     let filter = ListFilter {
         owner: None,
         search: q.q.chars().take(100).collect(),

@@ -55,6 +55,21 @@ impl Fields {
     }
 }
 
+/// The fixed text of a notice code carried in a redirect.
+fn notice_text(code: &str) -> String {
+    match code {
+        "invited" => "Invitation sent. The link works once, for 7 days.",
+        "reinvited" => "A new invitation was sent; earlier links no longer work.",
+        "invite_failed" => "The user was added, but the invitation email could not be sent. Use “Send a new invitation” to try again.",
+        "disabled" => "The user is disabled: they are signed out and their personal keys stop authenticating.",
+        "enabled" => "The user is enabled again.",
+        "group_deleted" => "The group was deleted.",
+        "role_deleted" => "The role was deleted.",
+        _ => "",
+    }
+    .to_string()
+}
+
 #[derive(Deserialize, Default)]
 pub struct NoticeQuery {
     #[serde(default)]
@@ -124,7 +139,7 @@ pub async fn users(
             frame: Frame::new(&user, "users-and-keys"),
             tab: "users",
             users,
-            notice: query.into_inner().notice,
+            notice: notice_text(&query.notice),
         },
     ))
 }
@@ -258,16 +273,16 @@ pub async fn create_user(
     )
     .await
     {
-        Ok(inv) => {
-            send_invitation(&state, &user.name, &inv).await?;
-            Ok(with_notice(
-                "/user-access/users",
-                &format!(
-                    "Invitation sent to {}. The link works for 7 days.",
-                    inv.email
-                ),
-            ))
-        }
+        Ok(inv) => match send_invitation(&state, &user.name, &inv).await {
+            Ok(()) => Ok(with_notice("/user-access/users", "invited")),
+            Err(e) => {
+                tracing::error!(error = %e, "the invitation email could not be sent");
+                Ok(with_notice(
+                    &format!("/user-access/users/{}", inv.user_id),
+                    "invite_failed",
+                ))
+            }
+        },
         Err(FormError::Invalid(errors)) => {
             let groups = group_choices(&state, &input.group_ids).await?;
             Ok(html(
@@ -342,7 +357,7 @@ pub async fn user(
     let notice = if q.saved.is_some() {
         "The groups were saved.".to_string()
     } else {
-        q.notice
+        notice_text(&q.notice)
     };
     let page = user_page(&admin, &state, &path, None, String::new(), notice).await?;
     Ok(html(StatusCode::OK, page))
@@ -401,7 +416,7 @@ pub async fn disable_user(
     .await?;
     Ok(with_notice(
         &format!("/user-access/users/{}", path.as_str()),
-        "The user is disabled: they are signed out and their personal keys stop authenticating.",
+        "disabled",
     ))
 }
 
@@ -421,7 +436,7 @@ pub async fn enable_user(
     .await?;
     Ok(with_notice(
         &format!("/user-access/users/{}", path.as_str()),
-        "The user is enabled again.",
+        "enabled",
     ))
 }
 
@@ -432,13 +447,16 @@ pub async fn reinvite_user(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let inv = people::reinvite(&state.pool, state.clock.as_ref(), &actor(&admin), &path).await?;
-    send_invitation(&state, &admin.name, &inv).await?;
+    let notice = match send_invitation(&state, &admin.name, &inv).await {
+        Ok(()) => "reinvited",
+        Err(e) => {
+            tracing::error!(error = %e, "the invitation email could not be sent");
+            "invite_failed"
+        }
+    };
     Ok(with_notice(
         &format!("/user-access/users/{}", path.as_str()),
-        &format!(
-            "A new invitation was sent to {}; earlier links no longer work.",
-            inv.email
-        ),
+        notice,
     ))
 }
 
@@ -597,7 +615,7 @@ pub async fn groups(
             frame: Frame::new(&user, "users-and-keys"),
             tab: "groups",
             groups,
-            notice: query.into_inner().notice,
+            notice: notice_text(&query.notice),
         },
     ))
 }
@@ -828,12 +846,8 @@ pub async fn delete_group(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let name =
-        people::delete_group(&state.pool, state.clock.as_ref(), &actor(&admin), &path).await?;
-    Ok(with_notice(
-        "/user-access/groups",
-        &format!("Deleted the group “{name}”."),
-    ))
+    people::delete_group(&state.pool, state.clock.as_ref(), &actor(&admin), &path).await?;
+    Ok(with_notice("/user-access/groups", "group_deleted"))
 }
 
 // ---- Roles -------------------------------------------------------------------------------
@@ -883,7 +897,7 @@ pub async fn roles(
             frame: Frame::new(&user, "users-and-keys"),
             tab: "roles",
             roles,
-            notice: query.into_inner().notice,
+            notice: notice_text(&query.notice),
         },
     ))
 }
@@ -1068,12 +1082,8 @@ pub async fn delete_role(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let name =
-        people::delete_role(&state.pool, state.clock.as_ref(), &actor(&admin), &path).await?;
-    Ok(with_notice(
-        "/user-access/roles",
-        &format!("Deleted the role “{name}”."),
-    ))
+    people::delete_role(&state.pool, state.clock.as_ref(), &actor(&admin), &path).await?;
+    Ok(with_notice("/user-access/roles", "role_deleted"))
 }
 
 /// The routes of this module.

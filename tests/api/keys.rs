@@ -737,3 +737,69 @@ async fn nobody_reaches_another_users_keys_by_guessing() {
     );
     assert!(details.texts("input[name=groups]").is_empty());
 }
+
+#[tokio::test]
+async fn search_matches_wildcard_characters_literally_and_any_alphabet() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    for name in ["ci_deploy", "ciXdeploy", "Äpfel export", "100% coverage"] {
+        app.add_key(BASE, &form(name, "30")).await;
+    }
+    let rows = app
+        .get(&format!("{BASE}?q=ci_deploy"))
+        .await
+        .texts("tbody tr");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].contains("ci_deploy"));
+    let rows = app
+        .get(&format!("{BASE}?q=%C3%A4pfel"))
+        .await
+        .texts("tbody tr");
+    assert_eq!(rows.len(), 1, "case-insensitive beyond ASCII: {rows:?}");
+    assert_eq!(
+        app.get(&format!("{BASE}?q=100%25"))
+            .await
+            .texts("tbody tr")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn absurd_page_numbers_show_an_empty_page() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    app.add_key(BASE, &form("only", "30")).await;
+    let page = app.get(&format!("{BASE}?page=999999999999999999")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text(".empty-state").contains("No access keys") || page.texts("tbody tr").is_empty()
+    );
+    assert_eq!(
+        app.get(&format!("{BASE}?page=-5")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("{BASE}?page=abc")).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn deleting_one_key_twice_at_once_frees_one_place_only() {
+    let app = spawn_app().await;
+    app.signed_in_user().await;
+    let first = app.add_key("/my/keys", &form("one", "30")).await;
+    app.add_key("/my/keys", &form("two", "30")).await;
+    let url = format!("/my/keys/{}/delete", first.id);
+    let (a, b) = tokio::join!(app.post(&url, &[]), app.post(&url, &[]));
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [303, 404]);
+    assert_eq!(app.count("SELECT personal_key_count FROM users").await, 1);
+    app.add_key("/my/keys", &form("three", "30")).await;
+    assert_eq!(
+        app.post("/my/keys", &form("four", "30")).await.status,
+        StatusCode::CONFLICT
+    );
+}

@@ -230,3 +230,44 @@ async fn passwords_never_reach_the_log() {
     assert!(!logs.contains(wrong));
     assert!(!logs.contains(PASSWORD));
 }
+
+#[tokio::test]
+async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit() {
+    let app = spawn_app().await;
+    app.create_admin(ADMIN_EMAIL, "Ada", PASSWORD).await;
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        let c = app.other_client();
+        let token = c.csrf_token().await;
+        clients.push((c, token));
+    }
+    let forms: Vec<[(&str, &str); 3]> = clients
+        .iter()
+        .map(|(_, token)| {
+            [
+                ("email", ADMIN_EMAIL),
+                ("password", "a wrong guess here"),
+                ("csrf_token", token.as_str()),
+            ]
+        })
+        .collect();
+    let attempts = clients
+        .iter()
+        .zip(forms.iter())
+        .map(|((c, _), form)| c.post_raw("/login", form));
+    let pages = futures::future::join_all(attempts).await;
+    let refused = pages
+        .iter()
+        .filter(|p| p.status == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = pages
+        .iter()
+        .filter(|p| p.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((refused, throttled), (5, 7));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE details = 'wrong password'")
+            .await,
+        5
+    );
+}
