@@ -33,6 +33,19 @@ pub struct CurrentUser {
     pub client_ip: String,
 }
 
+impl CurrentUser {
+    /// The user as the actor of a change.
+    pub fn actor(&self) -> crate::service::keys::Actor {
+        crate::service::keys::Actor {
+            user_id: self.id.clone(),
+            label: self.email.clone(),
+            is_admin: self.is_admin,
+            permissions: self.permissions.clone(),
+            client_ip: self.client_ip.clone(),
+        }
+    }
+}
+
 /// A signed-in member of the built-in Administrators group.
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub CurrentUser);

@@ -160,6 +160,29 @@ pub async fn set_name(conn: &mut AnyConnection, id: &str, name: &str) -> sqlx::R
     Ok(())
 }
 
+/// Replaces the description.
+pub async fn set_description(
+    conn: &mut AnyConnection,
+    id: &str,
+    description: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET description = $1 WHERE id = $2")
+        .bind(description)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Locks a key by hand (an administrator revoking it for a while).
+pub async fn set_locked(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET locked = 1 WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Sets (or clears) the expiry.
 pub async fn set_expiry(
     conn: &mut AnyConnection,

@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 
 use crate::auth::key_secret::SecretHasher;
 use crate::clock::Clock;
-use crate::domain::{KeyId, KeyName, KeyType, Secret, is_system_key_name};
+use crate::domain::{KeyId, KeyName, KeyType, Permission, Secret, is_system_key_name};
 use crate::error::AppError;
 use crate::repo::keys::{self as repo, KeyRow, ListFilter, NewKeyRow};
 use crate::repo::{self as repos};
@@ -19,6 +19,8 @@ use crate::service::{FieldErrors, FormError};
 pub const PERSONAL_KEY_LIMIT: i64 = 2;
 /// Validity choices offered when a key is created, in days.
 pub const VALIDITY_DAYS: [i64; 5] = [30, 60, 90, 180, 365];
+/// The longest grace period for an old secret: 7 days.
+pub const MAX_GRACE_SECS: i64 = 7 * 86_400;
 /// Grace periods offered when a secret is regenerated, in seconds.
 pub const GRACE_PERIODS: [i64; 3] = [3600, 86_400, 7 * 86_400];
 /// The latest expiry accepted: the end of 2099.
@@ -30,7 +32,17 @@ pub struct Actor {
     pub user_id: String,
     pub label: String,
     pub is_admin: bool,
+    /// What the actor may do (`keys:read`, `keys:write`, …): a person's roles through their
+    /// groups, or a calling key's effective permissions.
+    pub permissions: Vec<String>,
     pub client_ip: String,
+}
+
+impl Actor {
+    /// Whether the actor holds a permission.
+    pub fn may(&self, permission: Permission) -> bool {
+        self.permissions.iter().any(|p| p == permission.as_str())
+    }
 }
 
 /// Where a request manages keys from: every key of the tenant (administrators), or the actor's
@@ -87,6 +99,8 @@ impl KeyStatus {
 pub enum ExpiryChoice {
     Days(i64),
     Date(String),
+    /// An exact instant (unix seconds), as the API gives it.
+    At(i64),
     Never,
 }
 
@@ -111,6 +125,15 @@ impl ExpiryChoice {
         match self {
             ExpiryChoice::Never => Ok(None),
             ExpiryChoice::Days(d) => Ok(Some(now + d * 86_400)),
+            ExpiryChoice::At(t) => {
+                if *t <= now {
+                    Err("Choose an expiry in the future.".into())
+                } else if *t > LATEST_EXPIRY {
+                    Err("Choose an expiry before 2100.".into())
+                } else {
+                    Ok(Some(*t))
+                }
+            }
             ExpiryChoice::Date(raw) => {
                 if raw.is_empty() {
                     return Err("Enter the date the key expires.".into());
@@ -138,8 +161,8 @@ impl ExpiryChoice {
 pub struct NewKey {
     pub name: String,
     pub key_type: String,
-    pub validity: String,
-    pub custom_date: String,
+    /// The chosen expiry, or why the choice could not be read.
+    pub expiry: Result<ExpiryChoice, String>,
     pub group_ids: Vec<String>,
     pub role_ids: Vec<String>,
 }
@@ -153,8 +176,10 @@ pub struct OneTimeSecret {
     pub tenant_id: String,
 }
 
-fn refuse_unless_admin(actor: &Actor, scope: Scope) -> Result<(), AppError> {
-    if scope == Scope::Tenant && !actor.is_admin {
+/// Managing tenant keys needs `keys:read` to look and `keys:write` to change; a person's own
+/// personal keys need nothing beyond being theirs.
+fn require(actor: &Actor, scope: Scope, permission: Permission) -> Result<(), AppError> {
+    if scope == Scope::Tenant && !actor.may(permission) {
         return Err(AppError::Forbidden);
     }
     Ok(())
@@ -172,9 +197,9 @@ async fn load_for_write(
     scope: Scope,
     id: &str,
 ) -> Result<KeyRow, AppError> {
-    refuse_unless_admin(actor, scope)?;
+    require(actor, scope, Permission::KeysWrite)?;
     repo::lock(conn, id).await?;
-    load(conn, actor, scope, id).await
+    fetch(conn, actor, scope, id).await
 }
 
 /// Loads a key the actor may manage in this scope; any other key is "not found", so guessing IDs
@@ -185,7 +210,16 @@ pub async fn load(
     scope: Scope,
     id: &str,
 ) -> Result<KeyRow, AppError> {
-    refuse_unless_admin(actor, scope)?;
+    require(actor, scope, Permission::KeysRead)?;
+    fetch(conn, actor, scope, id).await
+}
+
+async fn fetch(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+) -> Result<KeyRow, AppError> {
     let row = repo::find(conn, id)
         .await?
         .ok_or(AppError::Gone(KEY_GONE))?;
@@ -261,7 +295,7 @@ pub async fn create(
     scope: Scope,
     input: NewKey,
 ) -> Result<OneTimeSecret, FormError> {
-    refuse_unless_admin(actor, scope)?;
+    require(actor, scope, Permission::KeysWrite)?;
     let now = ring.clock.unix();
     let mut errors = FieldErrors::default();
     let name = KeyName::parse(&input.name)
@@ -282,7 +316,8 @@ pub async fn create(
     if key_type.is_none() {
         errors.add("key_type", "Choose Access key or API.");
     }
-    let expires_at = ExpiryChoice::from_form(&input.validity, &input.custom_date)
+    let expires_at = input
+        .expiry
         .and_then(|c| c.resolve(now))
         .map_err(|m| errors.add("validity", m))
         .ok();
@@ -357,12 +392,12 @@ fn expiry_phrase(expires_at: Option<i64>) -> String {
 /// Changes to a key's details, as submitted from the Key details pane.
 #[derive(Debug, Clone)]
 pub struct KeyChanges {
-    pub name: String,
-    /// `keep` leaves the expiry alone; otherwise as for a new key.
-    pub validity: String,
-    pub custom_date: String,
-    pub group_ids: Vec<String>,
-    pub role_ids: Vec<String>,
+    /// Each `None` leaves that part of the key as it is.
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub expiry: Option<Result<ExpiryChoice, String>>,
+    pub group_ids: Option<Vec<String>>,
+    pub role_ids: Option<Vec<String>>,
 }
 
 /// Applies changes to name, expiry and (tenant keys only) assignments. Assignment changes notify
@@ -380,7 +415,7 @@ pub async fn update(
     let key = load_for_write(&mut tx, actor, scope, id).await?;
     let system = is_system_key_name(&key.name, ring.tenant_id);
     let mut errors = FieldErrors::default();
-    let name = KeyName::parse(&changes.name)
+    let name = KeyName::parse(changes.name.as_deref().unwrap_or(&key.name))
         .map_err(|m| errors.add("name", m))
         .ok();
     if let Some(n) = &name
@@ -389,24 +424,57 @@ pub async fn update(
     {
         errors.add("name", "System key names cannot be changed or taken.");
     }
-    let new_expiry = if changes.validity == "keep" {
-        Ok(key.expires_at)
-    } else {
-        ExpiryChoice::from_form(&changes.validity, &changes.custom_date)
-            .and_then(|c| c.resolve(now))
+    let description = changes
+        .description
+        .map(|d| d.trim().to_string())
+        .unwrap_or_else(|| key.description.clone());
+    if description.chars().count() > 500 || description.chars().any(char::is_control) {
+        errors.add(
+            "description",
+            "A description can be at most 500 characters, without control characters.",
+        );
+    }
+    let new_expiry = match changes.expiry {
+        None => Ok(key.expires_at),
+        Some(choice) => choice.and_then(|c| c.resolve(now)),
     }
     .map_err(|m| errors.add("validity", m))
     .ok();
     let personal = key.owner_user_id.is_some();
+    let wants_assignments = changes.group_ids.as_ref().is_some_and(|g| !g.is_empty())
+        || changes.role_ids.as_ref().is_some_and(|r| !r.is_empty());
+    if personal && wants_assignments {
+        errors.add(
+            "groups",
+            "Personal keys act with their owner's permissions; they take no groups or roles.",
+        );
+    }
     let (group_ids, role_ids) = if personal {
         (Vec::new(), Vec::new())
     } else {
-        check_assignments(&mut tx, &changes.group_ids, &changes.role_ids, &mut errors).await?
+        let groups = match changes.group_ids {
+            Some(g) => g,
+            None => repo::group_ids(&mut tx, id).await?,
+        };
+        let roles = match changes.role_ids {
+            Some(r) => r,
+            None => repo::role_ids(&mut tx, id).await?,
+        };
+        check_assignments(&mut tx, &groups, &roles, &mut errors).await?
     };
     let (Some(name), Some(new_expiry), true) = (name, new_expiry, errors.is_empty()) else {
         return Err(FormError::Invalid(errors));
     };
-    let mut changed = false;
+    if description != key.description {
+        repo::set_description(&mut tx, id, &description).await?;
+        audit::record(
+            &mut tx,
+            now,
+            entry(actor, "key.description_changed", id, name.as_str(), ""),
+        )
+        .await?;
+    }
+    let mut changed = description != key.description;
     if name.as_str() != key.name {
         repo::set_name(&mut tx, id, name.as_str()).await?;
         let details = format!("from “{}”", key.name);
@@ -523,10 +591,10 @@ pub async fn regenerate(
     id: &str,
     grace_secs: i64,
 ) -> Result<OneTimeSecret, AppError> {
-    if grace_secs != 0 && !GRACE_PERIODS.contains(&grace_secs) {
+    if !(0..=MAX_GRACE_SECS).contains(&grace_secs) {
         return Err(AppError::invalid(
-            "grace_period",
-            "Choose one of the offered grace periods.",
+            "grace_seconds",
+            "A grace period is between 0 seconds and 7 days.",
         ));
     }
     let now = ring.clock.unix();
@@ -664,7 +732,7 @@ pub async fn list(
     mut filter: ListFilter,
     now: i64,
 ) -> Result<(Vec<KeyRow>, i64), AppError> {
-    refuse_unless_admin(actor, scope)?;
+    require(actor, scope, Permission::KeysRead)?;
     filter.owner = match scope {
         Scope::Personal => Some(actor.user_id.clone()),
         Scope::Tenant => None,

@@ -16,7 +16,7 @@ use crate::error::AppError;
 use crate::repo;
 use crate::repo::keys::{KeyRow, ListFilter, SortKey};
 use crate::service::keys::{
-    self, Actor, KeyChanges, KeyStatus, Keyring, NewKey, OneTimeSecret, Scope,
+    self, Actor, ExpiryChoice, KeyChanges, KeyStatus, Keyring, NewKey, OneTimeSecret, Scope,
 };
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
@@ -51,13 +51,13 @@ impl Place {
     }
 }
 
-fn actor(user: &CurrentUser) -> Actor {
-    Actor {
-        user_id: user.id.clone(),
-        label: user.email.clone(),
-        is_admin: user.is_admin,
-        client_ip: user.client_ip.clone(),
+/// The user as the actor of a change here. The Access keys tab is for administrators only,
+/// whatever roles a user holds; the service checks the permissions behind it.
+fn actor(user: &CurrentUser, place: Place) -> Result<Actor, AppError> {
+    if place.scope == Scope::Tenant && !user.is_admin {
+        return Err(AppError::Forbidden);
     }
+    Ok(user.actor())
 }
 
 fn hasher(state: &AppState) -> SecretHasher {
@@ -360,7 +360,8 @@ pub async fn list(
         offset: (page - 1).saturating_mul(PAGE_SIZE),
     };
     let mut conn = state.pool.acquire().await?;
-    let (rows, total) = keys::list(&mut conn, &actor(&user), place.scope, filter, now).await?;
+    let (rows, total) =
+        keys::list(&mut conn, &actor(&user, place)?, place.scope, filter, now).await?;
     let personal_count = match place.scope {
         Scope::Personal => total,
         Scope::Tenant => 0,
@@ -463,29 +464,65 @@ pub async fn add_form(
 }
 
 /// A submitted Add key form. Multi-selects arrive as repeated fields.
-fn parse_add(body: &[u8]) -> NewKey {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-    let one = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let many = |name: &str| {
-        pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect::<Vec<_>>()
-    };
-    NewKey {
-        name: one("name"),
-        key_type: one("key_type"),
-        validity: one("validity"),
-        custom_date: one("custom_date"),
-        group_ids: many("groups"),
-        role_ids: many("roles"),
+/// The fields of the Add key and Key details forms, as typed. Multi-selects arrive as repeated
+/// fields.
+#[derive(Clone, Default)]
+struct KeyForm {
+    name: String,
+    key_type: String,
+    validity: String,
+    custom_date: String,
+    groups: Vec<String>,
+    roles: Vec<String>,
+}
+
+impl KeyForm {
+    fn parse(body: &[u8]) -> Self {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+        let one = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let many = |name: &str| {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
+        Self {
+            name: one("name"),
+            key_type: one("key_type"),
+            validity: one("validity"),
+            custom_date: one("custom_date"),
+            groups: many("groups"),
+            roles: many("roles"),
+        }
+    }
+
+    fn new_key(&self) -> NewKey {
+        NewKey {
+            name: self.name.clone(),
+            key_type: self.key_type.clone(),
+            expiry: ExpiryChoice::from_form(&self.validity, &self.custom_date),
+            group_ids: self.groups.clone(),
+            role_ids: self.roles.clone(),
+        }
+    }
+
+    /// Changes from the Key details form: every part is submitted; "keep" keeps the expiry.
+    fn changes(&self) -> KeyChanges {
+        KeyChanges {
+            name: Some(self.name.clone()),
+            description: None,
+            expiry: (self.validity != "keep")
+                .then(|| ExpiryChoice::from_form(&self.validity, &self.custom_date)),
+            group_ids: Some(self.groups.clone()),
+            role_ids: Some(self.roles.clone()),
+        }
     }
 }
 
@@ -536,7 +573,7 @@ pub async fn create(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let place = **place;
-    let input = parse_add(&body);
+    let form = KeyForm::parse(&body);
     let hasher = hasher(&state);
     let ring = Keyring {
         clock: state.clock.as_ref(),
@@ -546,9 +583,9 @@ pub async fn create(
     match keys::create(
         &state.pool,
         &ring,
-        &actor(&user),
+        &actor(&user, place)?,
         place.scope,
-        input.clone(),
+        form.new_key(),
     )
     .await
     {
@@ -558,7 +595,7 @@ pub async fn create(
                 &user,
                 &state,
                 place,
-                input,
+                form,
                 FieldErrors::default(),
                 message,
                 StatusCode::CONFLICT,
@@ -570,7 +607,7 @@ pub async fn create(
                 &user,
                 &state,
                 place,
-                input,
+                form,
                 errors,
                 String::new(),
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -585,7 +622,7 @@ async fn add_again(
     user: &CurrentUser,
     state: &AppState,
     place: Place,
-    input: NewKey,
+    input: KeyForm,
     errors: FieldErrors,
     conflict: String,
     status: StatusCode,
@@ -595,8 +632,8 @@ async fn add_again(
     add.key_type = input.key_type;
     add.validity = input.validity;
     add.custom_date = input.custom_date;
-    add.group_ids = input.group_ids;
-    add.role_ids = input.role_ids;
+    add.group_ids = input.groups;
+    add.role_ids = input.roles;
     add.errors = errors;
     add.conflict = conflict;
     Ok(html(
@@ -647,13 +684,13 @@ async fn details_page(
     state: &AppState,
     place: Place,
     id: &str,
-    form: Option<(KeyChanges, FieldErrors)>,
+    form: Option<(KeyForm, FieldErrors)>,
     saved: bool,
     notice: &str,
 ) -> Result<DetailsPage, AppError> {
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
-    let row = keys::load(&mut conn, &actor(user), place.scope, id).await?;
+    let row = keys::load(&mut conn, &actor(user, place)?, place.scope, id).await?;
     let permissions = keys::effective_permissions(&mut conn, &row).await?;
     let assigned_groups = repo::keys::group_ids(&mut conn, id).await?;
     let assigned_roles = repo::keys::role_ids(&mut conn, id).await?;
@@ -664,14 +701,7 @@ async fn details_page(
         (Vec::new(), Vec::new())
     };
     let (chosen_groups, chosen_roles, name, validity, custom_date, errors) = match form {
-        Some((c, e)) => (
-            c.group_ids,
-            c.role_ids,
-            c.name,
-            c.validity,
-            c.custom_date,
-            e,
-        ),
+        Some((f, e)) => (f.groups, f.roles, f.name, f.validity, f.custom_date, e),
         None => (
             assigned_groups,
             assigned_roles,
@@ -749,14 +779,8 @@ pub async fn update(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let place = **place;
-    let input = parse_add(&body);
-    let changes = KeyChanges {
-        name: input.name,
-        validity: input.validity,
-        custom_date: input.custom_date,
-        group_ids: input.group_ids,
-        role_ids: input.role_ids,
-    };
+    let form = KeyForm::parse(&body);
+    let changes = form.changes();
     let hasher = hasher(&state);
     let ring = Keyring {
         clock: state.clock.as_ref(),
@@ -766,10 +790,10 @@ pub async fn update(
     match keys::update(
         &state.pool,
         &ring,
-        &actor(&user),
+        &actor(&user, place)?,
         place.scope,
         &path,
-        changes.clone(),
+        changes,
     )
     .await
     {
@@ -779,16 +803,8 @@ pub async fn update(
             path.as_str()
         ))),
         Err(FormError::Invalid(errors)) => {
-            let page = details_page(
-                &user,
-                &state,
-                place,
-                &path,
-                Some((changes, errors)),
-                false,
-                "",
-            )
-            .await?;
+            let page =
+                details_page(&user, &state, place, &path, Some((form, errors)), false, "").await?;
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page))
         }
         Err(FormError::Other(e)) => Err(e),
@@ -813,7 +829,7 @@ pub async fn regenerate_form(
     let place = **place;
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
-    let row = keys::load(&mut conn, &actor(&user), place.scope, &path).await?;
+    let row = keys::load(&mut conn, &actor(&user, place)?, place.scope, &path).await?;
     let key = KeyView::of(&row, now, &state.tenant_id, notice_secs(&state));
     if key.system {
         return Err(AppError::Conflict(format!(
@@ -859,8 +875,15 @@ pub async fn regenerate(
         hasher: &hasher,
         tenant_id: &state.tenant_id,
     };
-    let created =
-        keys::regenerate(&state.pool, &ring, &actor(&user), place.scope, &path, grace).await?;
+    let created = keys::regenerate(
+        &state.pool,
+        &ring,
+        &actor(&user, place)?,
+        place.scope,
+        &path,
+        grace,
+    )
+    .await?;
     Ok(secret_page(&user, place, created, true))
 }
 
@@ -918,7 +941,7 @@ async fn set_active(
     keys::set_active(
         &state.pool,
         &ring,
-        &actor(&user),
+        &actor(&user, place)?,
         place.scope,
         &path,
         active,
@@ -947,7 +970,14 @@ pub async fn unlock(
         hasher: &hasher,
         tenant_id: &state.tenant_id,
     };
-    keys::unlock(&state.pool, &ring, &actor(&user), place.scope, &path).await?;
+    keys::unlock(
+        &state.pool,
+        &ring,
+        &actor(&user, place)?,
+        place.scope,
+        &path,
+    )
+    .await?;
     Ok(back(place, &path, &form.return_to, "unlocked"))
 }
 
@@ -969,7 +999,7 @@ pub async fn delete_form(
     let place = **place;
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
-    let row = keys::load(&mut conn, &actor(&user), place.scope, &path).await?;
+    let row = keys::load(&mut conn, &actor(&user, place)?, place.scope, &path).await?;
     let key = KeyView::of(&row, now, &state.tenant_id, notice_secs(&state));
     if key.system {
         return Err(AppError::Conflict(format!(
@@ -1001,7 +1031,14 @@ pub async fn delete(
         hasher: &hasher,
         tenant_id: &state.tenant_id,
     };
-    let name = keys::delete(&state.pool, &ring, &actor(&user), place.scope, &path).await?;
+    let name = keys::delete(
+        &state.pool,
+        &ring,
+        &actor(&user, place)?,
+        place.scope,
+        &path,
+    )
+    .await?;
     let q = serde_urlencoded::to_string([("deleted", name.as_str())]).unwrap_or_default();
     Ok(see_other(&format!("{}?{q}", place.base)))
 }

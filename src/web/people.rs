@@ -9,28 +9,18 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::extract::client_ip;
-use crate::auth::{AdminUser, CurrentUser, csrf};
+use crate::auth::{AdminUser, csrf};
 use crate::clock::format_utc;
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::mail::Email;
 use crate::repo;
-use crate::service::keys::Actor;
 use crate::service::people::{self, GroupInput, Invitation, NewUser, RoleInput};
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
 use crate::web::pages::When;
 use crate::web::sign_in::start_session;
 use crate::web::{Frame, asset_url, html, see_other};
-
-fn actor(user: &CurrentUser) -> Actor {
-    Actor {
-        user_id: user.id.clone(),
-        label: user.email.clone(),
-        is_admin: user.is_admin,
-        client_ip: user.client_ip.clone(),
-    }
-}
 
 /// Form fields, with repeated names (checkbox lists) kept.
 struct Fields(Vec<(String, String)>);
@@ -268,7 +258,7 @@ pub async fn create_user(
     match people::invite(
         &state.pool,
         state.clock.as_ref(),
-        &actor(&user),
+        &user.actor(),
         input.clone(),
     )
     .await
@@ -374,7 +364,7 @@ pub async fn update_user(
     match people::set_user_groups(
         &state.pool,
         state.clock.as_ref(),
-        &actor(&admin),
+        &admin.actor(),
         &path,
         &groups,
     )
@@ -409,7 +399,7 @@ pub async fn disable_user(
     people::set_active(
         &state.pool,
         state.clock.as_ref(),
-        &actor(&admin),
+        &admin.actor(),
         &path,
         false,
     )
@@ -429,7 +419,7 @@ pub async fn enable_user(
     people::set_active(
         &state.pool,
         state.clock.as_ref(),
-        &actor(&admin),
+        &admin.actor(),
         &path,
         true,
     )
@@ -446,7 +436,7 @@ pub async fn reinvite_user(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let inv = people::reinvite(&state.pool, state.clock.as_ref(), &actor(&admin), &path).await?;
+    let inv = people::reinvite(&state.pool, state.clock.as_ref(), &admin.actor(), &path).await?;
     let notice = match send_invitation(&state, &admin.name, &inv).await {
         Ok(()) => "reinvited",
         Err(e) => {
@@ -747,7 +737,7 @@ pub async fn create_group(
     match people::create_group(
         &state.pool,
         state.clock.as_ref(),
-        &actor(&admin),
+        &admin.actor(),
         input.clone(),
     )
     .await
@@ -785,7 +775,7 @@ pub async fn update_group(
     match people::update_group(
         &state.pool,
         state.clock.as_ref(),
-        &actor(&admin),
+        &admin.actor(),
         &path,
         input.clone(),
     )
@@ -846,7 +836,7 @@ pub async fn delete_group(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    people::delete_group(&state.pool, state.clock.as_ref(), &actor(&admin), &path).await?;
+    people::delete_group(&state.pool, state.clock.as_ref(), &admin.actor(), &path).await?;
     Ok(with_notice("/user-access/groups", "group_deleted"))
 }
 
@@ -1020,7 +1010,7 @@ pub async fn create_role(
     match people::create_role(
         &state.pool,
         state.clock.as_ref(),
-        &actor(&admin),
+        &admin.actor(),
         input.clone(),
     )
     .await
@@ -1058,7 +1048,7 @@ pub async fn update_role(
     match people::update_role(
         &state.pool,
         state.clock.as_ref(),
-        &actor(&admin),
+        &admin.actor(),
         &path,
         input.clone(),
     )
@@ -1082,7 +1072,7 @@ pub async fn delete_role(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    people::delete_role(&state.pool, state.clock.as_ref(), &actor(&admin), &path).await?;
+    people::delete_role(&state.pool, state.clock.as_ref(), &admin.actor(), &path).await?;
     Ok(with_notice("/user-access/roles", "role_deleted"))
 }
 

@@ -442,7 +442,7 @@ async fn a_new_secret_kills_the_old_one_at_once_or_after_the_grace_period() {
     let bad = app
         .post(
             &format!("{BASE}/{}/regenerate", key.id),
-            &[("grace", "999")],
+            &[("grace", "604801")],
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -619,6 +619,7 @@ async fn sixteen_concurrent_personal_key_creates_make_exactly_two() {
         user_id: user.clone(),
         label: USER_EMAIL.into(),
         is_admin: false,
+        permissions: vec![],
         client_ip: "127.0.0.1".into(),
     };
     let mut tasks = Vec::new();
@@ -636,8 +637,7 @@ async fn sixteen_concurrent_personal_key_creates_make_exactly_two() {
             let input = keyward::service::keys::NewKey {
                 name: format!("racer {i}"),
                 key_type: "access".into(),
-                validity: "30".into(),
-                custom_date: String::new(),
+                expiry: Ok(keyward::service::keys::ExpiryChoice::Days(30)),
                 group_ids: vec![],
                 role_ids: vec![],
             };
