@@ -42,6 +42,7 @@ impl CurrentUser {
             is_admin: self.is_admin,
             permissions: self.permissions.clone(),
             client_ip: self.client_ip.clone(),
+            acting_key: None,
         }
     }
 }

@@ -13,6 +13,8 @@ pub struct KeyRow {
     pub key_type: String,
     pub owner_user_id: Option<String>,
     pub owner_name: Option<String>,
+    /// 1 when the owner of a personal key is enabled; `None` for tenant keys.
+    pub owner_active: Option<i64>,
     pub secret_hash: String,
     pub previous_secret_hash: Option<String>,
     pub previous_valid_until: Option<i64>,
@@ -36,7 +38,7 @@ pub struct KeyRow {
 macro_rules! select_keys {
     ($tail:literal) => {
         concat!(
-            "SELECT k.id, k.name, k.description, k.key_type, k.owner_user_id, u.name AS owner_name, ",
+            "SELECT k.id, k.name, k.description, k.key_type, k.owner_user_id, u.name AS owner_name, u.active AS owner_active, ",
             "k.secret_hash, k.previous_secret_hash, k.previous_valid_until, k.secret_regenerated_at, ",
             "k.active, k.locked, k.failed_attempts, k.expires_at, k.allowed_networks, k.created_at, ",
             "k.created_by, k.created_by_label, k.modified_at, k.modified_by, k.modified_by_label, ",
@@ -154,6 +156,70 @@ pub async fn set_name(conn: &mut AnyConnection, id: &str, name: &str) -> sqlx::R
     sqlx::query("UPDATE access_keys SET name = $1, search_name = $2 WHERE id = $3")
         .bind(name)
         .bind(name.to_lowercase())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Counts a wrong secret and locks the key when the count reaches `threshold` (0: never).
+/// Returns the new count and whether the key is now locked.
+pub async fn record_failure(
+    conn: &mut AnyConnection,
+    id: &str,
+    threshold: i64,
+) -> sqlx::Result<(i64, bool)> {
+    let (count, locked): (i64, i64) = sqlx::query_as(
+        "UPDATE access_keys SET failed_attempts = failed_attempts + 1, \
+         locked = CASE WHEN $2 > 0 AND failed_attempts + 1 >= $2 THEN 1 ELSE locked END \
+         WHERE id = $1 RETURNING failed_attempts, locked",
+    )
+    .bind(id)
+    .bind(threshold)
+    .fetch_one(conn)
+    .await?;
+    Ok((count, locked == 1))
+}
+
+/// Forgets failed attempts after a correct secret.
+pub async fn reset_failures(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET failed_attempts = 0 WHERE id = $1 AND failed_attempts > 0")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records a use, at most once a minute per key so the hot path stays cheap.
+pub async fn touch_last_used(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+    ip: &str,
+    agent: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE access_keys SET last_used_at = $1, last_used_ip = $2, last_used_agent = $3 \
+         WHERE id = $4 AND (last_used_at IS NULL OR last_used_at <= $5)",
+    )
+    .bind(now)
+    .bind(ip)
+    .bind(agent)
+    .bind(id)
+    .bind(now - 60)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the allowed networks (CIDR ranges separated by commas; empty: anywhere).
+pub async fn set_allowed_networks(
+    conn: &mut AnyConnection,
+    id: &str,
+    networks: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET allowed_networks = $1 WHERE id = $2")
+        .bind(networks)
         .bind(id)
         .execute(conn)
         .await?;

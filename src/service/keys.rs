@@ -36,6 +36,8 @@ pub struct Actor {
     /// groups, or a calling key's effective permissions.
     pub permissions: Vec<String>,
     pub client_ip: String,
+    /// The key making the request, when a program acts through the API.
+    pub acting_key: Option<String>,
 }
 
 impl Actor {
@@ -51,6 +53,8 @@ impl Actor {
 pub enum Scope {
     Tenant,
     Personal,
+    /// The calling key itself (`/api/v1/apikeys/current`).
+    OwnKey,
 }
 
 /// What keys need beyond the database: the clock, the secret hasher and the tenant ID.
@@ -223,7 +227,12 @@ async fn fetch(
     let row = repo::find(conn, id)
         .await?
         .ok_or(AppError::Gone(KEY_GONE))?;
-    if scope == Scope::Personal && row.owner_user_id.as_deref() != Some(actor.user_id.as_str()) {
+    let visible = match scope {
+        Scope::Tenant => true,
+        Scope::Personal => row.owner_user_id.as_deref() == Some(actor.user_id.as_str()),
+        Scope::OwnKey => actor.acting_key.as_deref() == Some(row.id.as_str()),
+    };
+    if !visible {
         return Err(AppError::Gone(KEY_GONE));
     }
     Ok(row)
@@ -346,6 +355,7 @@ pub async fn create(
             Some(actor.user_id.as_str())
         }
         Scope::Tenant => None,
+        Scope::OwnKey => return Err(FormError::Other(AppError::Forbidden)),
     };
     let id = KeyId::generate();
     let secret = Secret::generate();
@@ -398,6 +408,8 @@ pub struct KeyChanges {
     pub expiry: Option<Result<ExpiryChoice, String>>,
     pub group_ids: Option<Vec<String>>,
     pub role_ids: Option<Vec<String>>,
+    /// CIDR ranges the key may be used from, comma-separated; empty: anywhere.
+    pub allowed_networks: Option<String>,
 }
 
 /// Applies changes to name, expiry and (tenant keys only) assignments. Assignment changes notify
@@ -462,9 +474,31 @@ pub async fn update(
         };
         check_assignments(&mut tx, &groups, &roles, &mut errors).await?
     };
-    let (Some(name), Some(new_expiry), true) = (name, new_expiry, errors.is_empty()) else {
+    let networks = match &changes.allowed_networks {
+        None => Ok(key.allowed_networks.clone()),
+        Some(raw) => crate::service::key_auth::parse_networks(raw),
+    }
+    .map_err(|m| errors.add("allowed_networks", m))
+    .ok();
+    let (Some(name), Some(new_expiry), Some(networks), true) =
+        (name, new_expiry, networks, errors.is_empty())
+    else {
         return Err(FormError::Invalid(errors));
     };
+    if networks != key.allowed_networks {
+        repo::set_allowed_networks(&mut tx, id, &networks).await?;
+        let details = if networks.is_empty() {
+            "anywhere".to_string()
+        } else {
+            networks.clone()
+        };
+        audit::record(
+            &mut tx,
+            now,
+            entry(actor, "key.networks_changed", id, name.as_str(), &details),
+        )
+        .await?;
+    }
     if description != key.description {
         repo::set_description(&mut tx, id, &description).await?;
         audit::record(
@@ -474,7 +508,7 @@ pub async fn update(
         )
         .await?;
     }
-    let mut changed = description != key.description;
+    let mut changed = description != key.description || networks != key.allowed_networks;
     if name.as_str() != key.name {
         repo::set_name(&mut tx, id, name.as_str()).await?;
         let details = format!("from “{}”", key.name);
@@ -659,6 +693,31 @@ pub async fn set_active(
     Ok(())
 }
 
+/// Locks a key by hand: it stops authenticating until it is unlocked or given a new secret.
+pub async fn lock(
+    pool: &sqlx::AnyPool,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+) -> Result<(), AppError> {
+    let now = ring.clock.unix();
+    let mut tx = crate::db::begin_write(pool).await?;
+    let key = load_for_write(&mut tx, actor, scope, id).await?;
+    if key.locked == 0 {
+        repo::set_locked(&mut tx, id).await?;
+        repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
+        audit::record(
+            &mut tx,
+            now,
+            entry(actor, "key.locked", id, &key.name, "locked by hand"),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Ends a key's lock.
 pub async fn unlock(
     pool: &sqlx::AnyPool,
@@ -735,66 +794,9 @@ pub async fn list(
     require(actor, scope, Permission::KeysRead)?;
     filter.owner = match scope {
         Scope::Personal => Some(actor.user_id.clone()),
-        Scope::Tenant => None,
+        Scope::Tenant | Scope::OwnKey => None,
     };
     Ok(repo::list(conn, &filter, now).await?)
-}
-
-/// Why a presented key was refused. Callers show one answer for all; the reason is for the
-/// audit log and the key's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    NotFound,
-    WrongSecret,
-    Inactive,
-    Expired,
-    Locked,
-    OwnerDisabled,
-}
-
-/// Checks a key ID and secret: the stored hash (or, during a grace period, the previous one),
-/// then the key's state and its owner's.
-pub async fn authenticate(
-    conn: &mut AnyConnection,
-    ring: &Keyring<'_>,
-    id: &str,
-    secret: &str,
-) -> Result<KeyRow, Refusal> {
-    let (Some(_), Some(secret)) = (KeyId::parse(id), Secret::parse(secret)) else {
-        return Err(Refusal::NotFound);
-    };
-    let now = ring.clock.unix();
-    let key = repo::find(conn, id)
-        .await
-        .ok()
-        .flatten()
-        .ok_or(Refusal::NotFound)?;
-    let current = ring.hasher.matches(&secret, &key.secret_hash);
-    let previous = key.previous_valid_until.is_some_and(|t| t > now)
-        && key
-            .previous_secret_hash
-            .as_deref()
-            .is_some_and(|h| ring.hasher.matches(&secret, h));
-    if !current && !previous {
-        return Err(Refusal::WrongSecret);
-    }
-    match KeyStatus::of(&key, now) {
-        KeyStatus::Inactive => return Err(Refusal::Inactive),
-        KeyStatus::Locked => return Err(Refusal::Locked),
-        KeyStatus::Expired => return Err(Refusal::Expired),
-        KeyStatus::Active => {}
-    }
-    if let Some(owner) = &key.owner_user_id {
-        let active = repos::users::find(conn, owner)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|u| u.active == 1);
-        if !active {
-            return Err(Refusal::OwnerDisabled);
-        }
-    }
-    Ok(key)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod bootstrap;
+pub mod key_auth;
 pub mod keys;
 pub mod people;
 pub mod throttle;

@@ -46,7 +46,7 @@ impl Place {
     fn section(&self) -> &'static str {
         match self.scope {
             Scope::Tenant => "users-and-keys",
-            Scope::Personal => "my-keys",
+            Scope::Personal | Scope::OwnKey => "my-keys",
         }
     }
 }
@@ -95,6 +95,7 @@ pub struct KeyView {
     pub modified: String,
     pub modified_by: String,
     pub failed_attempts: i64,
+    pub networks: String,
     pub regenerated: String,
     pub grace_until: String,
 }
@@ -145,6 +146,7 @@ impl KeyView {
             modified: format_utc(row.modified_at),
             modified_by: row.modified_by_label.clone(),
             failed_attempts: row.failed_attempts,
+            networks: row.allowed_networks.clone(),
             regenerated: row
                 .secret_regenerated_at
                 .map(format_utc)
@@ -314,7 +316,7 @@ async fn choices(
 async fn blank_add_form(state: &AppState, place: Place) -> Result<AddForm, AppError> {
     let (groups, roles) = match place.scope {
         Scope::Tenant => choices(state).await?,
-        Scope::Personal => (Vec::new(), Vec::new()),
+        Scope::Personal | Scope::OwnKey => (Vec::new(), Vec::new()),
     };
     Ok(AddForm {
         name: String::new(),
@@ -363,7 +365,7 @@ pub async fn list(
     let (rows, total) =
         keys::list(&mut conn, &actor(&user, place)?, place.scope, filter, now).await?;
     let personal_count = match place.scope {
-        Scope::Personal => total,
+        Scope::Personal | Scope::OwnKey => total,
         Scope::Tenant => 0,
     };
     drop(conn);
@@ -474,6 +476,7 @@ struct KeyForm {
     custom_date: String,
     groups: Vec<String>,
     roles: Vec<String>,
+    networks: String,
 }
 
 impl KeyForm {
@@ -500,6 +503,7 @@ impl KeyForm {
             custom_date: one("custom_date"),
             groups: many("groups"),
             roles: many("roles"),
+            networks: one("allowed_networks"),
         }
     }
 
@@ -522,6 +526,7 @@ impl KeyForm {
                 .then(|| ExpiryChoice::from_form(&self.validity, &self.custom_date)),
             group_ids: Some(self.groups.clone()),
             role_ids: Some(self.roles.clone()),
+            allowed_networks: Some(self.networks.clone()),
         }
     }
 }
@@ -660,6 +665,7 @@ struct DetailsPage {
     name: String,
     validity: String,
     custom_date: String,
+    networks: String,
     today: String,
     errors: FieldErrors,
     saved: bool,
@@ -700,14 +706,23 @@ async fn details_page(
     } else {
         (Vec::new(), Vec::new())
     };
-    let (chosen_groups, chosen_roles, name, validity, custom_date, errors) = match form {
-        Some((f, e)) => (f.groups, f.roles, f.name, f.validity, f.custom_date, e),
+    let (chosen_groups, chosen_roles, name, validity, custom_date, networks, errors) = match form {
+        Some((f, e)) => (
+            f.groups,
+            f.roles,
+            f.name,
+            f.validity,
+            f.custom_date,
+            f.networks,
+            e,
+        ),
         None => (
             assigned_groups,
             assigned_roles,
             row.name.clone(),
             "keep".to_string(),
             String::new(),
+            row.allowed_networks.clone(),
             FieldErrors::default(),
         ),
     };
@@ -742,6 +757,7 @@ async fn details_page(
         name,
         validity,
         custom_date,
+        networks,
         today: state.clock.now().format("%Y-%m-%d").to_string(),
         errors,
         saved,

@@ -1,7 +1,7 @@
 //! The Access keys tab and My access keys through the HTML forms.
 
 use chrono::Duration;
-use keyward::service::keys::Refusal;
+use keyward::service::key_auth::Refusal;
 use reqwest::StatusCode;
 
 use crate::common::{PASSWORD, USER_EMAIL, spawn_app};
@@ -620,6 +620,7 @@ async fn sixteen_concurrent_personal_key_creates_make_exactly_two() {
         label: USER_EMAIL.into(),
         is_admin: false,
         permissions: vec![],
+        acting_key: None,
         client_ip: "127.0.0.1".into(),
     };
     let mut tasks = Vec::new();

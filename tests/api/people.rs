@@ -1,7 +1,7 @@
 //! Users (invitations, disable/enable, groups), groups and roles through the HTML forms.
 
 use chrono::Duration;
-use keyward::service::keys::Refusal;
+use keyward::service::key_auth::Refusal;
 use reqwest::StatusCode;
 
 use crate::common::{PASSWORD, USER_EMAIL, spawn_app};

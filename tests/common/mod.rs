@@ -384,19 +384,33 @@ impl TestApp {
         }
     }
 
-    /// What keyward's key check says of an ID and secret.
+    /// What keyward's key check says of an ID and secret presented from 127.0.0.1.
     pub async fn authenticate(
         &self,
         id: &str,
         secret: &str,
-    ) -> Result<keyward::repo::keys::KeyRow, keyward::service::keys::Refusal> {
+    ) -> Result<keyward::repo::keys::KeyRow, keyward::service::key_auth::Refusal> {
+        use keyward::service::key_auth::{self, Attempt, AuthError, Policy};
         let hasher = keyward::auth::key_secret::SecretHasher::new(&self.state.master_key);
         let ring = keyward::service::keys::Keyring {
             clock: self.clock.as_ref(),
             hasher: &hasher,
             tenant_id: &self.state.tenant_id,
         };
-        let mut conn = self.state.pool.acquire().await.expect("conn");
-        keyward::service::keys::authenticate(&mut conn, &ring, id, secret).await
+        let policy = Policy {
+            lockout_threshold: self.state.settings.lockout_threshold,
+            client_failure_limit: self.state.settings.client_failure_limit,
+        };
+        let attempt = Attempt {
+            presented: keyward::auth::key_auth::from_pair(&format!("{id}::{secret}")),
+            client_ip: "127.0.0.1",
+            user_agent: "keyward-tests",
+            limit_client: true,
+        };
+        match key_auth::authenticate(&self.state.pool, &ring, policy, attempt).await {
+            Ok(key) => Ok(key),
+            Err(AuthError::Refused(r)) => Err(r),
+            Err(other) => panic!("authentication failed unexpectedly: {other:?}"),
+        }
     }
 }
