@@ -1,5 +1,6 @@
 //! keyward: a self-hosted service and web console for the credentials programs use to reach an API.
 
+pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;

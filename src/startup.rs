@@ -195,6 +195,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(session)
             .wrap(console::security_headers())
             .wrap(TracingLogger::<RequestSpan>::new())
+            .configure(crate::api::routes)
             .configure(console::routes)
     })
     .listen(listener)?

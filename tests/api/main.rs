@@ -14,6 +14,7 @@ mod frame;
 mod health;
 mod keys;
 mod people;
+mod rest;
 mod schema;
 mod sessions;
 mod setup;

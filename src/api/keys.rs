@@ -1,0 +1,591 @@
+//! `/api/v1/apikeys` and `/api/v1/me/keys`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::api::{ApiCaller, ApiError};
+use crate::auth::key_secret::SecretHasher;
+use crate::domain::Permission;
+use crate::repo;
+use crate::repo::keys::{KeyRow, ListFilter, SortKey};
+use crate::service::keys::{
+    self, ExpiryChoice, KeyChanges, KeyStatus, Keyring, NewKey, OneTimeSecret, Scope,
+};
+use crate::service::{FieldErrors, FormError};
+use crate::startup::AppState;
+
+fn rfc3339(secs: i64) -> Option<String> {
+    Utc.timestamp_opt(secs, 0)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// The owner of a personal key.
+#[derive(Serialize)]
+pub struct Owner {
+    id: String,
+    name: String,
+}
+
+/// The last use of a key.
+#[derive(Serialize)]
+pub struct LastUsed {
+    at: Option<String>,
+    client_ip: String,
+    user_agent: String,
+}
+
+/// A key as the API describes it. Never carries a stored secret.
+#[derive(Serialize)]
+pub struct KeyView {
+    id: String,
+    name: String,
+    description: String,
+    #[serde(rename = "type")]
+    key_type: String,
+    owner: Option<Owner>,
+    status: &'static str,
+    active: bool,
+    locked: bool,
+    system: bool,
+    expires_at: Option<String>,
+    created_at: Option<String>,
+    created_by: String,
+    modified_at: Option<String>,
+    modified_by: String,
+    last_used: Option<LastUsed>,
+    failed_attempts: i64,
+    allowed_networks: Vec<String>,
+    group_ids: Vec<String>,
+    role_ids: Vec<String>,
+    permissions: Vec<String>,
+}
+
+/// A key with its secret, shown once on creation and regeneration.
+#[derive(Serialize)]
+pub struct KeyWithSecret {
+    #[serde(flatten)]
+    key: KeyView,
+    secret_key: String,
+    tenant_id: String,
+}
+
+async fn view(state: &AppState, row: KeyRow) -> Result<KeyView, ApiError> {
+    let now = state.clock.unix();
+    let mut conn = state.pool.acquire().await?;
+    let permissions = keys::effective_permissions(&mut conn, &row).await?;
+    let group_ids = repo::keys::group_ids(&mut conn, &row.id).await?;
+    let role_ids = repo::keys::role_ids(&mut conn, &row.id).await?;
+    Ok(KeyView {
+        status: match KeyStatus::of(&row, now) {
+            KeyStatus::Active => "active",
+            KeyStatus::Inactive => "inactive",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Locked => "locked",
+        },
+        system: crate::domain::is_system_key_name(&row.name, &state.tenant_id),
+        owner: match (row.owner_user_id, row.owner_name) {
+            (Some(id), Some(name)) => Some(Owner { id, name }),
+            _ => None,
+        },
+        id: row.id,
+        name: row.name,
+        description: row.description,
+        key_type: row.key_type,
+        active: row.active == 1,
+        locked: row.locked == 1,
+        expires_at: row.expires_at.and_then(rfc3339),
+        created_at: rfc3339(row.created_at),
+        created_by: row.created_by_label,
+        modified_at: rfc3339(row.modified_at),
+        modified_by: row.modified_by_label,
+        last_used: row.last_used_at.map(|t| LastUsed {
+            at: rfc3339(t),
+            client_ip: row.last_used_ip.unwrap_or_default(),
+            user_agent: row.last_used_agent.unwrap_or_default(),
+        }),
+        failed_attempts: row.failed_attempts,
+        allowed_networks: row
+            .allowed_networks
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        group_ids,
+        role_ids,
+        permissions,
+    })
+}
+
+async fn with_secret(
+    state: &AppState,
+    caller: &ApiCaller,
+    scope: Scope,
+    shown: OneTimeSecret,
+) -> Result<KeyWithSecret, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let row = keys::load(&mut conn, &caller.actor, scope, &shown.key_id).await?;
+    drop(conn);
+    Ok(KeyWithSecret {
+        key: view(state, row).await?,
+        secret_key: shown.secret.expose().to_string(),
+        tenant_id: shown.tenant_id,
+    })
+}
+
+fn no_store(mut res: HttpResponse) -> HttpResponse {
+    res.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+/// Tells a present `null` from an absent field.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn expiry_from(
+    value: Option<Option<String>>,
+    default_days: Option<i64>,
+) -> Option<Result<ExpiryChoice, String>> {
+    match value {
+        None => default_days.map(|d| Ok(ExpiryChoice::Days(d))),
+        Some(None) => Some(Ok(ExpiryChoice::Never)),
+        Some(Some(raw)) => Some(
+            DateTime::parse_from_rfc3339(&raw)
+                .map(|t| ExpiryChoice::At(t.timestamp()))
+                .map_err(|_| {
+                    format!("“{raw}” is not an RFC 3339 date-time such as 2027-01-31T12:00:00Z.")
+                }),
+        ),
+    }
+}
+
+fn form_error(e: FormError) -> ApiError {
+    match e {
+        FormError::Invalid(errors) => first_field_error(errors),
+        FormError::Other(e) => e.into(),
+    }
+}
+
+fn first_field_error(errors: FieldErrors) -> ApiError {
+    let (field, message) = errors
+        .0
+        .into_iter()
+        .next()
+        .unwrap_or(("request", "The request is not valid.".into()));
+    let field = match field {
+        "validity" => "expires_at",
+        "key_type" => "type",
+        "groups" => "group_ids",
+        "roles" => "role_ids",
+        other => other,
+    };
+    ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, message)
+}
+
+fn ring<'a>(state: &'a AppState, hasher: &'a SecretHasher) -> Keyring<'a> {
+    Keyring {
+        clock: state.clock.as_ref(),
+        hasher,
+        tenant_id: &state.tenant_id,
+    }
+}
+
+/// Query of `GET /api/v1/apikeys`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default, rename = "type")]
+    key_type: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    order: String,
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+/// A page of keys.
+#[derive(Serialize)]
+pub struct KeyPage {
+    items: Vec<KeyView>,
+    total: i64,
+    page: i64,
+    per_page: i64,
+}
+
+fn list_filter(q: ListQuery) -> Result<(ListFilter, i64, i64), ApiError> {
+    let page = q.page.unwrap_or(1);
+    let per_page = q.per_page.unwrap_or(25);
+    if !(1..=1_000_000).contains(&page) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "page",
+            "must be between 1 and 1000000",
+        ));
+    }
+    if !(1..=100).contains(&per_page) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "per_page",
+            "must be between 1 and 100",
+        ));
+    }
+    if !["", "active", "inactive", "expired", "locked"].contains(&q.status.as_str()) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "status",
+            "must be active, inactive, expired or locked",
+        ));
+    }
+    if !["", "access", "api"].contains(&q.key_type.as_str()) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "type",
+            "must be access or api",
+        ));
+    }
+    let sort = match q.sort.as_str() {
+        "" | "created" => SortKey::Created,
+        "name" => SortKey::Name,
+        "expires" => SortKey::Expires,
+        "last_used" => SortKey::LastUsed,
+        _ => {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "sort",
+                "must be created, name, expires or last_used",
+            ));
+        }
+    };
+    let descending = match q.order.as_str() {
+        "" => sort == SortKey::Created || sort == SortKey::LastUsed,
+        "desc" => true,
+        "asc" => false,
+        _ => {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "order",
+                "must be asc or desc",
+            ));
+        }
+    };
+    if q.q.chars().count() > 100 {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "q",
+            "at most 100 characters",
+        ));
+    }
+    Ok((
+        ListFilter {
+            owner: None,
+            search: q.q,
+            status: q.status,
+            key_type: q.key_type,
+            sort,
+            descending,
+            limit: per_page,
+            offset: (page - 1) * per_page,
+        },
+        page,
+        per_page,
+    ))
+}
+
+async fn list_in(
+    state: &AppState,
+    caller: &ApiCaller,
+    scope: Scope,
+    q: ListQuery,
+) -> Result<HttpResponse, ApiError> {
+    let (filter, page, per_page) = list_filter(q)?;
+    let mut conn = state.pool.acquire().await?;
+    let (rows, total) =
+        keys::list(&mut conn, &caller.actor, scope, filter, state.clock.unix()).await?;
+    drop(conn);
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(view(state, row).await?);
+    }
+    Ok(HttpResponse::Ok().json(KeyPage {
+        items,
+        total,
+        page,
+        per_page,
+    }))
+}
+
+/// GET /api/v1/apikeys
+pub async fn list(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::KeysRead)?;
+    list_in(&state, &caller, Scope::Tenant, q.into_inner()).await
+}
+
+/// Body of `POST /api/v1/apikeys` and `POST /api/v1/me/keys`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    #[serde(default, rename = "type")]
+    key_type: Option<String>,
+    /// RFC 3339; `null` for never; absent for 90 days.
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<String>>,
+    #[serde(default)]
+    group_ids: Vec<String>,
+    #[serde(default)]
+    role_ids: Vec<String>,
+}
+
+async fn create_in(
+    state: &AppState,
+    caller: &ApiCaller,
+    scope: Scope,
+    body: CreateBody,
+) -> Result<HttpResponse, ApiError> {
+    let hasher = SecretHasher::new(&state.master_key);
+    let input = NewKey {
+        name: body.name,
+        key_type: body.key_type.unwrap_or_else(|| "access".into()),
+        expiry: expiry_from(body.expires_at, Some(90)).unwrap_or(Ok(ExpiryChoice::Days(90))),
+        group_ids: body.group_ids,
+        role_ids: body.role_ids,
+    };
+    let shown = keys::create(
+        &state.pool,
+        &ring(state, &hasher),
+        &caller.actor,
+        scope,
+        input,
+    )
+    .await
+    .map_err(form_error)?;
+    let body = with_secret(state, caller, scope, shown).await?;
+    Ok(no_store(HttpResponse::Created().json(body)))
+}
+
+/// POST /api/v1/apikeys — a tenant key; the response carries its secret once.
+pub async fn create(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::KeysWrite)?;
+    create_in(&state, &caller, Scope::Tenant, body.into_inner()).await
+}
+
+async fn load_view(
+    state: &AppState,
+    caller: &ApiCaller,
+    scope: Scope,
+    id: &str,
+) -> Result<KeyView, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let row = keys::load(&mut conn, &caller.actor, scope, id).await?;
+    drop(conn);
+    view(state, row).await
+}
+
+/// GET /api/v1/apikeys/{id}
+pub async fn describe(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::KeysRead)?;
+    Ok(HttpResponse::Ok().json(load_view(&state, &caller, Scope::Tenant, &id).await?))
+}
+
+/// Body of `PATCH /api/v1/apikeys/{id}`: each field present is changed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<String>>,
+    active: Option<bool>,
+    locked: Option<bool>,
+    role_ids: Option<Vec<String>>,
+    group_ids: Option<Vec<String>>,
+    allowed_networks: Option<Vec<String>>,
+}
+
+/// PATCH /api/v1/apikeys/{id}
+pub async fn update(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::KeysWrite)?;
+    let body = body.into_inner();
+    let hasher = SecretHasher::new(&state.master_key);
+    let ring = ring(&state, &hasher);
+    let changes = KeyChanges {
+        name: body.name,
+        description: body.description,
+        expiry: expiry_from(body.expires_at, None),
+        group_ids: body.group_ids,
+        role_ids: body.role_ids,
+        allowed_networks: body.allowed_networks.map(|n| n.join(", ")),
+    };
+    // Everything that can be refused is checked in this first call; only then do the state
+    // switches run, so a bad request writes nothing.
+    keys::update(
+        &state.pool,
+        &ring,
+        &caller.actor,
+        Scope::Tenant,
+        &id,
+        changes,
+    )
+    .await
+    .map_err(form_error)?;
+    if let Some(active) = body.active {
+        keys::set_active(
+            &state.pool,
+            &ring,
+            &caller.actor,
+            Scope::Tenant,
+            &id,
+            active,
+        )
+        .await?;
+    }
+    match body.locked {
+        Some(true) => keys::lock(&state.pool, &ring, &caller.actor, Scope::Tenant, &id).await?,
+        Some(false) => keys::unlock(&state.pool, &ring, &caller.actor, Scope::Tenant, &id).await?,
+        None => {}
+    }
+    Ok(HttpResponse::Ok().json(load_view(&state, &caller, Scope::Tenant, &id).await?))
+}
+
+/// DELETE /api/v1/apikeys/{id}
+pub async fn delete(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::KeysWrite)?;
+    let hasher = SecretHasher::new(&state.master_key);
+    keys::delete(
+        &state.pool,
+        &ring(&state, &hasher),
+        &caller.actor,
+        Scope::Tenant,
+        &id,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Body of the secret-replacing endpoints.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateBody {
+    #[serde(default)]
+    grace_seconds: i64,
+}
+
+async fn regenerate_in(
+    state: &AppState,
+    caller: &ApiCaller,
+    scope: Scope,
+    id: &str,
+    body: Option<web::Json<RegenerateBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let grace = body.map(|b| b.grace_seconds).unwrap_or(0);
+    let hasher = SecretHasher::new(&state.master_key);
+    let shown = keys::regenerate(
+        &state.pool,
+        &ring(state, &hasher),
+        &caller.actor,
+        scope,
+        id,
+        grace,
+    )
+    .await?;
+    let body = with_secret(state, caller, scope, shown).await?;
+    Ok(no_store(HttpResponse::Ok().json(body)))
+}
+
+/// POST /api/v1/apikeys/{id}/secretkey — a new secret; the old one stops (after `grace_seconds`).
+pub async fn regenerate(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Option<web::Json<RegenerateBody>>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::KeysWrite)?;
+    regenerate_in(&state, &caller, Scope::Tenant, &id, body).await
+}
+
+/// GET /api/v1/apikeys/current — the calling key.
+pub async fn current(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let row = caller.key.clone();
+    Ok(HttpResponse::Ok().json(view(&state, row).await?))
+}
+
+/// POST /api/v1/apikeys/current/secretkey — the calling key rotates its own secret.
+pub async fn rotate_current(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    body: Option<web::Json<RegenerateBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = caller.key.id.clone();
+    regenerate_in(&state, &caller, Scope::OwnKey, &id, body).await
+}
+
+fn personal_only(caller: &ApiCaller) -> Result<(), ApiError> {
+    if caller.key.owner_user_id.is_none() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "This is a tenant key: it has no personal keys. Call with one of your personal keys.",
+        ));
+    }
+    Ok(())
+}
+
+/// GET /api/v1/me/keys — the personal keys of the calling key's owner.
+pub async fn my_keys(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    personal_only(&caller)?;
+    list_in(&state, &caller, Scope::Personal, q.into_inner()).await
+}
+
+/// POST /api/v1/me/keys — a personal key (at most two); 409 beyond that.
+pub async fn create_my_key(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    personal_only(&caller)?;
+    create_in(&state, &caller, Scope::Personal, body.into_inner()).await
+}

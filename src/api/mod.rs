@@ -1,0 +1,40 @@
+//! The JSON REST API (`/api/v1`, SPEC §3.1): thin handlers over the same `service/` rules as the
+//! console, authenticated by access keys.
+
+mod error;
+mod extract;
+mod keys;
+mod verify;
+
+use actix_web::web;
+
+pub use error::ApiError;
+pub use extract::ApiCaller;
+
+/// Largest JSON body accepted.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Every API route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(error::json_config())
+            .app_data(error::query_config())
+            .app_data(error::path_config())
+            .route("/apikeys", web::get().to(keys::list))
+            .route("/apikeys", web::post().to(keys::create))
+            .route("/apikeys/current", web::get().to(keys::current))
+            .route(
+                "/apikeys/current/secretkey",
+                web::post().to(keys::rotate_current),
+            )
+            .route("/apikeys/{id}", web::get().to(keys::describe))
+            .route("/apikeys/{id}", web::patch().to(keys::update))
+            .route("/apikeys/{id}", web::delete().to(keys::delete))
+            .route("/apikeys/{id}/secretkey", web::post().to(keys::regenerate))
+            .route("/me/keys", web::get().to(keys::my_keys))
+            .route("/me/keys", web::post().to(keys::create_my_key))
+            .route("/verify", web::post().to(verify::verify))
+            .default_service(web::to(error::no_such_endpoint)),
+    );
+}

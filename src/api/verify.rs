@@ -1,0 +1,124 @@
+//! `POST /api/v1/verify`: a downstream service asks whether a key presented to it is valid.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::api::extract::policy;
+use crate::api::{ApiCaller, ApiError};
+use crate::auth::key_auth;
+use crate::auth::key_secret::SecretHasher;
+use crate::domain::Permission;
+use crate::service::key_auth::{Attempt, AuthError, Refusal};
+use crate::service::keys::{self, Keyring};
+use crate::startup::AppState;
+
+/// Body of a verify request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// `<key ID>::<secret>` as the program presented it.
+    key: String,
+    /// The address of the program that presented it, for allowed networks.
+    client_ip: Option<String>,
+}
+
+/// What a valid key is.
+#[derive(Serialize)]
+pub struct VerifiedKey {
+    id: String,
+    name: String,
+    #[serde(rename = "type")]
+    key_type: String,
+    owner: Option<String>,
+    permissions: Vec<String>,
+    expires_at: Option<String>,
+}
+
+/// The answer: `valid`, a reason `code`, and the key when valid.
+#[derive(Serialize)]
+pub struct VerifyAnswer {
+    valid: bool,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<VerifiedKey>,
+}
+
+/// POST /api/v1/verify
+pub async fn verify(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    body: web::Json<VerifyBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::KeysVerify)?;
+    let body = body.into_inner();
+    if body.key.len() > 200 {
+        return Err(ApiError::field(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "key",
+            "at most 200 characters",
+        ));
+    }
+    let client_ip = match body.client_ip {
+        Some(ip) if ip.parse::<std::net::IpAddr>().is_err() => {
+            return Err(ApiError::field(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "client_ip",
+                "must be an IPv4 or IPv6 address",
+            ));
+        }
+        Some(ip) => ip,
+        // Without a reported address, networks are checked against nothing in particular:
+        // a key restricted to networks is then refused.
+        None => String::new(),
+    };
+    let hasher = SecretHasher::new(&state.master_key);
+    let ring = Keyring {
+        clock: state.clock.as_ref(),
+        hasher: &hasher,
+        tenant_id: &state.tenant_id,
+    };
+    let attempt = Attempt {
+        presented: key_auth::from_pair(body.key.trim()),
+        client_ip: &client_ip,
+        user_agent: "verify",
+        limit_client: false,
+    };
+    let answer =
+        match crate::service::key_auth::authenticate(&state.pool, &ring, policy(&state), attempt)
+            .await
+        {
+            Ok(key) => {
+                let mut conn = state.pool.acquire().await?;
+                let permissions = keys::effective_permissions(&mut conn, &key).await?;
+                VerifyAnswer {
+                    valid: true,
+                    code: "VALID",
+                    key: Some(VerifiedKey {
+                        expires_at: key.expires_at.and_then(|t| {
+                            chrono::DateTime::from_timestamp(t, 0)
+                                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        }),
+                        owner: key.owner_name.clone(),
+                        id: key.id,
+                        name: key.name,
+                        key_type: key.key_type,
+                        permissions,
+                    }),
+                }
+            }
+            Err(AuthError::Refused(refusal)) => VerifyAnswer {
+                valid: false,
+                code: refusal.code(),
+                key: None,
+            },
+            Err(AuthError::Throttled { .. }) => VerifyAnswer {
+                valid: false,
+                code: Refusal::NotFound.code(),
+                key: None,
+            },
+            Err(AuthError::Internal(e)) => return Err(e.into()),
+        };
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(answer))
+}

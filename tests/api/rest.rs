@@ -1,0 +1,1162 @@
+//! The REST API through the real server: key authentication, lockout, every endpoint, errors.
+
+use base64::Engine;
+use chrono::Duration;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{PASSWORD, TestApp, USER_EMAIL, spawn_app, spawn_app_with};
+
+struct Key {
+    id: String,
+    secret: String,
+}
+
+impl Key {
+    fn bearer(&self) -> String {
+        format!("Bearer {}::{}", self.id, self.secret)
+    }
+    fn basic(&self) -> String {
+        let raw = format!("{}:{}", self.id, self.secret);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+/// A tenant key made by an administrator in the console, with the given roles.
+async fn tenant_key(app: &TestApp, name: &str, key_type: &str, roles: &[&str]) -> Key {
+    let mut fields = vec![("name", name), ("key_type", key_type), ("validity", "90")];
+    for r in roles {
+        fields.push(("roles", r));
+    }
+    let shown = app.add_key("/user-access/keys", &fields).await;
+    Key {
+        id: shown.id,
+        secret: shown.secret,
+    }
+}
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let mut req = reqwest::Client::new()
+        .request(method, app.url(path))
+        .header("user-agent", "deploy-bot/1.0");
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value, headers)
+}
+
+async fn admin_app() -> TestApp {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    app
+}
+
+#[tokio::test]
+async fn both_authorization_forms_reach_the_calling_key() {
+    let app = admin_app().await;
+    let key = tenant_key(&app, "deployer", "access", &["role_key_admin"]).await;
+    for auth in [key.basic(), key.bearer()] {
+        let (status, body, _) = call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&auth),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], key.id);
+        assert_eq!(body["name"], "deployer");
+        assert_eq!(body["status"], "active");
+        assert!(body.get("secret_key").is_none() && !body.to_string().contains(&key.secret));
+        assert_eq!(
+            body["permissions"],
+            json!(["keys:read", "keys:verify", "keys:write", "users:read"])
+        );
+    }
+    // Last use is recorded with address and user agent.
+    let (_, body, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/apikeys/current",
+        Some(&key.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(body["last_used"]["client_ip"], "127.0.0.1");
+    assert_eq!(body["last_used"]["user_agent"], "deploy-bot/1.0");
+    assert_eq!(body["last_used"]["at"], "2026-11-23T10:00:00Z");
+}
+
+#[tokio::test]
+async fn every_refusal_is_the_same_401_and_the_reason_is_audited() {
+    let app = admin_app().await;
+    let good = tenant_key(&app, "good", "access", &["role_read_only"]).await;
+    let inactive = tenant_key(&app, "inactive", "access", &[]).await;
+    app.post(
+        &format!("/user-access/keys/{}/deactivate", inactive.id),
+        &[],
+    )
+    .await;
+    let locked = tenant_key(&app, "locked", "access", &[]).await;
+    sqlx::query("UPDATE access_keys SET locked = 1 WHERE id = $1")
+        .bind(&locked.id)
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let expired = tenant_key(&app, "expired", "access", &[]).await;
+    sqlx::query("UPDATE access_keys SET expires_at = 1 WHERE id = $1")
+        .bind(&expired.id)
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let api = tenant_key(&app, "integration", "api", &[]).await;
+    let grace = app.other_client();
+    grace.signed_in_user().await;
+    let personal = grace
+        .add_key(
+            "/my/keys",
+            &[("name", "mine"), ("key_type", "access"), ("validity", "30")],
+        )
+        .await;
+    sqlx::query("UPDATE users SET active = 0 WHERE email = $1")
+        .bind(USER_EMAIL)
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let unknown = Key {
+        id: "AK000000000000000000".into(),
+        secret: good.secret.clone(),
+    };
+    let wrong = Key {
+        id: good.id.clone(),
+        secret: inactive.secret.clone(),
+    };
+
+    let mut bodies = Vec::new();
+    for auth in [
+        None,
+        Some("Bearer nonsense".to_string()),
+        Some(format!("Bearer {}::{}x", good.id, good.secret)),
+        Some(unknown.bearer()),
+        Some(wrong.bearer()),
+        Some(inactive.bearer()),
+        Some(locked.bearer()),
+        Some(expired.bearer()),
+        Some(api.bearer()),
+        Some(format!("Bearer {}::{}", personal.id, personal.secret)),
+    ] {
+        let (status, body, headers) = call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            auth.as_deref(),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
+        bodies.push(body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "one answer for all: {bodies:?}"
+    );
+    assert_eq!(bodies[0]["error"]["code"], "unauthorized");
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'key.auth_refused' ORDER BY id",
+    )
+    .fetch_all(&app.state.pool)
+    .await
+    .unwrap();
+    for reason in [
+        "unknown key",
+        "wrong secret (1 in a row)",
+        "key inactive",
+        "key locked",
+        "key expired",
+        "owner disabled",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} in {reasons:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_key_locks_after_the_threshold_and_recovers_by_unlock_or_regeneration() {
+    let app = admin_app().await;
+    let admin_key = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
+    let victim = tenant_key(&app, "victim", "access", &["role_read_only"]).await;
+    let wrong = Key {
+        id: victim.id.clone(),
+        secret: admin_key.secret.clone(),
+    };
+    for i in 1..=5 {
+        let (status, _, _) = call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&wrong.bearer()),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let (status, _, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/apikeys/current",
+        Some(&victim.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "locked: the right secret is refused too"
+    );
+    let (_, body, _) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/apikeys/{}", victim.id),
+        Some(&admin_key.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(body["status"], "locked");
+    assert_eq!(body["failed_attempts"], 5);
+    let list = app.get("/user-access/keys?status=locked").await;
+    assert!(list.text("tbody").contains("victim"));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'key.locked'")
+            .await,
+        1
+    );
+    assert!(
+        app.get("/notifications")
+            .await
+            .text(".notification")
+            .contains("Access key “victim” was locked")
+    );
+
+    let (status, body, _) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/apikeys/{}", victim.id),
+        Some(&admin_key.bearer()),
+        Some(json!({"locked": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "active");
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&victim.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+
+    // Locked again, then a new secret ends the lock.
+    for _ in 0..5 {
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&wrong.bearer()),
+            None,
+        )
+        .await;
+    }
+    let (status, body, _) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/apikeys/{}/secretkey", victim.id),
+        Some(&admin_key.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "active");
+    let fresh = Key {
+        id: victim.id.clone(),
+        secret: body["secret_key"].as_str().unwrap().to_string(),
+    };
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&fresh.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn one_client_cannot_lock_other_peoples_keys_at_will() {
+    let app = spawn_app_with(|s| s.client_failure_limit = 3).await;
+    app.signed_in_admin().await;
+    let victim = tenant_key(&app, "victim", "access", &[]).await;
+    let wrong = Key {
+        id: victim.id.clone(),
+        secret: keyward::domain::Secret::generate().expose().to_string(),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            call(
+                &app,
+                Method::GET,
+                "/api/v1/apikeys/current",
+                Some(&wrong.bearer()),
+                None
+            )
+            .await
+            .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for _ in 0..5 {
+        let (status, body, headers) = call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&wrong.bearer()),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body["error"]["code"], "too_many_failures");
+        let retry: i64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry));
+    }
+    assert_eq!(
+        app.count("SELECT failed_attempts FROM access_keys").await,
+        3,
+        "the key's counter stopped with the client's limit"
+    );
+    assert_eq!(app.count("SELECT locked FROM access_keys").await, 0);
+    // The owner's own correct use still works, and the next minute the client may try again.
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&victim.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    app.clock.advance(Duration::seconds(61));
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&wrong.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn regenerating_through_the_api_honours_the_grace_period() {
+    let app = admin_app().await;
+    let ops = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
+    let target = tenant_key(&app, "target", "access", &[]).await;
+    let (status, body, headers) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/apikeys/{}/secretkey", target.id),
+        Some(&ops.bearer()),
+        Some(json!({"grace_seconds": 3600})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(body["id"], target.id);
+    let new = Key {
+        id: target.id.clone(),
+        secret: body["secret_key"].as_str().unwrap().to_string(),
+    };
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&target.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&new.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    app.clock.advance(Duration::seconds(3601));
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&target.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&new.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+
+    // A key rotates itself; the old secret stops at once.
+    let (status, body, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/apikeys/current/secretkey",
+        Some(&new.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let newer = Key {
+        id: target.id.clone(),
+        secret: body["secret_key"].as_str().unwrap().to_string(),
+    };
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&new.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&newer.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_management_endpoints_work_and_need_their_permissions() {
+    let app = admin_app().await;
+    let ops = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
+    let reader = tenant_key(&app, "reader", "access", &["role_read_only"]).await;
+    let auth = ops.bearer();
+
+    let (status, created, headers) = call(&app, Method::POST, "/api/v1/apikeys", Some(&auth), Some(json!({"name": "ci", "expires_at": "2027-01-31T12:00:00Z", "role_ids": ["role_integration"]}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(keyward::domain::Secret::parse(created["secret_key"].as_str().unwrap()).is_some());
+    assert_eq!(created["tenant_id"], app.state.tenant_id);
+    assert_eq!(created["expires_at"], "2027-01-31T12:00:00Z");
+    assert_eq!(created["permissions"], json!(["keys:verify"]));
+    assert_eq!(created["created_by"], format!("key {}", ops.id));
+
+    let (status, list, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/apikeys?q=ci&per_page=10",
+        Some(&reader.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["items"][0]["id"], id);
+    let (_, page, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/apikeys?per_page=2&page=2&sort=name&order=asc",
+        Some(&reader.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+
+    let (status, got, _) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/apikeys/{id}"),
+        Some(&reader.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(got.get("secret_key").is_none());
+
+    let (status, patched, _) = call(&app, Method::PATCH, &format!("/api/v1/apikeys/{id}"), Some(&auth), Some(json!({"name": "ci runner", "description": "builds", "expires_at": null, "active": false, "allowed_networks": ["10.0.0.0/8"]}))).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["name"], "ci runner");
+    assert_eq!(patched["description"], "builds");
+    assert_eq!(patched["expires_at"], Value::Null);
+    assert_eq!(patched["status"], "inactive");
+    assert_eq!(patched["allowed_networks"], json!(["10.0.0.0/8"]));
+
+    // The reader may look but not change.
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/apikeys".to_string(),
+            Some(json!({"name": "x"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/apikeys/{id}"),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::DELETE, format!("/api/v1/apikeys/{id}"), None),
+        (
+            Method::POST,
+            format!("/api/v1/apikeys/{id}/secretkey"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/verify".to_string(),
+            Some(json!({"key": "x"})),
+        ),
+    ] {
+        let (status, body, _) =
+            call(&app, method.clone(), &path, Some(&reader.bearer()), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "forbidden");
+    }
+
+    let (status, _, _) = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/apikeys/{id}"),
+        Some(&auth),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body, _) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/apikeys/{id}"),
+        Some(&auth),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn system_keys_refuse_regeneration_and_deletion_through_the_api() {
+    let app = admin_app().await;
+    let ops = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
+    let name = format!("{}@bridge", app.state.tenant_id);
+    let mut conn = app.state.pool.acquire().await.unwrap();
+    keyward::repo::keys::insert(
+        &mut conn,
+        &keyward::repo::keys::NewKeyRow {
+            id: "AKSYSTEM000000000002",
+            name: &name,
+            key_type: "access",
+            owner_user_id: None,
+            secret_hash: "00",
+            expires_at: None,
+            actor_id: None,
+            actor_label: "keyward",
+            now: 0,
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    for (method, path) in [
+        (Method::DELETE, "/api/v1/apikeys/AKSYSTEM000000000002"),
+        (
+            Method::POST,
+            "/api/v1/apikeys/AKSYSTEM000000000002/secretkey",
+        ),
+    ] {
+        let (status, body, _) = call(&app, method, path, Some(&ops.bearer()), None).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("system key")
+        );
+    }
+    let (_, body, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/apikeys/AKSYSTEM000000000002",
+        Some(&ops.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(body["system"], true);
+}
+
+#[tokio::test]
+async fn the_verify_endpoint_answers_with_a_reason_code() {
+    let app = admin_app().await;
+    let checker = tenant_key(&app, "gateway", "access", &["role_integration"]).await;
+    let api = tenant_key(&app, "partner feed", "api", &["role_read_only"]).await;
+    let verify = |key: String, ip: Option<&str>| {
+        let mut body = json!({"key": key});
+        if let Some(ip) = ip {
+            body["client_ip"] = json!(ip);
+        }
+        body
+    };
+    let (status, body, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/verify",
+        Some(&checker.bearer()),
+        Some(verify(format!("{}::{}", api.id, api.secret), None)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["valid"], true);
+    assert_eq!(body["code"], "VALID");
+    assert_eq!(body["key"]["id"], api.id);
+    assert_eq!(body["key"]["type"], "api");
+    assert_eq!(body["key"]["owner"], Value::Null);
+    assert_eq!(
+        body["key"]["permissions"],
+        json!(["audit:read", "keys:read", "users:read"])
+    );
+    // The API key itself cannot call keyward's API.
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&api.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let code = |body: Value| body["code"].as_str().unwrap().to_string();
+    let check = |key: String, ip: Option<&'static str>| {
+        let app = &app;
+        let auth = checker.bearer();
+        async move {
+            call(
+                app,
+                Method::POST,
+                "/api/v1/verify",
+                Some(&auth),
+                Some(verify(key, ip)),
+            )
+            .await
+            .1
+        }
+    };
+    assert_eq!(
+        code(check(format!("{}::garbage", api.id), None).await),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        code(check(format!("AK000000000000000000::{}", api.secret), None).await),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        code(check(format!("{}::{}", api.id, checker.secret), None).await),
+        "NOT_FOUND"
+    );
+    let ops_actor = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
+    call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/apikeys/{}", api.id),
+        Some(&ops_actor.bearer()),
+        Some(json!({"allowed_networks": ["192.0.2.0/24"]})),
+    )
+    .await;
+    assert_eq!(
+        code(check(format!("{}::{}", api.id, api.secret), Some("198.51.100.7")).await),
+        "FORBIDDEN_NETWORK"
+    );
+    assert_eq!(
+        code(check(format!("{}::{}", api.id, api.secret), Some("192.0.2.7")).await),
+        "VALID"
+    );
+    call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/apikeys/{}", api.id),
+        Some(&ops_actor.bearer()),
+        Some(json!({"allowed_networks": [], "active": false})),
+    )
+    .await;
+    assert_eq!(
+        code(check(format!("{}::{}", api.id, api.secret), None).await),
+        "INACTIVE"
+    );
+    call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/apikeys/{}", api.id),
+        Some(&ops_actor.bearer()),
+        Some(json!({"active": true, "locked": true})),
+    )
+    .await;
+    assert_eq!(
+        code(check(format!("{}::{}", api.id, api.secret), None).await),
+        "LOCKED"
+    );
+    call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/apikeys/{}", api.id),
+        Some(&ops_actor.bearer()),
+        Some(json!({"locked": false})),
+    )
+    .await;
+    sqlx::query("UPDATE access_keys SET expires_at = 1 WHERE id = $1")
+        .bind(&api.id)
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(check(format!("{}::{}", api.id, api.secret), None).await),
+        "EXPIRED"
+    );
+}
+
+#[tokio::test]
+async fn personal_keys_through_the_api_stop_at_two_even_under_concurrency() {
+    let app = spawn_app().await;
+    app.signed_in_user().await;
+    let first = app
+        .add_key(
+            "/my/keys",
+            &[("name", "cli"), ("key_type", "access"), ("validity", "30")],
+        )
+        .await;
+    let auth = format!("Bearer {}::{}", first.id, first.secret);
+    let bodies: Vec<Value> = (0..16)
+        .map(|i| json!({"name": format!("racer {i}")}))
+        .collect();
+    let calls = bodies.iter().map(|b| {
+        call(
+            &app,
+            Method::POST,
+            "/api/v1/me/keys",
+            Some(&auth),
+            Some(b.clone()),
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    let created = results
+        .iter()
+        .filter(|r| r.0 == StatusCode::CREATED)
+        .count();
+    let refused: Vec<&(StatusCode, Value, _)> = results
+        .iter()
+        .filter(|r| r.0 == StatusCode::CONFLICT)
+        .collect();
+    assert_eq!((created, refused.len()), (1, 15));
+    assert!(
+        refused[0].1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 personal access keys")
+    );
+    let (status, list, _) = call(&app, Method::GET, "/api/v1/me/keys", Some(&auth), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 2);
+    // A personal key cannot reach tenant keys: its owner holds no keys:read.
+    assert_eq!(
+        call(&app, Method::GET, "/api/v1/apikeys", Some(&auth), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // A tenant key has no personal keys.
+    let admin = app.other_client();
+    admin.signed_in_admin().await;
+    let tenant = tenant_key(&admin, "tenant", "access", &["role_key_admin"]).await;
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/me/keys",
+            Some(&tenant.bearer()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let _ = PASSWORD;
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_4xx_and_write_nothing() {
+    let app = admin_app().await;
+    let ops = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
+    let target = tenant_key(&app, "target", "access", &[]).await;
+    let auth = ops.bearer();
+    let keys_before = app.count("SELECT COUNT(*) FROM access_keys").await;
+    let target_url = format!("/api/v1/apikeys/{}", target.id);
+    let huge = "x".repeat(20_000);
+    let cases: Vec<(Method, String, Option<&str>, StatusCode, Option<&str>)> = vec![
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some("{not json"),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(""),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some("[]"),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": 5}"#),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{}"#),
+            StatusCode::BAD_REQUEST,
+            Some("name"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": "a", "nmae": "b"}"#),
+            StatusCode::BAD_REQUEST,
+            Some("nmae"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": ""}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("name"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": "a\u0007b"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("name"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": "a", "type": "robot"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("type"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": "a", "expires_at": "2026-02-30T00:00:00Z"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("expires_at"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": "a", "expires_at": "2020-01-01T00:00:00Z"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("expires_at"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": "a", "expires_at": "tomorrow"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("expires_at"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": "a", "expires_at": 5}"#),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": "a", "role_ids": ["role_gone"]}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("role_ids"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(r#"{"name": "a", "group_ids": "grp"}"#),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::PATCH,
+            target_url.clone(),
+            Some(r#"{"active": "yes"}"#),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            Method::PATCH,
+            target_url.clone(),
+            Some(r#"{"name": "ok", "expires_at": "1999-01-01T00:00:00Z"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("expires_at"),
+        ),
+        (
+            Method::PATCH,
+            target_url.clone(),
+            Some(r#"{"allowed_networks": ["10.0.0.0/33"], "active": false}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("allowed_networks"),
+        ),
+        (
+            Method::PATCH,
+            target_url.clone(),
+            Some(r#"{"locked": true, "secret_key": "kws_x"}"#),
+            StatusCode::BAD_REQUEST,
+            Some("secret_key"),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/apikeys/AK000000000000000000".into(),
+            Some(r#"{"name": "x"}"#),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/apikeys/not-an-id".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("{target_url}/secretkey"),
+            Some(r#"{"grace_seconds": -1}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("grace_seconds"),
+        ),
+        (
+            Method::POST,
+            format!("{target_url}/secretkey"),
+            Some(r#"{"grace_seconds": 99999999}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("grace_seconds"),
+        ),
+        (
+            Method::GET,
+            "/api/v1/apikeys?per_page=1000".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            Some("per_page"),
+        ),
+        (
+            Method::GET,
+            "/api/v1/apikeys?page=0".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            Some("page"),
+        ),
+        (
+            Method::GET,
+            "/api/v1/apikeys?status=gone".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            Some("status"),
+        ),
+        (
+            Method::GET,
+            "/api/v1/apikeys?colour=red".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            Some("colour"),
+        ),
+        (
+            Method::GET,
+            "/api/v1/nothing".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/verify".into(),
+            Some(r#"{"key": "x", "client_ip": "not an ip"}"#),
+            StatusCode::BAD_REQUEST,
+            Some("client_ip"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/verify".into(),
+            Some(r#"{"client_ip": "10.0.0.1"}"#),
+            StatusCode::BAD_REQUEST,
+            Some("key"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/apikeys".into(),
+            Some(huge.as_str()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+        ),
+    ];
+    assert!(cases.len() >= 20);
+    for (method, path, body, expected, field) in cases {
+        let mut req = reqwest::Client::new()
+            .request(method.clone(), app.url(&path))
+            .header("authorization", &auth);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let json: Value = res.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, expected, "{method} {path} {body:?}: {json}");
+        assert!(
+            json["error"]["code"].is_string(),
+            "{method} {path}: JSON error {json}"
+        );
+        if let Some(field) = field {
+            assert_eq!(
+                json["error"]["field"], field,
+                "{method} {path} {body:?}: {json}"
+            );
+        }
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM access_keys").await,
+        keys_before
+    );
+    let (_, target_now, _) = call(&app, Method::GET, &target_url, Some(&auth), None).await;
+    assert_eq!(target_now["status"], "active", "nothing was half-applied");
+    assert_eq!(target_now["allowed_networks"], json!([]));
+    assert_eq!(target_now["name"], "target");
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_server_log() {
+    let app = admin_app().await;
+    let ops = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
+    let (_, created, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/apikeys",
+        Some(&ops.bearer()),
+        Some(json!({"name": "logged?"})),
+    )
+    .await;
+    let secret = created["secret_key"].as_str().unwrap().to_string();
+    call(
+        &app,
+        Method::GET,
+        "/api/v1/apikeys/current",
+        Some(&format!("Bearer {}::{}", ops.id, secret)),
+        None,
+    )
+    .await;
+    let logs = crate::common::captured_logs();
+    assert!(logs.contains("/api/v1/apikeys"), "API requests are logged");
+    for s in [&secret, &ops.secret] {
+        assert!(!logs.contains(s.as_str()));
+        assert!(!logs.contains(&s[4..30]));
+    }
+}
