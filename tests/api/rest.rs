@@ -878,7 +878,9 @@ async fn bad_requests_get_the_right_4xx_and_write_nothing() {
     let keys_before = app.count("SELECT COUNT(*) FROM access_keys").await;
     let target_url = format!("/api/v1/apikeys/{}", target.id);
     let huge = "x".repeat(20_000);
-    let cases: Vec<(Method, String, Option<&str>, StatusCode, Option<&str>)> = vec![
+    // (method, path, raw body, expected status, field named in the error)
+    type Case<'a> = (Method, String, Option<&'a str>, StatusCode, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             Method::POST,
             "/api/v1/apikeys".into(),
