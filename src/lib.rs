@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod mail;
+pub mod metrics;
 pub mod repo;
 pub mod service;
 pub mod startup;

@@ -36,6 +36,7 @@ pub struct AppState {
     pub master_key: MasterKey,
     pub tenant_id: String,
     pub mailer: crate::mail::Mailer,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The database, migrated, with the tenant ID settled. Shared by `serve` and the CLI commands.
@@ -108,6 +109,7 @@ impl Application {
             master_key: prepared.master_key,
             tenant_id: prepared.tenant_id,
             mailer,
+            metrics: crate::metrics::Metrics::new()?,
         });
         let server = run(listener, state.clone())?;
         Ok(Self {
@@ -162,6 +164,12 @@ async fn housekeeping(state: web::Data<AppState>) {
             Ok::<(), sqlx::Error>(())
         }
         .await;
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        state
+            .metrics
+            .job_runs
+            .with_label_values(&["housekeeping", outcome])
+            .inc();
         if let Err(e) = result {
             tracing::warn!(error = %e, "housekeeping failed");
         }
@@ -194,7 +202,12 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(middleware::from_fn(csrf::guard))
             .wrap(session)
             .wrap(console::security_headers())
+            .wrap(middleware::from_fn(crate::metrics::record))
             .wrap(TracingLogger::<RequestSpan>::new())
+            .route(
+                "/metrics",
+                actix_web::web::get().to(crate::metrics::endpoint),
+            )
             .configure(crate::api::routes)
             .configure(console::routes)
     })

@@ -69,17 +69,22 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// Every error answer of the API.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code such as `unauthorized`, `bad_request`, `invalid`, `not_found`, `conflict`.
+    code: String,
+    /// A sentence for people.
+    message: String,
+    /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    field: Option<String>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -105,11 +110,11 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             res.insert_header((RETRY_AFTER, secs.to_string()));
         }
-        res.json(Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
+        res.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                field: self.field.clone(),
             },
         })
     }

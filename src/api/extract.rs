@@ -38,6 +38,26 @@ impl ApiCaller {
     }
 }
 
+/// Counts the outcome of a key check in the metrics and passes it on.
+pub fn observe(
+    state: &AppState,
+    via: &str,
+    outcome: Result<KeyRow, AuthError>,
+) -> Result<KeyRow, AuthError> {
+    let label = match &outcome {
+        Ok(_) => "VALID",
+        Err(AuthError::Refused(r)) => r.code(),
+        Err(AuthError::Throttled { .. }) => "THROTTLED",
+        Err(AuthError::Internal(_)) => "ERROR",
+    };
+    state
+        .metrics
+        .verifications
+        .with_label_values(&[via, label])
+        .inc();
+    outcome
+}
+
 /// The policy the settings give.
 pub fn policy(state: &AppState) -> Policy {
     Policy {
@@ -79,17 +99,18 @@ async fn authenticate(req: HttpRequest) -> Result<ApiCaller, ApiError> {
         user_agent: &agent,
         limit_client: true,
     };
-    let key =
-        match crate::service::key_auth::authenticate(&state.pool, &ring, policy(&state), attempt)
-            .await
-        {
-            Ok(key) => key,
-            Err(AuthError::Refused(_)) => return Err(ApiError::unauthorized()),
-            Err(AuthError::Throttled { retry_after }) => {
-                return Err(ApiError::throttled(retry_after));
-            }
-            Err(AuthError::Internal(e)) => return Err(e.into()),
-        };
+    let key = match observe(
+        &state,
+        "api",
+        crate::service::key_auth::authenticate(&state.pool, &ring, policy(&state), attempt).await,
+    ) {
+        Ok(key) => key,
+        Err(AuthError::Refused(_)) => return Err(ApiError::unauthorized()),
+        Err(AuthError::Throttled { retry_after }) => {
+            return Err(ApiError::throttled(retry_after));
+        }
+        Err(AuthError::Internal(e)) => return Err(e.into()),
+    };
     if key.key_type != "access" {
         // API keys are for other services to verify, not for keyward's own API.
         return Err(ApiError::unauthorized());

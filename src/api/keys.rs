@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::api::error::ErrorBody;
 use crate::api::{ApiCaller, ApiError};
 use crate::auth::key_secret::SecretHasher;
 use crate::domain::Permission;
@@ -23,14 +24,14 @@ fn rfc3339(secs: i64) -> Option<String> {
 }
 
 /// The owner of a personal key.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Owner {
     id: String,
     name: String,
 }
 
 /// The last use of a key.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LastUsed {
     at: Option<String>,
     client_ip: String,
@@ -38,7 +39,7 @@ pub struct LastUsed {
 }
 
 /// A key as the API describes it. Never carries a stored secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     id: String,
     name: String,
@@ -46,6 +47,7 @@ pub struct KeyView {
     #[serde(rename = "type")]
     key_type: String,
     owner: Option<Owner>,
+    /// `active`, `inactive`, `expired` or `locked`.
     status: &'static str,
     active: bool,
     locked: bool,
@@ -64,7 +66,7 @@ pub struct KeyView {
 }
 
 /// A key with its secret, shown once on creation and regeneration.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyWithSecret {
     #[serde(flatten)]
     key: KeyView,
@@ -202,25 +204,34 @@ fn ring<'a>(state: &'a AppState, hasher: &'a SecretHasher) -> Keyring<'a> {
 }
 
 /// Query of `GET /api/v1/apikeys`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Part of the name, or the start of the key ID.
     #[serde(default)]
     q: String,
+    /// `active`, `inactive`, `expired` or `locked`.
     #[serde(default)]
     status: String,
+    /// `access` or `api`.
     #[serde(default, rename = "type")]
+    #[param(rename = "type")]
     key_type: String,
+    /// `created` (default), `name`, `expires` or `last_used`.
     #[serde(default)]
     sort: String,
+    /// `asc` or `desc`.
     #[serde(default)]
     order: String,
+    /// From 1.
     page: Option<i64>,
+    /// 1 to 100; 25 by default.
     per_page: Option<i64>,
 }
 
 /// A page of keys.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyPage {
     items: Vec<KeyView>,
     total: i64,
@@ -331,6 +342,7 @@ async fn list_in(
 }
 
 /// GET /api/v1/apikeys
+#[utoipa::path(get, path = "/api/v1/apikeys", tag = "keys", params(ListQuery), responses((status = 200, description = "OK", body = KeyPage), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn list(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -341,7 +353,7 @@ pub async fn list(
 }
 
 /// Body of `POST /api/v1/apikeys` and `POST /api/v1/me/keys`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     name: String,
@@ -349,6 +361,7 @@ pub struct CreateBody {
     key_type: Option<String>,
     /// RFC 3339; `null` for never; absent for 90 days.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
     #[serde(default)]
     group_ids: Vec<String>,
@@ -384,6 +397,7 @@ async fn create_in(
 }
 
 /// POST /api/v1/apikeys — a tenant key; the response carries its secret once.
+#[utoipa::path(post, path = "/api/v1/apikeys", tag = "keys", request_body = CreateBody, responses((status = 201, description = "Created; the secret is shown this once", body = KeyWithSecret), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 413, description = "The body is too large", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn create(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -406,6 +420,7 @@ async fn load_view(
 }
 
 /// GET /api/v1/apikeys/{id}
+#[utoipa::path(get, path = "/api/v1/apikeys/{id}", tag = "keys", params(("id" = String, Path, description = "Key ID")), responses((status = 200, description = "OK", body = KeyView), (status = 404, description = "No such key", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn describe(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -416,12 +431,14 @@ pub async fn describe(
 }
 
 /// Body of `PATCH /api/v1/apikeys/{id}`: each field present is changed.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
     name: Option<String>,
     description: Option<String>,
+    /// RFC 3339, or `null` for never.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
     active: Option<bool>,
     locked: Option<bool>,
@@ -431,6 +448,7 @@ pub struct PatchBody {
 }
 
 /// PATCH /api/v1/apikeys/{id}
+#[utoipa::path(patch, path = "/api/v1/apikeys/{id}", tag = "keys", params(("id" = String, Path, description = "Key ID")), request_body = PatchBody, responses((status = 200, description = "OK", body = KeyView), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 404, description = "No such key", body = ErrorBody), (status = 409, description = "A limit or a system key", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn update(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -481,6 +499,7 @@ pub async fn update(
 }
 
 /// DELETE /api/v1/apikeys/{id}
+#[utoipa::path(delete, path = "/api/v1/apikeys/{id}", tag = "keys", params(("id" = String, Path, description = "Key ID")), responses((status = 204, description = "Deleted"), (status = 404, description = "No such key", body = ErrorBody), (status = 409, description = "A system key", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn delete(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -500,9 +519,10 @@ pub async fn delete(
 }
 
 /// Body of the secret-replacing endpoints.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegenerateBody {
+    /// How long the old secret keeps working: 0 (default) to 604800 (7 days).
     #[serde(default)]
     grace_seconds: i64,
 }
@@ -530,6 +550,7 @@ async fn regenerate_in(
 }
 
 /// POST /api/v1/apikeys/{id}/secretkey — a new secret; the old one stops (after `grace_seconds`).
+#[utoipa::path(post, path = "/api/v1/apikeys/{id}/secretkey", tag = "keys", params(("id" = String, Path, description = "Key ID")), request_body(content = Option<RegenerateBody>), responses((status = 200, description = "OK", body = KeyWithSecret), (status = 404, description = "No such key", body = ErrorBody), (status = 409, description = "A limit or a system key", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn regenerate(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -541,6 +562,7 @@ pub async fn regenerate(
 }
 
 /// GET /api/v1/apikeys/current — the calling key.
+#[utoipa::path(get, path = "/api/v1/apikeys/current", tag = "keys", responses((status = 200, description = "OK", body = KeyView), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn current(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -550,6 +572,7 @@ pub async fn current(
 }
 
 /// POST /api/v1/apikeys/current/secretkey — the calling key rotates its own secret.
+#[utoipa::path(post, path = "/api/v1/apikeys/current/secretkey", tag = "keys", request_body(content = Option<RegenerateBody>), responses((status = 200, description = "OK", body = KeyWithSecret), (status = 409, description = "A limit or a system key", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn rotate_current(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -571,6 +594,7 @@ fn personal_only(caller: &ApiCaller) -> Result<(), ApiError> {
 }
 
 /// GET /api/v1/me/keys — the personal keys of the calling key's owner.
+#[utoipa::path(get, path = "/api/v1/me/keys", tag = "me", params(ListQuery), responses((status = 200, description = "OK", body = KeyPage), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn my_keys(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -581,6 +605,7 @@ pub async fn my_keys(
 }
 
 /// POST /api/v1/me/keys — a personal key (at most two); 409 beyond that.
+#[utoipa::path(post, path = "/api/v1/me/keys", tag = "me", request_body = CreateBody, responses((status = 201, description = "Created; the secret is shown this once", body = KeyWithSecret), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 409, description = "Two personal keys already", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn create_my_key(
     caller: ApiCaller,
     state: web::Data<AppState>,

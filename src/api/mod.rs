@@ -4,12 +4,14 @@
 mod error;
 mod extract;
 mod keys;
+mod openapi;
 mod verify;
 
 use actix_web::web;
 
 pub use error::ApiError;
 pub use extract::ApiCaller;
+pub use openapi::ApiDoc;
 
 /// Largest JSON body accepted.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -35,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/me/keys", web::get().to(keys::my_keys))
             .route("/me/keys", web::post().to(keys::create_my_key))
             .route("/verify", web::post().to(verify::verify))
+            .route("/openapi.json", web::get().to(openapi::document))
             .default_service(web::to(error::no_such_endpoint)),
     );
 }

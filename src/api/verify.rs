@@ -3,7 +3,8 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::api::extract::policy;
+use crate::api::error::ErrorBody;
+use crate::api::extract::{observe, policy};
 use crate::api::{ApiCaller, ApiError};
 use crate::auth::key_auth;
 use crate::auth::key_secret::SecretHasher;
@@ -13,7 +14,7 @@ use crate::service::keys::{self, Keyring};
 use crate::startup::AppState;
 
 /// Body of a verify request.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     /// `<key ID>::<secret>` as the program presented it.
@@ -23,7 +24,7 @@ pub struct VerifyBody {
 }
 
 /// What a valid key is.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VerifiedKey {
     id: String,
     name: String,
@@ -35,15 +36,17 @@ pub struct VerifiedKey {
 }
 
 /// The answer: `valid`, a reason `code`, and the key when valid.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VerifyAnswer {
     valid: bool,
+    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `INACTIVE`, `LOCKED` or `FORBIDDEN_NETWORK`.
     code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<VerifiedKey>,
 }
 
 /// POST /api/v1/verify
+#[utoipa::path(post, path = "/api/v1/verify", tag = "verify", request_body = VerifyBody, responses((status = 200, description = "OK", body = VerifyAnswer), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "The caller lacks keys:verify", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn verify(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -83,41 +86,42 @@ pub async fn verify(
         user_agent: "verify",
         limit_client: false,
     };
-    let answer =
-        match crate::service::key_auth::authenticate(&state.pool, &ring, policy(&state), attempt)
-            .await
-        {
-            Ok(key) => {
-                let mut conn = state.pool.acquire().await?;
-                let permissions = keys::effective_permissions(&mut conn, &key).await?;
-                VerifyAnswer {
-                    valid: true,
-                    code: "VALID",
-                    key: Some(VerifiedKey {
-                        expires_at: key.expires_at.and_then(|t| {
-                            chrono::DateTime::from_timestamp(t, 0)
-                                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                        }),
-                        owner: key.owner_name.clone(),
-                        id: key.id,
-                        name: key.name,
-                        key_type: key.key_type,
-                        permissions,
+    let answer = match observe(
+        &state,
+        "verify",
+        crate::service::key_auth::authenticate(&state.pool, &ring, policy(&state), attempt).await,
+    ) {
+        Ok(key) => {
+            let mut conn = state.pool.acquire().await?;
+            let permissions = keys::effective_permissions(&mut conn, &key).await?;
+            VerifyAnswer {
+                valid: true,
+                code: "VALID",
+                key: Some(VerifiedKey {
+                    expires_at: key.expires_at.and_then(|t| {
+                        chrono::DateTime::from_timestamp(t, 0)
+                            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     }),
-                }
+                    owner: key.owner_name.clone(),
+                    id: key.id,
+                    name: key.name,
+                    key_type: key.key_type,
+                    permissions,
+                }),
             }
-            Err(AuthError::Refused(refusal)) => VerifyAnswer {
-                valid: false,
-                code: refusal.code(),
-                key: None,
-            },
-            Err(AuthError::Throttled { .. }) => VerifyAnswer {
-                valid: false,
-                code: Refusal::NotFound.code(),
-                key: None,
-            },
-            Err(AuthError::Internal(e)) => return Err(e.into()),
-        };
+        }
+        Err(AuthError::Refused(refusal)) => VerifyAnswer {
+            valid: false,
+            code: refusal.code(),
+            key: None,
+        },
+        Err(AuthError::Throttled { .. }) => VerifyAnswer {
+            valid: false,
+            code: Refusal::NotFound.code(),
+            key: None,
+        },
+        Err(AuthError::Internal(e)) => return Err(e.into()),
+    };
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(answer))

@@ -1162,3 +1162,86 @@ async fn no_secret_reaches_the_server_log() {
         assert!(!logs.contains(&s[4..30]));
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let app = spawn_app().await;
+    let (status, doc, _) = call(&app, Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/apikeys", "get"),
+        ("/api/v1/apikeys", "post"),
+        ("/api/v1/apikeys/{id}", "get"),
+        ("/api/v1/apikeys/{id}", "patch"),
+        ("/api/v1/apikeys/{id}", "delete"),
+        ("/api/v1/apikeys/{id}/secretkey", "post"),
+        ("/api/v1/apikeys/current", "get"),
+        ("/api/v1/apikeys/current/secretkey", "post"),
+        ("/api/v1/me/keys", "get"),
+        ("/api/v1/me/keys", "post"),
+        ("/api/v1/verify", "post"),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path}");
+        assert!(
+            op["responses"]["401"].is_object(),
+            "{method} {path} documents 401"
+        );
+    }
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert_eq!(schemes["basic"]["scheme"], "basic");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert!(
+        doc["components"]["schemas"]["KeyView"]["properties"]["secret_key"].is_null(),
+        "no secret in a key description"
+    );
+    assert!(doc["components"]["schemas"]["KeyWithSecret"].is_object());
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_key_outcomes() {
+    let app = admin_app().await;
+    let key = tenant_key(&app, "metered", "access", &[]).await;
+    call(
+        &app,
+        Method::GET,
+        "/api/v1/apikeys/current",
+        Some(&key.bearer()),
+        None,
+    )
+    .await;
+    call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/apikeys/{}", key.id),
+        Some(&format!(
+            "Bearer {}::{}",
+            key.id,
+            keyward::domain::Secret::generate().expose()
+        )),
+        None,
+    )
+    .await;
+    let res = reqwest::get(app.url("/metrics")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(text.contains(r#"keyward_http_requests_total{method="GET",route="/api/v1/apikeys/current",status="200"} 1"#), "{text}");
+    assert!(text.contains(
+        r#"keyward_http_requests_total{method="GET",route="/api/v1/apikeys/{id}",status="401"} 1"#
+    ));
+    assert!(text.contains(r#"keyward_key_verifications_total{outcome="VALID",via="api"} 1"#));
+    assert!(text.contains(r#"keyward_key_verifications_total{outcome="NOT_FOUND",via="api"} 1"#));
+    assert!(text.contains("keyward_http_request_duration_seconds_bucket"));
+    assert!(
+        !text.contains(&key.id),
+        "routes, never raw paths with key IDs"
+    );
+}

@@ -1,0 +1,117 @@
+//! Prometheus metrics at `/metrics`: requests and latencies per route, key verification
+//! outcomes, and housekeeping runs. Each application has its own registry.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+use crate::startup::AppState;
+
+/// The application's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    /// Outcomes of key checks: `valid`, or the refusal reason code.
+    pub verifications: IntCounterVec,
+    /// Runs of the background job, by job and outcome.
+    pub job_runs: IntCounterVec,
+}
+
+impl Metrics {
+    /// A fresh registry with keyward's metrics.
+    pub fn new() -> anyhow::Result<Self> {
+        let registry = Registry::new_custom(Some("keyward".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route and status",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by method and route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["method", "route"],
+        )?;
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "key_verifications_total",
+                "Presented keys by outcome and where they were presented",
+            ),
+            &["via", "outcome"],
+        )?;
+        let job_runs = IntCounterVec::new(
+            Opts::new("job_runs_total", "Background job runs"),
+            &["job", "outcome"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(verifications.clone()))?;
+        registry.register(Box::new(job_runs.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            verifications,
+            job_runs,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Middleware: counts and times every request under its route pattern (never the raw path,
+/// which would carry key IDs and unbounded values).
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    if let Some(state) = state {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        let status = res.status().as_u16().to_string();
+        state
+            .metrics
+            .requests
+            .with_label_values(&[&method, &route, &status])
+            .inc();
+        state
+            .metrics
+            .latency
+            .with_label_values(&[&method, &route])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
+/// GET /metrics
+pub async fn endpoint(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(state.metrics.render())
+}
