@@ -12,7 +12,7 @@ use crate::domain::Permission;
 use crate::repo;
 use crate::repo::keys::{KeyRow, ListFilter, SortKey};
 use crate::service::keys::{
-    self, ExpiryChoice, KeyChanges, KeyStatus, Keyring, NewKey, OneTimeSecret, Scope,
+    self, ExpiryChoice, KeyChanges, KeyStatus, Keyring, NewKey, OneTimeSecret, Scope, Switch,
 };
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
@@ -479,21 +479,27 @@ pub async fn update(
     )
     .await
     .map_err(form_error)?;
-    if let Some(active) = body.active {
-        keys::set_active(
+    let switches = [
+        body.active.map(|a| {
+            if a {
+                Switch::Activate
+            } else {
+                Switch::Deactivate
+            }
+        }),
+        body.locked
+            .map(|l| if l { Switch::Lock } else { Switch::Unlock }),
+    ];
+    for switch in switches.into_iter().flatten() {
+        keys::switch(
             &state.pool,
             &ring,
             &caller.actor,
             Scope::Tenant,
             &id,
-            active,
+            switch,
         )
         .await?;
-    }
-    match body.locked {
-        Some(true) => keys::lock(&state.pool, &ring, &caller.actor, Scope::Tenant, &id).await?,
-        Some(false) => keys::unlock(&state.pool, &ring, &caller.actor, Scope::Tenant, &id).await?,
-        None => {}
     }
     Ok(HttpResponse::Ok().json(load_view(&state, &caller, Scope::Tenant, &id).await?))
 }

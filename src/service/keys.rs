@@ -667,77 +667,45 @@ pub async fn regenerate(
     })
 }
 
-/// Activates or deactivates a key.
-pub async fn set_active(
-    pool: &sqlx::AnyPool,
-    ring: &Keyring<'_>,
-    actor: &Actor,
-    scope: Scope,
-    id: &str,
-    active: bool,
-) -> Result<(), AppError> {
-    let now = ring.clock.unix();
-    let mut tx = crate::db::begin_write(pool).await?;
-    let key = load_for_write(&mut tx, actor, scope, id).await?;
-    if (key.active == 1) != active {
-        repo::set_active(&mut tx, id, active).await?;
-        repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
-        let action = if active {
-            "key.activated"
-        } else {
-            "key.deactivated"
-        };
-        audit::record(&mut tx, now, entry(actor, action, id, &key.name, "")).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+/// A change of a key's switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    Activate,
+    Deactivate,
+    /// By hand: the key stops authenticating until it is unlocked or given a new secret.
+    Lock,
+    /// Ends a lock and forgets failed attempts.
+    Unlock,
 }
 
-/// Locks a key by hand: it stops authenticating until it is unlocked or given a new secret.
-pub async fn lock(
+/// Flips one of a key's switches; a switch already in place changes nothing and writes no
+/// audit entry.
+pub async fn switch(
     pool: &sqlx::AnyPool,
     ring: &Keyring<'_>,
     actor: &Actor,
     scope: Scope,
     id: &str,
+    switch: Switch,
 ) -> Result<(), AppError> {
     let now = ring.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
     let key = load_for_write(&mut tx, actor, scope, id).await?;
-    if key.locked == 0 {
-        repo::set_locked(&mut tx, id).await?;
+    let (needed, action, details) = match switch {
+        Switch::Activate => (key.active == 0, "key.activated", ""),
+        Switch::Deactivate => (key.active == 1, "key.deactivated", ""),
+        Switch::Lock => (key.locked == 0, "key.locked", "locked by hand"),
+        Switch::Unlock => (key.locked == 1, "key.unlocked", ""),
+    };
+    if needed {
+        match switch {
+            Switch::Activate => repo::set_active(&mut tx, id, true).await?,
+            Switch::Deactivate => repo::set_active(&mut tx, id, false).await?,
+            Switch::Lock => repo::set_locked(&mut tx, id).await?,
+            Switch::Unlock => repo::unlock(&mut tx, id).await?,
+        }
         repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
-        audit::record(
-            &mut tx,
-            now,
-            entry(actor, "key.locked", id, &key.name, "locked by hand"),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Ends a key's lock.
-pub async fn unlock(
-    pool: &sqlx::AnyPool,
-    ring: &Keyring<'_>,
-    actor: &Actor,
-    scope: Scope,
-    id: &str,
-) -> Result<(), AppError> {
-    let now = ring.clock.unix();
-    let mut tx = crate::db::begin_write(pool).await?;
-    let key = load_for_write(&mut tx, actor, scope, id).await?;
-    if key.locked == 1 {
-        repo::unlock(&mut tx, id).await?;
-        repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
-        audit::record(
-            &mut tx,
-            now,
-            entry(actor, "key.unlocked", id, &key.name, ""),
-        )
-        .await?;
+        audit::record(&mut tx, now, entry(actor, action, id, &key.name, details)).await?;
     }
     tx.commit().await?;
     Ok(())

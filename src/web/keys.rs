@@ -16,7 +16,7 @@ use crate::error::AppError;
 use crate::repo;
 use crate::repo::keys::{KeyRow, ListFilter, SortKey};
 use crate::service::keys::{
-    self, Actor, ExpiryChoice, KeyChanges, KeyStatus, Keyring, NewKey, OneTimeSecret, Scope,
+    self, Actor, ExpiryChoice, KeyChanges, KeyStatus, Keyring, NewKey, OneTimeSecret, Scope, Switch,
 };
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
@@ -925,7 +925,16 @@ pub async fn activate(
     path: web::Path<String>,
     form: web::Form<ReturnTo>,
 ) -> Result<HttpResponse, AppError> {
-    set_active(place, user, state, path, form, true).await
+    flip(
+        **place,
+        user,
+        state,
+        path,
+        form,
+        Switch::Activate,
+        "activated",
+    )
+    .await
 }
 
 /// POST: deactivate.
@@ -936,39 +945,16 @@ pub async fn deactivate(
     path: web::Path<String>,
     form: web::Form<ReturnTo>,
 ) -> Result<HttpResponse, AppError> {
-    set_active(place, user, state, path, form, false).await
-}
-
-async fn set_active(
-    place: web::Data<Place>,
-    user: CurrentUser,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    form: web::Form<ReturnTo>,
-    active: bool,
-) -> Result<HttpResponse, AppError> {
-    let place = **place;
-    let hasher = hasher(&state);
-    let ring = Keyring {
-        clock: state.clock.as_ref(),
-        hasher: &hasher,
-        tenant_id: &state.tenant_id,
-    };
-    keys::set_active(
-        &state.pool,
-        &ring,
-        &actor(&user, place)?,
-        place.scope,
-        &path,
-        active,
+    flip(
+        **place,
+        user,
+        state,
+        path,
+        form,
+        Switch::Deactivate,
+        "deactivated",
     )
-    .await?;
-    Ok(back(
-        place,
-        &path,
-        &form.return_to,
-        if active { "activated" } else { "deactivated" },
-    ))
+    .await
 }
 
 /// POST: unlock.
@@ -979,22 +965,34 @@ pub async fn unlock(
     path: web::Path<String>,
     form: web::Form<ReturnTo>,
 ) -> Result<HttpResponse, AppError> {
-    let place = **place;
+    flip(**place, user, state, path, form, Switch::Unlock, "unlocked").await
+}
+
+async fn flip(
+    place: Place,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ReturnTo>,
+    switch: Switch,
+    notice: &str,
+) -> Result<HttpResponse, AppError> {
     let hasher = hasher(&state);
     let ring = Keyring {
         clock: state.clock.as_ref(),
         hasher: &hasher,
         tenant_id: &state.tenant_id,
     };
-    keys::unlock(
+    keys::switch(
         &state.pool,
         &ring,
         &actor(&user, place)?,
         place.scope,
         &path,
+        switch,
     )
     .await?;
-    Ok(back(place, &path, &form.return_to, "unlocked"))
+    Ok(back(place, &path, &form.return_to, notice))
 }
 
 #[derive(Template)]

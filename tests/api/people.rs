@@ -6,27 +6,6 @@ use reqwest::StatusCode;
 
 use crate::common::{PASSWORD, USER_EMAIL, spawn_app};
 
-/// The newest `.eml` file in the outbox, and the invitation link in it.
-fn last_invitation(app: &crate::common::TestApp) -> (String, String) {
-    let dir = app.data_dir.path().join("outbox");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
-    let eml = std::fs::read_to_string(files.last().expect("an email was written")).unwrap();
-    let unfolded = eml
-        .replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=");
-    let start = unfolded.find("/invite?token=").expect("an invitation link");
-    let token: String = unfolded[start + 14..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    (eml, format!("/invite?token={token}"))
-}
-
 #[tokio::test]
 async fn an_invited_user_sets_a_password_through_a_single_use_link() {
     let app = spawn_app().await;
@@ -54,7 +33,7 @@ async fn an_invited_user_sets_a_password_through_a_single_use_link() {
         "{row}"
     );
 
-    let (eml, link) = last_invitation(&app);
+    let (eml, link) = crate::common::last_invitation(&app);
     assert!(eml.contains("To: grace@example.com"));
     assert!(eml.contains("Subject: You are invited to keyward"));
     assert!(
@@ -135,7 +114,7 @@ async fn invitations_expire_and_can_be_sent_again() {
         &[("name", "Grace"), ("email", USER_EMAIL)],
     )
     .await;
-    let (_, first) = last_invitation(&app);
+    let (_, first) = crate::common::last_invitation(&app);
     app.clock.advance(Duration::days(7) + Duration::seconds(1));
     assert_eq!(app.get(&first).await.status, StatusCode::CONFLICT);
     app.signed_in_again().await;
@@ -148,7 +127,7 @@ async fn invitations_expire_and_can_be_sent_again() {
         .post(&format!("/user-access/users/{id}/invite"), &[])
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
-    let (_, second) = last_invitation(&app);
+    let (_, second) = crate::common::last_invitation(&app);
     assert_ne!(first, second);
     assert_eq!(app.other_client().get(&second).await.status, StatusCode::OK);
 }

@@ -2,27 +2,6 @@ use crate::common::{ADMIN_EMAIL, PASSWORD, spawn_app};
 use crate::driver::Browser;
 use crate::flows::sign_in;
 
-/// The invitation link in the newest `.eml` of the outbox.
-fn invitation_link(app: &crate::common::TestApp) -> String {
-    let dir = app.data_dir.path().join("outbox");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
-    let eml = std::fs::read_to_string(files.last().unwrap()).unwrap();
-    let unfolded = eml
-        .replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=");
-    let start = unfolded.find("/invite?token=").unwrap();
-    let token: String = unfolded[start + 14..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    format!("{}/invite?token={token}", app.address)
-}
-
 #[tokio::test]
 async fn an_administrator_invites_a_user_who_joins_through_the_link() {
     let app = spawn_app().await;
@@ -62,7 +41,12 @@ async fn an_administrator_invites_a_user_who_joins_through_the_link() {
     b.click(".user-menu summary").await;
     b.click(".user-menu button[type=submit]").await;
     b.wait_for_path("/login?signed_out=1").await;
-    b.goto(&invitation_link(&app)).await;
+    b.goto(&format!(
+        "{}{}",
+        app.address,
+        crate::common::last_invitation(&app).1
+    ))
+    .await;
     assert_eq!(b.text("h1").await, "Welcome, Grace Hopper");
     b.fill("#password", PASSWORD).await;
     b.fill("#confirm", PASSWORD).await;

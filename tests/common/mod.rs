@@ -414,3 +414,24 @@ impl TestApp {
         }
     }
 }
+
+/// The newest `.eml` file in the outbox, and the invitation link in it.
+pub fn last_invitation(app: &TestApp) -> (String, String) {
+    let dir = app.data_dir.path().join("outbox");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let eml = std::fs::read_to_string(files.last().expect("an email was written")).unwrap();
+    let unfolded = eml
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let start = unfolded.find("/invite?token=").expect("an invitation link");
+    let token: String = unfolded[start + 14..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (eml, format!("/invite?token={token}"))
+}
