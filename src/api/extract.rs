@@ -12,8 +12,8 @@ use crate::auth::key_auth;
 use crate::auth::key_secret::SecretHasher;
 use crate::domain::Permission;
 use crate::repo::keys::KeyRow;
-use crate::service::key_auth::{Attempt, AuthError, Policy};
-use crate::service::keys::{self, Actor, Keyring};
+use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey, Policy};
+use crate::service::keys::{Actor, Keyring};
 use crate::startup::AppState;
 
 /// An authenticated access key and what it may do.
@@ -42,8 +42,8 @@ impl ApiCaller {
 pub fn observe(
     state: &AppState,
     via: &str,
-    outcome: Result<KeyRow, AuthError>,
-) -> Result<KeyRow, AuthError> {
+    outcome: Result<AuthenticatedKey, AuthError>,
+) -> Result<AuthenticatedKey, AuthError> {
     let label = match &outcome {
         Ok(_) => "VALID",
         Err(AuthError::Refused(r)) => r.code(),
@@ -99,12 +99,15 @@ async fn authenticate(req: HttpRequest) -> Result<ApiCaller, ApiError> {
         user_agent: &agent,
         limit_client: true,
     };
-    let key = match observe(
+    let AuthenticatedKey {
+        row: key,
+        permissions,
+    } = match observe(
         &state,
         "api",
         crate::service::key_auth::authenticate(&state.pool, &ring, policy(&state), attempt).await,
     ) {
-        Ok(key) => key,
+        Ok(authenticated) => authenticated,
         Err(AuthError::Refused(_)) => return Err(ApiError::unauthorized()),
         Err(AuthError::Throttled { retry_after }) => {
             return Err(ApiError::throttled(retry_after));
@@ -115,8 +118,6 @@ async fn authenticate(req: HttpRequest) -> Result<ApiCaller, ApiError> {
         // API keys are for other services to verify, not for keyward's own API.
         return Err(ApiError::unauthorized());
     }
-    let mut conn = state.pool.acquire().await?;
-    let permissions = keys::effective_permissions(&mut conn, &key).await?;
     let actor = Actor {
         user_id: key.owner_user_id.clone().unwrap_or_else(|| key.id.clone()),
         label: format!("key {}", key.id),

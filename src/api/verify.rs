@@ -9,8 +9,8 @@ use crate::api::{ApiCaller, ApiError};
 use crate::auth::key_auth;
 use crate::auth::key_secret::SecretHasher;
 use crate::domain::Permission;
-use crate::service::key_auth::{Attempt, AuthError, Refusal};
-use crate::service::keys::{self, Keyring};
+use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey, Refusal};
+use crate::service::keys::Keyring;
 use crate::startup::AppState;
 
 /// Body of a verify request.
@@ -91,25 +91,24 @@ pub async fn verify(
         "verify",
         crate::service::key_auth::authenticate(&state.pool, &ring, policy(&state), attempt).await,
     ) {
-        Ok(key) => {
-            let mut conn = state.pool.acquire().await?;
-            let permissions = keys::effective_permissions(&mut conn, &key).await?;
-            VerifyAnswer {
-                valid: true,
-                code: "VALID",
-                key: Some(VerifiedKey {
-                    expires_at: key.expires_at.and_then(|t| {
-                        chrono::DateTime::from_timestamp(t, 0)
-                            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    }),
-                    owner: key.owner_name.clone(),
-                    id: key.id,
-                    name: key.name,
-                    key_type: key.key_type,
-                    permissions,
+        Ok(AuthenticatedKey {
+            row: key,
+            permissions,
+        }) => VerifyAnswer {
+            valid: true,
+            code: "VALID",
+            key: Some(VerifiedKey {
+                expires_at: key.expires_at.and_then(|t| {
+                    chrono::DateTime::from_timestamp(t, 0)
+                        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 }),
-            }
-        }
+                owner: key.owner_name.clone(),
+                id: key.id,
+                name: key.name,
+                key_type: key.key_type,
+                permissions,
+            }),
+        },
         Err(AuthError::Refused(refusal)) => VerifyAnswer {
             valid: false,
             code: refusal.code(),

@@ -18,6 +18,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend behind a pool.
+    pub fn of_pool(pool: &AnyPool) -> Self {
+        if pool.connect_options().database_url.scheme() == "sqlite" {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
     /// Tells the backend from a database URL.
     pub fn of_url(url: &str) -> Self {
         if url.starts_with("sqlite:") {
@@ -98,7 +107,7 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
 /// (`BEGIN IMMEDIATE`), so that a transaction that reads before it writes waits its turn behind
 /// other writers (busy timeout) instead of failing when its read snapshot goes stale.
 pub async fn begin_write(pool: &AnyPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
-    if pool.connect_options().database_url.scheme() == "sqlite" {
+    if Backend::of_pool(pool) == Backend::Sqlite {
         pool.begin_with("BEGIN IMMEDIATE").await
     } else {
         pool.begin().await

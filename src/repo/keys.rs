@@ -35,15 +35,24 @@ pub struct KeyRow {
     pub last_used_agent: Option<String>,
 }
 
-macro_rules! select_keys {
-    ($tail:literal) => {
+/// The columns of `KeyRow`, from `access_keys k LEFT JOIN users u`.
+macro_rules! select_columns {
+    () => {
         concat!(
             "SELECT k.id, k.name, k.description, k.key_type, k.owner_user_id, u.name AS owner_name, u.active AS owner_active, ",
             "k.secret_hash, k.previous_secret_hash, k.previous_valid_until, k.secret_regenerated_at, ",
             "k.active, k.locked, k.failed_attempts, k.expires_at, k.allowed_networks, k.created_at, ",
             "k.created_by, k.created_by_label, k.modified_at, k.modified_by, k.modified_by_label, ",
-            "k.last_used_at, k.last_used_ip, k.last_used_agent ",
-            "FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id ",
+            "k.last_used_at, k.last_used_ip, k.last_used_agent"
+        )
+    };
+}
+
+macro_rules! select_keys {
+    ($tail:literal) => {
+        concat!(
+            select_columns!(),
+            " FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id ",
             $tail
         )
     };
@@ -90,6 +99,54 @@ pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Key
         .bind(id)
         .fetch_optional(conn)
         .await
+}
+
+/// The permissions a key acts with, as one scalar subquery: a tenant key's roles and its
+/// groups' roles, or a personal key's owner's groups' roles.
+const PERMISSION_SOURCE: &str = "SELECT DISTINCT rp.permission FROM role_permissions rp WHERE rp.role_id IN ( \
+       SELECT kr.role_id FROM key_roles kr WHERE kr.key_id = k.id AND k.owner_user_id IS NULL \
+       UNION SELECT gr.role_id FROM key_groups kg JOIN group_roles gr ON gr.group_id = kg.group_id \
+             WHERE kg.key_id = k.id AND k.owner_user_id IS NULL \
+       UNION SELECT gr.role_id FROM group_members gm JOIN group_roles gr ON gr.group_id = gm.group_id \
+             WHERE gm.user_id = k.owner_user_id)";
+
+/// A key and the permissions it acts with, in one round trip: the hot path of key
+/// authentication. The aggregate is the one thing the two databases spell differently.
+pub async fn find_with_permissions(
+    conn: &mut AnyConnection,
+    backend: crate::db::Backend,
+    id: &str,
+) -> sqlx::Result<Option<(KeyRow, Vec<String>)>> {
+    use sqlx::{FromRow, Row};
+    let aggregate = match backend {
+        crate::db::Backend::Sqlite => {
+            format!("(SELECT group_concat(permission, ',') FROM ({PERMISSION_SOURCE}) p)")
+        }
+        crate::db::Backend::Postgres => {
+            format!("(SELECT string_agg(permission, ',') FROM ({PERMISSION_SOURCE}) p)")
+        }
+    };
+    let sql = format!(
+        "{}, {aggregate} AS permissions FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id WHERE k.id = $1",
+        select_columns!()
+    );
+    let Some(row) = sqlx::query(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let key = KeyRow::from_row(&row)?;
+    let joined: Option<String> = row.try_get("permissions")?;
+    let mut permissions: Vec<String> = joined
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    permissions.sort();
+    Ok(Some((key, permissions)))
 }
 
 /// Locks a key's row for the rest of the transaction (PostgreSQL; SQLite write transactions

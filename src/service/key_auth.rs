@@ -249,14 +249,21 @@ async fn announce_lock(
     Ok(())
 }
 
-/// Checks a presented key and records what happened. On success the key is returned and its
-/// last use recorded (at most once a minute).
+/// A key that passed every check, with the permissions it acts with.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedKey {
+    pub row: KeyRow,
+    pub permissions: Vec<String>,
+}
+
+/// Checks a presented key and records what happened. On success the key is returned with its
+/// permissions (one query) and its last use recorded (at most once a minute).
 pub async fn authenticate(
     pool: &AnyPool,
     ring: &Keyring<'_>,
     policy: Policy,
     attempt: Attempt<'_>,
-) -> Result<KeyRow, AuthError> {
+) -> Result<AuthenticatedKey, AuthError> {
     let Some(presented) = attempt.presented.as_ref() else {
         // A typo or garbage: no database work at all.
         return Err(AuthError::Refused(Refusal::Malformed));
@@ -265,9 +272,9 @@ pub async fn authenticate(
     let id = presented.id.as_str().to_string();
     let key = {
         let mut conn = pool.acquire().await?;
-        repo::find(&mut conn, &id).await?
+        repo::find_with_permissions(&mut conn, crate::db::Backend::of_pool(pool), &id).await?
     };
-    let Some(key) = key else {
+    let Some((key, permissions)) = key else {
         return Err(refuse(pool, ring, policy, &attempt, &id, Refusal::NotFound).await?);
     };
     let current = ring.hasher.matches(&presented.secret, &key.secret_hash);
@@ -307,7 +314,10 @@ pub async fn authenticate(
             repo::touch_last_used(&mut conn, &id, now, attempt.client_ip, &agent).await?;
         }
     }
-    Ok(key)
+    Ok(AuthenticatedKey {
+        row: key,
+        permissions,
+    })
 }
 
 #[cfg(test)]

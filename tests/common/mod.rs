@@ -408,7 +408,7 @@ impl TestApp {
             limit_client: true,
         };
         match key_auth::authenticate(&self.state.pool, &ring, policy, attempt).await {
-            Ok(key) => Ok(key),
+            Ok(key) => Ok(key.row),
             Err(AuthError::Refused(r)) => Err(r),
             Err(other) => panic!("authentication failed unexpectedly: {other:?}"),
         }
