@@ -37,6 +37,19 @@ pub struct AppState {
     pub tenant_id: String,
     pub mailer: crate::mail::Mailer,
     pub metrics: crate::metrics::Metrics,
+    /// Hashes key secrets under a key derived once from the master key.
+    pub key_hasher: crate::auth::key_secret::SecretHasher,
+}
+
+impl AppState {
+    /// What the key rules need: the clock, the secret hasher and the tenant ID.
+    pub fn keyring(&self) -> crate::service::keys::Keyring<'_> {
+        crate::service::keys::Keyring {
+            clock: self.clock.as_ref(),
+            hasher: &self.key_hasher,
+            tenant_id: &self.tenant_id,
+        }
+    }
 }
 
 /// The database, migrated, with the tenant ID settled. Shared by `serve` and the CLI commands.
@@ -100,6 +113,7 @@ impl Application {
         let mailer = crate::mail::Mailer::new(&settings.data_dir, &settings.mail_from)?;
         let hasher =
             PasswordHasher::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
+        let key_hasher = crate::auth::key_secret::SecretHasher::new(&prepared.master_key);
         let state = web::Data::new(AppState {
             pool: prepared.pool,
             backend: prepared.backend,
@@ -110,6 +124,7 @@ impl Application {
             tenant_id: prepared.tenant_id,
             mailer,
             metrics: crate::metrics::Metrics::new()?,
+            key_hasher,
         });
         let server = run(listener, state.clone())?;
         Ok(Self {

@@ -9,11 +9,10 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use crate::api::ApiError;
 use crate::auth::extract::client_ip;
 use crate::auth::key_auth;
-use crate::auth::key_secret::SecretHasher;
 use crate::domain::Permission;
 use crate::repo::keys::KeyRow;
 use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey, Policy};
-use crate::service::keys::{Actor, Keyring};
+use crate::service::keys::Actor;
 use crate::startup::AppState;
 
 /// An authenticated access key and what it may do.
@@ -87,12 +86,7 @@ async fn authenticate(req: HttpRequest) -> Result<ApiCaller, ApiError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let hasher = SecretHasher::new(&state.master_key);
-    let ring = Keyring {
-        clock: state.clock.as_ref(),
-        hasher: &hasher,
-        tenant_id: &state.tenant_id,
-    };
+    let ring = state.keyring();
     let attempt = Attempt {
         presented: key_auth::from_authorization(header),
         client_ip: &ip,

@@ -7,12 +7,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::error::ErrorBody;
 use crate::api::{ApiCaller, ApiError};
-use crate::auth::key_secret::SecretHasher;
 use crate::domain::Permission;
 use crate::repo;
 use crate::repo::keys::{KeyRow, ListFilter, SortKey};
 use crate::service::keys::{
-    self, ExpiryChoice, KeyChanges, KeyStatus, Keyring, NewKey, OneTimeSecret, Scope, Switch,
+    self, ExpiryChoice, KeyChanges, KeyStatus, NewKey, OneTimeSecret, Scope, Switch,
 };
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
@@ -195,14 +194,6 @@ fn first_field_error(errors: FieldErrors) -> ApiError {
     ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, message)
 }
 
-fn ring<'a>(state: &'a AppState, hasher: &'a SecretHasher) -> Keyring<'a> {
-    Keyring {
-        clock: state.clock.as_ref(),
-        hasher,
-        tenant_id: &state.tenant_id,
-    }
-}
-
 /// Query of `GET /api/v1/apikeys`.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -375,7 +366,6 @@ async fn create_in(
     scope: Scope,
     body: CreateBody,
 ) -> Result<HttpResponse, ApiError> {
-    let hasher = SecretHasher::new(&state.master_key);
     let input = NewKey {
         name: body.name,
         key_type: body.key_type.unwrap_or_else(|| "access".into()),
@@ -383,15 +373,9 @@ async fn create_in(
         group_ids: body.group_ids,
         role_ids: body.role_ids,
     };
-    let shown = keys::create(
-        &state.pool,
-        &ring(state, &hasher),
-        &caller.actor,
-        scope,
-        input,
-    )
-    .await
-    .map_err(form_error)?;
+    let shown = keys::create(&state.pool, &state.keyring(), &caller.actor, scope, input)
+        .await
+        .map_err(form_error)?;
     let body = with_secret(state, caller, scope, shown).await?;
     Ok(no_store(HttpResponse::Created().json(body)))
 }
@@ -457,8 +441,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::KeysWrite)?;
     let body = body.into_inner();
-    let hasher = SecretHasher::new(&state.master_key);
-    let ring = ring(&state, &hasher);
+    let ring = state.keyring();
     let changes = KeyChanges {
         name: body.name,
         description: body.description,
@@ -512,10 +495,9 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::KeysWrite)?;
-    let hasher = SecretHasher::new(&state.master_key);
     keys::delete(
         &state.pool,
-        &ring(&state, &hasher),
+        &state.keyring(),
         &caller.actor,
         Scope::Tenant,
         &id,
@@ -541,10 +523,9 @@ async fn regenerate_in(
     body: Option<web::Json<RegenerateBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let grace = body.map(|b| b.grace_seconds).unwrap_or(0);
-    let hasher = SecretHasher::new(&state.master_key);
     let shown = keys::regenerate(
         &state.pool,
-        &ring(state, &hasher),
+        &state.keyring(),
         &caller.actor,
         scope,
         id,

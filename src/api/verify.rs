@@ -7,10 +7,8 @@ use crate::api::error::ErrorBody;
 use crate::api::extract::{observe, policy};
 use crate::api::{ApiCaller, ApiError};
 use crate::auth::key_auth;
-use crate::auth::key_secret::SecretHasher;
 use crate::domain::Permission;
 use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey, Refusal};
-use crate::service::keys::Keyring;
 use crate::startup::AppState;
 
 /// Body of a verify request.
@@ -74,12 +72,7 @@ pub async fn verify(
         // a key restricted to networks is then refused.
         None => String::new(),
     };
-    let hasher = SecretHasher::new(&state.master_key);
-    let ring = Keyring {
-        clock: state.clock.as_ref(),
-        hasher: &hasher,
-        tenant_id: &state.tenant_id,
-    };
+    let ring = state.keyring();
     let attempt = Attempt {
         presented: key_auth::from_pair(body.key.trim()),
         client_ip: &client_ip,

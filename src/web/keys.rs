@@ -9,14 +9,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::auth::key_secret::SecretHasher;
 use crate::clock::{format_utc, relative};
 use crate::domain::{KeyType, is_system_key_name};
 use crate::error::AppError;
 use crate::repo;
 use crate::repo::keys::{KeyRow, ListFilter, SortKey};
 use crate::service::keys::{
-    self, Actor, ExpiryChoice, KeyChanges, KeyStatus, Keyring, NewKey, OneTimeSecret, Scope, Switch,
+    self, Actor, ExpiryChoice, KeyChanges, KeyStatus, NewKey, OneTimeSecret, Scope, Switch,
 };
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
@@ -58,10 +57,6 @@ fn actor(user: &CurrentUser, place: Place) -> Result<Actor, AppError> {
         return Err(AppError::Forbidden);
     }
     Ok(user.actor())
-}
-
-fn hasher(state: &AppState) -> SecretHasher {
-    SecretHasher::new(&state.master_key)
 }
 
 fn no_store(mut res: HttpResponse) -> HttpResponse {
@@ -579,12 +574,7 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let place = **place;
     let form = KeyForm::parse(&body);
-    let hasher = hasher(&state);
-    let ring = Keyring {
-        clock: state.clock.as_ref(),
-        hasher: &hasher,
-        tenant_id: &state.tenant_id,
-    };
+    let ring = state.keyring();
     match keys::create(
         &state.pool,
         &ring,
@@ -797,12 +787,7 @@ pub async fn update(
     let place = **place;
     let form = KeyForm::parse(&body);
     let changes = form.changes();
-    let hasher = hasher(&state);
-    let ring = Keyring {
-        clock: state.clock.as_ref(),
-        hasher: &hasher,
-        tenant_id: &state.tenant_id,
-    };
+    let ring = state.keyring();
     match keys::update(
         &state.pool,
         &ring,
@@ -885,12 +870,7 @@ pub async fn regenerate(
             AppError::invalid("grace_period", "Choose one of the offered grace periods.")
         })?
     };
-    let hasher = hasher(&state);
-    let ring = Keyring {
-        clock: state.clock.as_ref(),
-        hasher: &hasher,
-        tenant_id: &state.tenant_id,
-    };
+    let ring = state.keyring();
     let created = keys::regenerate(
         &state.pool,
         &ring,
@@ -977,12 +957,7 @@ async fn flip(
     switch: Switch,
     notice: &str,
 ) -> Result<HttpResponse, AppError> {
-    let hasher = hasher(&state);
-    let ring = Keyring {
-        clock: state.clock.as_ref(),
-        hasher: &hasher,
-        tenant_id: &state.tenant_id,
-    };
+    let ring = state.keyring();
     keys::switch(
         &state.pool,
         &ring,
@@ -1039,12 +1014,7 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let place = **place;
-    let hasher = hasher(&state);
-    let ring = Keyring {
-        clock: state.clock.as_ref(),
-        hasher: &hasher,
-        tenant_id: &state.tenant_id,
-    };
+    let ring = state.keyring();
     let name = keys::delete(
         &state.pool,
         &ring,

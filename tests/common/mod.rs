@@ -391,12 +391,7 @@ impl TestApp {
         secret: &str,
     ) -> Result<keyward::repo::keys::KeyRow, keyward::service::key_auth::Refusal> {
         use keyward::service::key_auth::{self, Attempt, AuthError, Policy};
-        let hasher = keyward::auth::key_secret::SecretHasher::new(&self.state.master_key);
-        let ring = keyward::service::keys::Keyring {
-            clock: self.clock.as_ref(),
-            hasher: &hasher,
-            tenant_id: &self.state.tenant_id,
-        };
+        let ring = self.state.keyring();
         let policy = Policy {
             lockout_threshold: self.state.settings.lockout_threshold,
             client_failure_limit: self.state.settings.client_failure_limit,
