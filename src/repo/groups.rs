@@ -59,6 +59,18 @@ pub async fn list(conn: &mut AnyConnection) -> sqlx::Result<Vec<GroupSummary>> {
     .await
 }
 
+/// One group with its member count.
+pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<GroupSummary>> {
+    sqlx::query_as(
+        "SELECT g.id, g.name, g.description, g.builtin, \
+                (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS members \
+         FROM user_groups g WHERE g.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// (group id, role name) pairs for every group's roles.
 pub async fn role_names(conn: &mut AnyConnection) -> sqlx::Result<Vec<(String, String)>> {
     sqlx::query_as(

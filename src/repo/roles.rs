@@ -16,6 +16,14 @@ pub async fn list(conn: &mut AnyConnection) -> sqlx::Result<Vec<RoleRow>> {
         .await
 }
 
+/// One role.
+pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<RoleRow>> {
+    sqlx::query_as("SELECT id, name, description, builtin FROM roles WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
 /// (role id, permission) pairs for every role.
 pub async fn permissions(conn: &mut AnyConnection) -> sqlx::Result<Vec<(String, String)>> {
     sqlx::query_as("SELECT role_id, permission FROM role_permissions ORDER BY permission")

@@ -587,10 +587,8 @@ pub async fn update_group(
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
     lock_administrators(&mut tx).await?;
-    let group = repo::groups::list(&mut tx)
+    let group = repo::groups::find(&mut tx, group_id)
         .await?
-        .into_iter()
-        .find(|g| g.id == group_id)
         .ok_or(AppError::NotFound)?;
     let builtin = group.builtin == 1;
     let mut errors = FieldErrors::default();
@@ -735,10 +733,8 @@ pub async fn delete_group(
     require_admin(actor)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
-    let group = repo::groups::list(&mut tx)
+    let group = repo::groups::find(&mut tx, group_id)
         .await?
-        .into_iter()
-        .find(|g| g.id == group_id)
         .ok_or(AppError::NotFound)?;
     if group.builtin == 1 {
         return Err(AppError::Conflict(
@@ -877,10 +873,8 @@ pub async fn update_role(
     require_admin(actor)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
-    let role = repo::roles::list(&mut tx)
+    let role = repo::roles::find(&mut tx, role_id)
         .await?
-        .into_iter()
-        .find(|r| r.id == role_id)
         .ok_or(AppError::NotFound)?;
     if role.builtin == 1 {
         return Err(AppError::Conflict(format!(
@@ -953,10 +947,8 @@ pub async fn delete_role(
     require_admin(actor)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
-    let role = repo::roles::list(&mut tx)
+    let role = repo::roles::find(&mut tx, role_id)
         .await?
-        .into_iter()
-        .find(|r| r.id == role_id)
         .ok_or(AppError::NotFound)?;
     if role.builtin == 1 {
         return Err(AppError::Conflict(format!(

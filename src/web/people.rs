@@ -641,10 +641,8 @@ async fn group_page(
     let mut conn = state.pool.acquire().await?;
     let group = match id {
         Some(id) => Some(
-            repo::groups::list(&mut conn)
+            repo::groups::find(&mut conn, id)
                 .await?
-                .into_iter()
-                .find(|g| g.id == id)
                 .ok_or(AppError::NotFound)?,
         ),
         None => None,
@@ -809,10 +807,8 @@ pub async fn delete_group_form(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let mut conn = state.pool.acquire().await?;
-    let g = repo::groups::list(&mut conn)
+    let g = repo::groups::find(&mut conn, &path)
         .await?
-        .into_iter()
-        .find(|g| g.id == path.as_str())
         .ok_or(AppError::NotFound)?;
     if g.builtin == 1 {
         return Err(AppError::Conflict(
@@ -922,10 +918,8 @@ async fn role_page(
     let mut conn = state.pool.acquire().await?;
     let role = match id {
         Some(id) => Some(
-            repo::roles::list(&mut conn)
+            repo::roles::find(&mut conn, id)
                 .await?
-                .into_iter()
-                .find(|r| r.id == id)
                 .ok_or(AppError::NotFound)?,
         ),
         None => None,
