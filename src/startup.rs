@@ -39,6 +39,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Hashes key secrets under a key derived once from the master key.
     pub key_hasher: crate::auth::key_secret::SecretHasher,
+    /// Checks the keys programs present, and records refusals in batches.
+    pub key_checker: crate::service::key_auth::KeyChecker,
 }
 
 impl AppState {
@@ -114,7 +116,15 @@ impl Application {
         let hasher =
             PasswordHasher::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
         let key_hasher = crate::auth::key_secret::SecretHasher::new(&prepared.master_key);
+        let key_checker = crate::service::key_auth::KeyChecker::start(
+            prepared.pool.clone(),
+            crate::service::key_auth::Policy {
+                lockout_threshold: settings.lockout_threshold,
+                client_failure_limit: settings.client_failure_limit,
+            },
+        );
         let state = web::Data::new(AppState {
+            key_checker,
             pool: prepared.pool,
             backend: prepared.backend,
             clock,

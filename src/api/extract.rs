@@ -10,15 +10,15 @@ use crate::api::ApiError;
 use crate::auth::extract::client_ip;
 use crate::auth::key_auth;
 use crate::domain::Permission;
-use crate::repo::keys::KeyRow;
-use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey, Policy};
+use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey};
 use crate::service::keys::Actor;
 use crate::startup::AppState;
 
 /// An authenticated access key and what it may do.
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
-    pub key: KeyRow,
+    /// The key with its permissions and assignments.
+    pub key: AuthenticatedKey,
     pub actor: Actor,
 }
 
@@ -57,70 +57,90 @@ pub fn observe(
     outcome
 }
 
-/// The policy the settings give.
-pub fn policy(state: &AppState) -> Policy {
-    Policy {
-        lockout_threshold: state.settings.lockout_threshold,
-        client_failure_limit: state.settings.client_failure_limit,
+/// What a request presents: its `Authorization` header read as a key, and where it came from.
+pub struct Presentation {
+    pub presented: Option<key_auth::PresentedKey>,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+impl Presentation {
+    /// Reads the request's `Authorization` and `User-Agent` headers and its client address.
+    pub fn of(req: &HttpRequest) -> Self {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        Presentation {
+            presented: key_auth::from_authorization(header(actix_web::http::header::AUTHORIZATION)),
+            client_ip: client_ip(req),
+            user_agent: header(actix_web::http::header::USER_AGENT).to_string(),
+        }
+    }
+
+    /// The attempt to check: failures count against the client address.
+    pub fn attempt(&self) -> Attempt<'_> {
+        Attempt {
+            presented: self.presented.clone(),
+            client_ip: &self.client_ip,
+            user_agent: &self.user_agent,
+            limit_client: true,
+        }
+    }
+
+    /// The caller, from the outcome of checking this presentation.
+    pub fn into_caller(
+        self,
+        state: &AppState,
+        outcome: Result<AuthenticatedKey, AuthError>,
+    ) -> Result<ApiCaller, ApiError> {
+        let key = match observe(state, "api", outcome) {
+            Ok(authenticated) => authenticated,
+            Err(AuthError::Refused(_)) => return Err(ApiError::unauthorized()),
+            Err(AuthError::Throttled { retry_after }) => {
+                return Err(ApiError::throttled(retry_after));
+            }
+            Err(AuthError::Internal(e)) => return Err(e.into()),
+        };
+        if key.row.key_type != "access" {
+            // API keys are for other services to verify, not for keyward's own API.
+            return Err(ApiError::unauthorized());
+        }
+        let actor = Actor {
+            user_id: key
+                .row
+                .owner_user_id
+                .clone()
+                .unwrap_or_else(|| key.row.id.clone()),
+            label: format!("key {}", key.row.id),
+            is_admin: false,
+            permissions: key.permissions.clone(),
+            client_ip: self.client_ip,
+            acting_key: Some(key.row.id.clone()),
+        };
+        Ok(ApiCaller { key, actor })
     }
 }
 
+/// The application state of a request.
+pub fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(|| {
+        ApiError::from(crate::error::AppError::Unexpected(anyhow::anyhow!(
+            "application state missing"
+        )))
+    })
+}
+
 async fn authenticate(req: HttpRequest) -> Result<ApiCaller, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| {
-            ApiError::from(crate::error::AppError::Unexpected(anyhow::anyhow!(
-                "application state missing"
-            )))
-        })?
-        .clone();
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let ip = client_ip(&req);
-    let agent = req
-        .headers()
-        .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let ring = state.keyring();
-    let attempt = Attempt {
-        presented: key_auth::from_authorization(header),
-        client_ip: &ip,
-        user_agent: &agent,
-        limit_client: true,
-    };
-    let AuthenticatedKey {
-        row: key,
-        permissions,
-    } = match observe(
-        &state,
-        "api",
-        crate::service::key_auth::authenticate(&state.pool, &ring, policy(&state), attempt).await,
-    ) {
-        Ok(authenticated) => authenticated,
-        Err(AuthError::Refused(_)) => return Err(ApiError::unauthorized()),
-        Err(AuthError::Throttled { retry_after }) => {
-            return Err(ApiError::throttled(retry_after));
-        }
-        Err(AuthError::Internal(e)) => return Err(e.into()),
-    };
-    if key.key_type != "access" {
-        // API keys are for other services to verify, not for keyward's own API.
-        return Err(ApiError::unauthorized());
-    }
-    let actor = Actor {
-        user_id: key.owner_user_id.clone().unwrap_or_else(|| key.id.clone()),
-        label: format!("key {}", key.id),
-        is_admin: false,
-        permissions,
-        client_ip: ip,
-        acting_key: Some(key.id.clone()),
-    };
-    Ok(ApiCaller { key, actor })
+    let state = state_of(&req)?;
+    let presentation = Presentation::of(&req);
+    let outcome = state
+        .key_checker
+        .check(&state.keyring(), presentation.attempt())
+        .await;
+    presentation.into_caller(&state, outcome)
 }
 
 impl FromRequest for ApiCaller {

@@ -74,24 +74,23 @@ pub struct KeyWithSecret {
 }
 
 async fn view(state: &AppState, row: KeyRow) -> Result<KeyView, ApiError> {
-    view_with(state, row, None).await
-}
-
-/// A key's view; `known` permissions (the calling key's, already read) save a query.
-async fn view_with(
-    state: &AppState,
-    row: KeyRow,
-    known: Option<Vec<String>>,
-) -> Result<KeyView, ApiError> {
-    let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
-    let permissions = match known {
-        Some(p) => p,
-        None => keys::effective_permissions(&mut conn, &row).await?,
-    };
+    let permissions = keys::effective_permissions(&mut conn, &row).await?;
     let group_ids = repo::keys::group_ids(&mut conn, &row.id).await?;
     let role_ids = repo::keys::role_ids(&mut conn, &row.id).await?;
-    Ok(KeyView {
+    Ok(shape(state, row, permissions, group_ids, role_ids))
+}
+
+/// A key's view from its row and what was read beside it.
+fn shape(
+    state: &AppState,
+    row: KeyRow,
+    permissions: Vec<String>,
+    group_ids: Vec<String>,
+    role_ids: Vec<String>,
+) -> KeyView {
+    let now = state.clock.unix();
+    KeyView {
         status: match KeyStatus::of(&row, now) {
             KeyStatus::Active => "active",
             KeyStatus::Inactive => "inactive",
@@ -130,7 +129,7 @@ async fn view_with(
         group_ids,
         role_ids,
         permissions,
-    })
+    }
 }
 
 async fn with_secret(
@@ -566,8 +565,14 @@ pub async fn current(
     caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let ApiCaller { key, actor } = caller;
-    Ok(HttpResponse::Ok().json(view_with(&state, key, Some(actor.permissions)).await?))
+    let key = caller.key;
+    Ok(HttpResponse::Ok().json(shape(
+        &state,
+        key.row,
+        key.permissions,
+        key.group_ids,
+        key.role_ids,
+    )))
 }
 
 /// POST /api/v1/apikeys/current/secretkey — the calling key rotates its own secret.
@@ -577,12 +582,12 @@ pub async fn rotate_current(
     state: web::Data<AppState>,
     body: Option<web::Json<RegenerateBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = caller.key.id.clone();
+    let id = caller.key.row.id.clone();
     regenerate_in(&state, &caller, Scope::OwnKey, &id, body).await
 }
 
 fn personal_only(caller: &ApiCaller) -> Result<(), ApiError> {
-    if caller.key.owner_user_id.is_none() {
+    if caller.key.row.owner_user_id.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -1,11 +1,11 @@
 //! `POST /api/v1/verify`: a downstream service asks whether a key presented to it is valid.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::ErrorBody;
-use crate::api::extract::{observe, policy};
-use crate::api::{ApiCaller, ApiError};
+use crate::api::ApiError;
+use crate::api::extract::{Presentation, observe};
 use crate::auth::key_auth;
 use crate::domain::Permission;
 use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey, Refusal};
@@ -46,47 +46,50 @@ pub struct VerifyAnswer {
 /// POST /api/v1/verify
 #[utoipa::path(post, path = "/api/v1/verify", tag = "verify", request_body = VerifyBody, responses((status = 200, description = "OK", body = VerifyAnswer), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "The caller lacks keys:verify", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn verify(
-    caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<VerifyBody>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Permission::KeysVerify)?;
-    let body = body.into_inner();
-    if body.key.len() > 200 {
-        return Err(ApiError::field(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "key",
-            "at most 200 characters",
-        ));
-    }
-    let client_ip = match body.client_ip {
-        Some(ip) if ip.parse::<std::net::IpAddr>().is_err() => {
-            return Err(ApiError::field(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "client_ip",
-                "must be an IPv4 or IPv6 address",
-            ));
-        }
-        Some(ip) => ip,
-        // Without a reported address, networks are checked against nothing in particular:
-        // a key restricted to networks is then refused.
-        None => String::new(),
-    };
+    body: Result<web::Json<VerifyBody>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // The caller is checked before the body is judged, so that a stranger learns nothing from
+    // the answer; when the body reads, the caller's key and the presented one are looked up
+    // together.
+    let caller = Presentation::of(&req);
     let ring = state.keyring();
-    let attempt = Attempt {
-        presented: key_auth::from_pair(body.key.trim()),
-        client_ip: &client_ip,
-        user_agent: "verify",
-        limit_client: false,
+    let (body, client_ip) = match body.map(web::Json::into_inner) {
+        Ok(body) => match checked(&body) {
+            Ok(ip) => (Ok(body), ip),
+            Err(e) => (Err(actix_web::Error::from(e)), String::new()),
+        },
+        Err(e) => (Err(e), String::new()),
     };
-    let answer = match observe(
-        &state,
-        "verify",
-        crate::service::key_auth::authenticate(&state.pool, &ring, policy(&state), attempt).await,
-    ) {
+    let presented = body
+        .as_ref()
+        .ok()
+        .and_then(|b| key_auth::from_pair(b.key.trim()));
+    let mut attempts = vec![caller.attempt()];
+    if body.is_ok() {
+        attempts.push(Attempt {
+            presented,
+            client_ip: &client_ip,
+            user_agent: "verify",
+            limit_client: false,
+        });
+    }
+    let mut outcomes = state.key_checker.check_all(&ring, attempts).await.into_iter();
+    let caller_outcome = outcomes
+        .next()
+        .unwrap_or(Err(AuthError::Refused(Refusal::Malformed)));
+    let caller = caller.into_caller(&state, caller_outcome)?;
+    caller.require(Permission::KeysVerify)?;
+    body?;
+    let outcome = outcomes
+        .next()
+        .unwrap_or(Err(AuthError::Refused(Refusal::Malformed)));
+    let answer = match observe(&state, "verify", outcome) {
         Ok(AuthenticatedKey {
             row: key,
             permissions,
+            ..
         }) => VerifyAnswer {
             valid: true,
             code: "VALID",
@@ -112,9 +115,30 @@ pub async fn verify(
             code: Refusal::NotFound.code(),
             key: None,
         },
-        Err(AuthError::Internal(e)) => return Err(e.into()),
+        Err(AuthError::Internal(e)) => return Err(ApiError::from(e).into()),
     };
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(answer))
+}
+
+/// Checks a verify body's fields; returns the reported client address (empty when none: a key
+/// restricted to networks is then refused).
+fn checked(body: &VerifyBody) -> Result<String, ApiError> {
+    if body.key.len() > 200 {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "key",
+            "at most 200 characters",
+        ));
+    }
+    match &body.client_ip {
+        Some(ip) if ip.parse::<std::net::IpAddr>().is_err() => Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "client_ip",
+            "must be an IPv4 or IPv6 address",
+        )),
+        Some(ip) => Ok(ip.clone()),
+        None => Ok(String::new()),
+    }
 }

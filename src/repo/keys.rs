@@ -110,43 +110,71 @@ const PERMISSION_SOURCE: &str = "SELECT DISTINCT rp.permission FROM role_permiss
        UNION SELECT gr.role_id FROM group_members gm JOIN group_roles gr ON gr.group_id = gm.group_id \
              WHERE gm.user_id = k.owner_user_id)";
 
-/// A key and the permissions it acts with, in one round trip: the hot path of key
-/// authentication. The aggregate is the one thing the two databases spell differently.
-pub async fn find_with_permissions(
+/// A key with what the API shows beside it, read in one round trip.
+#[derive(Debug, Clone)]
+pub struct AuthRow {
+    pub key: KeyRow,
+    /// The permissions the key acts with, sorted.
+    pub permissions: Vec<String>,
+    /// The key's own group and role assignments (tenant keys), sorted.
+    pub group_ids: Vec<String>,
+    pub role_ids: Vec<String>,
+}
+
+/// Keys by ID with their permissions and assignments: the hot path of key authentication,
+/// one query whatever the number of IDs (the verify endpoint reads its caller's key and the
+/// presented one together). The aggregate is the one thing the two databases spell differently.
+pub async fn find_for_auth(
     conn: &mut AnyConnection,
     backend: crate::db::Backend,
-    id: &str,
-) -> sqlx::Result<Option<(KeyRow, Vec<String>)>> {
+    ids: &[&str],
+) -> sqlx::Result<Vec<AuthRow>> {
     use sqlx::{FromRow, Row};
-    let aggregate = match backend {
-        crate::db::Backend::Sqlite => {
-            format!("(SELECT group_concat(permission, ',') FROM ({PERMISSION_SOURCE}) p)")
-        }
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let concat = |inner: &str, column: &str| match backend {
+        crate::db::Backend::Sqlite => format!("(SELECT group_concat({column}, ',') FROM ({inner}) p)"),
         crate::db::Backend::Postgres => {
-            format!("(SELECT string_agg(permission, ',') FROM ({PERMISSION_SOURCE}) p)")
+            format!("(SELECT string_agg({column}, ',') FROM ({inner}) p)")
         }
     };
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "{}, {aggregate} AS permissions FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id WHERE k.id = $1",
-        select_columns!()
+        "{}, {} AS permissions, {} AS group_ids, {} AS role_ids \
+         FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id WHERE k.id IN ({})",
+        select_columns!(),
+        concat(PERMISSION_SOURCE, "permission"),
+        concat("SELECT group_id FROM key_groups WHERE key_id = k.id", "group_id"),
+        concat("SELECT role_id FROM key_roles WHERE key_id = k.id", "role_id"),
+        placeholders.join(", ")
     );
-    let Some(row) = sqlx::query(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-    else {
-        return Ok(None);
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(conn).await?;
+    let list = |row: &sqlx::any::AnyRow, column: &str| -> sqlx::Result<Vec<String>> {
+        let joined: Option<String> = row.try_get(column)?;
+        let mut items: Vec<String> = joined
+            .unwrap_or_default()
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        items.sort();
+        Ok(items)
     };
-    let key = KeyRow::from_row(&row)?;
-    let joined: Option<String> = row.try_get("permissions")?;
-    let mut permissions: Vec<String> = joined
-        .unwrap_or_default()
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
-    permissions.sort();
-    Ok(Some((key, permissions)))
+    rows.iter()
+        .map(|row| {
+            Ok(AuthRow {
+                key: KeyRow::from_row(row)?,
+                permissions: list(row, "permissions")?,
+                group_ids: list(row, "group_ids")?,
+                role_ids: list(row, "role_ids")?,
+            })
+        })
+        .collect()
 }
 
 /// Locks a key's row for the rest of the transaction (PostgreSQL; SQLite write transactions
@@ -220,22 +248,42 @@ pub async fn set_name(conn: &mut AnyConnection, id: &str, name: &str) -> sqlx::R
 }
 
 /// Counts a wrong secret and locks the key when the count reaches `threshold` (0: never).
-/// Returns the new count and whether the key is now locked.
+/// `None` when the key is gone.
 pub async fn record_failure(
     conn: &mut AnyConnection,
     id: &str,
     threshold: i64,
-) -> sqlx::Result<(i64, bool)> {
-    let (count, locked): (i64, i64) = sqlx::query_as(
-        "UPDATE access_keys SET failed_attempts = failed_attempts + 1, \
-         locked = CASE WHEN $2 > 0 AND failed_attempts + 1 >= $2 THEN 1 ELSE locked END \
+) -> sqlx::Result<Option<Failure>> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "UPDATE access_keys SET failed_attempts = failed_attempts + 1 \
          WHERE id = $1 RETURNING failed_attempts, locked",
     )
     .bind(id)
-    .bind(threshold)
-    .fetch_one(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok((count, locked == 1))
+    let Some((count, locked)) = row else {
+        return Ok(None);
+    };
+    // The lock is a second statement so that only the request that set it announces it.
+    let now_locked = locked == 0
+        && threshold > 0
+        && count >= threshold
+        && sqlx::query("UPDATE access_keys SET locked = 1 WHERE id = $1 AND locked = 0")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1;
+    Ok(Some(Failure { count, now_locked }))
+}
+
+/// A counted wrong secret.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure {
+    /// Wrong secrets in a row, this one included.
+    pub count: i64,
+    /// Whether this failure locked the key.
+    pub now_locked: bool,
 }
 
 /// Forgets failed attempts after a correct secret.

@@ -11,7 +11,9 @@ use sqlx::AnyPool;
 
 use crate::auth::key_auth::PresentedKey;
 use crate::error::AppError;
-use crate::repo::keys::{self as repo, KeyRow};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::repo::keys::{self as repo, AuthRow, KeyRow};
 use crate::repo::{self as repos, groups::ADMINISTRATORS};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::keys::{KeyStatus, Keyring};
@@ -148,58 +150,285 @@ pub fn parse_networks(raw: &str) -> Result<String, String> {
 
 const CLIENT_WINDOW: i64 = 60;
 
-async fn refuse(
-    pool: &AnyPool,
-    ring: &Keyring<'_>,
+/// Checks presented keys. Lookups run on the request; refusals (client counter, the key's
+/// failure count and lock, the audit entry) go to one writer task that commits whatever has
+/// queued up in a single transaction and then answers each request: a burst of wrong secrets
+/// costs one commit, not one per request, and each caller still learns its own outcome (a 429)
+/// before it is answered.
+#[derive(Clone)]
+pub struct KeyChecker {
+    pool: AnyPool,
     policy: Policy,
-    attempt: &Attempt<'_>,
-    key_id: &str,
+    refusals: mpsc::Sender<Pending>,
+}
+
+/// A refusal waiting to be written, and where to send what came of it.
+struct Pending {
+    key_id: String,
     refusal: Refusal,
-) -> Result<AuthError, AuthError> {
-    let now = ring.clock.unix();
-    let mut conn = pool.acquire().await?;
-    if attempt.limit_client && policy.client_failure_limit > 0 {
+    client_ip: String,
+    limit_client: bool,
+    now: i64,
+    done: oneshot::Sender<Result<Written, String>>,
+}
+
+/// What writing a refusal decided.
+#[derive(Debug, Clone, Copy)]
+enum Written {
+    Refused,
+    Throttled { retry_after: i64 },
+}
+
+/// Most refusals one transaction writes.
+const BATCH: usize = 256;
+
+impl KeyChecker {
+    /// A checker on `pool` following `policy`; starts its writer task on the current runtime.
+    pub fn start(pool: AnyPool, policy: Policy) -> Self {
+        let (refusals, queue) = mpsc::channel(4 * BATCH);
+        tokio::spawn(write_refusals(pool.clone(), policy, queue));
+        KeyChecker {
+            pool,
+            policy,
+            refusals,
+        }
+    }
+
+    /// Checks one presented key.
+    pub async fn check(
+        &self,
+        ring: &Keyring<'_>,
+        attempt: Attempt<'_>,
+    ) -> Result<AuthenticatedKey, AuthError> {
+        let mut outcomes = self.check_all(ring, vec![attempt]).await;
+        outcomes.pop().unwrap_or(Err(AuthError::Refused(Refusal::Malformed)))
+    }
+
+    /// Checks several presented keys with one lookup, answering each in order. On success a
+    /// key comes with its permissions and assignments, and its last use is recorded (at most
+    /// once a minute).
+    pub async fn check_all(
+        &self,
+        ring: &Keyring<'_>,
+        attempts: Vec<Attempt<'_>>,
+    ) -> Vec<Result<AuthenticatedKey, AuthError>> {
+        let now = ring.clock.unix();
+        // Malformed credentials cost no database work at all.
+        let ids: Vec<&str> = attempts
+            .iter()
+            .filter_map(|a| a.presented.as_ref().map(|p| p.id.as_str()))
+            .collect();
+        let rows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            let found = async {
+                let mut conn = self.pool.acquire().await?;
+                repo::find_for_auth(&mut conn, crate::db::Backend::of_pool(&self.pool), &ids).await
+            };
+            match found.await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    let message = e.to_string();
+                    return attempts
+                        .iter()
+                        .map(|_| Err(AuthError::Internal(sqlx_failure(&message))))
+                        .collect();
+                }
+            }
+        };
+        let mut outcomes = Vec::with_capacity(attempts.len());
+        for attempt in &attempts {
+            let Some(presented) = attempt.presented.as_ref() else {
+                outcomes.push(Err(AuthError::Refused(Refusal::Malformed)));
+                continue;
+            };
+            let id = presented.id.as_str();
+            let row = rows.iter().find(|r| r.key.id == id);
+            let verdict = match row {
+                None => Err(Refusal::NotFound),
+                Some(row) => judge(ring, &row.key, presented, attempt.client_ip, now),
+            };
+            outcomes.push(match (verdict, row) {
+                (Ok(()), Some(row)) => self.accepted(row.clone(), attempt, now).await,
+                (Err(refusal), _) => Err(self.refused(id, refusal, attempt, now).await),
+                (Ok(()), None) => Err(AuthError::Refused(Refusal::NotFound)),
+            });
+        }
+        outcomes
+    }
+
+    async fn accepted(
+        &self,
+        row: AuthRow,
+        attempt: &Attempt<'_>,
+        now: i64,
+    ) -> Result<AuthenticatedKey, AuthError> {
+        let key = &row.key;
+        let needs_reset = key.failed_attempts > 0;
+        let needs_touch = key.last_used_at.is_none_or(|t| t <= now - 60);
+        if needs_reset || needs_touch {
+            let mut conn = self.pool.acquire().await?;
+            if needs_reset {
+                repo::reset_failures(&mut conn, &key.id).await?;
+            }
+            if needs_touch {
+                let agent: String = attempt.user_agent.chars().take(200).collect();
+                repo::touch_last_used(&mut conn, &key.id, now, attempt.client_ip, &agent).await?;
+            }
+        }
+        Ok(AuthenticatedKey {
+            permissions: row.permissions,
+            group_ids: row.group_ids,
+            role_ids: row.role_ids,
+            row: row.key,
+        })
+    }
+
+    /// Hands a refusal to the writer and waits for it to be committed.
+    async fn refused(
+        &self,
+        key_id: &str,
+        refusal: Refusal,
+        attempt: &Attempt<'_>,
+        now: i64,
+    ) -> AuthError {
+        let (done, answer) = oneshot::channel();
+        let pending = Pending {
+            key_id: key_id.to_string(),
+            refusal,
+            client_ip: attempt.client_ip.to_string(),
+            limit_client: attempt.limit_client && self.policy.client_failure_limit > 0,
+            now,
+            done,
+        };
+        if self.refusals.send(pending).await.is_err() {
+            return AuthError::Internal(sqlx_failure("the refusal writer has stopped"));
+        }
+        match answer.await {
+            Ok(Ok(Written::Refused)) => AuthError::Refused(refusal),
+            Ok(Ok(Written::Throttled { retry_after })) => AuthError::Throttled { retry_after },
+            Ok(Err(message)) => AuthError::Internal(sqlx_failure(&message)),
+            Err(_) => AuthError::Internal(sqlx_failure("the refusal writer has stopped")),
+        }
+    }
+}
+
+fn sqlx_failure(message: &str) -> AppError {
+    AppError::Unexpected(anyhow::anyhow!("recording a key check failed: {message}"))
+}
+
+/// Whether a presented key passes: its secret (current, or the previous one within its grace
+/// period, compared in constant time), then its state, its owner's and its allowed networks.
+fn judge(
+    ring: &Keyring<'_>,
+    key: &KeyRow,
+    presented: &PresentedKey,
+    client_ip: &str,
+    now: i64,
+) -> Result<(), Refusal> {
+    let current = ring.hasher.matches(&presented.secret, &key.secret_hash);
+    let previous = key.previous_valid_until.is_some_and(|t| t > now)
+        && key
+            .previous_secret_hash
+            .as_deref()
+            .is_some_and(|h| ring.hasher.matches(&presented.secret, h));
+    if !current && !previous {
+        return Err(Refusal::WrongSecret);
+    }
+    match KeyStatus::of(key, now) {
+        KeyStatus::Inactive => Err(Refusal::Inactive),
+        KeyStatus::Locked => Err(Refusal::Locked),
+        KeyStatus::Expired => Err(Refusal::Expired),
+        KeyStatus::Active if key.owner_user_id.is_some() && key.owner_active != Some(1) => {
+            Err(Refusal::OwnerDisabled)
+        }
+        KeyStatus::Active if !network_allows(&key.allowed_networks, client_ip) => {
+            Err(Refusal::ForbiddenNetwork)
+        }
+        KeyStatus::Active => Ok(()),
+    }
+}
+
+/// The writer task: takes every refusal that has queued up, writes them in one transaction,
+/// answers each. Ends when the checker is dropped.
+async fn write_refusals(pool: AnyPool, policy: Policy, mut queue: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        match write_batch(&pool, policy, &batch).await {
+            Ok(written) => {
+                for (pending, outcome) in batch.drain(..).zip(written) {
+                    let _ = pending.done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recording refused key checks failed");
+                let message = e.to_string();
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn write_batch(
+    pool: &AnyPool,
+    policy: Policy,
+    batch: &[Pending],
+) -> Result<Vec<Written>, sqlx::Error> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let mut written = Vec::with_capacity(batch.len());
+    for pending in batch {
+        written.push(write_one(&mut tx, policy, pending).await?);
+    }
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// One refusal: the client's counter first (over its limit, the key's own counter does not
+/// move), then the key's failure count and lock, then the audit entry.
+async fn write_one(
+    conn: &mut sqlx::AnyConnection,
+    policy: Policy,
+    p: &Pending,
+) -> Result<Written, sqlx::Error> {
+    if p.limit_client {
         let limit = Limit {
             max: i64::from(policy.client_failure_limit),
             window_secs: CLIENT_WINDOW,
         };
-        let bucket = format!("keyauth:client:{}", attempt.client_ip);
-        if let Some(retry_after) = throttle::reserve(&mut conn, &bucket, limit, now).await? {
-            // Over the client's limit: refused before the key's own counter moves.
-            return Ok(AuthError::Throttled { retry_after });
+        let bucket = format!("keyauth:client:{}", p.client_ip);
+        if let Some(retry_after) = throttle::reserve(conn, &bucket, limit, p.now).await? {
+            return Ok(Written::Throttled { retry_after });
         }
     }
-    let mut reason = refusal.reason().to_string();
-    if refusal == Refusal::WrongSecret {
+    let mut reason = p.refusal.reason().to_string();
+    if p.refusal == Refusal::WrongSecret {
         let threshold = i64::from(policy.lockout_threshold);
-        let before: Option<i64> =
-            sqlx::query_scalar("SELECT locked FROM access_keys WHERE id = $1")
-                .bind(key_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let (count, locked) = repo::record_failure(&mut conn, key_id, threshold).await?;
-        reason = format!("{reason} ({count} in a row)");
-        if locked && before == Some(0) {
-            announce_lock(&mut conn, key_id, count, now, attempt.client_ip).await?;
+        if let Some(failure) = repo::record_failure(conn, &p.key_id, threshold).await? {
+            reason = format!("{reason} ({} in a row)", failure.count);
+            if failure.now_locked {
+                announce_lock(conn, &p.key_id, failure.count, p.now, &p.client_ip).await?;
+            }
         }
     }
     audit::record(
-        &mut conn,
-        now,
+        conn,
+        p.now,
         NewEntry {
             actor_id: None,
-            actor_label: attempt.client_ip,
+            actor_label: &p.client_ip,
             action: "key.auth_refused",
             target_type: "access_key",
-            target_id: key_id,
+            target_id: &p.key_id,
             target_label: "",
-            client_ip: attempt.client_ip,
+            client_ip: &p.client_ip,
             outcome: FAILURE,
             details: &reason,
         },
     )
     .await?;
-    Ok(AuthError::Refused(refusal))
+    Ok(Written::Refused)
 }
 
 /// Audit entry and bell notices when a key locks: its owner and every administrator are told.
@@ -249,75 +478,13 @@ async fn announce_lock(
     Ok(())
 }
 
-/// A key that passed every check, with the permissions it acts with.
+/// A key that passed every check, with the permissions it acts with and its assignments.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedKey {
     pub row: KeyRow,
     pub permissions: Vec<String>,
-}
-
-/// Checks a presented key and records what happened. On success the key is returned with its
-/// permissions (one query) and its last use recorded (at most once a minute).
-pub async fn authenticate(
-    pool: &AnyPool,
-    ring: &Keyring<'_>,
-    policy: Policy,
-    attempt: Attempt<'_>,
-) -> Result<AuthenticatedKey, AuthError> {
-    let Some(presented) = attempt.presented.as_ref() else {
-        // A typo or garbage: no database work at all.
-        return Err(AuthError::Refused(Refusal::Malformed));
-    };
-    let now = ring.clock.unix();
-    let id = presented.id.as_str().to_string();
-    let key = {
-        let mut conn = pool.acquire().await?;
-        repo::find_with_permissions(&mut conn, crate::db::Backend::of_pool(pool), &id).await?
-    };
-    let Some((key, permissions)) = key else {
-        return Err(refuse(pool, ring, policy, &attempt, &id, Refusal::NotFound).await?);
-    };
-    let current = ring.hasher.matches(&presented.secret, &key.secret_hash);
-    let previous = key.previous_valid_until.is_some_and(|t| t > now)
-        && key
-            .previous_secret_hash
-            .as_deref()
-            .is_some_and(|h| ring.hasher.matches(&presented.secret, h));
-    let refusal = if !current && !previous {
-        Some(Refusal::WrongSecret)
-    } else {
-        match KeyStatus::of(&key, now) {
-            KeyStatus::Inactive => Some(Refusal::Inactive),
-            KeyStatus::Locked => Some(Refusal::Locked),
-            KeyStatus::Expired => Some(Refusal::Expired),
-            KeyStatus::Active if key.owner_user_id.is_some() && key.owner_active != Some(1) => {
-                Some(Refusal::OwnerDisabled)
-            }
-            KeyStatus::Active if !network_allows(&key.allowed_networks, attempt.client_ip) => {
-                Some(Refusal::ForbiddenNetwork)
-            }
-            KeyStatus::Active => None,
-        }
-    };
-    if let Some(refusal) = refusal {
-        return Err(refuse(pool, ring, policy, &attempt, &id, refusal).await?);
-    }
-    let needs_reset = key.failed_attempts > 0;
-    let needs_touch = key.last_used_at.is_none_or(|t| t <= now - 60);
-    if needs_reset || needs_touch {
-        let mut conn = pool.acquire().await?;
-        if needs_reset {
-            repo::reset_failures(&mut conn, &id).await?;
-        }
-        if needs_touch {
-            let agent: String = attempt.user_agent.chars().take(200).collect();
-            repo::touch_last_used(&mut conn, &id, now, attempt.client_ip, &agent).await?;
-        }
-    }
-    Ok(AuthenticatedKey {
-        row: key,
-        permissions,
-    })
+    pub group_ids: Vec<String>,
+    pub role_ids: Vec<String>,
 }
 
 #[cfg(test)]

@@ -390,19 +390,15 @@ impl TestApp {
         id: &str,
         secret: &str,
     ) -> Result<keyward::repo::keys::KeyRow, keyward::service::key_auth::Refusal> {
-        use keyward::service::key_auth::{self, Attempt, AuthError, Policy};
+        use keyward::service::key_auth::{Attempt, AuthError};
         let ring = self.state.keyring();
-        let policy = Policy {
-            lockout_threshold: self.state.settings.lockout_threshold,
-            client_failure_limit: self.state.settings.client_failure_limit,
-        };
         let attempt = Attempt {
             presented: keyward::auth::key_auth::from_pair(&format!("{id}::{secret}")),
             client_ip: "127.0.0.1",
             user_agent: "keyward-tests",
             limit_client: true,
         };
-        match key_auth::authenticate(&self.state.pool, &ring, policy, attempt).await {
+        match self.state.key_checker.check(&ring, attempt).await {
             Ok(key) => Ok(key.row),
             Err(AuthError::Refused(r)) => Err(r),
             Err(other) => panic!("authentication failed unexpectedly: {other:?}"),
