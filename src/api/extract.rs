@@ -126,11 +126,13 @@ impl Presentation {
 
 /// The application state of a request.
 pub fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(|| {
-        ApiError::from(crate::error::AppError::Unexpected(anyhow::anyhow!(
-            "application state missing"
-        )))
-    })
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::from(crate::error::AppError::Unexpected(anyhow::anyhow!(
+                "application state missing"
+            )))
+        })
 }
 
 async fn authenticate(req: HttpRequest) -> Result<ApiCaller, ApiError> {

@@ -3,8 +3,8 @@
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::{Deserialize, Serialize};
 
-use crate::api::error::ErrorBody;
 use crate::api::ApiError;
+use crate::api::error::ErrorBody;
 use crate::api::extract::{Presentation, observe};
 use crate::auth::key_auth;
 use crate::domain::Permission;
@@ -75,7 +75,11 @@ pub async fn verify(
             limit_client: false,
         });
     }
-    let mut outcomes = state.key_checker.check_all(&ring, attempts).await.into_iter();
+    let mut outcomes = state
+        .key_checker
+        .check_all(&ring, attempts)
+        .await
+        .into_iter();
     let caller_outcome = outcomes
         .next()
         .unwrap_or(Err(AuthError::Refused(Refusal::Malformed)));

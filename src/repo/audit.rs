@@ -52,6 +52,45 @@ pub async fn insert(conn: &mut AnyConnection, at: i64, e: &NewEntry<'_>) -> sqlx
     Ok(())
 }
 
+/// Inserts several entries with one statement.
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    entries: &[(i64, NewEntry<'_>)],
+) -> sqlx::Result<()> {
+    const COLUMNS: usize = 10;
+    for chunk in entries.chunks(500) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let cells: Vec<String> = (1..=COLUMNS)
+                    .map(|c| format!("${}", r * COLUMNS + c))
+                    .collect();
+                format!("({})", cells.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_log (at, actor_id, actor_label, action, target_type, target_id, \
+             target_label, client_ip, outcome, details) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (at, e) in chunk {
+            query = query
+                .bind(*at)
+                .bind(e.actor_id)
+                .bind(e.actor_label)
+                .bind(e.action)
+                .bind(e.target_type)
+                .bind(e.target_id)
+                .bind(e.target_label)
+                .bind(e.client_ip)
+                .bind(e.outcome)
+                .bind(e.details);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// What to show of the audit log; empty strings mean "any".
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

@@ -134,7 +134,9 @@ pub async fn find_for_auth(
         return Ok(Vec::new());
     }
     let concat = |inner: &str, column: &str| match backend {
-        crate::db::Backend::Sqlite => format!("(SELECT group_concat({column}, ',') FROM ({inner}) p)"),
+        crate::db::Backend::Sqlite => {
+            format!("(SELECT group_concat({column}, ',') FROM ({inner}) p)")
+        }
         crate::db::Backend::Postgres => {
             format!("(SELECT string_agg({column}, ',') FROM ({inner}) p)")
         }
@@ -145,8 +147,14 @@ pub async fn find_for_auth(
          FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id WHERE k.id IN ({})",
         select_columns!(),
         concat(PERMISSION_SOURCE, "permission"),
-        concat("SELECT group_id FROM key_groups WHERE key_id = k.id", "group_id"),
-        concat("SELECT role_id FROM key_roles WHERE key_id = k.id", "role_id"),
+        concat(
+            "SELECT group_id FROM key_groups WHERE key_id = k.id",
+            "group_id"
+        ),
+        concat(
+            "SELECT role_id FROM key_roles WHERE key_id = k.id",
+            "role_id"
+        ),
         placeholders.join(", ")
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -247,18 +255,20 @@ pub async fn set_name(conn: &mut AnyConnection, id: &str, name: &str) -> sqlx::R
     Ok(())
 }
 
-/// Counts a wrong secret and locks the key when the count reaches `threshold` (0: never).
+/// Counts `n` wrong secrets and locks the key when the count reaches `threshold` (0: never).
 /// `None` when the key is gone.
-pub async fn record_failure(
+pub async fn record_failures(
     conn: &mut AnyConnection,
     id: &str,
+    n: i64,
     threshold: i64,
 ) -> sqlx::Result<Option<Failure>> {
     let row: Option<(i64, i64)> = sqlx::query_as(
-        "UPDATE access_keys SET failed_attempts = failed_attempts + 1 \
+        "UPDATE access_keys SET failed_attempts = failed_attempts + $2 \
          WHERE id = $1 RETURNING failed_attempts, locked",
     )
     .bind(id)
+    .bind(n)
     .fetch_optional(&mut *conn)
     .await?;
     let Some((count, locked)) = row else {
@@ -277,12 +287,12 @@ pub async fn record_failure(
     Ok(Some(Failure { count, now_locked }))
 }
 
-/// A counted wrong secret.
+/// Counted wrong secrets.
 #[derive(Debug, Clone, Copy)]
 pub struct Failure {
-    /// Wrong secrets in a row, this one included.
+    /// Wrong secrets in a row, these included.
     pub count: i64,
-    /// Whether this failure locked the key.
+    /// Whether these failures locked the key.
     pub now_locked: bool,
 }
 

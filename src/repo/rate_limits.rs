@@ -2,13 +2,24 @@ use sqlx::AnyConnection;
 
 /// Counts one hit in a bucket's window and returns the window's total.
 pub async fn hit(conn: &mut AnyConnection, bucket: &str, window_start: i64) -> sqlx::Result<i64> {
+    hit_n(conn, bucket, window_start, 1).await
+}
+
+/// Counts `n` hits in a bucket's window and returns the window's total.
+pub async fn hit_n(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    window_start: i64,
+    n: i64,
+) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1) \
-         ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 \
+        "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, $3) \
+         ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + $3 \
          RETURNING hits",
     )
     .bind(bucket)
     .bind(window_start)
+    .bind(n)
     .fetch_one(conn)
     .await
 }

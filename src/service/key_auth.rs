@@ -173,7 +173,7 @@ struct Pending {
 }
 
 /// What writing a refusal decided.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Written {
     Refused,
     Throttled { retry_after: i64 },
@@ -201,7 +201,9 @@ impl KeyChecker {
         attempt: Attempt<'_>,
     ) -> Result<AuthenticatedKey, AuthError> {
         let mut outcomes = self.check_all(ring, vec![attempt]).await;
-        outcomes.pop().unwrap_or(Err(AuthError::Refused(Refusal::Malformed)))
+        outcomes
+            .pop()
+            .unwrap_or(Err(AuthError::Refused(Refusal::Malformed)))
     }
 
     /// Checks several presented keys with one lookup, answering each in order. On success a
@@ -371,64 +373,105 @@ async fn write_refusals(pool: AnyPool, policy: Policy, mut queue: mpsc::Receiver
     }
 }
 
+/// Writes a batch with a handful of statements whatever its size: one counter update per
+/// client address, one failure count per key, one insert for every audit entry.
 async fn write_batch(
     pool: &AnyPool,
     policy: Policy,
     batch: &[Pending],
 ) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = crate::db::begin_write(pool).await?;
-    let mut written = Vec::with_capacity(batch.len());
-    for pending in batch {
-        written.push(write_one(&mut tx, policy, pending).await?);
+    let mut written = vec![Written::Refused; batch.len()];
+
+    // The client's counter first: over its limit, the key's own counter does not move.
+    let limit = Limit {
+        max: i64::from(policy.client_failure_limit),
+        window_secs: CLIENT_WINDOW,
+    };
+    let clients = group_by(batch, |p| p.limit_client.then_some(p.client_ip.as_str()));
+    for (ip, members) in clients {
+        let bucket = format!("keyauth:client:{ip}");
+        let now = batch[members[0]].now;
+        let verdicts =
+            throttle::reserve_many(&mut tx, &bucket, limit, now, members.len() as i64).await?;
+        for (&i, verdict) in members.iter().zip(verdicts) {
+            if let Some(retry_after) = verdict {
+                written[i] = Written::Throttled { retry_after };
+            }
+        }
     }
+
+    // Wrong secrets count towards their key's lockout, in order of arrival.
+    let mut reasons: Vec<String> = batch.iter().map(|p| p.refusal.reason().into()).collect();
+    let wrong = group_by(batch, |p| {
+        (p.refusal == Refusal::WrongSecret).then_some(p.key_id.as_str())
+    });
+    for (key_id, members) in wrong {
+        let members: Vec<usize> = members
+            .into_iter()
+            .filter(|&i| matches!(written[i], Written::Refused))
+            .collect();
+        let n = members.len() as i64;
+        if n == 0 {
+            continue;
+        }
+        let threshold = i64::from(policy.lockout_threshold);
+        let Some(failure) = repo::record_failures(&mut tx, key_id, n, threshold).await? else {
+            continue;
+        };
+        let before = failure.count - n;
+        for (k, &i) in members.iter().enumerate() {
+            reasons[i] = format!("{} ({} in a row)", reasons[i], before + k as i64 + 1);
+        }
+        if failure.now_locked {
+            // The failure that reached the threshold is the one that locked the key.
+            let at = threshold.max(before + 1);
+            let first = &batch[members[(at - before - 1) as usize]];
+            announce_lock(&mut tx, key_id, at, first.now, &first.client_ip).await?;
+        }
+    }
+
+    let entries: Vec<(i64, NewEntry<'_>)> = batch
+        .iter()
+        .zip(&written)
+        .zip(&reasons)
+        .filter(|((_, w), _)| matches!(w, Written::Refused))
+        .map(|((p, _), reason)| {
+            (
+                p.now,
+                NewEntry {
+                    actor_id: None,
+                    actor_label: &p.client_ip,
+                    action: "key.auth_refused",
+                    target_type: "access_key",
+                    target_id: &p.key_id,
+                    target_label: "",
+                    client_ip: &p.client_ip,
+                    outcome: FAILURE,
+                    details: reason,
+                },
+            )
+        })
+        .collect();
+    crate::repo::audit::insert_many(&mut tx, &entries).await?;
     tx.commit().await?;
     Ok(written)
 }
 
-/// One refusal: the client's counter first (over its limit, the key's own counter does not
-/// move), then the key's failure count and lock, then the audit entry.
-async fn write_one(
-    conn: &mut sqlx::AnyConnection,
-    policy: Policy,
-    p: &Pending,
-) -> Result<Written, sqlx::Error> {
-    if p.limit_client {
-        let limit = Limit {
-            max: i64::from(policy.client_failure_limit),
-            window_secs: CLIENT_WINDOW,
-        };
-        let bucket = format!("keyauth:client:{}", p.client_ip);
-        if let Some(retry_after) = throttle::reserve(conn, &bucket, limit, p.now).await? {
-            return Ok(Written::Throttled { retry_after });
+/// The batch's positions grouped by a key, groups in order of first appearance.
+fn group_by<'a>(
+    batch: &'a [Pending],
+    key: impl Fn(&'a Pending) -> Option<&'a str>,
+) -> Vec<(&'a str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, p) in batch.iter().enumerate() {
+        let Some(k) = key(p) else { continue };
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((k, vec![i])),
         }
     }
-    let mut reason = p.refusal.reason().to_string();
-    if p.refusal == Refusal::WrongSecret {
-        let threshold = i64::from(policy.lockout_threshold);
-        if let Some(failure) = repo::record_failure(conn, &p.key_id, threshold).await? {
-            reason = format!("{reason} ({} in a row)", failure.count);
-            if failure.now_locked {
-                announce_lock(conn, &p.key_id, failure.count, p.now, &p.client_ip).await?;
-            }
-        }
-    }
-    audit::record(
-        conn,
-        p.now,
-        NewEntry {
-            actor_id: None,
-            actor_label: &p.client_ip,
-            action: "key.auth_refused",
-            target_type: "access_key",
-            target_id: &p.key_id,
-            target_label: "",
-            client_ip: &p.client_ip,
-            outcome: FAILURE,
-            details: &reason,
-        },
-    )
-    .await?;
-    Ok(Written::Refused)
+    groups
 }
 
 /// Audit entry and bell notices when a key locks: its owner and every administrator are told.

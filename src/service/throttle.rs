@@ -40,6 +40,23 @@ pub async fn reserve(
     Ok((hits > limit.max).then(|| start + limit.window_secs - now))
 }
 
+/// Counts `n` attempts in one go (a batch of failures from one client) and says, for each in
+/// order, whether it is over the limit: `Some(seconds until the window ends)` when it is.
+pub async fn reserve_many(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    limit: Limit,
+    now: i64,
+    n: i64,
+) -> sqlx::Result<Vec<Option<i64>>> {
+    let start = window_start(now, limit);
+    let total = rate_limits::hit_n(conn, bucket, start, n).await?;
+    let retry_after = start + limit.window_secs - now;
+    Ok((1..=n)
+        .map(|k| (total - n + k > limit.max).then_some(retry_after))
+        .collect())
+}
+
 /// Gives back an attempt that succeeded, so that successes never use up the limit.
 pub async fn release(
     conn: &mut AnyConnection,

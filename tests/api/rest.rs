@@ -401,6 +401,83 @@ async fn one_client_cannot_lock_other_peoples_keys_at_will() {
 }
 
 #[tokio::test]
+async fn a_burst_of_wrong_secrets_is_counted_one_by_one_and_locks_once() {
+    // Refusals are written in batches; a burst at once must still count every attempt, stop at
+    // the client's limit exactly, and lock the key and announce it once.
+    let app = spawn_app_with(|s| s.client_failure_limit = 12).await;
+    app.signed_in_admin().await;
+    let victim = tenant_key(&app, "victim", "access", &[]).await;
+    let wrong = Key {
+        id: victim.id.clone(),
+        secret: keyward::domain::Secret::generate().expose().to_string(),
+    };
+    let bearer = wrong.bearer();
+    let calls = (0..20).map(|_| {
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&bearer),
+            None,
+        )
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|(status, _, _)| status)
+        .collect();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((refused, throttled), (12, 8), "answers: {statuses:?}");
+    assert_eq!(
+        app.count("SELECT failed_attempts FROM access_keys").await,
+        12
+    );
+    assert_eq!(app.count("SELECT locked FROM access_keys").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'key.locked'")
+            .await,
+        1,
+        "the lock is announced once"
+    );
+    let details: Vec<String> = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'key.auth_refused' ORDER BY details",
+    )
+    .fetch_all(&app.state.pool)
+    .await
+    .unwrap();
+    let mut counts: Vec<i64> = details
+        .iter()
+        .map(|d| {
+            d.trim_start_matches("wrong secret (")
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        (1..=12).collect::<Vec<i64>>(),
+        "each attempt has its own count"
+    );
+    let locked_details: String =
+        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'key.locked'")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(locked_details, "locked after 5 wrong secrets in a row");
+}
+
+#[tokio::test]
 async fn regenerating_through_the_api_honours_the_grace_period() {
     let app = admin_app().await;
     let ops = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
