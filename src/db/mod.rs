@@ -51,6 +51,9 @@ pub async fn connect(url: &str) -> anyhow::Result<AnyPool> {
             Backend::Postgres => 16,
         })
         .min_connections(1)
+        // A SQLite file cannot drop a connection; pinging it before each use is a wasted round
+        // trip to its worker thread. PostgreSQL connections are still checked.
+        .test_before_acquire(backend == Backend::Postgres)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _meta| {
             Box::pin(async move {

@@ -101,14 +101,18 @@ pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Key
         .await
 }
 
-/// The permissions a key acts with, as one scalar subquery: a tenant key's roles and its
-/// groups' roles, or a personal key's owner's groups' roles.
-const PERMISSION_SOURCE: &str = "SELECT DISTINCT rp.permission FROM role_permissions rp WHERE rp.role_id IN ( \
-       SELECT kr.role_id FROM key_roles kr WHERE kr.key_id = k.id AND k.owner_user_id IS NULL \
-       UNION SELECT gr.role_id FROM key_groups kg JOIN group_roles gr ON gr.group_id = kg.group_id \
-             WHERE kg.key_id = k.id AND k.owner_user_id IS NULL \
-       UNION SELECT gr.role_id FROM group_members gm JOIN group_roles gr ON gr.group_id = gm.group_id \
-             WHERE gm.user_id = k.owner_user_id)";
+/// Where a key's permissions come from: a tenant key's own roles, its groups' roles, and a
+/// personal key's owner's groups' roles. Three joins aggregated separately (no UNION or
+/// DISTINCT, which would build temporary tables on every check); duplicates are removed after.
+const PERMISSION_SOURCES: [&str; 3] = [
+    "FROM key_roles kr JOIN role_permissions rp ON rp.role_id = kr.role_id \
+     WHERE kr.key_id = k.id AND k.owner_user_id IS NULL",
+    "FROM key_groups kg JOIN group_roles gr ON gr.group_id = kg.group_id \
+     JOIN role_permissions rp ON rp.role_id = gr.role_id \
+     WHERE kg.key_id = k.id AND k.owner_user_id IS NULL",
+    "FROM group_members gm JOIN group_roles gr ON gr.group_id = gm.group_id \
+     JOIN role_permissions rp ON rp.role_id = gr.role_id WHERE gm.user_id = k.owner_user_id",
+];
 
 /// A key with what the API shows beside it, read in one round trip.
 #[derive(Debug, Clone)]
@@ -133,30 +137,30 @@ pub async fn find_for_auth(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let concat = |inner: &str, column: &str| match backend {
-        crate::db::Backend::Sqlite => {
-            format!("(SELECT group_concat({column}, ',') FROM ({inner}) p)")
-        }
-        crate::db::Backend::Postgres => {
-            format!("(SELECT string_agg({column}, ',') FROM ({inner}) p)")
-        }
+    let aggregate = |column: &str, source: &str| {
+        let agg = match backend {
+            crate::db::Backend::Sqlite => "group_concat",
+            crate::db::Backend::Postgres => "string_agg",
+        };
+        format!("COALESCE((SELECT {agg}({column}, ',') {source}), '')")
     };
-    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
+    let permissions: Vec<String> = PERMISSION_SOURCES
+        .iter()
+        .map(|source| aggregate("rp.permission", source))
+        .collect();
+    let one = format!(
         "{}, {} AS permissions, {} AS group_ids, {} AS role_ids \
-         FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id WHERE k.id IN ({})",
+         FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id WHERE k.id = ",
         select_columns!(),
-        concat(PERMISSION_SOURCE, "permission"),
-        concat(
-            "SELECT group_id FROM key_groups WHERE key_id = k.id",
-            "group_id"
-        ),
-        concat(
-            "SELECT role_id FROM key_roles WHERE key_id = k.id",
-            "role_id"
-        ),
-        placeholders.join(", ")
+        permissions.join(" || ',' || "),
+        aggregate("group_id", "FROM key_groups WHERE key_id = k.id"),
+        aggregate("role_id", "FROM key_roles WHERE key_id = k.id"),
     );
+    // One branch per ID: an `IN` list would make SQLite build a temporary index each time.
+    let sql = (1..=ids.len())
+        .map(|i| format!("{one}${i}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for id in ids {
         query = query.bind(*id);
@@ -171,6 +175,7 @@ pub async fn find_for_auth(
             .map(str::to_string)
             .collect();
         items.sort();
+        items.dedup();
         Ok(items)
     };
     rows.iter()
