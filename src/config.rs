@@ -81,6 +81,14 @@ pub struct SettingsArgs {
         global = true
     )]
     pub client_failure_limit: u32,
+    /// Delivery attempts before an email is given up as failed.
+    #[arg(
+        long,
+        env = "KEYWARD_MAIL_MAX_ATTEMPTS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub mail_max_attempts: u32,
     /// How often the background job wakes, in seconds.
     #[arg(
         long,
@@ -118,6 +126,7 @@ pub struct Settings {
     pub lockout_threshold: u32,
     pub client_failure_limit: u32,
     pub job_interval_secs: u64,
+    pub mail_max_attempts: u32,
     pub session_idle_mins: u32,
     pub log: String,
 }
@@ -178,6 +187,12 @@ impl SettingsArgs {
                 "must be at least 1",
             ));
         }
+        if self.mail_max_attempts == 0 {
+            return Err(config_error(
+                "KEYWARD_MAIL_MAX_ATTEMPTS",
+                "must be at least 1",
+            ));
+        }
         if self.session_idle_mins == 0 {
             return Err(config_error(
                 "KEYWARD_SESSION_IDLE_MINS",
@@ -201,6 +216,7 @@ impl SettingsArgs {
             lockout_threshold: self.lockout_threshold,
             client_failure_limit: self.client_failure_limit,
             job_interval_secs: self.job_interval_secs,
+            mail_max_attempts: self.mail_max_attempts,
             session_idle_mins: self.session_idle_mins,
             log: self.log,
         })
@@ -261,6 +277,7 @@ impl Settings {
             lockout_threshold: 5,
             client_failure_limit: 30,
             job_interval_secs: 60,
+            mail_max_attempts: 8,
             session_idle_mins: 30,
             log: "info".into(),
         }

@@ -107,12 +107,28 @@ fn main() -> ExitCode {
                 command: JobsCommand::RunOnce,
             } => {
                 let prepared = prepare(&settings).await?;
-                let mut conn = prepared.pool.acquire().await?;
-                let now = clock.unix();
-                let sessions = keyward::repo::sessions::purge_expired(&mut conn, now).await?;
-                let windows = keyward::repo::rate_limits::purge(&mut conn, now - 86_400).await?;
+                let mailer = keyward::mail::Mailer::new(
+                    &settings.data_dir,
+                    &settings.mail_from,
+                    settings.smtp_url.as_deref(),
+                )?;
+                let jobs = keyward::jobs::Jobs::new(
+                    prepared.pool.clone(),
+                    clock.clone(),
+                    mailer,
+                    keyward::mail::Sealer::new(&prepared.master_key),
+                    &settings,
+                );
+                let pass = jobs.run_once().await?;
                 println!(
-                    "Removed {sessions} expired sessions and {windows} old rate-limit windows."
+                    "Noticed {} keys; sent {} emails ({} to retry, {} failed); removed {} expired \
+                     sessions and {} old rate-limit windows.",
+                    pass.keys_noticed,
+                    pass.emails_sent,
+                    pass.emails_retrying,
+                    pass.emails_failed,
+                    pass.sessions_purged,
+                    pass.windows_purged
                 );
                 Ok(ExitCode::SUCCESS)
             }

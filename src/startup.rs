@@ -35,7 +35,8 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub master_key: MasterKey,
     pub tenant_id: String,
-    pub mailer: crate::mail::Mailer,
+    /// The background job: expiry scan and outbox sender.
+    pub jobs: crate::jobs::Jobs,
     pub metrics: crate::metrics::Metrics,
     /// Hashes key secrets under a key derived once from the master key.
     pub key_hasher: crate::auth::key_secret::SecretHasher,
@@ -112,7 +113,18 @@ impl Application {
             );
         }
 
-        let mailer = crate::mail::Mailer::new(&settings.data_dir, &settings.mail_from)?;
+        let mailer = crate::mail::Mailer::new(
+            &settings.data_dir,
+            &settings.mail_from,
+            settings.smtp_url.as_deref(),
+        )?;
+        let jobs = crate::jobs::Jobs::new(
+            prepared.pool.clone(),
+            clock.clone(),
+            mailer,
+            crate::mail::Sealer::new(&prepared.master_key),
+            &settings,
+        );
         let hasher =
             PasswordHasher::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
         let key_hasher = crate::auth::key_secret::SecretHasher::new(&prepared.master_key);
@@ -122,6 +134,7 @@ impl Application {
                 lockout_threshold: settings.lockout_threshold,
                 client_failure_limit: settings.client_failure_limit,
             },
+            &settings.public_url,
         );
         let state = web::Data::new(AppState {
             key_checker,
@@ -132,7 +145,7 @@ impl Application {
             hasher,
             master_key: prepared.master_key,
             tenant_id: prepared.tenant_id,
-            mailer,
+            jobs,
             metrics: crate::metrics::Metrics::new()?,
             key_hasher,
         });
@@ -160,44 +173,21 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until stopped, with the housekeeping task beside it.
+    /// Serves until stopped, with the background job beside it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let jobs = self.state.jobs.clone().run_forever(
+            std::time::Duration::from_secs(self.state.settings.job_interval_secs),
+            Some(self.state.metrics.clone()),
+        );
+        let jobs = tokio::spawn(jobs);
         let result = self.server.await;
-        housekeeping.abort();
+        jobs.abort();
         result
     }
 
     /// The server future, for tests that spawn it.
     pub fn into_server(self) -> Server {
         self.server
-    }
-}
-
-/// Removes expired sessions and old rate-limit windows every job interval.
-async fn housekeeping(state: web::Data<AppState>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(
-        state.settings.job_interval_secs,
-    ));
-    loop {
-        tick.tick().await;
-        let now = state.clock.unix();
-        let result = async {
-            let mut conn = state.pool.acquire().await?;
-            crate::repo::sessions::purge_expired(&mut conn, now).await?;
-            crate::repo::rate_limits::purge(&mut conn, now - 86_400).await?;
-            Ok::<(), sqlx::Error>(())
-        }
-        .await;
-        let outcome = if result.is_ok() { "ok" } else { "failed" };
-        state
-            .metrics
-            .job_runs
-            .with_label_values(&["housekeeping", outcome])
-            .inc();
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "housekeeping failed");
-        }
     }
 }
 

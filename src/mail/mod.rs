@@ -1,14 +1,21 @@
-//! Sending email. Messages have a plain-text and an HTML part rendered from askama templates.
-//! Without `KEYWARD_SMTP_URL` each message is written as an `.eml` file in
-//! `<data dir>/outbox/`, which is where this build sends everything (SMTP and the retrying
-//! outbox table come with the expiry-email job).
+//! Sending email. Every message goes through the outbox table (`repo::outbox`, sent by
+//! `jobs::sender`); this module holds the transport the sender uses: lettre's async SMTP
+//! transport when `KEYWARD_SMTP_URL` is set, else `.eml` files in `<data dir>/outbox/`. It also
+//! seals bodies that carry a credential so that the outbox never holds one in plain text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, Generate, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-/// An email to one recipient.
+use crate::auth::master_key::MasterKey;
+
+/// An email to one recipient, as the outbox holds it.
 #[derive(Debug, Clone)]
 pub struct Email {
     pub to: String,
@@ -17,49 +24,195 @@ pub struct Email {
     pub html: String,
 }
 
+/// Why a delivery failed, and whether trying again could help.
+#[derive(Debug, Clone)]
+pub struct DeliveryError {
+    /// The server refused for good (a 5xx answer, a bad address): no retry.
+    pub permanent: bool,
+    pub message: String,
+}
+
 /// Delivers email through the configured transport.
 #[derive(Clone)]
 pub struct Mailer {
     from: Mailbox,
-    files: AsyncFileTransport<Tokio1Executor>,
+    transport: Transport,
     dir: PathBuf,
 }
 
+#[derive(Clone)]
+enum Transport {
+    Files(AsyncFileTransport<Tokio1Executor>),
+    Smtp {
+        inner: AsyncSmtpTransport<Tokio1Executor>,
+        label: String,
+    },
+}
+
+/// How long one SMTP conversation may take before it counts as a failure.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Mailer {
-    /// A mailer writing `.eml` files into `<data_dir>/outbox/`.
-    pub fn new(data_dir: &std::path::Path, from: &str) -> anyhow::Result<Self> {
+    /// A mailer on `smtp_url` (`smtp://` plain or `?tls=required` STARTTLS, `smtps://` TLS,
+    /// credentials in the URL), or writing `.eml` files into `<data_dir>/outbox/` without one.
+    pub fn new(
+        data_dir: &std::path::Path,
+        from: &str,
+        smtp_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let dir = data_dir.join("outbox");
-        std::fs::create_dir_all(&dir)?;
         let from: Mailbox = from
             .parse()
             .map_err(|e| anyhow::anyhow!("KEYWARD_MAIL_FROM: {e}"))?;
+        let transport = match smtp_url {
+            Some(url) => {
+                let parsed =
+                    url::Url::parse(url).map_err(|e| anyhow::anyhow!("KEYWARD_SMTP_URL: {e}"))?;
+                let label = format!(
+                    "SMTP {}:{}",
+                    parsed.host_str().unwrap_or_default(),
+                    parsed
+                        .port()
+                        .map_or_else(|| "default".into(), |p| p.to_string())
+                );
+                let inner = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| anyhow::anyhow!("KEYWARD_SMTP_URL: {e}"))?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build();
+                Transport::Smtp { inner, label }
+            }
+            None => {
+                std::fs::create_dir_all(&dir)?;
+                Transport::Files(AsyncFileTransport::<Tokio1Executor>::new(&dir))
+            }
+        };
         Ok(Self {
             from,
-            files: AsyncFileTransport::<Tokio1Executor>::new(&dir),
+            transport,
             dir,
         })
     }
 
-    /// Where `.eml` files are written.
+    /// Where `.eml` files are written (without SMTP).
     pub fn outbox_dir(&self) -> &std::path::Path {
         &self.dir
     }
 
-    /// Sends one email.
-    pub async fn send(&self, email: &Email) -> anyhow::Result<()> {
+    /// What the mail log shows as the transport.
+    pub fn transport_label(&self) -> String {
+        match &self.transport {
+            Transport::Files(_) => format!(".eml files in {}", self.dir.display()),
+            Transport::Smtp { label, .. } => label.clone(),
+        }
+    }
+
+    /// Delivers one email, with `message_id` as its Message-ID so that a receiver can tell a
+    /// retried message from a new one. Returns the server's answer.
+    pub async fn deliver(&self, message_id: &str, email: &Email) -> Result<String, DeliveryError> {
+        let permanent = |message: String| DeliveryError {
+            permanent: true,
+            message,
+        };
         let to: Mailbox = email
             .to
             .parse()
-            .map_err(|e| anyhow::anyhow!("recipient address: {e}"))?;
-        let message = Message::builder()
+            .map_err(|e| permanent(format!("recipient address: {e}")))?;
+        let mut message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(email.subject.clone())
+            .message_id(Some(format!("<{message_id}@keyward>")))
             .multipart(MultiPart::alternative_plain_html(
                 email.text.clone(),
                 email.html.clone(),
-            ))?;
-        self.files.send(message).await?;
-        Ok(())
+            ))
+            .map_err(|e| permanent(format!("building the message: {e}")))?;
+        message.headers_mut().insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".into(),
+        ));
+        match &self.transport {
+            Transport::Files(files) => files
+                .send(message)
+                .await
+                .map(|id| format!("written as {id}.eml"))
+                .map_err(|e| DeliveryError {
+                    permanent: false,
+                    message: e.to_string(),
+                }),
+            Transport::Smtp { inner, .. } => match inner.send(message).await {
+                Ok(response) => Ok(format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                )),
+                Err(e) => Err(DeliveryError {
+                    permanent: e.is_permanent(),
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+}
+
+/// Seals outbox bodies that carry a credential (XChaCha20-Poly1305 under a key derived from
+/// the master key), so that the database never holds one in plain text.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: XChaCha20Poly1305,
+}
+
+impl Sealer {
+    /// The sealer of `master`.
+    pub fn new(master: &MasterKey) -> Self {
+        let key = master.derive("keyward outbox seal v1");
+        Sealer {
+            cipher: XChaCha20Poly1305::new(&key.into()),
+        }
+    }
+
+    /// `text` sealed: base64 of nonce and ciphertext.
+    pub fn seal(&self, text: &str) -> String {
+        let nonce = XNonce::generate();
+        let sealed = self
+            .cipher
+            .encrypt(&nonce, text.as_bytes())
+            .expect("encrypting a short text cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        base64::engine::general_purpose::STANDARD.encode(out)
+    }
+
+    /// The text a `seal` made, or `None` when it was sealed under another key or altered.
+    pub fn open(&self, sealed: &str) -> Option<String> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .ok()?;
+        if raw.len() < 24 {
+            return None;
+        }
+        let (nonce, body) = raw.split_at(24);
+        let nonce = XNonce::try_from(nonce).ok()?;
+        let plain = self.cipher.decrypt(&nonce, body).ok()?;
+        String::from_utf8(plain).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_text_opens_only_with_its_key() {
+        let a = Sealer::new(&MasterKey::generate());
+        let b = Sealer::new(&MasterKey::generate());
+        let sealed = a.seal("https://example.test/invite?token=abc");
+        assert!(!sealed.contains("token"));
+        assert_eq!(
+            a.open(&sealed).as_deref(),
+            Some("https://example.test/invite?token=abc")
+        );
+        assert_eq!(b.open(&sealed), None);
+        assert_eq!(a.open("not base64!"), None);
     }
 }

@@ -75,8 +75,9 @@ pub struct NewKeyRow<'a> {
 pub async fn insert(conn: &mut AnyConnection, k: &NewKeyRow<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO access_keys (id, name, key_type, owner_user_id, secret_hash, expires_at, \
-         created_at, created_by, created_by_label, modified_at, modified_by, modified_by_label, search_name) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $7, $8, $9, $10)",
+         created_at, created_by, created_by_label, modified_at, modified_by, modified_by_label, search_name, \
+         expiry_set_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $7, $8, $9, $10, $7)",
     )
     .bind(k.id)
     .bind(k.name)
@@ -369,14 +370,16 @@ pub async fn set_locked(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> 
     Ok(())
 }
 
-/// Sets (or clears) the expiry.
+/// Sets (or clears) the expiry, noting when, so that notice stages already past are not sent.
 pub async fn set_expiry(
     conn: &mut AnyConnection,
     id: &str,
     expires_at: Option<i64>,
+    now: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE access_keys SET expires_at = $1 WHERE id = $2")
+    sqlx::query("UPDATE access_keys SET expires_at = $1, expiry_set_at = $2 WHERE id = $3")
         .bind(expires_at)
+        .bind(now)
         .bind(id)
         .execute(conn)
         .await?;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod groups;
 pub mod keys;
 pub mod notifications;
+pub mod outbox;
 pub mod rate_limits;
 pub mod roles;
 pub mod sessions;

@@ -14,9 +14,9 @@ use crate::error::AppError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::repo::keys::{self as repo, AuthRow, KeyRow};
-use crate::repo::{self as repos, groups::ADMINISTRATORS};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::keys::{KeyStatus, Keyring};
+use crate::service::notices::{self, KeyEvent, KeyFacts};
 use crate::service::throttle::{self, Limit};
 
 /// Why a presented key was refused. Callers show one answer for all of them.
@@ -184,9 +184,14 @@ const BATCH: usize = 256;
 
 impl KeyChecker {
     /// A checker on `pool` following `policy`; starts its writer task on the current runtime.
-    pub fn start(pool: AnyPool, policy: Policy) -> Self {
+    pub fn start(pool: AnyPool, policy: Policy, public_url: &str) -> Self {
         let (refusals, queue) = mpsc::channel(4 * BATCH);
-        tokio::spawn(write_refusals(pool.clone(), policy, queue));
+        tokio::spawn(write_refusals(
+            pool.clone(),
+            policy,
+            public_url.to_string(),
+            queue,
+        ));
         KeyChecker {
             pool,
             policy,
@@ -353,10 +358,15 @@ fn judge(
 
 /// The writer task: takes every refusal that has queued up, writes them in one transaction,
 /// answers each. Ends when the checker is dropped.
-async fn write_refusals(pool: AnyPool, policy: Policy, mut queue: mpsc::Receiver<Pending>) {
+async fn write_refusals(
+    pool: AnyPool,
+    policy: Policy,
+    public_url: String,
+    mut queue: mpsc::Receiver<Pending>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
-        match write_batch(&pool, policy, &batch).await {
+        match write_batch(&pool, policy, &public_url, &batch).await {
             Ok(written) => {
                 for (pending, outcome) in batch.drain(..).zip(written) {
                     let _ = pending.done.send(Ok(outcome));
@@ -378,6 +388,7 @@ async fn write_refusals(pool: AnyPool, policy: Policy, mut queue: mpsc::Receiver
 async fn write_batch(
     pool: &AnyPool,
     policy: Policy,
+    public_url: &str,
     batch: &[Pending],
 ) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = crate::db::begin_write(pool).await?;
@@ -427,7 +438,7 @@ async fn write_batch(
             // The failure that reached the threshold is the one that locked the key.
             let at = threshold.max(before + 1);
             let first = &batch[members[(at - before - 1) as usize]];
-            announce_lock(&mut tx, key_id, at, first.now, &first.client_ip).await?;
+            announce_lock(&mut tx, public_url, key_id, at, first.now, &first.client_ip).await?;
         }
     }
 
@@ -474,16 +485,19 @@ fn group_by<'a>(
     groups
 }
 
-/// Audit entry and bell notices when a key locks: its owner and every administrator are told.
+/// Audit entry, emails and bell notices when a key locks: the people responsible for it and
+/// its owner are told.
 async fn announce_lock(
     conn: &mut sqlx::AnyConnection,
+    public_url: &str,
     key_id: &str,
     count: i64,
     now: i64,
     client_ip: &str,
 ) -> Result<(), sqlx::Error> {
-    let key = repo::find(conn, key_id).await?;
-    let name = key.as_ref().map(|k| k.name.clone()).unwrap_or_default();
+    let Some(key) = repo::find(conn, key_id).await? else {
+        return Ok(());
+    };
     let details = format!("locked after {count} wrong secrets in a row");
     audit::record(
         conn,
@@ -494,30 +508,22 @@ async fn announce_lock(
             action: "key.locked",
             target_type: "access_key",
             target_id: key_id,
-            target_label: &name,
+            target_label: &key.name,
             client_ip,
             outcome: SUCCESS,
             details: &details,
         },
     )
     .await?;
-    let mut people: Vec<String> =
-        sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = $1")
-            .bind(ADMINISTRATORS)
-            .fetch_all(&mut *conn)
-            .await?;
-    if let Some(owner) = key.and_then(|k| k.owner_user_id) {
-        people.push(owner);
-    }
-    people.sort();
-    people.dedup();
-    let title = format!("Access key “{name}” was locked");
-    let body = format!(
-        "Key {key_id} locked after {count} wrong secrets in a row. Unlock it or generate a new secret key once the program presenting it is fixed."
-    );
-    for user in people {
-        repos::notifications::insert(conn, &user, now, "key.locked", &title, &body, "").await?;
-    }
+    let facts = KeyFacts {
+        id: &key.id,
+        name: &key.name,
+        owner_user_id: key.owner_user_id.as_deref(),
+        created_by: key.created_by.as_deref(),
+        modified_by: key.modified_by.as_deref(),
+        expires_at: key.expires_at,
+    };
+    notices::tell(conn, now, public_url, &facts, KeyEvent::Locked { count }).await?;
     Ok(())
 }
 

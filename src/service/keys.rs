@@ -521,7 +521,10 @@ pub async fn update(
         changed = true;
     }
     if new_expiry != key.expires_at {
-        repo::set_expiry(&mut tx, id, new_expiry).await?;
+        repo::set_expiry(&mut tx, id, new_expiry, now).await?;
+        // A new expiry is noticed afresh; notices about the old one are void.
+        crate::repo::outbox::forget_notices(&mut tx, id).await?;
+        crate::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED]).await?;
         let details = expiry_phrase(new_expiry);
         audit::record(
             &mut tx,
@@ -700,7 +703,10 @@ pub async fn switch(
     if needed {
         match switch {
             Switch::Activate => repo::set_active(&mut tx, id, true).await?,
-            Switch::Deactivate => repo::set_active(&mut tx, id, false).await?,
+            Switch::Deactivate => {
+                repo::set_active(&mut tx, id, false).await?;
+                crate::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED]).await?;
+            }
             Switch::Lock => repo::set_locked(&mut tx, id).await?,
             Switch::Unlock => repo::unlock(&mut tx, id).await?,
         }
@@ -710,6 +716,11 @@ pub async fn switch(
     tx.commit().await?;
     Ok(())
 }
+
+/// Kinds of email about a key, as the outbox records them.
+pub const EXPIRING: &str = "key.expiring";
+pub const EXPIRED: &str = "key.expired";
+pub const LOCKED: &str = "key.locked";
 
 /// Deletes a key for good. System keys refuse. A personal key gives its owner's place back.
 pub async fn delete(
@@ -734,6 +745,8 @@ pub async fn delete(
     if let Some(owner) = &key.owner_user_id {
         repo::release_personal_slot(&mut tx, owner).await?;
     }
+    crate::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED, LOCKED]).await?;
+    crate::repo::outbox::forget_notices(&mut tx, id).await?;
     audit::record(&mut tx, now, entry(actor, "key.deleted", id, &key.name, "")).await?;
     tx.commit().await?;
     Ok(key.name)

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod key_auth;
 pub mod keys;
+pub mod notices;
 pub mod people;
 pub mod throttle;
 

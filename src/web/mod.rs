@@ -36,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/audit", web::get().to(pages::audit))
         .route("/mail", web::get().to(pages::mail))
+        .route("/mail/{id}/retry", web::post().to(pages::retry_mail))
         .route("/account/password", web::get().to(account::password_form))
         .route(
             "/account/password",

@@ -256,18 +256,164 @@ pub async fn audit(
     ))
 }
 
+/// The mail log's filters.
+#[derive(Debug, Default, Deserialize)]
+pub struct MailQuery {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    page: Option<u32>,
+    #[serde(default)]
+    notice: String,
+}
+
+struct MailFilter {
+    state: &'static str,
+    label: &'static str,
+    count: i64,
+    current: bool,
+}
+
+struct MailItem {
+    id: String,
+    queued: When,
+    recipient: String,
+    recipient_name: String,
+    subject: String,
+    state: String,
+    attempts: i64,
+    next_attempt: Option<When>,
+    last_error: Option<String>,
+    response: Option<String>,
+    sent: Option<When>,
+}
+
 #[derive(Template)]
 #[template(path = "mail.html")]
 struct MailPage {
     frame: Frame,
+    transport: String,
+    notice: String,
+    filters: Vec<MailFilter>,
+    items: Vec<MailItem>,
+    older: Option<String>,
 }
 
-/// GET /mail
-pub async fn mail(user: AdminUser) -> HttpResponse {
-    html(
+const MAIL_PAGE: i64 = 50;
+const MAIL_STATES: [(&str, &str); 5] = [
+    ("", "All"),
+    (repo::outbox::QUEUED, "Queued"),
+    (repo::outbox::SENT, "Sent"),
+    (repo::outbox::FAILED, "Failed"),
+    (repo::outbox::CANCELLED, "Cancelled"),
+];
+
+/// GET /mail — every email, newest first, filtered by state, 50 a page.
+pub async fn mail(
+    user: AdminUser,
+    state: web::Data<AppState>,
+    query: web::Query<MailQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = query.into_inner();
+    let now = state.clock.unix();
+    let Some(&(filter, _)) = MAIL_STATES.iter().find(|(s, _)| *s == q.state) else {
+        return Err(AppError::NotFound);
+    };
+    let page = i64::from(q.page.unwrap_or(1).clamp(1, 100_000));
+    let mut conn = state.pool.acquire().await?;
+    let counts = repo::outbox::counts(&mut conn).await?;
+    let rows = repo::outbox::list(
+        &mut conn,
+        (!filter.is_empty()).then_some(filter),
+        MAIL_PAGE,
+        (page - 1) * MAIL_PAGE,
+    )
+    .await?;
+    let filters = MAIL_STATES
+        .iter()
+        .map(|&(s, label)| MailFilter {
+            state: s,
+            label,
+            count: counts
+                .iter()
+                .filter(|(st, _)| s.is_empty() || st == s)
+                .map(|(_, n)| n)
+                .sum(),
+            current: s == filter,
+        })
+        .collect();
+    let older = (rows.len() as i64 == MAIL_PAGE).then(|| {
+        serde_urlencoded::to_string([("state", filter), ("page", &(page + 1).to_string())])
+            .unwrap_or_default()
+    });
+    let items = rows
+        .into_iter()
+        .map(|r| MailItem {
+            queued: When::at(r.created_at, now),
+            next_attempt: (r.state == repo::outbox::QUEUED && r.attempts > 0)
+                .then(|| When::at(r.next_attempt_at, now)),
+            sent: r.sent_at.map(|t| When::at(t, now)),
+            id: r.id,
+            recipient: r.recipient,
+            recipient_name: r.recipient_name,
+            subject: r.subject,
+            state: r.state,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            response: r.server_response,
+        })
+        .collect();
+    let notice = match q.notice.as_str() {
+        "retried" => "The email is queued again and will be sent shortly.".to_string(),
+        _ => String::new(),
+    };
+    Ok(html(
         StatusCode::OK,
         MailPage {
             frame: Frame::new(&user, "mail"),
+            transport: state.jobs.mailer.transport_label(),
+            notice,
+            filters,
+            items,
+            older,
+        },
+    ))
+}
+
+/// POST /mail/{id}/retry — puts a failed email back in the queue.
+pub async fn retry_mail(
+    user: AdminUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.unix();
+    let mut conn = state.pool.acquire().await?;
+    let Some(row) = repo::outbox::find(&mut conn, &id).await? else {
+        return Err(AppError::NotFound);
+    };
+    if !repo::outbox::retry(&mut conn, &id, now).await? {
+        return Err(AppError::Conflict(format!(
+            "Only a failed email can be retried; this one is {}.",
+            row.state
+        )));
+    }
+    let details = format!("to {}: {}", row.recipient, row.subject);
+    crate::service::audit::record(
+        &mut conn,
+        now,
+        crate::service::audit::NewEntry {
+            actor_id: Some(&user.id),
+            actor_label: &user.email,
+            action: "mail.retried",
+            target_type: "email",
+            target_id: &row.id,
+            target_label: &row.subject,
+            client_ip: &user.client_ip,
+            outcome: crate::service::audit::SUCCESS,
+            details: &details,
         },
     )
+    .await?;
+    state.jobs.wake();
+    Ok(see_other("/mail?state=queued&notice=retried"))
 }

@@ -13,7 +13,6 @@ use crate::auth::{AdminUser, csrf};
 use crate::clock::format_utc;
 use crate::domain::Permission;
 use crate::error::AppError;
-use crate::mail::Email;
 use crate::repo;
 use crate::service::people::{self, GroupInput, Invitation, NewUser, RoleInput};
 use crate::service::{FieldErrors, FormError};
@@ -201,7 +200,7 @@ struct InvitationHtml<'a> {
     expires: &'a str,
 }
 
-/// Sends an invitation email; a failure is logged and reported, the user stays invited.
+/// Queues an invitation email for the outbox sender.
 async fn send_invitation(
     state: &AppState,
     inviter: &str,
@@ -225,17 +224,26 @@ async fn send_invitation(
     }
     .render()
     .map_err(anyhow::Error::from)?;
-    let email = Email {
-        to: inv.email.clone(),
-        subject: "You are invited to keyward".into(),
-        text,
-        html,
-    };
-    state
-        .mailer
-        .send(&email)
-        .await
-        .map_err(|e| AppError::Unexpected(e.context("sending the invitation")))
+    // The link is a credential: the outbox keeps it sealed, and empties it once sent.
+    let sealer = &state.jobs.sealer;
+    let mut conn = state.pool.acquire().await?;
+    crate::repo::outbox::insert(
+        &mut conn,
+        state.clock.unix(),
+        &crate::repo::outbox::NewMail {
+            kind: "invitation",
+            key_id: None,
+            recipient: &inv.email,
+            recipient_name: &inv.name,
+            subject: "You are invited to keyward",
+            body_text: &sealer.seal(&text),
+            body_html: &sealer.seal(&html),
+            sealed: true,
+        },
+    )
+    .await?;
+    state.jobs.wake();
+    Ok(())
 }
 
 fn with_notice(path: &str, notice: &str) -> HttpResponse {

@@ -33,7 +33,7 @@ async fn an_invited_user_sets_a_password_through_a_single_use_link() {
         "{row}"
     );
 
-    let (eml, link) = crate::common::last_invitation(&app);
+    let (eml, link) = crate::common::last_invitation(&app).await;
     assert!(eml.contains("To: grace@example.com"));
     assert!(eml.contains("Subject: You are invited to keyward"));
     assert!(
@@ -114,7 +114,7 @@ async fn invitations_expire_and_can_be_sent_again() {
         &[("name", "Grace"), ("email", USER_EMAIL)],
     )
     .await;
-    let (_, first) = crate::common::last_invitation(&app);
+    let (_, first) = crate::common::last_invitation(&app).await;
     app.clock.advance(Duration::days(7) + Duration::seconds(1));
     assert_eq!(app.get(&first).await.status, StatusCode::CONFLICT);
     app.signed_in_again().await;
@@ -127,7 +127,7 @@ async fn invitations_expire_and_can_be_sent_again() {
         .post(&format!("/user-access/users/{id}/invite"), &[])
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
-    let (_, second) = crate::common::last_invitation(&app);
+    let (_, second) = crate::common::last_invitation(&app).await;
     assert_ne!(first, second);
     assert_eq!(app.other_client().get(&second).await.status, StatusCode::OK);
 }

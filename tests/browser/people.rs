@@ -44,7 +44,7 @@ async fn an_administrator_invites_a_user_who_joins_through_the_link() {
     b.goto(&format!(
         "{}{}",
         app.address,
-        crate::common::last_invitation(&app).1
+        crate::common::last_invitation(&app).await.1
     ))
     .await;
     assert_eq!(b.text("h1").await, "Welcome, Grace Hopper");

@@ -406,8 +406,9 @@ impl TestApp {
     }
 }
 
-/// The newest `.eml` file in the outbox, and the invitation link in it.
-pub fn last_invitation(app: &TestApp) -> (String, String) {
+/// Sends what the outbox holds, then returns the newest `.eml` file and the invitation link in it.
+pub async fn last_invitation(app: &TestApp) -> (String, String) {
+    app.state.jobs.send_due().await.expect("the outbox is sent");
     let dir = app.data_dir.path().join("outbox");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -1,0 +1,117 @@
+//! The background job (SPEC §4): every `KEYWARD_JOB_INTERVAL_SECS` each instance purges old
+//! sessions and rate-limit windows, scans for keys whose expiry notice is due, and sends what
+//! the outbox holds. `keyward jobs run-once` runs one pass. Several instances may run at once:
+//! notices are unique per key, expiry and stage, and emails are claimed with a lease.
+
+pub mod expiry;
+pub mod sender;
+
+use std::sync::Arc;
+
+use sqlx::AnyPool;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::mail::{Mailer, Sealer};
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub sessions_purged: u64,
+    pub windows_purged: u64,
+    pub keys_noticed: usize,
+    pub emails_sent: usize,
+    pub emails_retrying: usize,
+    pub emails_failed: usize,
+}
+
+/// Everything the job needs; cheap to clone.
+#[derive(Clone)]
+pub struct Jobs {
+    pub pool: AnyPool,
+    pub clock: Arc<dyn Clock>,
+    pub mailer: Mailer,
+    pub sealer: Sealer,
+    /// Notice stages in days before expiry, largest first.
+    pub stages: Vec<u32>,
+    pub public_url: String,
+    /// Attempts before an email is given up as failed.
+    pub max_attempts: u32,
+    wake: Arc<Notify>,
+}
+
+impl Jobs {
+    /// The job over `pool`.
+    pub fn new(
+        pool: AnyPool,
+        clock: Arc<dyn Clock>,
+        mailer: Mailer,
+        sealer: Sealer,
+        settings: &crate::config::Settings,
+    ) -> Self {
+        Jobs {
+            pool,
+            clock,
+            mailer,
+            sealer,
+            stages: settings.expiry_notice_days.clone(),
+            public_url: settings.public_url.clone(),
+            max_attempts: settings.mail_max_attempts,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Asks the running loop to send now (something was just queued).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// One pass: housekeeping, the expiry scan, then the outbox.
+    pub async fn run_once(&self) -> anyhow::Result<Pass> {
+        let now = self.clock.unix();
+        let mut conn = self.pool.acquire().await?;
+        let sessions_purged = crate::repo::sessions::purge_expired(&mut conn, now).await?;
+        let windows_purged = crate::repo::rate_limits::purge(&mut conn, now - 86_400).await?;
+        drop(conn);
+        let keys_noticed = self.scan().await?;
+        let sent = self.send_due().await?;
+        Ok(Pass {
+            sessions_purged,
+            windows_purged,
+            keys_noticed,
+            emails_sent: sent.sent,
+            emails_retrying: sent.retrying,
+            emails_failed: sent.failed,
+        })
+    }
+
+    /// Runs a pass every `interval`, and sends at once when woken; counts runs in `metrics`.
+    pub async fn run_forever(
+        self,
+        interval: std::time::Duration,
+        metrics: Option<crate::metrics::Metrics>,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let full = tokio::select! {
+                _ = tick.tick() => true,
+                _ = self.wake.notified() => false,
+            };
+            let result = if full {
+                self.run_once().await.map(|_| ())
+            } else {
+                self.send_due().await.map(|_| ())
+            };
+            let outcome = if result.is_ok() { "ok" } else { "failed" };
+            if let Some(m) = &metrics {
+                m.job_runs
+                    .with_label_values(&[if full { "pass" } else { "send" }, outcome])
+                    .inc();
+            }
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "background job failed");
+            }
+        }
+    }
+}

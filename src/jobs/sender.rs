@@ -1,0 +1,137 @@
+//! The outbox sender: claims due emails with a lease, delivers them through the one mailer,
+//! marks them sent with the server's answer, or schedules a retry with exponential backoff and
+//! gives up after the configured number of attempts. A sender that dies mid-send leaves its
+//! email leased; once the lease ends another pass sends it.
+
+use crate::jobs::Jobs;
+use crate::mail::Email;
+use crate::repo::outbox;
+
+/// How long a claimed email is reserved for its sender; longer than the SMTP timeout.
+pub const LEASE_SECS: i64 = 300;
+/// Emails claimed per round.
+const ROUND: i64 = 50;
+
+/// What a sending pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub sent: usize,
+    pub retrying: usize,
+    pub failed: usize,
+}
+
+/// Seconds to wait before attempt `attempt + 1` (after `attempt` failures): 30 s doubling,
+/// at most an hour.
+pub fn backoff(attempt: i64) -> i64 {
+    let exp = attempt.clamp(1, 8) - 1;
+    (30 * (1i64 << exp)).min(3_600)
+}
+
+impl Jobs {
+    /// Sends every due email, round after round, until none is left.
+    pub async fn send_due(&self) -> anyhow::Result<Sent> {
+        let mut total = Sent::default();
+        loop {
+            let now = self.clock.unix();
+            let ids = {
+                let mut conn = self.pool.acquire().await?;
+                outbox::due(&mut conn, now, ROUND).await?
+            };
+            if ids.is_empty() {
+                return Ok(total);
+            }
+            let mut progressed = false;
+            for id in ids {
+                if let Some(outcome) = self.send_one(&id).await? {
+                    progressed = true;
+                    match outcome {
+                        Outcome::Sent => total.sent += 1,
+                        Outcome::Retrying => total.retrying += 1,
+                        Outcome::Failed => total.failed += 1,
+                    }
+                }
+            }
+            if !progressed {
+                // Everything due was claimed by another sender.
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Claims and sends one email; `None` when another sender has it.
+    async fn send_one(&self, id: &str) -> anyhow::Result<Option<Outcome>> {
+        let now = self.clock.unix();
+        let mut conn = self.pool.acquire().await?;
+        if !outbox::claim(&mut conn, id, now, now + LEASE_SECS).await? {
+            return Ok(None);
+        }
+        let Some(row) = outbox::find(&mut conn, id).await? else {
+            return Ok(None);
+        };
+        drop(conn);
+        let (text, html) = if row.sealed == 1 {
+            match (
+                self.sealer.open(&row.body_text),
+                self.sealer.open(&row.body_html),
+            ) {
+                (Some(t), Some(h)) => (t, h),
+                _ => {
+                    let mut conn = self.pool.acquire().await?;
+                    outbox::mark_failed_attempt(
+                        &mut conn,
+                        id,
+                        "the body was sealed under another master key and cannot be opened",
+                        None,
+                    )
+                    .await?;
+                    return Ok(Some(Outcome::Failed));
+                }
+            }
+        } else {
+            (row.body_text.clone(), row.body_html.clone())
+        };
+        let email = Email {
+            to: row.recipient.clone(),
+            subject: row.subject.clone(),
+            text,
+            html,
+        };
+        let result = self.mailer.deliver(&row.id, &email).await;
+        let done = self.clock.unix();
+        let mut conn = self.pool.acquire().await?;
+        let outcome = match result {
+            Ok(response) => {
+                outbox::mark_sent(&mut conn, id, done, &response).await?;
+                Outcome::Sent
+            }
+            Err(e) => {
+                let attempts = row.attempts + 1;
+                let give_up = e.permanent || attempts >= i64::from(self.max_attempts);
+                let retry_at = (!give_up).then(|| done + backoff(attempts));
+                outbox::mark_failed_attempt(&mut conn, id, &e.message, retry_at).await?;
+                tracing::warn!(email = %id, attempts, give_up, error = %e.message, "sending an email failed");
+                if give_up {
+                    Outcome::Failed
+                } else {
+                    Outcome::Retrying
+                }
+            }
+        };
+        Ok(Some(outcome))
+    }
+}
+
+enum Outcome {
+    Sent,
+    Retrying,
+    Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        let waits: Vec<i64> = (1..=9).map(super::backoff).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+    }
+}

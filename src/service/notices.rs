@@ -1,0 +1,213 @@
+//! Telling people about a key: an email through the outbox and a bell notification for each
+//! person responsible for it (SPEC §4), written in the caller's transaction so that the
+//! decision and the messages commit together.
+
+use askama::Template;
+use sqlx::AnyConnection;
+
+use crate::clock::{format_utc, relative};
+use crate::repo::groups::ADMINISTRATORS;
+use crate::repo::outbox::{self, NewMail};
+use crate::service::keys::{EXPIRED, EXPIRING, LOCKED};
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyEvent {
+    /// The key expires at its expiry time (a notice stage was reached).
+    Expiring,
+    /// The key's expiry has passed.
+    Expired,
+    /// The key locked after `count` wrong secrets in a row.
+    Locked { count: i64 },
+}
+
+/// The facts about a key a notice needs.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyFacts<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub owner_user_id: Option<&'a str>,
+    pub created_by: Option<&'a str>,
+    pub modified_by: Option<&'a str>,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "emails/key_notice.txt")]
+struct NoticeText<'a> {
+    name: &'a str,
+    headline: &'a str,
+    key_name: &'a str,
+    key_id: &'a str,
+    when_label: &'a str,
+    when: &'a str,
+    consequence: &'a str,
+    action: &'a str,
+    link: &'a str,
+    others: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "emails/key_notice.html")]
+struct NoticeHtml<'a> {
+    name: &'a str,
+    headline: &'a str,
+    key_name: &'a str,
+    key_id: &'a str,
+    when_label: &'a str,
+    when: &'a str,
+    consequence: &'a str,
+    button: &'a str,
+    link: &'a str,
+    others: &'a str,
+}
+
+/// A person to tell.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Recipient {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+}
+
+/// The people responsible for a key: the Administrators group, its creator, its last modifier
+/// and its owner; each once, and only those who are active.
+pub async fn recipients(
+    conn: &mut AnyConnection,
+    key: &KeyFacts<'_>,
+) -> sqlx::Result<Vec<Recipient>> {
+    sqlx::query_as(
+        "SELECT id, email, name FROM users WHERE active = 1 AND (\
+         id IN (SELECT user_id FROM group_members WHERE group_id = $1) \
+         OR id = $2 OR id = $3 OR id = $4) ORDER BY name, id",
+    )
+    .bind(ADMINISTRATORS)
+    .bind(key.created_by)
+    .bind(key.modified_by)
+    .bind(key.owner_user_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Queues one email and one bell notification per responsible person. Returns how many
+/// people were told.
+pub async fn tell(
+    conn: &mut AnyConnection,
+    now: i64,
+    public_url: &str,
+    key: &KeyFacts<'_>,
+    event: KeyEvent,
+) -> Result<usize, sqlx::Error> {
+    let people = recipients(conn, key).await?;
+    let expiry = key.expires_at.map(format_utc).unwrap_or_default();
+    let (kind, subject, headline, when_label, when, consequence, action) = match event {
+        KeyEvent::Expiring => {
+            let at = key.expires_at.unwrap_or(now);
+            (
+                EXPIRING,
+                format!("Access key “{}” expires {}", key.name, relative(at, now)),
+                format!(
+                    "The access key “{}” expires {}.",
+                    key.name,
+                    relative(at, now)
+                ),
+                "Expires",
+                expiry,
+                format!(
+                    "From {}, programs that present this key are refused (401), and the verify \
+                     endpoint answers EXPIRED for it.",
+                    format_utc(at)
+                ),
+                "To keep them working, open the key details and extend the expiry:",
+            )
+        }
+        KeyEvent::Expired => (
+            EXPIRED,
+            format!("Access key “{}” has expired", key.name),
+            format!("The access key “{}” has expired.", key.name),
+            "Expired",
+            expiry,
+            "Programs that present this key are now refused (401), and the verify endpoint \
+             answers EXPIRED for it."
+                .to_string(),
+            "To restore access, open the key details and set a new expiry, or delete the key if \
+             nothing needs it any more:",
+        ),
+        KeyEvent::Locked { count } => (
+            LOCKED,
+            format!("Access key “{}” was locked", key.name),
+            format!(
+                "The access key “{}” was locked after {count} wrong secrets in a row.",
+                key.name
+            ),
+            "Locked",
+            format_utc(now),
+            "Programs that present this key are refused until it is unlocked or given a new \
+             secret key. Find the program that presents a wrong secret before unlocking it."
+                .to_string(),
+            "Open the key details to unlock it or generate a new secret key:",
+        ),
+    };
+    for person in &people {
+        let others: Vec<&str> = people
+            .iter()
+            .filter(|p| p.id != person.id)
+            .map(|p| p.name.as_str())
+            .collect();
+        let others = others.join(", ");
+        let place = if key.owner_user_id == Some(person.id.as_str()) {
+            "/my/keys"
+        } else {
+            "/user-access/keys"
+        };
+        let path = format!("{place}/{}", key.id);
+        let link = format!("{public_url}{path}");
+        let render = |e: askama::Error| sqlx::Error::Protocol(format!("email template: {e}"));
+        let text = NoticeText {
+            name: &person.name,
+            headline: &headline,
+            key_name: key.name,
+            key_id: key.id,
+            when_label,
+            when: &when,
+            consequence: &consequence,
+            action,
+            link: &link,
+            others: &others,
+        }
+        .render()
+        .map_err(render)?;
+        let html = NoticeHtml {
+            name: &person.name,
+            headline: &headline,
+            key_name: key.name,
+            key_id: key.id,
+            when_label,
+            when: &when,
+            consequence: &consequence,
+            button: "Open key details",
+            link: &link,
+            others: &others,
+        }
+        .render()
+        .map_err(render)?;
+        outbox::insert(
+            conn,
+            now,
+            &NewMail {
+                kind,
+                key_id: Some(key.id),
+                recipient: &person.email,
+                recipient_name: &person.name,
+                subject: &subject,
+                body_text: &text,
+                body_html: &html,
+                sealed: false,
+            },
+        )
+        .await?;
+        crate::repo::notifications::insert(conn, &person.id, now, kind, &subject, &headline, &path)
+            .await?;
+    }
+    Ok(people.len())
+}
