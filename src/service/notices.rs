@@ -5,7 +5,7 @@
 use askama::Template;
 use sqlx::AnyConnection;
 
-use crate::clock::{format_utc, relative};
+use crate::clock::format_utc;
 use crate::repo::groups::ADMINISTRATORS;
 use crate::repo::outbox::{self, NewMail};
 use crate::service::keys::{EXPIRED, EXPIRING, LOCKED};
@@ -105,11 +105,11 @@ pub async fn tell(
             let at = key.expires_at.unwrap_or(now);
             (
                 EXPIRING,
-                format!("Access key “{}” expires {}", key.name, relative(at, now)),
+                format!("Access key “{}” expires {}", key.name, time_left(at - now)),
                 format!(
                     "The access key “{}” expires {}.",
                     key.name,
-                    relative(at, now)
+                    time_left(at - now)
                 ),
                 "Expires",
                 expiry,
@@ -210,4 +210,28 @@ pub async fn tell(
             .await?;
     }
     Ok(people.len())
+}
+
+/// "in 47 hours", "in 6 days": hours below two days, so that a notice never says less time is
+/// left than there is.
+fn time_left(secs: i64) -> String {
+    const HOUR: i64 = 3_600;
+    const DAY: i64 = 86_400;
+    match secs {
+        s if s < HOUR => "in less than an hour".to_string(),
+        s if s < 2 * HOUR => "in 1 hour".to_string(),
+        s if s < 2 * DAY => format!("in {} hours", s / HOUR),
+        s => format!("in {} days", s / DAY),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_left_reads_naturally() {
+        assert_eq!(super::time_left(47 * 3_600 + 59), "in 47 hours");
+        assert_eq!(super::time_left(6 * 86_400 + 5), "in 6 days");
+        assert_eq!(super::time_left(90 * 60), "in 1 hour");
+        assert_eq!(super::time_left(59), "in less than an hour");
+    }
 }

@@ -3,6 +3,8 @@
 //! names a server), an injected clock, and a cookie-keeping HTTP client.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
