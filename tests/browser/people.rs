@@ -93,3 +93,57 @@ async fn the_role_and_group_pages_explain_what_is_built_in() {
     b.screenshot("roles-custom").await;
     b.quit().await;
 }
+
+#[tokio::test]
+async fn the_mail_log_shows_each_email_and_retries_a_failed_one() {
+    use crate::common::smtp::{Mode, SmtpServer};
+    let server = SmtpServer::start(Mode::TempFail).await;
+    let url = server.url();
+    let app = crate::common::spawn_app_with(move |s| {
+        s.smtp_url = Some(url);
+        s.mail_max_attempts = 1;
+    })
+    .await;
+    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
+        .await;
+    let b = Browser::start(1280, 900).await;
+    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
+    b.wait_for_path("/user-access/keys").await;
+    for (name, email) in [
+        ("Grace Hopper", "grace@example.com"),
+        ("Linus Pauling", "linus@example.com"),
+    ] {
+        b.goto(&format!("{}/user-access/users/new", app.address))
+            .await;
+        b.fill("#name", name).await;
+        b.fill("#email", email).await;
+        b.click("main form button.button-primary").await;
+        b.wait_for_text_containing("[role=status]", "Invitation sent.")
+            .await;
+        // The first meets a mail server that refuses; the second one that accepts.
+        app.state.jobs.send_due().await.unwrap();
+        server.set_mode(Mode::Accept);
+    }
+
+    b.goto(&format!("{}/mail", app.address)).await;
+    assert_eq!(b.text("h1").await, "Mail log");
+    let rows = b.text("tbody").await;
+    assert!(rows.contains("linus@example.com") && rows.contains("Sent"));
+    assert!(rows.contains("grace@example.com") && rows.contains("Failed"));
+    assert!(rows.contains("451"), "the server's refusal is shown");
+    b.screenshot("mail-log").await;
+
+    b.click("nav.tabs a[href='/mail?state=failed']").await;
+    b.wait_for_path("/mail?state=failed").await;
+    assert!(!b.text("tbody").await.contains("linus@example.com"));
+    b.screenshot("mail-log-failed").await;
+    b.click("tbody form button[type=submit]").await;
+    b.wait_for_text_containing("[role=status]", "queued again")
+        .await;
+    assert!(b.text("tbody").await.contains("grace@example.com"));
+    assert!(b.text("tbody").await.contains("Retrying"));
+    b.screenshot("mail-log-retried").await;
+    assert_eq!(app.state.jobs.send_due().await.unwrap().sent, 1);
+    assert_eq!(server.accepted().len(), 2);
+    b.quit().await;
+}
