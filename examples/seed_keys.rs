@@ -1,6 +1,7 @@
 //! Seeds a keyward database with many tenant access keys, for benchmarks:
 //! `KEYWARD_DATA_DIR=… cargo run --release --example seed_keys -- 100000`.
 //! Reads the same `KEYWARD_*` configuration as `keyward serve`. The secrets are discarded.
+//! `--due N` shapes the keys for `scripts/bench-jobs` instead.
 
 use clap::Parser;
 use keyward::auth::key_secret::SecretHasher;
@@ -13,6 +14,10 @@ struct Args {
     settings: SettingsArgs,
     /// How many keys to add.
     count: usize,
+    /// For the expiry-job benchmark: this many active keys expire in a day, every other key
+    /// in 3 to 365 days or never, and none has expired.
+    #[arg(long)]
+    due: Option<usize>,
 }
 
 #[tokio::main]
@@ -32,7 +37,15 @@ async fn main() -> anyhow::Result<()> {
             let hash = hasher.hash(&Secret::generate());
             // A spread of states: every 7th key is an API key, every 11th expired, every 13th inactive.
             let key_type = if i % 7 == 0 { "api" } else { "access" };
-            let expires = if i % 11 == 0 {
+            let expires = if let Some(due) = args.due {
+                if i < due {
+                    Some(now + 86_400)
+                } else if i % 5 == 0 {
+                    None
+                } else {
+                    Some(now + (i as i64 % 363 + 3) * 86_400)
+                }
+            } else if i % 11 == 0 {
                 Some(now - 86_400)
             } else if i % 5 == 0 {
                 None
@@ -48,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
             .bind(key_type)
             .bind(hash)
             .bind(expires)
-            .bind(i64::from(i % 13 != 0))
+            .bind(i64::from(args.due.is_some_and(|d| i < d) || i % 13 != 0))
             .bind(now - (args.count - i) as i64)
             .execute(&mut *tx)
             .await?;

@@ -11,6 +11,8 @@ use crate::repo::outbox;
 pub const LEASE_SECS: i64 = 300;
 /// Emails claimed per round.
 const ROUND: i64 = 50;
+/// Emails sent at the same time.
+const AT_ONCE: usize = 8;
 
 /// What a sending pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +43,15 @@ impl Jobs {
                 return Ok(total);
             }
             let mut progressed = false;
-            for id in ids {
-                if let Some(outcome) = self.send_one(&id).await? {
+            for chunk in ids.chunks(AT_ONCE) {
+                // A few conversations at a time: each waits mostly on the mail server.
+                let mut sending = tokio::task::JoinSet::new();
+                for id in chunk {
+                    let (jobs, id) = (self.clone(), id.clone());
+                    sending.spawn(async move { jobs.send_one(&id).await });
+                }
+                while let Some(joined) = sending.join_next().await {
+                    let Some(outcome) = joined?? else { continue };
                     progressed = true;
                     match outcome {
                         Outcome::Sent => total.sent += 1,

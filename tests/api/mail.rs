@@ -155,20 +155,31 @@ async fn a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice() {
     )
     .await
     .expect("the server stalls on the third email");
+    // The crash comes after the two accepted emails are marked sent. (A crash between a
+    // server's acceptance and that mark would send that email again, with the same
+    // Message-ID: delivery is at least once at that boundary, see docs/decisions.md.)
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while app
+            .count("SELECT COUNT(*) FROM outbox WHERE state = 'sent'")
+            .await
+            < 2
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the accepted emails are marked sent");
     sender.abort();
     let _ = sender.await;
     assert_eq!(server.accepted().len(), 2);
 
     server.set_mode(Mode::Accept);
-    let rest = app.state.jobs.send_due().await.unwrap();
-    assert_eq!(rest.sent, 2, "the unclaimed emails go out at once");
+    let early = app.state.jobs.send_due().await.unwrap();
+    assert_eq!(early.sent, 0, "what the dead sender claimed stays leased");
     app.clock
         .advance(Duration::seconds(keyward::jobs::sender::LEASE_SECS + 1));
     let leased = app.state.jobs.send_due().await.unwrap();
-    assert_eq!(
-        leased.sent, 1,
-        "the one in flight goes out when its lease ends"
-    );
+    assert_eq!(leased.sent, 3, "and goes out when the lease ends");
 
     let got = server.accepted();
     let ids: HashSet<String> = got.iter().map(|m| m.message_id()).collect();

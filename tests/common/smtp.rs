@@ -116,6 +116,8 @@ pub async fn closed_port() -> u16 {
 }
 
 async fn converse(stream: TcpStream, inner: Arc<Mutex<Inner>>, stalled: Arc<Notify>) {
+    // Answers go out at once, as a real server's do (no Nagle delay against delayed ACKs).
+    let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let say = async |w: &mut tokio::net::tcp::OwnedWriteHalf, text: &str| {
