@@ -475,6 +475,19 @@ async fn a_burst_of_wrong_secrets_is_counted_one_by_one_and_locks_once() {
             .await
             .unwrap();
     assert_eq!(locked_details, "locked after 5 wrong secrets in a row");
+    let warned: Vec<(String, String)> =
+        sqlx::query_as("SELECT recipient, subject FROM outbox WHERE kind = 'key.locked'")
+            .fetch_all(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        warned,
+        vec![(
+            "ada@example.com".to_string(),
+            "Access key “victim” was locked".to_string()
+        )],
+        "the administrator is emailed once"
+    );
 }
 
 #[tokio::test]
