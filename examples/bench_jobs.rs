@@ -28,18 +28,12 @@ async fn main() -> anyhow::Result<()> {
     let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM access_keys")
         .fetch_one(&prepared.pool)
         .await?;
-    let mailer = keyward::mail::Mailer::new(
-        &settings.data_dir,
-        &settings.mail_from,
-        settings.smtp_url.as_deref(),
-    )?;
-    let jobs = keyward::jobs::Jobs::new(
+    let jobs = keyward::jobs::Jobs::from_settings(
         prepared.pool.clone(),
         Arc::new(keyward::clock::SystemClock),
-        mailer,
-        keyward::mail::Sealer::new(&prepared.master_key),
+        &prepared.master_key,
         &settings,
-    );
+    )?;
     let started = Instant::now();
     let noticed = jobs.scan().await?;
     let scan = started.elapsed();

@@ -107,18 +107,12 @@ fn main() -> ExitCode {
                 command: JobsCommand::RunOnce,
             } => {
                 let prepared = prepare(&settings).await?;
-                let mailer = keyward::mail::Mailer::new(
-                    &settings.data_dir,
-                    &settings.mail_from,
-                    settings.smtp_url.as_deref(),
-                )?;
-                let jobs = keyward::jobs::Jobs::new(
+                let jobs = keyward::jobs::Jobs::from_settings(
                     prepared.pool.clone(),
                     clock.clone(),
-                    mailer,
-                    keyward::mail::Sealer::new(&prepared.master_key),
+                    &prepared.master_key,
                     &settings,
-                );
+                )?;
                 let pass = jobs.run_once().await?;
                 println!(
                     "Noticed {} keys; sent {} emails ({} to retry, {} failed); removed {} expired \

@@ -113,18 +113,12 @@ impl Application {
             );
         }
 
-        let mailer = crate::mail::Mailer::new(
-            &settings.data_dir,
-            &settings.mail_from,
-            settings.smtp_url.as_deref(),
-        )?;
-        let jobs = crate::jobs::Jobs::new(
+        let jobs = crate::jobs::Jobs::from_settings(
             prepared.pool.clone(),
             clock.clone(),
-            mailer,
-            crate::mail::Sealer::new(&prepared.master_key),
+            &prepared.master_key,
             &settings,
-        );
+        )?;
         let hasher =
             PasswordHasher::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
         let key_hasher = crate::auth::key_secret::SecretHasher::new(&prepared.master_key);

@@ -61,6 +61,28 @@ impl Jobs {
         }
     }
 
+    /// The job as the settings configure it: their mail transport and notice stages, bodies
+    /// sealed under `master_key`.
+    pub fn from_settings(
+        pool: AnyPool,
+        clock: Arc<dyn Clock>,
+        master_key: &crate::auth::master_key::MasterKey,
+        settings: &crate::config::Settings,
+    ) -> anyhow::Result<Self> {
+        let mailer = Mailer::new(
+            &settings.data_dir,
+            &settings.mail_from,
+            settings.smtp_url.as_deref(),
+        )?;
+        Ok(Self::new(
+            pool,
+            clock,
+            mailer,
+            Sealer::new(master_key),
+            settings,
+        ))
+    }
+
     /// Asks the running loop to send now (something was just queued).
     pub fn wake(&self) {
         self.wake.notify_one();

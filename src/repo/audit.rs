@@ -1,7 +1,7 @@
 use sqlx::AnyConnection;
 
 /// One audit entry to write. Never carries a secret.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct NewEntry<'a> {
     pub actor_id: Option<&'a str>,
     pub actor_label: &'a str,
@@ -32,24 +32,7 @@ pub struct EntryRow {
 
 /// Appends an entry.
 pub async fn insert(conn: &mut AnyConnection, at: i64, e: &NewEntry<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor_id, actor_label, action, target_type, target_id, \
-         target_label, client_ip, outcome, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(at)
-    .bind(e.actor_id)
-    .bind(e.actor_label)
-    .bind(e.action)
-    .bind(e.target_type)
-    .bind(e.target_id)
-    .bind(e.target_label)
-    .bind(e.client_ip)
-    .bind(e.outcome)
-    .bind(e.details)
-    .execute(conn)
-    .await?;
-    Ok(())
+    insert_many(conn, std::slice::from_ref(&(at, *e))).await
 }
 
 /// Inserts several entries with one statement.

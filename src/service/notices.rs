@@ -32,9 +32,8 @@ pub struct KeyFacts<'a> {
     pub expires_at: Option<i64>,
 }
 
-#[derive(Template)]
-#[template(path = "emails/key_notice.txt")]
-struct NoticeText<'a> {
+/// What one notice email says.
+struct Notice<'a> {
     name: &'a str,
     headline: &'a str,
     key_name: &'a str,
@@ -43,23 +42,21 @@ struct NoticeText<'a> {
     when: &'a str,
     consequence: &'a str,
     action: &'a str,
+    button: &'a str,
     link: &'a str,
     others: &'a str,
 }
 
 #[derive(Template)]
+#[template(path = "emails/key_notice.txt")]
+struct NoticeText<'a> {
+    n: &'a Notice<'a>,
+}
+
+#[derive(Template)]
 #[template(path = "emails/key_notice.html")]
 struct NoticeHtml<'a> {
-    name: &'a str,
-    headline: &'a str,
-    key_name: &'a str,
-    key_id: &'a str,
-    when_label: &'a str,
-    when: &'a str,
-    consequence: &'a str,
-    button: &'a str,
-    link: &'a str,
-    others: &'a str,
+    n: &'a Notice<'a>,
 }
 
 /// A person to tell.
@@ -163,7 +160,7 @@ pub async fn tell(
         let path = format!("{place}/{}", key.id);
         let link = format!("{public_url}{path}");
         let render = |e: askama::Error| sqlx::Error::Protocol(format!("email template: {e}"));
-        let text = NoticeText {
+        let notice = Notice {
             name: &person.name,
             headline: &headline,
             key_name: key.name,
@@ -172,25 +169,12 @@ pub async fn tell(
             when: &when,
             consequence: &consequence,
             action,
-            link: &link,
-            others: &others,
-        }
-        .render()
-        .map_err(render)?;
-        let html = NoticeHtml {
-            name: &person.name,
-            headline: &headline,
-            key_name: key.name,
-            key_id: key.id,
-            when_label,
-            when: &when,
-            consequence: &consequence,
             button: "Open key details",
             link: &link,
             others: &others,
-        }
-        .render()
-        .map_err(render)?;
+        };
+        let text = NoticeText { n: &notice }.render().map_err(render)?;
+        let html = NoticeHtml { n: &notice }.render().map_err(render)?;
         outbox::insert(
             conn,
             now,

@@ -30,19 +30,10 @@ async fn invite(app: &TestApp, name: &str, email: &str) {
 /// The job of a second keyward instance: its own pool on the same database, its own mailer.
 async fn second_runner(app: &TestApp, server: &SmtpServer) -> keyward::jobs::Jobs {
     let pool = keyward::db::connect(&app.database_url).await.unwrap();
-    let mailer = keyward::mail::Mailer::new(
-        app.data_dir.path(),
-        "keyward@localhost",
-        Some(&server.url()),
-    )
-    .unwrap();
-    keyward::jobs::Jobs::new(
-        pool,
-        app.clock.clone(),
-        mailer,
-        keyward::mail::Sealer::new(&app.state.master_key),
-        &app.state.settings,
-    )
+    let mut settings = app.state.settings.clone();
+    settings.smtp_url = Some(server.url());
+    keyward::jobs::Jobs::from_settings(pool, app.clock.clone(), &app.state.master_key, &settings)
+        .unwrap()
 }
 
 async fn states(app: &TestApp) -> Vec<(String, i64)> {
