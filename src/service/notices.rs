@@ -40,6 +40,8 @@ struct Notice<'a> {
     key_id: &'a str,
     when_label: &'a str,
     when: &'a str,
+    /// The plain-text line, label padded to line up with the others.
+    when_row: &'a str,
     consequence: &'a str,
     action: &'a str,
     button: &'a str,
@@ -160,6 +162,7 @@ pub async fn tell(
         let path = format!("{place}/{}", key.id);
         let link = format!("{public_url}{path}");
         let render = |e: askama::Error| sqlx::Error::Protocol(format!("email template: {e}"));
+        let when_row = format!("{:<12}{when}", format!("{when_label}:"));
         let notice = Notice {
             name: &person.name,
             headline: &headline,
@@ -167,6 +170,7 @@ pub async fn tell(
             key_id: key.id,
             when_label,
             when: &when,
+            when_row: &when_row,
             consequence: &consequence,
             action,
             button: "Open key details",
