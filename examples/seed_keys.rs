@@ -46,11 +46,13 @@ async fn main() -> anyhow::Result<()> {
                     Some(now + (i as i64 % 363 + 3) * 86_400)
                 }
             } else if i % 11 == 0 {
-                Some(now - 86_400)
+                // Long expired, and the rest beyond the notice window: the background job
+                // has nothing to do while the HTTP benchmark runs.
+                Some(now - 30 * 86_400)
             } else if i % 5 == 0 {
                 None
             } else {
-                Some(now + (i as i64 % 365 + 1) * 86_400)
+                Some(now + (i as i64 % 363 + 3) * 86_400)
             };
             sqlx::query(
                 "INSERT INTO access_keys (id, name, search_name, key_type, secret_hash, expires_at, active, created_at, \
