@@ -15,7 +15,8 @@ pub enum Mode {
     Accept,
     /// Refuse every transaction with a temporary failure (451).
     TempFail,
-    /// Accept `n` messages in all, then never answer the end of the next one's data.
+    /// Accept `n` messages in all, then never answer the end of the next one's data (on
+    /// connections opened in this mode, also after the mode changes).
     StallAfter(usize),
 }
 
@@ -126,6 +127,12 @@ async fn converse(stream: TcpStream, inner: Arc<Mutex<Inner>>, stalled: Arc<Noti
     if !say(&mut write, "220 localhost test ESMTP\r\n").await {
         return;
     }
+    // A connection opened while the server stalls keeps stalling once it reaches the limit,
+    // even if the server recovers meanwhile: what it never acknowledged stays unaccepted.
+    let stall_limit = match inner.lock().unwrap().mode {
+        Mode::StallAfter(n) => Some(n),
+        _ => None,
+    };
     let (mut from, mut to) = (String::new(), Vec::new());
     loop {
         let mut line = String::new();
@@ -168,8 +175,12 @@ async fn converse(stream: TcpStream, inner: Arc<Mutex<Inner>>, stalled: Arc<Noti
             }
             let stall = {
                 let mut inner = inner.lock().unwrap();
-                match inner.mode {
-                    Mode::StallAfter(n) if inner.accepted.len() >= n => true,
+                let limit = match inner.mode {
+                    Mode::StallAfter(n) => Some(n),
+                    _ => stall_limit,
+                };
+                match limit {
+                    Some(n) if inner.accepted.len() >= n => true,
                     _ => {
                         inner.accepted.push(Received {
                             from: std::mem::take(&mut from),
