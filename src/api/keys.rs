@@ -8,7 +8,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::api::error::ErrorBody;
 use crate::api::{ApiCaller, ApiError};
 use crate::domain::Permission;
-use crate::repo;
 use crate::repo::keys::{KeyRow, ListFilter, SortKey};
 use crate::service::keys::{
     self, ExpiryChoice, KeyChanges, KeyStatus, NewKey, OneTimeSecret, Scope, Switch,
@@ -75,10 +74,14 @@ pub struct KeyWithSecret {
 
 async fn view(state: &AppState, row: KeyRow) -> Result<KeyView, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let permissions = keys::effective_permissions(&mut conn, &row).await?;
-    let group_ids = repo::keys::group_ids(&mut conn, &row.id).await?;
-    let role_ids = repo::keys::role_ids(&mut conn, &row.id).await?;
-    Ok(shape(state, row, permissions, group_ids, role_ids))
+    let found = keys::assignments(&mut conn, state.backend, &row.id).await?;
+    Ok(shape(
+        state,
+        row,
+        found.permissions,
+        found.group_ids,
+        found.role_ids,
+    ))
 }
 
 /// A key's view from its row and what was read beside it.

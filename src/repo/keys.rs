@@ -493,23 +493,6 @@ pub async fn set_roles(
     Ok(())
 }
 
-/// The permissions a tenant key holds through its roles and its groups' roles.
-pub async fn tenant_key_permissions(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT permission FROM role_permissions WHERE role_id IN ( \
-             SELECT role_id FROM key_roles WHERE key_id = $1 \
-             UNION SELECT gr.role_id FROM key_groups kg JOIN group_roles gr ON gr.group_id = kg.group_id \
-             WHERE kg.key_id = $1) \
-         GROUP BY permission ORDER BY permission",
-    )
-    .bind(id)
-    .fetch_all(conn)
-    .await
-}
-
 /// Which keys to list.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {

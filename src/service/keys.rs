@@ -752,16 +752,18 @@ pub async fn delete(
     Ok(key.name)
 }
 
-/// A key's effective permissions: a tenant key's roles and its groups' roles; a personal key
-/// acts with its owner's current permissions, never more.
-pub async fn effective_permissions(
+/// A key's permissions and its group and role assignments, read with the query key
+/// authentication uses, so that what the console and the API show is what a check enforces.
+/// `NotFound` when the key has just been deleted.
+pub async fn assignments(
     conn: &mut AnyConnection,
-    key: &KeyRow,
-) -> Result<Vec<String>, sqlx::Error> {
-    match &key.owner_user_id {
-        Some(owner) => repos::roles::user_permissions(conn, owner).await,
-        None => repo::tenant_key_permissions(conn, &key.id).await,
-    }
+    backend: crate::db::Backend,
+    id: &str,
+) -> Result<repo::AuthRow, AppError> {
+    repo::find_for_auth(conn, backend, &[id])
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound)
 }
 
 /// Lists keys in a scope.

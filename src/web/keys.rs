@@ -687,9 +687,12 @@ async fn details_page(
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
     let row = keys::load(&mut conn, &actor(user, place)?, place.scope, id).await?;
-    let permissions = keys::effective_permissions(&mut conn, &row).await?;
-    let assigned_groups = repo::keys::group_ids(&mut conn, id).await?;
-    let assigned_roles = repo::keys::role_ids(&mut conn, id).await?;
+    let repo::keys::AuthRow {
+        permissions,
+        group_ids: assigned_groups,
+        role_ids: assigned_roles,
+        ..
+    } = keys::assignments(&mut conn, state.backend, id).await?;
     drop(conn);
     let (all_groups, all_roles) = if row.owner_user_id.is_none() {
         choices(state).await?
