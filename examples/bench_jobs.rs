@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let jobs = keyward::jobs::Jobs::from_settings(
         prepared.pool.clone(),
         Arc::new(keyward::clock::SystemClock),
-        &prepared.master_key,
+        &prepared.vault,
         &settings,
     )?;
     let started = Instant::now();

@@ -89,6 +89,22 @@ pub struct SettingsArgs {
         global = true
     )]
     pub mail_max_attempts: u32,
+    /// Delivery attempts before a webhook delivery is given up as failed.
+    #[arg(
+        long,
+        env = "KEYWARD_WEBHOOK_MAX_ATTEMPTS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub webhook_max_attempts: u32,
+    /// How long a webhook receiver may take to answer, in seconds.
+    #[arg(
+        long,
+        env = "KEYWARD_WEBHOOK_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub webhook_timeout_secs: u64,
     /// How often the background job wakes, in seconds.
     #[arg(
         long,
@@ -127,6 +143,8 @@ pub struct Settings {
     pub client_failure_limit: u32,
     pub job_interval_secs: u64,
     pub mail_max_attempts: u32,
+    pub webhook_max_attempts: u32,
+    pub webhook_timeout_secs: u64,
     pub session_idle_mins: u32,
     pub log: String,
 }
@@ -187,6 +205,18 @@ impl SettingsArgs {
                 "must be at least 1",
             ));
         }
+        if self.webhook_max_attempts == 0 {
+            return Err(config_error(
+                "KEYWARD_WEBHOOK_MAX_ATTEMPTS",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=120).contains(&self.webhook_timeout_secs) {
+            return Err(config_error(
+                "KEYWARD_WEBHOOK_TIMEOUT_SECS",
+                "must be between 1 and 120",
+            ));
+        }
         if self.mail_max_attempts == 0 {
             return Err(config_error(
                 "KEYWARD_MAIL_MAX_ATTEMPTS",
@@ -217,6 +247,8 @@ impl SettingsArgs {
             client_failure_limit: self.client_failure_limit,
             job_interval_secs: self.job_interval_secs,
             mail_max_attempts: self.mail_max_attempts,
+            webhook_max_attempts: self.webhook_max_attempts,
+            webhook_timeout_secs: self.webhook_timeout_secs,
             session_idle_mins: self.session_idle_mins,
             log: self.log,
         })
@@ -278,6 +310,8 @@ impl Settings {
             client_failure_limit: 30,
             job_interval_secs: 60,
             mail_max_attempts: 8,
+            webhook_max_attempts: 8,
+            webhook_timeout_secs: 10,
             session_idle_mins: 30,
             log: "info".into(),
         }

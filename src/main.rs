@@ -41,6 +41,19 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Manage the master key.
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Move every sealed value to a new master key, in one transaction. Stop keyward first.
+    /// The new key is KEYWARD_NEW_MASTER_KEY when set, else a fresh random one; with the key in
+    /// master.key the file is replaced, with KEYWARD_MASTER_KEY the new key is printed.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -110,7 +123,7 @@ fn main() -> ExitCode {
                 let jobs = keyward::jobs::Jobs::from_settings(
                     prepared.pool.clone(),
                     clock.clone(),
-                    &prepared.master_key,
+                    &prepared.vault,
                     &settings,
                 )?;
                 let pass = jobs.run_once().await?;
@@ -126,6 +139,9 @@ fn main() -> ExitCode {
                 );
                 Ok(ExitCode::SUCCESS)
             }
+            Command::MasterKey {
+                command: MasterKeyCommand::Rotate,
+            } => rotate_master_key(&settings).await,
         }
     });
     match result {
@@ -169,6 +185,41 @@ async fn create_admin(
         }
         Err(FormError::Other(e)) => Err(anyhow::anyhow!("{e}")),
     }
+}
+
+async fn rotate_master_key(settings: &keyward::config::Settings) -> anyhow::Result<ExitCode> {
+    use keyward::auth::master_key::{self, MasterKey};
+    let prepared = prepare(settings).await?;
+    let new = match std::env::var("KEYWARD_NEW_MASTER_KEY") {
+        Ok(raw) => MasterKey::from_base64(&raw)
+            .map_err(|e| anyhow::anyhow!("KEYWARD_NEW_MASTER_KEY: {e}"))?,
+        Err(_) => MasterKey::generate(),
+    };
+    let in_file = settings.master_key.is_none();
+    if in_file {
+        // Written first: if the process dies after the commit, the next start finishes the move.
+        master_key::write_next(&settings.data_dir, &new)?;
+    }
+    let rotation = keyward::auth::vault::rotate(&prepared.pool, &prepared.master_key, &new).await?;
+    if in_file {
+        master_key::promote_next(&settings.data_dir)?;
+        println!(
+            "{} now holds master key version {}.",
+            settings.data_dir.join(master_key::FILE_NAME).display(),
+            rotation.version
+        );
+    } else {
+        println!(
+            "New master key (version {}). Set KEYWARD_MASTER_KEY to it before starting keyward again:\n{}",
+            rotation.version,
+            new.to_base64()
+        );
+    }
+    println!(
+        "Re-sealed {} webhook signing keys and {} waiting emails. Everyone signed in must sign in again.",
+        rotation.secret_keys, rotation.emails
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -16,6 +16,7 @@ use crate::auth::csrf;
 use crate::auth::master_key::MasterKey;
 use crate::auth::password::PasswordHasher;
 use crate::auth::session_store::DbSessionStore;
+use crate::auth::vault::{Vault, VaultError};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, Backend};
@@ -34,6 +35,8 @@ pub struct AppState {
     pub settings: Settings,
     pub hasher: PasswordHasher,
     pub master_key: MasterKey,
+    /// Values sealed under the master key.
+    pub vault: Vault,
     pub tenant_id: String,
     /// The background job: expiry scan and outbox sender.
     pub jobs: crate::jobs::Jobs,
@@ -60,24 +63,40 @@ pub struct Prepared {
     pub pool: AnyPool,
     pub backend: Backend,
     pub master_key: MasterKey,
+    /// Values sealed under the master key, and the key-secret hash key.
+    pub vault: Vault,
     pub tenant_id: String,
 }
 
-/// Opens and migrates the database, loads (or creates) the master key and the tenant ID.
+/// Opens and migrates the database, loads (or creates) the master key, opens the vault with it,
+/// and settles the tenant ID.
 pub async fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     let backend = Backend::of_url(&settings.database_url);
     if backend == Backend::Sqlite || settings.master_key.is_none() {
         std::fs::create_dir_all(&settings.data_dir)?;
     }
-    let master_key = MasterKey::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
+    let mut master_key =
+        MasterKey::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
     let pool = db::connect(&settings.database_url).await?;
     db::migrate(&pool, backend).await?;
     let mut conn = pool.acquire().await?;
+    let vault = match Vault::open(&mut conn, &master_key).await {
+        Ok(vault) => vault,
+        Err(VaultError::WrongMasterKey { .. }) if settings.master_key.is_none() => {
+            // A rotation that committed but did not get to replace the key file finishes here.
+            let (key, vault) =
+                crate::auth::master_key::finish_rotation(&settings.data_dir, &mut conn).await?;
+            master_key = key;
+            vault
+        }
+        Err(e) => return Err(e.into()),
+    };
     let tenant_id = bootstrap::tenant_id(&mut conn, settings.tenant_id.as_deref()).await?;
     Ok(Prepared {
         pool,
         backend,
         master_key,
+        vault,
         tenant_id,
     })
 }
@@ -103,6 +122,7 @@ impl Application {
         }
 
         let mut conn = prepared.pool.acquire().await?;
+        crate::service::secret_keys::ensure_bridge(&mut conn, clock.unix()).await?;
         let setup_url = bootstrap::issue_setup_token(&mut conn, clock.unix())
             .await?
             .map(|token| format!("{}/setup?token={token}", settings.public_url));
@@ -116,12 +136,12 @@ impl Application {
         let jobs = crate::jobs::Jobs::from_settings(
             prepared.pool.clone(),
             clock.clone(),
-            &prepared.master_key,
+            &prepared.vault,
             &settings,
         )?;
         let hasher =
             PasswordHasher::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
-        let key_hasher = crate::auth::key_secret::SecretHasher::new(&prepared.master_key);
+        let key_hasher = prepared.vault.secret_hasher();
         let key_checker = crate::service::key_auth::KeyChecker::start(
             prepared.pool.clone(),
             crate::service::key_auth::Policy {
@@ -138,6 +158,7 @@ impl Application {
             settings,
             hasher,
             master_key: prepared.master_key,
+            vault: prepared.vault,
             tenant_id: prepared.tenant_id,
             jobs,
             metrics: crate::metrics::Metrics::new()?,

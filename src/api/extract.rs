@@ -1,5 +1,7 @@
 //! The calling program: an access key from the `Authorization` header, checked by
-//! `service::key_auth`. API-type keys are refused here; other services verify them instead.
+//! `service::key_auth`, or the on-premises connector with the bridge key's client credentials,
+//! which acts with the Integration role. API-type keys are refused here; other services verify
+//! them instead.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,19 +12,38 @@ use crate::api::ApiError;
 use crate::auth::extract::client_ip;
 use crate::auth::key_auth;
 use crate::domain::Permission;
+use crate::error::AppError;
+use crate::repo::secret_keys::BRIDGE_ID;
+use crate::service::audit::{self, FAILURE, NewEntry};
 use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey};
 use crate::service::keys::Actor;
+use crate::service::secret_keys;
+use crate::service::throttle::{self, Limit};
 use crate::startup::AppState;
 
-/// An authenticated access key and what it may do.
+/// An authenticated caller and what it may do.
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
-    /// The key with its permissions and assignments.
-    pub key: AuthenticatedKey,
+    /// The calling access key with its permissions and assignments; `None` for the bridge.
+    pub key: Option<AuthenticatedKey>,
     pub actor: Actor,
 }
 
+/// The role the bridge acts with.
+pub const BRIDGE_ROLE: &str = "role_integration";
+
 impl ApiCaller {
+    /// The calling access key; the bridge has none.
+    pub fn own_key(&self) -> Result<&AuthenticatedKey, ApiError> {
+        self.key.as_ref().ok_or_else(|| {
+            ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                "The bridge has no access key of its own; call with an access key.",
+            )
+        })
+    }
+
     /// Refuses unless the key holds `permission`.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.actor.may(permission) {
@@ -60,6 +81,8 @@ pub fn observe(
 /// What a request presents: its `Authorization` header read as a key, and where it came from.
 pub struct Presentation {
     pub presented: Option<key_auth::PresentedKey>,
+    /// The bridge's client credentials, when the header carries them instead of a key.
+    pub bridge: Option<key_auth::PresentedBridge>,
     pub client_ip: String,
     pub user_agent: String,
 }
@@ -73,8 +96,10 @@ impl Presentation {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
         };
+        let authorization = header(actix_web::http::header::AUTHORIZATION);
         Presentation {
-            presented: key_auth::from_authorization(header(actix_web::http::header::AUTHORIZATION)),
+            presented: key_auth::from_authorization(authorization),
+            bridge: key_auth::bridge_from_authorization(authorization),
             client_ip: client_ip(req),
             user_agent: header(actix_web::http::header::USER_AGENT).to_string(),
         }
@@ -120,8 +145,80 @@ impl Presentation {
             client_ip: self.client_ip,
             acting_key: Some(key.row.id.clone()),
         };
-        Ok(ApiCaller { key, actor })
+        Ok(ApiCaller {
+            key: Some(key),
+            actor,
+        })
     }
+
+    /// The bridge as a caller, when its client credentials are right. A wrong secret counts
+    /// against the client address like a wrong key secret, and is audited.
+    pub async fn bridge_caller(self, state: &AppState) -> Result<ApiCaller, ApiError> {
+        let Some(bridge) = &self.bridge else {
+            return Err(ApiError::unauthorized());
+        };
+        let now = state.clock.unix();
+        let mut conn = state.pool.acquire().await.map_err(AppError::from)?;
+        let accepted = secret_keys::authenticate_bridge(&mut conn, &state.key_hasher, bridge, now)
+            .await
+            .map_err(AppError::from)?;
+        let label = format!("bridge {}", bridge.client_id.as_str());
+        if !accepted {
+            let limit = Limit {
+                max: i64::from(state.settings.client_failure_limit),
+                window_secs: 60,
+            };
+            let bucket = format!("keyauth:client:{}", self.client_ip);
+            let over = throttle::reserve(&mut conn, &bucket, limit, now)
+                .await
+                .map_err(AppError::from)?;
+            let entry = NewEntry {
+                actor_id: None,
+                actor_label: &label,
+                action: "bridge.authentication_failed",
+                target_type: "secret_key",
+                target_id: BRIDGE_ID,
+                target_label: "Bridge key",
+                client_ip: &self.client_ip,
+                outcome: FAILURE,
+                details: "unknown client ID or wrong secret",
+            };
+            audit::record(&mut conn, now, entry)
+                .await
+                .map_err(AppError::from)?;
+            observe_bridge(state, "REFUSED");
+            return Err(match over {
+                Some(retry_after) => ApiError::throttled(retry_after),
+                None => ApiError::unauthorized(),
+            });
+        }
+        observe_bridge(state, "VALID");
+        let permissions: Vec<String> =
+            sqlx::query_scalar("SELECT permission FROM role_permissions WHERE role_id = $1")
+                .bind(BRIDGE_ROLE)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(AppError::from)?;
+        Ok(ApiCaller {
+            key: None,
+            actor: Actor {
+                user_id: BRIDGE_ID.to_string(),
+                label,
+                is_admin: false,
+                permissions,
+                client_ip: self.client_ip,
+                acting_key: None,
+            },
+        })
+    }
+}
+
+fn observe_bridge(state: &AppState, outcome: &str) {
+    state
+        .metrics
+        .verifications
+        .with_label_values(&["bridge", outcome])
+        .inc();
 }
 
 /// The application state of a request.
@@ -138,6 +235,9 @@ pub fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
 async fn authenticate(req: HttpRequest) -> Result<ApiCaller, ApiError> {
     let state = state_of(&req)?;
     let presentation = Presentation::of(&req);
+    if presentation.bridge.is_some() {
+        return presentation.bridge_caller(&state).await;
+    }
     let outcome = state
         .key_checker
         .check(&state.keyring(), presentation.attempt())

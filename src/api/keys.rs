@@ -390,6 +390,7 @@ async fn create_in(
     let shown = keys::create(&state.pool, &state.keyring(), &caller.actor, scope, input)
         .await
         .map_err(form_error)?;
+    state.jobs.wake();
     let body = with_secret(state, caller, scope, shown).await?;
     Ok(no_store(HttpResponse::Created().json(body)))
 }
@@ -517,6 +518,7 @@ pub async fn delete(
         &id,
     )
     .await?;
+    state.jobs.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -546,6 +548,7 @@ async fn regenerate_in(
         grace,
     )
     .await?;
+    state.jobs.wake();
     let body = with_secret(state, caller, scope, shown).await?;
     Ok(no_store(HttpResponse::Ok().json(body)))
 }
@@ -568,7 +571,7 @@ pub async fn current(
     caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = caller.key;
+    let key = caller.own_key()?.clone();
     Ok(HttpResponse::Ok().json(shape(
         &state,
         key.row,
@@ -585,12 +588,12 @@ pub async fn rotate_current(
     state: web::Data<AppState>,
     body: Option<web::Json<RegenerateBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = caller.key.row.id.clone();
+    let id = caller.own_key()?.row.id.clone();
     regenerate_in(&state, &caller, Scope::OwnKey, &id, body).await
 }
 
 fn personal_only(caller: &ApiCaller) -> Result<(), ApiError> {
-    if caller.key.row.owner_user_id.is_none() {
+    if caller.own_key()?.row.owner_user_id.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

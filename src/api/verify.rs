@@ -66,7 +66,11 @@ pub async fn verify(
         .as_ref()
         .ok()
         .and_then(|b| key_auth::from_pair(b.key.trim()));
-    let mut attempts = vec![caller.attempt()];
+    let by_bridge = caller.bridge.is_some();
+    let mut attempts = Vec::with_capacity(2);
+    if !by_bridge {
+        attempts.push(caller.attempt());
+    }
     if body.is_ok() {
         attempts.push(Attempt {
             presented,
@@ -80,10 +84,14 @@ pub async fn verify(
         .check_all(&ring, attempts)
         .await
         .into_iter();
-    let caller_outcome = outcomes
-        .next()
-        .unwrap_or(Err(AuthError::Refused(Refusal::Malformed)));
-    let caller = caller.into_caller(&state, caller_outcome)?;
+    let caller = if by_bridge {
+        caller.bridge_caller(&state).await?
+    } else {
+        let caller_outcome = outcomes
+            .next()
+            .unwrap_or(Err(AuthError::Refused(Refusal::Malformed)));
+        caller.into_caller(&state, caller_outcome)?
+    };
     caller.require(Permission::KeysVerify)?;
     body?;
     let outcome = outcomes

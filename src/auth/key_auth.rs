@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::domain::{KeyId, Secret};
+use crate::domain::{BridgeClientId, KeyId, Secret};
 
 /// A key ID and secret as presented by a program.
 #[derive(Debug, Clone)]
@@ -37,6 +37,28 @@ pub fn from_authorization(header: &str) -> Option<PresentedKey> {
 pub fn from_pair(pair: &str) -> Option<PresentedKey> {
     let (id, secret) = pair.split_once("::")?;
     from_parts(id, secret)
+}
+
+/// The bridge's client credentials as presented by the on-premises connector.
+#[derive(Debug, Clone)]
+pub struct PresentedBridge {
+    pub client_id: BridgeClientId,
+    pub secret: Secret,
+}
+
+/// Reads `Basic base64(<Bridge Client ID>:<secret>)`; `None` for anything else.
+pub fn bridge_from_authorization(header: &str) -> Option<PresentedBridge> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if !scheme.eq_ignore_ascii_case("basic") || rest.len() > 200 {
+        return None;
+    }
+    let decoded = STANDARD.decode(rest).ok()?;
+    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some(PresentedBridge {
+        client_id: BridgeClientId::parse(id)?,
+        secret: Secret::parse(secret)?,
+    })
 }
 
 fn from_parts(id: &str, secret: &str) -> Option<PresentedKey> {
@@ -87,6 +109,26 @@ mod tests {
         ] {
             assert!(from_authorization(&header).is_none(), "{header}");
         }
+    }
+
+    #[test]
+    fn bridge_credentials_are_read_from_basic_only() {
+        let id = BridgeClientId::generate();
+        let secret = Secret::generate();
+        let pair = format!("{}:{}", id.as_str(), secret.expose());
+        let basic = format!("Basic {}", STANDARD.encode(&pair));
+        let read = bridge_from_authorization(&basic).expect("accepted");
+        assert_eq!(read.client_id, id);
+        assert!(from_authorization(&basic).is_none(), "not an access key");
+        assert!(bridge_from_authorization(&format!("Bearer {pair}")).is_none());
+        let key = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", KeyId::generate(), secret.expose()))
+        );
+        assert!(
+            bridge_from_authorization(&key).is_none(),
+            "an access key is not the bridge"
+        );
     }
 
     proptest! {

@@ -10,6 +10,9 @@ use crate::auth::master_key::MasterKey;
 use crate::auth::session_store::hex;
 use crate::domain::Secret;
 
+/// The derivation label of the HMAC key under the first master key.
+pub const FIRST_LABEL: &str = "access-key-secret-v1";
+
 /// Hashes and compares key secrets.
 #[derive(Clone)]
 pub struct SecretHasher {
@@ -23,11 +26,15 @@ impl std::fmt::Debug for SecretHasher {
 }
 
 impl SecretHasher {
-    /// The hasher of access-key secrets under `master`.
+    /// The hasher of access-key secrets under `master` (the key the vault keeps from the
+    /// first master key; see `auth::vault`).
     pub fn new(master: &MasterKey) -> Self {
-        Self {
-            key: master.derive("access-key-secret-v1"),
-        }
+        Self::from_key(master.derive(FIRST_LABEL))
+    }
+
+    /// The hasher with this HMAC key.
+    pub fn from_key(key: [u8; 32]) -> Self {
+        Self { key }
     }
 
     /// The stored form (lower-case hex).

@@ -63,6 +63,11 @@ impl MasterKey {
         }
     }
 
+    /// The key as `KEYWARD_MASTER_KEY` takes it: base64 of the 32 bytes.
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+
     /// A 32-byte key for one purpose, derived with HKDF-SHA256.
     pub fn derive(&self, label: &str) -> [u8; 32] {
         let mut out = [0u8; 32];
@@ -80,6 +85,59 @@ impl MasterKey {
             .expect("64 bytes is a valid HKDF-SHA256 output length");
         out
     }
+}
+
+/// File name of the next master key while a rotation is under way.
+pub const NEXT_FILE_NAME: &str = "master.key.next";
+
+/// Writes the key a rotation is moving to beside the current one (mode 0600). A leftover from
+/// an earlier rotation that never committed is replaced.
+pub fn write_next(data_dir: &Path, key: &MasterKey) -> anyhow::Result<()> {
+    let path = data_dir.join(NEXT_FILE_NAME);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::anyhow!("removing {}: {e}", path.display())),
+    }
+    write_private(&path, &format!("{}\n", key.to_base64()))?;
+    Ok(())
+}
+
+/// Makes the next key the master key file, once the database is sealed under it.
+pub fn promote_next(data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::rename(data_dir.join(NEXT_FILE_NAME), data_dir.join(FILE_NAME))?;
+    Ok(())
+}
+
+/// After a rotation that committed but stopped before replacing the key file: opens the vault
+/// with the next key and, when that works, makes it the master key file.
+pub async fn finish_rotation(
+    data_dir: &Path,
+    conn: &mut sqlx::AnyConnection,
+) -> anyhow::Result<(MasterKey, crate::auth::vault::Vault)> {
+    let path = data_dir.join(NEXT_FILE_NAME);
+    let current = MasterKey::load_or_create(None, data_dir)?;
+    let next = match std::fs::read_to_string(&path) {
+        Ok(raw) => MasterKey::from_base64(&raw)?,
+        // No rotation was under way: the file simply holds another key.
+        Err(_) => {
+            return Err(crate::auth::vault::Vault::open(conn, &current)
+                .await
+                .err()
+                .map_or_else(
+                    || anyhow::anyhow!("the master key does not open the database"),
+                    anyhow::Error::from,
+                ));
+        }
+    };
+    let vault = crate::auth::vault::Vault::open(conn, &next).await?;
+    promote_next(data_dir)?;
+    tracing::warn!(
+        "finished an interrupted master key rotation: {} now holds master key version {}",
+        data_dir.join(FILE_NAME).display(),
+        vault.version()
+    );
+    Ok((next, vault))
 }
 
 #[cfg(unix)]

@@ -8,5 +8,6 @@ pub mod key_secret;
 pub mod master_key;
 pub mod password;
 pub mod session_store;
+pub mod vault;
 
 pub use extract::{AdminUser, CurrentUser};

@@ -7,28 +7,58 @@ use rand::RngExt;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
+/// A Bridge Client ID: 20 characters, uppercase letters and digits, starting `BC`. Not a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BridgeClientId(String);
+
+impl BridgeClientId {
+    /// A new random client ID.
+    pub fn generate() -> Self {
+        Self(random_id("BC"))
+    }
+
+    /// Checks the form of a presented client ID.
+    pub fn parse(raw: &str) -> Option<Self> {
+        is_id(raw, "BC").then(|| Self(raw.to_string()))
+    }
+
+    /// The ID.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A key ID: 20 characters, uppercase letters and digits, starting `AK`. Not a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyId(String);
 
+/// 20 characters: `prefix` and random uppercase letters and digits.
+fn random_id(prefix: &str) -> String {
+    let mut rng = rand::rng();
+    let tail: String = (prefix.len()..20)
+        .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+/// Whether `raw` is 20 uppercase letters and digits starting with `prefix`.
+fn is_id(raw: &str, prefix: &str) -> bool {
+    raw.len() == 20
+        && raw.starts_with(prefix)
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
 impl KeyId {
     /// A new random key ID.
     pub fn generate() -> Self {
-        let mut rng = rand::rng();
-        let tail: String = (0..18)
-            .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
-            .collect();
-        Self(format!("AK{tail}"))
+        Self(random_id("AK"))
     }
 
     /// Checks the form of a presented key ID.
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = raw.len() == 20
-            && raw.starts_with("AK")
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        ok.then(|| Self(raw.to_string()))
+        is_id(raw, "AK").then(|| Self(raw.to_string()))
     }
 
     /// The ID.

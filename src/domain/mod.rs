@@ -7,7 +7,7 @@ mod permission;
 mod text;
 
 pub use email::Email;
-pub use key::{KeyId, KeyName, KeyType, SECRET_LEN, Secret, is_system_key_name};
+pub use key::{BridgeClientId, KeyId, KeyName, KeyType, SECRET_LEN, Secret, is_system_key_name};
 pub use password::{NewPassword, PASSWORD_MAX, PASSWORD_MIN};
 pub use permission::Permission;
 pub use text::{PersonName, TenantId};

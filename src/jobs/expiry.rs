@@ -91,6 +91,7 @@ impl Jobs {
         let facts = KeyFacts {
             id: &key.id,
             name: &key.name,
+            key_type: &key.key_type,
             owner_user_id: key.owner_user_id.as_deref(),
             created_by: key.created_by.as_deref(),
             modified_by: key.modified_by.as_deref(),
@@ -115,6 +116,7 @@ mod tests {
         ExpiringKey {
             id: "AK".into(),
             name: "k".into(),
+            key_type: "access".into(),
             owner_user_id: None,
             expires_at: 1_000_000 + expires_in,
             expiry_set_at: 1_000_000 - set_ago,

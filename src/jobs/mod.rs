@@ -1,18 +1,20 @@
 //! The background job (SPEC §4): every `KEYWARD_JOB_INTERVAL_SECS` each instance purges old
 //! sessions and rate-limit windows, scans for keys whose expiry notice is due, and sends what
-//! the outbox holds. `keyward jobs run-once` runs one pass. Several instances may run at once:
+//! the outbox holds, and the webhook deliveries that are due. `keyward jobs run-once` runs one pass. Several instances may run at once:
 //! notices are unique per key, expiry and stage, and emails are claimed with a lease.
 
 pub mod expiry;
 pub mod sender;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 use sqlx::AnyPool;
 use tokio::sync::Notify;
 
+use crate::auth::vault::Vault;
 use crate::clock::Clock;
-use crate::mail::{Mailer, Sealer};
+use crate::mail::Mailer;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,9 @@ pub struct Pass {
     pub emails_sent: usize,
     pub emails_retrying: usize,
     pub emails_failed: usize,
+    pub webhooks_delivered: usize,
+    pub webhooks_retrying: usize,
+    pub webhooks_failed: usize,
 }
 
 /// Everything the job needs; cheap to clone.
@@ -31,12 +36,18 @@ pub struct Jobs {
     pub pool: AnyPool,
     pub clock: Arc<dyn Clock>,
     pub mailer: Mailer,
-    pub sealer: Sealer,
+    /// Opens sealed email bodies and webhook signing secrets.
+    pub vault: Vault,
     /// Notice stages in days before expiry, largest first.
     pub stages: Vec<u32>,
     pub public_url: String,
     /// Attempts before an email is given up as failed.
     pub max_attempts: u32,
+    /// Sends webhooks: a timeout per request, no redirects.
+    pub http: reqwest::Client,
+    pub webhook_timeout: std::time::Duration,
+    /// Attempts before a webhook delivery is given up as failed.
+    pub webhook_max_attempts: u32,
     wake: Arc<Notify>,
 }
 
@@ -46,27 +57,31 @@ impl Jobs {
         pool: AnyPool,
         clock: Arc<dyn Clock>,
         mailer: Mailer,
-        sealer: Sealer,
+        vault: Vault,
         settings: &crate::config::Settings,
-    ) -> Self {
-        Jobs {
+    ) -> anyhow::Result<Self> {
+        let webhook_timeout = std::time::Duration::from_secs(settings.webhook_timeout_secs);
+        Ok(Jobs {
             pool,
             clock,
             mailer,
-            sealer,
+            vault,
             stages: settings.expiry_notice_days.clone(),
             public_url: settings.public_url.clone(),
             max_attempts: settings.mail_max_attempts,
+            http: webhooks::http_client(webhook_timeout)?,
+            webhook_timeout,
+            webhook_max_attempts: settings.webhook_max_attempts,
             wake: Arc::new(Notify::new()),
-        }
+        })
     }
 
-    /// The job as the settings configure it: their mail transport and notice stages, bodies
-    /// sealed under `master_key`.
+    /// The job as the settings configure it: their mail transport and notice stages, sealed
+    /// values opened by `vault`.
     pub fn from_settings(
         pool: AnyPool,
         clock: Arc<dyn Clock>,
-        master_key: &crate::auth::master_key::MasterKey,
+        vault: &Vault,
         settings: &crate::config::Settings,
     ) -> anyhow::Result<Self> {
         let mailer = Mailer::new(
@@ -74,18 +89,23 @@ impl Jobs {
             &settings.mail_from,
             settings.smtp_url.as_deref(),
         )?;
-        Ok(Self::new(
-            pool,
-            clock,
-            mailer,
-            Sealer::new(master_key),
-            settings,
-        ))
+        Self::new(pool, clock, mailer, vault.clone(), settings)
     }
 
     /// Asks the running loop to send now (something was just queued).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// What wakes the loop, for parts that queue messages without holding the job.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Sends the email outbox and the webhook deliveries that are due.
+    pub async fn send_all(&self) -> anyhow::Result<(sender::Sent, webhooks::Delivered)> {
+        let (mail, hooks) = tokio::join!(self.send_due(), self.deliver_due());
+        Ok((mail?, hooks?))
     }
 
     /// One pass: housekeeping, the expiry scan, then the outbox.
@@ -96,7 +116,7 @@ impl Jobs {
         let windows_purged = crate::repo::rate_limits::purge(&mut conn, now - 86_400).await?;
         drop(conn);
         let keys_noticed = self.scan().await?;
-        let sent = self.send_due().await?;
+        let (sent, hooks) = self.send_all().await?;
         Ok(Pass {
             sessions_purged,
             windows_purged,
@@ -104,6 +124,9 @@ impl Jobs {
             emails_sent: sent.sent,
             emails_retrying: sent.retrying,
             emails_failed: sent.failed,
+            webhooks_delivered: hooks.delivered,
+            webhooks_retrying: hooks.retrying,
+            webhooks_failed: hooks.failed,
         })
     }
 
@@ -123,7 +146,7 @@ impl Jobs {
             let result = if full {
                 self.run_once().await.map(|_| ())
             } else {
-                self.send_due().await.map(|_| ())
+                self.send_all().await.map(|_| ())
             };
             let outcome = if result.is_ok() { "ok" } else { "failed" };
             if let Some(m) = &metrics {

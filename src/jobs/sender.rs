@@ -3,6 +3,7 @@
 //! gives up after the configured number of attempts. A sender that dies mid-send leaves its
 //! email leased; once the lease ends another pass sends it.
 
+use crate::auth::vault::Purpose;
 use crate::jobs::Jobs;
 use crate::mail::Email;
 use crate::repo::outbox;
@@ -79,20 +80,13 @@ impl Jobs {
         };
         drop(conn);
         let (text, html) = if row.sealed == 1 {
-            match (
-                self.sealer.open(&row.body_text),
-                self.sealer.open(&row.body_html),
-            ) {
-                (Some(t), Some(h)) => (t, h),
-                _ => {
+            let open = |sealed: &str| self.vault.open_sealed(Purpose::Outbox, sealed);
+            match (open(&row.body_text), open(&row.body_html)) {
+                (Ok(t), Ok(h)) => (t, h),
+                (Err(e), _) | (_, Err(e)) => {
                     let mut conn = self.pool.acquire().await?;
-                    outbox::mark_failed_attempt(
-                        &mut conn,
-                        id,
-                        "the body was sealed under another master key and cannot be opened",
-                        None,
-                    )
-                    .await?;
+                    let message = format!("the body cannot be opened: {e}");
+                    outbox::mark_failed_attempt(&mut conn, id, &message, None).await?;
                     return Ok(Some(Outcome::Failed));
                 }
             }

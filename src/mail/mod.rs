@@ -1,19 +1,14 @@
 //! Sending email. Every message goes through the outbox table (`repo::outbox`, sent by
 //! `jobs::sender`); this module holds the transport the sender uses: lettre's async SMTP
-//! transport when `KEYWARD_SMTP_URL` is set, else `.eml` files in `<data dir>/outbox/`. It also
-//! seals bodies that carry a credential so that the outbox never holds one in plain text.
+//! transport when `KEYWARD_SMTP_URL` is set, else `.eml` files in `<data dir>/outbox/`. Bodies that
+//! carry a credential are sealed by `auth::vault` so that the outbox never holds one in plain text.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine;
-use chacha20poly1305::aead::{Aead, Generate, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-
-use crate::auth::master_key::MasterKey;
 
 /// An email to one recipient, as the outbox holds it.
 #[derive(Debug, Clone)]
@@ -152,67 +147,5 @@ impl Mailer {
                 }),
             },
         }
-    }
-}
-
-/// Seals outbox bodies that carry a credential (XChaCha20-Poly1305 under a key derived from
-/// the master key), so that the database never holds one in plain text.
-#[derive(Clone)]
-pub struct Sealer {
-    cipher: XChaCha20Poly1305,
-}
-
-impl Sealer {
-    /// The sealer of `master`.
-    pub fn new(master: &MasterKey) -> Self {
-        let key = master.derive("keyward outbox seal v1");
-        Sealer {
-            cipher: XChaCha20Poly1305::new(&key.into()),
-        }
-    }
-
-    /// `text` sealed: base64 of nonce and ciphertext.
-    pub fn seal(&self, text: &str) -> String {
-        let nonce = XNonce::generate();
-        let sealed = self
-            .cipher
-            .encrypt(&nonce, text.as_bytes())
-            .expect("encrypting a short text cannot fail");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        base64::engine::general_purpose::STANDARD.encode(out)
-    }
-
-    /// The text a `seal` made, or `None` when it was sealed under another key or altered.
-    pub fn open(&self, sealed: &str) -> Option<String> {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(sealed)
-            .ok()?;
-        if raw.len() < 24 {
-            return None;
-        }
-        let (nonce, body) = raw.split_at(24);
-        let nonce = XNonce::try_from(nonce).ok()?;
-        let plain = self.cipher.decrypt(&nonce, body).ok()?;
-        String::from_utf8(plain).ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sealed_text_opens_only_with_its_key() {
-        let a = Sealer::new(&MasterKey::generate());
-        let b = Sealer::new(&MasterKey::generate());
-        let sealed = a.seal("https://example.test/invite?token=abc");
-        assert!(!sealed.contains("token"));
-        assert_eq!(
-            a.open(&sealed).as_deref(),
-            Some("https://example.test/invite?token=abc")
-        );
-        assert_eq!(b.open(&sealed), None);
-        assert_eq!(a.open("not base64!"), None);
     }
 }

@@ -8,10 +8,12 @@ pub mod notifications;
 pub mod outbox;
 pub mod rate_limits;
 pub mod roles;
+pub mod secret_keys;
 pub mod sessions;
 pub mod settings;
 pub mod setup_tokens;
 pub mod users;
+pub mod webhooks;
 
 /// A fresh random identifier with a readable prefix, e.g. `usr_k3v9…`.
 pub fn new_id(prefix: &str) -> String {

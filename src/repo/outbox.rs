@@ -258,6 +258,7 @@ pub async fn forget_notices(conn: &mut AnyConnection, key_id: &str) -> sqlx::Res
 pub struct ExpiringKey {
     pub id: String,
     pub name: String,
+    pub key_type: String,
     pub owner_user_id: Option<String>,
     pub expires_at: i64,
     pub expiry_set_at: i64,
@@ -279,7 +280,7 @@ pub async fn expiring(
         crate::db::Backend::Postgres => "string_agg(CAST(n.stage AS TEXT), ',')",
     };
     sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT k.id, k.name, k.owner_user_id, k.expires_at, k.expiry_set_at, k.created_by, \
+        "SELECT k.id, k.name, k.key_type, k.owner_user_id, k.expires_at, k.expiry_set_at, k.created_by, \
          k.modified_by, (SELECT {agg} FROM expiry_notices n \
          WHERE n.key_id = k.id AND n.expires_at = k.expires_at) AS noticed \
          FROM access_keys k WHERE k.expires_at > $1 AND k.expires_at <= $2 AND k.active = 1 \

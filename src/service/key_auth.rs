@@ -518,6 +518,7 @@ async fn announce_lock(
     let facts = KeyFacts {
         id: &key.id,
         name: &key.name,
+        key_type: &key.key_type,
         owner_user_id: key.owner_user_id.as_deref(),
         created_by: key.created_by.as_deref(),
         modified_by: key.modified_by.as_deref(),

@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::repo::keys::{self as repo, KeyRow, ListFilter, NewKeyRow};
 use crate::repo::{self as repos};
 use crate::service::audit::{self, NewEntry, SUCCESS};
+use crate::service::webhooks::{self, EventType, KeyPayload};
 use crate::service::{FieldErrors, FormError};
 
 /// A user may hold at most this many personal keys.
@@ -376,6 +377,14 @@ pub async fn create(
     .await?;
     repo::set_groups(&mut tx, id.as_str(), &group_ids).await?;
     repo::set_roles(&mut tx, id.as_str(), &role_ids).await?;
+    let payload = KeyPayload {
+        id: id.as_str(),
+        name: name.as_str(),
+        key_type: key_type.as_str(),
+        owner_user_id: owner,
+        expires_at,
+    };
+    webhooks::emit(&mut tx, now, EventType::KeyCreated, &payload).await?;
     let details = format!("type {}, {}", key_type.label(), expiry_phrase(expires_at));
     audit::record(
         &mut tx,
@@ -390,6 +399,17 @@ pub async fn create(
         secret,
         tenant_id: ring.tenant_id.to_string(),
     })
+}
+
+/// What a webhook says about a key.
+fn payload_of(key: &KeyRow) -> KeyPayload<'_> {
+    KeyPayload {
+        id: &key.id,
+        name: &key.name,
+        key_type: &key.key_type,
+        owner_user_id: key.owner_user_id.as_deref(),
+        expires_at: key.expires_at,
+    }
 }
 
 fn expiry_phrase(expires_at: Option<i64>) -> String {
@@ -661,6 +681,13 @@ pub async fn regenerate(
         entry(actor, "key.secret_regenerated", id, &key.name, &details),
     )
     .await?;
+    webhooks::emit(
+        &mut tx,
+        now,
+        EventType::SecretRegenerated,
+        &payload_of(&key),
+    )
+    .await?;
     tx.commit().await?;
     Ok(OneTimeSecret {
         key_id: key.id,
@@ -748,6 +775,7 @@ pub async fn delete(
     crate::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED, LOCKED]).await?;
     crate::repo::outbox::forget_notices(&mut tx, id).await?;
     audit::record(&mut tx, now, entry(actor, "key.deleted", id, &key.name, "")).await?;
+    webhooks::emit(&mut tx, now, EventType::KeyDeleted, &payload_of(&key)).await?;
     tx.commit().await?;
     Ok(key.name)
 }

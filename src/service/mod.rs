@@ -7,7 +7,9 @@ pub mod key_auth;
 pub mod keys;
 pub mod notices;
 pub mod people;
+pub mod secret_keys;
 pub mod throttle;
+pub mod webhooks;
 
 use crate::error::AppError;
 

@@ -1,6 +1,6 @@
 //! Telling people about a key: an email through the outbox and a bell notification for each
-//! person responsible for it (SPEC §4), written in the caller's transaction so that the
-//! decision and the messages commit together.
+//! person responsible for it (SPEC §4), and a webhook event, written in the caller's transaction
+//! so that the decision and the messages commit together.
 
 use askama::Template;
 use sqlx::AnyConnection;
@@ -9,6 +9,7 @@ use crate::clock::format_utc;
 use crate::repo::groups::ADMINISTRATORS;
 use crate::repo::outbox::{self, NewMail};
 use crate::service::keys::{EXPIRED, EXPIRING, LOCKED};
+use crate::service::webhooks::{self, EventType, KeyPayload};
 
 /// What happened to a key.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +27,7 @@ pub enum KeyEvent {
 pub struct KeyFacts<'a> {
     pub id: &'a str,
     pub name: &'a str,
+    pub key_type: &'a str,
     pub owner_user_id: Option<&'a str>,
     pub created_by: Option<&'a str>,
     pub modified_by: Option<&'a str>,
@@ -97,6 +99,19 @@ pub async fn tell(
     key: &KeyFacts<'_>,
     event: KeyEvent,
 ) -> Result<usize, sqlx::Error> {
+    let hook = match event {
+        KeyEvent::Expiring => EventType::KeyExpiring,
+        KeyEvent::Expired => EventType::KeyExpired,
+        KeyEvent::Locked { .. } => EventType::KeyLocked,
+    };
+    let payload = KeyPayload {
+        id: key.id,
+        name: key.name,
+        key_type: key.key_type,
+        owner_user_id: key.owner_user_id,
+        expires_at: key.expires_at,
+    };
+    webhooks::emit(conn, now, hook, &payload).await?;
     let people = recipients(conn, key).await?;
     let expiry = key.expires_at.map(format_utc).unwrap_or_default();
     let (kind, subject, headline, when_label, when, consequence, action) = match event {

@@ -59,7 +59,7 @@ fn actor(user: &CurrentUser, place: Place) -> Result<Actor, AppError> {
     Ok(user.actor())
 }
 
-fn no_store(mut res: HttpResponse) -> HttpResponse {
+pub(super) fn no_store(mut res: HttpResponse) -> HttpResponse {
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
@@ -584,7 +584,10 @@ pub async fn create(
     )
     .await
     {
-        Ok(created) => Ok(secret_page(&user, place, created, false)),
+        Ok(created) => {
+            state.jobs.wake();
+            Ok(secret_page(&user, place, created, false))
+        }
         Err(FormError::Other(AppError::Conflict(message))) => {
             add_again(
                 &user,
@@ -883,6 +886,7 @@ pub async fn regenerate(
         grace,
     )
     .await?;
+    state.jobs.wake();
     Ok(secret_page(&user, place, created, true))
 }
 
@@ -1026,6 +1030,7 @@ pub async fn delete(
         &path,
     )
     .await?;
+    state.jobs.wake();
     let q = serde_urlencoded::to_string([("deleted", name.as_str())]).unwrap_or_default();
     Ok(see_other(&format!("{}?{q}", place.base)))
 }

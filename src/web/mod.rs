@@ -1,6 +1,7 @@
 //! The HTML console: routes, thin handlers, askama views, security headers and error pages.
 
 mod account;
+mod api_access;
 mod assets;
 mod errors;
 mod frame;
@@ -25,10 +26,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(sign_in::logout))
         .route("/setup", web::get().to(sign_in::setup_form))
         .route("/setup", web::post().to(sign_in::setup))
-        .route(
-            "/configuration/api-access",
-            web::get().to(pages::api_access),
-        )
         .route("/notifications", web::get().to(pages::notifications))
         .route(
             "/notifications/read",
@@ -42,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/password",
             web::post().to(account::change_password),
         )
+        .configure(api_access::routes)
         .configure(people::routes)
         .configure(|c| keys::routes(c, keys::TENANT))
         .configure(|c| keys::routes(c, keys::PERSONAL))

@@ -64,22 +64,6 @@ impl When {
     }
 }
 
-#[derive(Template)]
-#[template(path = "configuration/api_access.html")]
-struct ApiAccessPage {
-    frame: Frame,
-}
-
-/// GET /configuration/api-access
-pub async fn api_access(user: AdminUser) -> HttpResponse {
-    html(
-        StatusCode::OK,
-        ApiAccessPage {
-            frame: Frame::new(&user, "api-access"),
-        },
-    )
-}
-
 struct NotificationItem {
     title: String,
     body: String,

@@ -9,6 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::extract::client_ip;
+use crate::auth::vault::Purpose;
 use crate::auth::{AdminUser, csrf};
 use crate::clock::format_utc;
 use crate::domain::Permission;
@@ -225,7 +226,7 @@ async fn send_invitation(
     .render()
     .map_err(anyhow::Error::from)?;
     // The link is a credential: the outbox keeps it sealed, and empties it once sent.
-    let sealer = &state.jobs.sealer;
+    let vault = &state.jobs.vault;
     let mut conn = state.pool.acquire().await?;
     crate::repo::outbox::insert(
         &mut conn,
@@ -236,8 +237,8 @@ async fn send_invitation(
             recipient: &inv.email,
             recipient_name: &inv.name,
             subject: "You are invited to keyward",
-            body_text: &sealer.seal(&text),
-            body_html: &sealer.seal(&html),
+            body_text: &vault.seal(Purpose::Outbox, &text),
+            body_html: &vault.seal(Purpose::Outbox, &html),
             sealed: true,
         },
     )

@@ -32,7 +32,7 @@ async fn second_runner(app: &TestApp, server: &SmtpServer) -> keyward::jobs::Job
     let pool = keyward::db::connect(&app.database_url).await.unwrap();
     let mut settings = app.state.settings.clone();
     settings.smtp_url = Some(server.url());
-    keyward::jobs::Jobs::from_settings(pool, app.clock.clone(), &app.state.master_key, &settings)
+    keyward::jobs::Jobs::from_settings(pool, app.clock.clone(), &app.state.vault, &settings)
         .unwrap()
 }
 

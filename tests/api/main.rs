@@ -18,6 +18,8 @@ mod mail;
 mod people;
 mod rest;
 mod schema;
+mod secret_keys;
 mod sessions;
 mod setup;
 mod sign_in;
+mod webhooks;

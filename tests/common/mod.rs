@@ -3,6 +3,7 @@
 //! names a server), an injected clock, and a cookie-keeping HTTP client.
 #![allow(dead_code)]
 
+pub mod receiver;
 pub mod smtp;
 
 use std::io::Write;
@@ -132,6 +133,35 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         database_url,
         data_dir: dir,
     }
+}
+
+/// Starts another keyward on an existing database (a restart, or a second instance) with its
+/// own data directory, the master key given, and the same clock.
+pub async fn spawn_app_on(
+    database_url: &str,
+    master_key: &str,
+    clock: Arc<ManualClock>,
+) -> anyhow::Result<TestApp> {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings =
+        Settings::for_data_dir(dir.path().to_path_buf(), Some(database_url.to_string()))
+            .expect("settings");
+    settings.master_key = Some(master_key.to_string());
+    let app = Application::build(settings, clock.clone()).await?;
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let setup_url = app.setup_url().map(str::to_string);
+    tokio::spawn(app.into_server());
+    Ok(TestApp {
+        address,
+        client: client(),
+        clock,
+        state,
+        setup_url,
+        database_url: database_url.to_string(),
+        data_dir: dir,
+    })
 }
 
 /// A client that keeps cookies and does not follow redirects, so tests see each 303.
