@@ -240,3 +240,74 @@ async fn an_administrator_regenerates_the_bridge_key_and_the_old_secret_stops_at
     b.screenshot("api-access-menu-keyboard").await;
     b.quit().await;
 }
+
+#[tokio::test]
+async fn an_administrator_adds_a_webhook_endpoint_and_reads_its_delivery_log() {
+    use crate::common::receiver::{Receiver, Reply, verify_signature};
+    let receiver = Receiver::start(vec![Reply::Status(500)]).await;
+    let app = spawn_app().await;
+    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
+        .await;
+    let b = Browser::start(1280, 900).await;
+    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
+    b.goto(&format!("{}/configuration/api-access", app.address))
+        .await;
+
+    // A signing key first: its value is shown once.
+    b.click("a[href='/configuration/api-access/secret-keys/new']")
+        .await;
+    b.fill("#name", "Billing receiver").await;
+    b.screenshot("add-signing-key").await;
+    b.click("form[action='/configuration/api-access/secret-keys'] button[type=submit]")
+        .await;
+    b.wait_for_text_containing("p.lead", "was created").await;
+    let secret = value(&b, "#secret-value").await;
+    b.click("a.button-primary").await;
+
+    // Then the endpoint, with every event and the only signing key preselected.
+    b.click("a[href='/configuration/api-access/webhooks/new']")
+        .await;
+    b.fill("#url", &receiver.url()).await;
+    b.screenshot("add-webhook-endpoint").await;
+    b.click("form[action='/configuration/api-access/webhooks'] button[type=submit]")
+        .await;
+    b.wait_for_text_containing("[role=status]", "The endpoint was added")
+        .await;
+
+    // A test event: the receiver answers 500 first, then 200 after the backoff.
+    b.click("form[action$='/test'] button").await;
+    b.wait_for_text_containing("[role=status]", "A test event")
+        .await;
+    app.state.jobs.deliver_due().await.unwrap();
+    app.clock.advance(chrono::Duration::seconds(31));
+    app.state.jobs.deliver_due().await.unwrap();
+    let got = receiver.wait_for(2).await;
+    assert!(
+        verify_signature(
+            &secret,
+            got[1].header("keyward-signature").unwrap(),
+            &got[1].body
+        )
+        .is_some()
+    );
+    let path = b.path().await;
+    b.goto(&format!(
+        "{}{}",
+        app.address,
+        path.split('?').next().unwrap()
+    ))
+    .await;
+    let log = b.text(".delivery-log tbody").await;
+    assert!(log.contains("200") && log.contains("500"), "{log}");
+    assert!(b.text(".deliveries-table").await.contains("Delivered"));
+    b.screenshot("webhook-endpoint").await;
+    b.client
+        .execute(
+            "document.getElementById('deliveries-heading').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("webhook-delivery-log").await;
+    b.quit().await;
+}
