@@ -149,6 +149,7 @@ impl Application {
                 client_failure_limit: settings.client_failure_limit,
             },
             &settings.public_url,
+            jobs.waker(),
         );
         let state = web::Data::new(AppState {
             key_checker,

@@ -184,13 +184,20 @@ const BATCH: usize = 256;
 
 impl KeyChecker {
     /// A checker on `pool` following `policy`; starts its writer task on the current runtime.
-    pub fn start(pool: AnyPool, policy: Policy, public_url: &str) -> Self {
+    /// `wake` is told when a lock queued emails and webhook events, so they go out at once.
+    pub fn start(
+        pool: AnyPool,
+        policy: Policy,
+        public_url: &str,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
         let (refusals, queue) = mpsc::channel(4 * BATCH);
         tokio::spawn(write_refusals(
             pool.clone(),
             policy,
             public_url.to_string(),
             queue,
+            wake,
         ));
         KeyChecker {
             pool,
@@ -363,11 +370,15 @@ async fn write_refusals(
     policy: Policy,
     public_url: String,
     mut queue: mpsc::Receiver<Pending>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         match write_batch(&pool, policy, &public_url, &batch).await {
-            Ok(written) => {
+            Ok((written, locked)) => {
+                if locked {
+                    wake.notify_one();
+                }
                 for (pending, outcome) in batch.drain(..).zip(written) {
                     let _ = pending.done.send(Ok(outcome));
                 }
@@ -390,9 +401,10 @@ async fn write_batch(
     policy: Policy,
     public_url: &str,
     batch: &[Pending],
-) -> Result<Vec<Written>, sqlx::Error> {
+) -> Result<(Vec<Written>, bool), sqlx::Error> {
     let mut tx = crate::db::begin_write(pool).await?;
     let mut written = vec![Written::Refused; batch.len()];
+    let mut locked = false;
 
     // The client's counter first: over its limit, the key's own counter does not move.
     let limit = Limit {
@@ -439,6 +451,7 @@ async fn write_batch(
             let at = threshold.max(before + 1);
             let first = &batch[members[(at - before - 1) as usize]];
             announce_lock(&mut tx, public_url, key_id, at, first.now, &first.client_ip).await?;
+            locked = true;
         }
     }
 
@@ -466,7 +479,7 @@ async fn write_batch(
         .collect();
     crate::repo::audit::insert_many(&mut tx, &entries).await?;
     tx.commit().await?;
-    Ok(written)
+    Ok((written, locked))
 }
 
 /// The batch's positions grouped by a key, groups in order of first appearance.

@@ -477,3 +477,22 @@ async fn a_failed_delivery_is_given_up_after_the_last_attempt_and_can_be_sent_ag
     assert_eq!(app.state.jobs.deliver_due().await.unwrap().delivered, 1);
     assert_eq!(receiver.wait_for(3).await.len(), 3);
 }
+
+#[tokio::test]
+async fn a_key_that_locks_after_wrong_secrets_is_reported() {
+    let receiver = Receiver::start(vec![]).await;
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let (key_id, secret) = create_signing_key(&app, "Receiver").await;
+    add_endpoint(&app, &receiver.url(), &["key.locked"], &key_id).await;
+    let id = add_key(&app, "ci").await;
+    for _ in 0..5 {
+        let wrong = keyward::domain::Secret::generate();
+        assert!(app.authenticate(&id, wrong.expose()).await.is_err());
+    }
+    assert_eq!(app.state.jobs.deliver_due().await.unwrap().delivered, 1);
+    let got = receiver.wait_for(1).await;
+    signed_event(&got[0], &secret);
+    assert_eq!(got[0].header("keyward-event-type"), Some("key.locked"));
+    assert!(got[0].body.contains(&id));
+}
