@@ -442,6 +442,40 @@ async fn rotation_reseals_every_value_and_keeps_keys_and_bridge_working() {
         restarted.authenticate(&key.id, &key.secret).await.is_ok(),
         "access keys survive a rotation"
     );
+
+    // Deliveries after the rotation still verify with the value shown before it.
+    let receiver = crate::common::receiver::Receiver::start(vec![]).await;
+    let signed_in = restarted
+        .sign_in(crate::common::ADMIN_EMAIL, crate::common::PASSWORD)
+        .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    let url = receiver.url();
+    let added = restarted
+        .post(
+            &format!("{PAGE}/webhooks"),
+            &[
+                ("url", url.as_str()),
+                ("events", "key.created"),
+                ("signing_key_id", id.as_str()),
+                ("enabled", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER);
+    let tested = restarted
+        .post(
+            &format!("{}/test", added.location().split('?').next().unwrap()),
+            &[],
+        )
+        .await;
+    assert_eq!(tested.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        restarted.state.jobs.deliver_due().await.unwrap().delivered,
+        1
+    );
+    let got = receiver.wait_for(1).await;
+    let header = got[0].header("keyward-signature").unwrap();
+    assert!(crate::common::receiver::verify_signature(&secret, header, &got[0].body).is_some());
 }
 
 #[tokio::test]

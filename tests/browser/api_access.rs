@@ -7,25 +7,6 @@ use crate::flows::sign_in;
 
 const BRIDGE_ROW: &str = "tr#key-sk_bridge";
 
-/// What the page's clipboard holds, read by pasting into a scratch field.
-async fn clipboard(b: &Browser) -> String {
-    b.client
-        .execute(
-            "const t = document.createElement('textarea'); t.id = 'paste-here'; document.body.appendChild(t); t.focus();",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let area = b.find("#paste-here").await;
-    area.send_keys(&(Key::Control + "v")).await.unwrap();
-    let text = area.prop("value").await.unwrap().unwrap_or_default();
-    b.client
-        .execute("document.getElementById('paste-here').remove();", vec![])
-        .await
-        .unwrap();
-    text
-}
-
 /// The value of an input field.
 async fn value(b: &Browser, css: &str) -> String {
     b.find(css)
@@ -157,7 +138,7 @@ async fn an_administrator_regenerates_the_bridge_key_and_the_old_secret_stops_at
     b.wait_for_text(".copy-status", "Copied to the clipboard.")
         .await;
     b.screenshot("generate-secret-key-value").await;
-    assert_eq!(clipboard(&b).await, secret);
+    assert_eq!(b.clipboard().await, secret);
     // The steps and the Done link sit below the fold at this window size.
     b.client
         .execute("window.scrollTo(0, document.body.scrollHeight);", vec![])

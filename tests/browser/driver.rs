@@ -187,6 +187,26 @@ impl Drop for Browser {
 }
 
 impl Browser {
+    /// What the page's clipboard holds, read by pasting into a scratch field.
+    pub async fn clipboard(&self) -> String {
+        self.client
+            .execute(
+                "const t = document.createElement('textarea'); t.id = 'paste-here'; document.body.appendChild(t); t.focus();",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let area = self.find("#paste-here").await;
+        area.send_keys(&(fantoccini::key::Key::Control + "v"))
+            .await
+            .unwrap();
+        let text = area.prop("value").await.unwrap().unwrap_or_default();
+        self.client
+            .execute("document.getElementById('paste-here').remove();", vec![])
+            .await
+            .unwrap();
+        text
+    }
     /// Ends the WebDriver session, which closes Chromium.
     pub async fn quit(self) {
         let _ = self.client.clone().close().await;

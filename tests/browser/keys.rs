@@ -1,27 +1,6 @@
-use fantoccini::key::Key;
-
 use crate::common::{ADMIN_EMAIL, PASSWORD, USER_EMAIL, spawn_app};
 use crate::driver::Browser;
 use crate::flows::sign_in;
-
-/// What the page's clipboard holds, read by pasting into a scratch field.
-async fn clipboard(b: &Browser) -> String {
-    b.client
-        .execute(
-            "const t = document.createElement('textarea'); t.id = 'paste-here'; document.body.appendChild(t); t.focus();",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let area = b.find("#paste-here").await;
-    area.send_keys(&(Key::Control + "v")).await.unwrap();
-    let text = area.prop("value").await.unwrap().unwrap_or_default();
-    b.client
-        .execute("document.getElementById('paste-here').remove();", vec![])
-        .await
-        .unwrap();
-    text
-}
 
 #[tokio::test]
 async fn an_administrator_manages_an_access_key_from_start_to_end() {
@@ -75,11 +54,11 @@ async fn an_administrator_manages_an_access_key_from_start_to_end() {
     assert_eq!(b.text(".copy-status").await, "Copied to the clipboard.");
     b.screenshot("key-secret-once").await;
     assert_eq!(
-        clipboard(&b).await,
+        b.clipboard().await,
         format!("key:{id}::{secret},tenant id: {tenant}")
     );
     b.click("button[data-copy-from=secret-key]").await;
-    assert_eq!(clipboard(&b).await, secret);
+    assert_eq!(b.clipboard().await, secret);
 
     // Back in the list, then Actions > Key details.
     b.click("a.button-primary[href='/user-access/keys']").await;
