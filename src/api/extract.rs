@@ -97,9 +97,15 @@ impl Presentation {
                 .unwrap_or_default()
         };
         let authorization = header(actix_web::http::header::AUTHORIZATION);
+        let presented = key_auth::from_authorization(authorization);
+        // Only read as the bridge when it is not a key, so key checks decode the header once.
+        let bridge = presented
+            .is_none()
+            .then(|| key_auth::bridge_from_authorization(authorization))
+            .flatten();
         Presentation {
-            presented: key_auth::from_authorization(authorization),
-            bridge: key_auth::bridge_from_authorization(authorization),
+            presented,
+            bridge,
             client_ip: client_ip(req),
             user_agent: header(actix_web::http::header::USER_AGENT).to_string(),
         }

@@ -160,3 +160,42 @@ impl Jobs {
         }
     }
 }
+
+/// Messages handled at the same time: each waits mostly on the far side.
+const AT_ONCE: usize = 8;
+
+/// Runs `one` on every ID `due` names, a few at a time, round after round, until nothing is
+/// due or everything due is held by another sender (`one` answers `None` for those). Returns
+/// what each handled message came to.
+async fn in_rounds<K, Due, DueFut, One, OneFut>(due: Due, one: One) -> anyhow::Result<Vec<K>>
+where
+    Due: Fn() -> DueFut,
+    DueFut: std::future::Future<Output = anyhow::Result<Vec<String>>>,
+    One: Fn(String) -> OneFut,
+    OneFut: std::future::Future<Output = anyhow::Result<Option<K>>> + Send + 'static,
+    K: Send + 'static,
+{
+    let mut outcomes = Vec::new();
+    loop {
+        let ids = due().await?;
+        if ids.is_empty() {
+            return Ok(outcomes);
+        }
+        let mut progressed = false;
+        for chunk in ids.chunks(AT_ONCE) {
+            let mut running = tokio::task::JoinSet::new();
+            for id in chunk {
+                running.spawn(one(id.clone()));
+            }
+            while let Some(joined) = running.join_next().await {
+                if let Some(outcome) = joined?? {
+                    progressed = true;
+                    outcomes.push(outcome);
+                }
+            }
+        }
+        if !progressed {
+            return Ok(outcomes);
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! email leased; once the lease ends another pass sends it.
 
 use crate::auth::vault::Purpose;
-use crate::jobs::Jobs;
+use crate::jobs::{Jobs, in_rounds};
 use crate::mail::Email;
 use crate::repo::outbox;
 
@@ -12,8 +12,6 @@ use crate::repo::outbox;
 pub const LEASE_SECS: i64 = 300;
 /// Emails claimed per round.
 const ROUND: i64 = 50;
-/// Emails sent at the same time.
-const AT_ONCE: usize = 8;
 
 /// What a sending pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -33,39 +31,23 @@ pub fn backoff(attempt: i64) -> i64 {
 impl Jobs {
     /// Sends every due email, round after round, until none is left.
     pub async fn send_due(&self) -> anyhow::Result<Sent> {
+        let due = || async {
+            let mut conn = self.pool.acquire().await?;
+            Ok(outbox::due(&mut conn, self.clock.unix(), ROUND).await?)
+        };
+        let one = |id: String| {
+            let jobs = self.clone();
+            async move { jobs.send_one(&id).await }
+        };
         let mut total = Sent::default();
-        loop {
-            let now = self.clock.unix();
-            let ids = {
-                let mut conn = self.pool.acquire().await?;
-                outbox::due(&mut conn, now, ROUND).await?
-            };
-            if ids.is_empty() {
-                return Ok(total);
-            }
-            let mut progressed = false;
-            for chunk in ids.chunks(AT_ONCE) {
-                // A few conversations at a time: each waits mostly on the mail server.
-                let mut sending = tokio::task::JoinSet::new();
-                for id in chunk {
-                    let (jobs, id) = (self.clone(), id.clone());
-                    sending.spawn(async move { jobs.send_one(&id).await });
-                }
-                while let Some(joined) = sending.join_next().await {
-                    let Some(outcome) = joined?? else { continue };
-                    progressed = true;
-                    match outcome {
-                        Outcome::Sent => total.sent += 1,
-                        Outcome::Retrying => total.retrying += 1,
-                        Outcome::Failed => total.failed += 1,
-                    }
-                }
-            }
-            if !progressed {
-                // Everything due was claimed by another sender.
-                return Ok(total);
+        for outcome in in_rounds(due, one).await? {
+            match outcome {
+                Outcome::Sent => total.sent += 1,
+                Outcome::Retrying => total.retrying += 1,
+                Outcome::Failed => total.failed += 1,
             }
         }
+        Ok(total)
     }
 
     /// Claims and sends one email; `None` when another sender has it.

@@ -7,15 +7,13 @@
 use std::time::{Duration, Instant};
 
 use crate::auth::vault::Purpose;
-use crate::jobs::Jobs;
 use crate::jobs::sender::backoff;
+use crate::jobs::{Jobs, in_rounds};
 use crate::repo::webhooks::{self as repo, Attempt, DeliveryToSend};
 use crate::service::webhooks::signature;
 
 /// Deliveries claimed per round.
 const ROUND: i64 = 50;
-/// Deliveries sent at the same time.
-const AT_ONCE: usize = 8;
 
 /// What a delivering pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -51,39 +49,23 @@ impl Jobs {
 
     /// Sends every due delivery, round after round, until none is left.
     pub async fn deliver_due(&self) -> anyhow::Result<Delivered> {
+        let due = || async {
+            let mut conn = self.pool.acquire().await?;
+            Ok(repo::due(&mut conn, self.clock.unix(), ROUND).await?)
+        };
+        let one = |id: String| {
+            let jobs = self.clone();
+            async move { jobs.deliver_one(&id).await }
+        };
         let mut total = Delivered::default();
-        loop {
-            let now = self.clock.unix();
-            let ids = {
-                let mut conn = self.pool.acquire().await?;
-                repo::due(&mut conn, now, ROUND).await?
-            };
-            if ids.is_empty() {
-                return Ok(total);
-            }
-            let mut progressed = false;
-            for chunk in ids.chunks(AT_ONCE) {
-                // Each request waits mostly on its receiver, so a few go at once.
-                let mut sending = tokio::task::JoinSet::new();
-                for id in chunk {
-                    let (jobs, id) = (self.clone(), id.clone());
-                    sending.spawn(async move { jobs.deliver_one(&id).await });
-                }
-                while let Some(joined) = sending.join_next().await {
-                    let Some(outcome) = joined?? else { continue };
-                    progressed = true;
-                    match outcome {
-                        Outcome::Delivered => total.delivered += 1,
-                        Outcome::Retrying => total.retrying += 1,
-                        Outcome::Failed => total.failed += 1,
-                    }
-                }
-            }
-            if !progressed {
-                // Everything due was claimed by another sender.
-                return Ok(total);
+        for outcome in in_rounds(due, one).await? {
+            match outcome {
+                Outcome::Delivered => total.delivered += 1,
+                Outcome::Retrying => total.retrying += 1,
+                Outcome::Failed => total.failed += 1,
             }
         }
+        Ok(total)
     }
 
     /// Claims and sends one delivery; `None` when another sender has it.
