@@ -10,6 +10,28 @@ pub const SUCCESS: &str = "success";
 /// Outcome of a refused or failed action.
 pub const FAILURE: &str = "failure";
 
+/// A successful change by `actor` to one target.
+pub fn success<'a>(
+    actor: &'a crate::service::keys::Actor,
+    action: &'a str,
+    target_type: &'a str,
+    id: &'a str,
+    label: &'a str,
+    details: &'a str,
+) -> NewEntry<'a> {
+    NewEntry {
+        actor_id: Some(&actor.user_id),
+        actor_label: &actor.label,
+        action,
+        target_type,
+        target_id: id,
+        target_label: label,
+        client_ip: &actor.client_ip,
+        outcome: SUCCESS,
+        details,
+    }
+}
+
 /// Appends an entry at `now`.
 pub async fn record(conn: &mut AnyConnection, now: i64, entry: NewEntry<'_>) -> sqlx::Result<()> {
     crate::repo::audit::insert(conn, now, &entry).await

@@ -12,7 +12,7 @@ use crate::domain::{KeyId, KeyName, KeyType, Permission, Secret, is_system_key_n
 use crate::error::AppError;
 use crate::repo::keys::{self as repo, KeyRow, ListFilter, NewKeyRow};
 use crate::repo::{self as repos};
-use crate::service::audit::{self, NewEntry, SUCCESS};
+use crate::service::audit::{self, NewEntry};
 use crate::service::webhooks::{self, EventType, KeyPayload};
 use crate::service::{FieldErrors, FormError};
 
@@ -45,6 +45,15 @@ impl Actor {
     /// Whether the actor holds a permission.
     pub fn may(&self, permission: Permission) -> bool {
         self.permissions.iter().any(|p| p == permission.as_str())
+    }
+
+    /// Refuses (`Forbidden`) unless the actor holds a permission.
+    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+        if self.may(permission) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
     }
 }
 
@@ -283,17 +292,7 @@ fn entry<'a>(
     key_name: &'a str,
     details: &'a str,
 ) -> NewEntry<'a> {
-    NewEntry {
-        actor_id: Some(&actor.user_id),
-        actor_label: &actor.label,
-        action,
-        target_type: "access_key",
-        target_id: key_id,
-        target_label: key_name,
-        client_ip: &actor.client_ip,
-        outcome: SUCCESS,
-        details,
-    }
+    audit::success(actor, action, "access_key", key_id, key_name, details)
 }
 
 /// Creates a key. In the personal scope it belongs to the actor and takes one of their two

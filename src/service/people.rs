@@ -14,6 +14,7 @@ use crate::db::{self, begin_write, is_unique_violation};
 use crate::domain::{Email, NewPassword, Permission, PersonName};
 use crate::error::AppError;
 use crate::repo::{self, groups::ADMINISTRATORS};
+use crate::service::audit::success as entry;
 use crate::service::audit::{self, NewEntry, SUCCESS};
 use crate::service::bootstrap::hash_setup_token;
 use crate::service::keys::Actor;
@@ -27,27 +28,6 @@ fn require_admin(actor: &Actor) -> Result<(), AppError> {
         Ok(())
     } else {
         Err(AppError::Forbidden)
-    }
-}
-
-fn entry<'a>(
-    actor: &'a Actor,
-    action: &'a str,
-    target_type: &'a str,
-    id: &'a str,
-    label: &'a str,
-    details: &'a str,
-) -> NewEntry<'a> {
-    NewEntry {
-        actor_id: Some(&actor.user_id),
-        actor_label: &actor.label,
-        action,
-        target_type,
-        target_id: id,
-        target_label: label,
-        client_ip: &actor.client_ip,
-        outcome: SUCCESS,
-        details,
     }
 }
 

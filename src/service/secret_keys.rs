@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::domain::{BridgeClientId, Permission, Secret};
 use crate::error::AppError;
 use crate::repo::secret_keys::{self as repo, BRIDGE, BRIDGE_ID, SecretKeyRow, WEBHOOK};
-use crate::service::audit::{self, NewEntry, SUCCESS};
+use crate::service::audit::{self, NewEntry};
 use crate::service::keys::Actor;
 use crate::service::{FieldErrors, FormError};
 
@@ -57,25 +57,12 @@ pub fn kind_label(kind: &str) -> &'static str {
 }
 
 fn require(actor: &Actor) -> Result<(), AppError> {
-    if actor.may(Permission::ConfigWrite) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
+    actor.require(Permission::ConfigWrite)
 }
 
 fn entry<'a>(actor: &'a Actor, action: &'a str, key: &'a SecretKeyRow) -> NewEntry<'a> {
-    NewEntry {
-        actor_id: Some(&actor.user_id),
-        actor_label: &actor.label,
-        action,
-        target_type: "secret_key",
-        target_id: &key.id,
-        target_label: &key.name,
-        client_ip: &actor.client_ip,
-        outcome: SUCCESS,
-        details: kind_label(&key.kind),
-    }
+    let kind = kind_label(&key.kind);
+    audit::success(actor, action, "secret_key", &key.id, &key.name, kind)
 }
 
 /// The longest name of a signing key.

@@ -10,7 +10,7 @@ use crate::domain::Permission;
 use crate::error::AppError;
 use crate::repo::secret_keys as keys_repo;
 use crate::repo::webhooks::{self as repo, EndpointFields, EndpointRow, NewDelivery};
-use crate::service::audit::{self, NewEntry, SUCCESS};
+use crate::service::audit::{self, NewEntry};
 use crate::service::keys::Actor;
 use crate::service::{FieldErrors, FormError};
 
@@ -202,11 +202,7 @@ pub fn check_url(raw: &str) -> Result<String, String> {
 }
 
 fn require(actor: &Actor) -> Result<(), AppError> {
-    if actor.may(Permission::ConfigWrite) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
+    actor.require(Permission::ConfigWrite)
 }
 
 fn entry<'a>(
@@ -216,17 +212,7 @@ fn entry<'a>(
     url: &'a str,
     details: &'a str,
 ) -> NewEntry<'a> {
-    NewEntry {
-        actor_id: Some(&actor.user_id),
-        actor_label: &actor.label,
-        action,
-        target_type: "webhook_endpoint",
-        target_id: id,
-        target_label: url,
-        client_ip: &actor.client_ip,
-        outcome: SUCCESS,
-        details,
-    }
+    audit::success(actor, action, "webhook_endpoint", id, url, details)
 }
 
 async fn check_input(
