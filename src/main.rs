@@ -51,8 +51,8 @@ enum Command {
 #[derive(Subcommand)]
 enum MasterKeyCommand {
     /// Move every sealed value to a new master key, in one transaction. Stop keyward first.
-    /// The new key is KEYWARD_NEW_MASTER_KEY when set, else a fresh random one; with the key in
-    /// master.key the file is replaced, with KEYWARD_MASTER_KEY the new key is printed.
+    /// The new key is KEYWARD_NEW_MASTER_KEY (required when KEYWARD_MASTER_KEY is set), else a
+    /// fresh random one that replaces master.key.
     Rotate,
 }
 
@@ -189,20 +189,31 @@ async fn create_admin(
 
 async fn rotate_master_key(settings: &keyward::config::Settings) -> anyhow::Result<ExitCode> {
     use keyward::auth::master_key::{self, MasterKey};
-    let prepared = prepare(settings).await?;
+    let in_file = settings.master_key.is_none();
     let new = match std::env::var("KEYWARD_NEW_MASTER_KEY") {
         Ok(raw) => MasterKey::from_base64(&raw)
             .map_err(|e| anyhow::anyhow!("KEYWARD_NEW_MASTER_KEY: {e}"))?,
-        Err(_) => MasterKey::generate(),
+        Err(_) if in_file => MasterKey::generate(),
+        // A key only printed could be lost with the terminal; the operator keeps it first.
+        Err(_) => anyhow::bail!(
+            "KEYWARD_MASTER_KEY is set, so keyward cannot store the new key: generate one \
+             (openssl rand -base64 32), keep it where KEYWARD_MASTER_KEY comes from, and pass it \
+             as KEYWARD_NEW_MASTER_KEY"
+        ),
     };
-    let in_file = settings.master_key.is_none();
-    if in_file {
-        // Written first: if the process dies after the commit, the next start finishes the move.
+    let prepared = prepare(settings).await?;
+    let _lock = if in_file {
+        let lock = master_key::RotationLock::take(&settings.data_dir)?;
+        // Written (and synced) first: if the process dies after the commit, the next start
+        // finishes the move.
         master_key::write_next(&settings.data_dir, &new)?;
-    }
+        Some(lock)
+    } else {
+        None
+    };
     let rotation = keyward::auth::vault::rotate(&prepared.pool, &prepared.master_key, &new).await?;
     if in_file {
-        master_key::promote_next(&settings.data_dir)?;
+        master_key::promote_next(&settings.data_dir, &new)?;
         println!(
             "{} now holds master key version {}.",
             settings.data_dir.join(master_key::FILE_NAME).display(),
@@ -210,9 +221,9 @@ async fn rotate_master_key(settings: &keyward::config::Settings) -> anyhow::Resu
         );
     } else {
         println!(
-            "New master key (version {}). Set KEYWARD_MASTER_KEY to it before starting keyward again:\n{}",
-            rotation.version,
-            new.to_base64()
+            "The database is sealed under KEYWARD_NEW_MASTER_KEY (master key version {}). Set \
+             KEYWARD_MASTER_KEY to it before starting keyward again.",
+            rotation.version
         );
     }
     println!(

@@ -118,6 +118,7 @@ impl Presentation {
             client_ip: &self.client_ip,
             user_agent: &self.user_agent,
             limit_client: true,
+            needs_caller: None,
         }
     }
 
@@ -170,14 +171,25 @@ impl Presentation {
             .map_err(AppError::from)?;
         let label = format!("bridge {}", bridge.client_id.as_str());
         if !accepted {
-            let limit = Limit {
-                max: i64::from(state.settings.client_failure_limit),
-                window_secs: 60,
+            // The same per-address limit as wrong key secrets (0 switches it off). Failures
+            // over the limit are not audited, so a flood cannot fill the audit log.
+            let max = i64::from(state.settings.client_failure_limit);
+            let over = if max > 0 {
+                let limit = Limit {
+                    max,
+                    window_secs: 60,
+                };
+                let bucket = format!("keyauth:client:{}", self.client_ip);
+                throttle::reserve(&mut conn, &bucket, limit, now)
+                    .await
+                    .map_err(AppError::from)?
+            } else {
+                None
             };
-            let bucket = format!("keyauth:client:{}", self.client_ip);
-            let over = throttle::reserve(&mut conn, &bucket, limit, now)
-                .await
-                .map_err(AppError::from)?;
+            if let Some(retry_after) = over {
+                observe_bridge(state, "THROTTLED");
+                return Err(ApiError::throttled(retry_after));
+            }
             let entry = NewEntry {
                 actor_id: None,
                 actor_label: &label,
@@ -193,10 +205,7 @@ impl Presentation {
                 .await
                 .map_err(AppError::from)?;
             observe_bridge(state, "REFUSED");
-            return Err(match over {
-                Some(retry_after) => ApiError::throttled(retry_after),
-                None => ApiError::unauthorized(),
-            });
+            return Err(ApiError::unauthorized());
         }
         observe_bridge(state, "VALID");
         let permissions: Vec<String> =

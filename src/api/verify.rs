@@ -67,36 +67,38 @@ pub async fn verify(
         .ok()
         .and_then(|b| key_auth::from_pair(b.key.trim()));
     let by_bridge = caller.bridge.is_some();
-    let mut attempts = Vec::with_capacity(2);
-    if !by_bridge {
-        attempts.push(caller.attempt());
-    }
-    if body.is_ok() {
-        attempts.push(Attempt {
-            presented,
-            client_ip: &client_ip,
-            user_agent: "verify",
-            limit_client: false,
-        });
-    }
-    let mut outcomes = state
-        .key_checker
-        .check_all(&ring, attempts)
-        .await
-        .into_iter();
-    let caller = if by_bridge {
-        caller.bridge_caller(&state).await?
+    let asked = body.is_ok().then(|| Attempt {
+        presented,
+        client_ip: &client_ip,
+        user_agent: "verify",
+        limit_client: false,
+        // A caller without valid credentials and keys:verify leaves no trace on the key.
+        needs_caller: (!by_bridge).then_some(Permission::KeysVerify),
+    });
+    let refused = || Err(AuthError::Refused(Refusal::Malformed));
+    let outcome = if by_bridge {
+        // The bridge is checked on its own first; only then is the presented key judged.
+        let bridge = caller.bridge_caller(&state).await?;
+        bridge.require(Permission::KeysVerify)?;
+        body?;
+        match asked {
+            Some(attempt) => state.key_checker.check(&ring, attempt).await,
+            None => refused(),
+        }
     } else {
-        let caller_outcome = outcomes
-            .next()
-            .unwrap_or(Err(AuthError::Refused(Refusal::Malformed)));
-        caller.into_caller(&state, caller_outcome)?
+        let mut attempts = vec![caller.attempt()];
+        attempts.extend(asked);
+        let mut outcomes = state
+            .key_checker
+            .check_all(&ring, attempts)
+            .await
+            .into_iter();
+        let caller_outcome = outcomes.next().unwrap_or_else(refused);
+        let caller = caller.into_caller(&state, caller_outcome)?;
+        caller.require(Permission::KeysVerify)?;
+        body?;
+        outcomes.next().unwrap_or_else(refused)
     };
-    caller.require(Permission::KeysVerify)?;
-    body?;
-    let outcome = outcomes
-        .next()
-        .unwrap_or(Err(AuthError::Refused(Refusal::Malformed)));
     let answer = match observe(&state, "verify", outcome) {
         Ok(AuthenticatedKey {
             row: key,

@@ -100,13 +100,73 @@ pub fn write_next(data_dir: &Path, key: &MasterKey) -> anyhow::Result<()> {
         Err(e) => return Err(anyhow::anyhow!("removing {}: {e}", path.display())),
     }
     write_private(&path, &format!("{}\n", key.to_base64()))?;
+    // The file must survive a power cut once the database is sealed under its key.
+    sync_dir(data_dir)?;
     Ok(())
 }
 
-/// Makes the next key the master key file, once the database is sealed under it.
-pub fn promote_next(data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::rename(data_dir.join(NEXT_FILE_NAME), data_dir.join(FILE_NAME))?;
+/// Makes the next key (`key`) the master key file, once the database is sealed under it. A
+/// server that started meanwhile may have done so already.
+pub fn promote_next(data_dir: &Path, key: &MasterKey) -> anyhow::Result<()> {
+    let (next, current) = (data_dir.join(NEXT_FILE_NAME), data_dir.join(FILE_NAME));
+    if let Err(e) = std::fs::rename(&next, &current) {
+        let done = std::fs::read_to_string(&current)
+            .ok()
+            .and_then(|raw| MasterKey::from_base64(&raw).ok())
+            .is_some_and(|k| k.0 == key.0);
+        if !done {
+            return Err(anyhow::anyhow!(
+                "moving {} to {}: {e}; the database is sealed under the key in {}",
+                next.display(),
+                current.display(),
+                next.display()
+            ));
+        }
+    }
+    sync_dir(data_dir)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// File name of the lock a rotation holds.
+pub const LOCK_FILE_NAME: &str = "master.key.lock";
+
+/// Held by a running rotation, so that two cannot run at once on one data directory.
+pub struct RotationLock(std::path::PathBuf);
+
+impl RotationLock {
+    /// Takes the lock, or says why not.
+    pub fn take(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join(LOCK_FILE_NAME);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => Ok(RotationLock(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(anyhow::anyhow!(
+                "another master key rotation is running ({} exists); if none is, remove the file \
+                 and try again",
+                path.display()
+            )),
+            Err(e) => Err(anyhow::anyhow!("creating {}: {e}", path.display())),
+        }
+    }
+}
+
+impl Drop for RotationLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// After a rotation that committed but stopped before replacing the key file: opens the vault
@@ -131,7 +191,7 @@ pub async fn finish_rotation(
         }
     };
     let vault = crate::auth::vault::Vault::open(conn, &next).await?;
-    promote_next(data_dir)?;
+    promote_next(data_dir, &next)?;
     tracing::warn!(
         "finished an interrupted master key rotation: {} now holds master key version {}",
         data_dir.join(FILE_NAME).display(),

@@ -149,6 +149,24 @@ impl Vault {
         Ok(vault)
     }
 
+    /// Refuses to seal anything new when the database has moved to another master key
+    /// version (a rotation ran while this server was up): what it sealed could not be opened.
+    pub async fn ensure_current(
+        &self,
+        conn: &mut AnyConnection,
+    ) -> Result<(), crate::error::AppError> {
+        let stored = settings::get(conn, VERSION).await?;
+        if stored.as_deref() == Some(self.version.to_string().as_str()) {
+            Ok(())
+        } else {
+            Err(crate::error::AppError::Conflict(
+                "The master key was rotated while keyward was running. Restart keyward with the \
+                 new master key, then try again."
+                    .into(),
+            ))
+        }
+    }
+
     /// The master key version this vault seals under.
     pub fn version(&self) -> i64 {
         self.version
@@ -226,6 +244,12 @@ pub async fn rotate(
     new: &MasterKey,
 ) -> anyhow::Result<Rotation> {
     let mut tx = crate::db::begin_write(pool).await?;
+    // Taken first, so that a second rotation waits for this one and then finds the old key no
+    // longer opens the vault (SQLite's write transaction already serialises them).
+    sqlx::query("UPDATE settings SET value = value WHERE name = $1")
+        .bind(VERSION)
+        .execute(&mut *tx)
+        .await?;
     let current = Vault::open(&mut tx, old).await?;
     let mut next = Vault::of(new, current.version + 1);
     next.hash_key = current.hash_key;

@@ -88,6 +88,13 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether an error is a foreign-key violation (a row pointing at one deleted meanwhile).
+pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .map(|d| d.is_foreign_key_violation())
+        .unwrap_or(false)
+}
+
 fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
     let path = url
         .trim_start_matches("sqlite:")

@@ -188,9 +188,15 @@ where
                 running.spawn(one(id.clone()));
             }
             while let Some(joined) = running.join_next().await {
-                if let Some(outcome) = joined?? {
-                    progressed = true;
-                    outcomes.push(outcome);
+                match joined? {
+                    Ok(Some(outcome)) => {
+                        progressed = true;
+                        outcomes.push(outcome);
+                    }
+                    Ok(None) => {}
+                    // One message's trouble (its endpoint deleted mid-send, a lost connection)
+                    // does not stop the others; its lease runs out and it is tried again.
+                    Err(e) => tracing::warn!(error = %e, "a message could not be handled"),
                 }
             }
         }

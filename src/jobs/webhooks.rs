@@ -179,7 +179,8 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     } else if e.is_connect() {
         "could not connect to the receiver".to_string()
     } else {
-        let mut message = e.to_string();
+        // Without the URL: its query string may carry a token the receiver expects.
+        let mut message = "the request failed".to_string();
         let mut source = std::error::Error::source(e);
         while let Some(cause) = source {
             message = format!("{message}: {cause}");

@@ -301,14 +301,21 @@ pub async fn cancel(conn: &mut AnyConnection, id: &str, reason: &str) -> sqlx::R
     Ok(())
 }
 
-/// Puts a failed delivery back in the queue, due now; false unless it had failed.
-pub async fn redeliver(conn: &mut AnyConnection, id: &str, now: i64) -> sqlx::Result<bool> {
+/// Puts a failed delivery of an endpoint back in the queue, due now, with a fresh set of
+/// attempts (its log keeps the earlier ones); false unless it had failed.
+pub async fn redeliver(
+    conn: &mut AnyConnection,
+    endpoint_id: &str,
+    id: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
     Ok(sqlx::query(
-        "UPDATE webhook_deliveries SET state = 'queued', next_attempt_at = $1, lease_until = NULL \
-         WHERE id = $2 AND state = 'failed'",
+        "UPDATE webhook_deliveries SET state = 'queued', next_attempt_at = $1, lease_until = NULL, \
+         attempts = 0 WHERE id = $2 AND endpoint_id = $3 AND state = 'failed'",
     )
     .bind(now)
     .bind(id)
+    .bind(endpoint_id)
     .execute(conn)
     .await?
     .rows_affected()

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use sqlx::AnyPool;
 
 use crate::auth::key_auth::PresentedKey;
+use crate::domain::Permission;
 use crate::error::AppError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -94,6 +95,10 @@ pub struct Attempt<'a> {
     /// Whether failures count against the client address (not for verify, whose caller is
     /// another service acting for many clients).
     pub limit_client: bool,
+    /// Judged only when the batch's first attempt (the caller) was accepted as an access key
+    /// holding this permission; otherwise it is refused without a trace, so that nobody can
+    /// push a key towards its lockout without valid credentials of their own.
+    pub needs_caller: Option<Permission>,
 }
 
 /// Whether an address is inside the allowed networks (a comma-separated CIDR list; empty
@@ -250,8 +255,20 @@ impl KeyChecker {
                 }
             }
         };
-        let mut outcomes = Vec::with_capacity(attempts.len());
+        let mut outcomes: Vec<Result<AuthenticatedKey, AuthError>> =
+            Vec::with_capacity(attempts.len());
         for attempt in &attempts {
+            if let Some(permission) = attempt.needs_caller
+                && !outcomes.first().is_some_and(|first| {
+                    first.as_ref().is_ok_and(|k| {
+                        k.row.key_type == "access"
+                            && k.permissions.iter().any(|p| p == permission.as_str())
+                    })
+                })
+            {
+                outcomes.push(Err(AuthError::Refused(Refusal::Malformed)));
+                continue;
+            }
             let Some(presented) = attempt.presented.as_ref() else {
                 outcomes.push(Err(AuthError::Refused(Refusal::Malformed)));
                 continue;

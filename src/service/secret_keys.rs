@@ -105,10 +105,21 @@ pub async fn create_signing_key(
         );
         return Err(FormError::Invalid(errors));
     }
+    tools.vault.ensure_current(&mut tx).await?;
     let id = crate::repo::new_id("sk");
     let secret = Secret::generate();
     let sealed = tools.vault.seal(Purpose::SecretKey, secret.expose());
-    repo::insert_signing_key(&mut tx, &id, name, &sealed, now, &actor.label).await?;
+    // The check above is not enough on PostgreSQL, where two creates can pass it together.
+    if let Err(e) = repo::insert_signing_key(&mut tx, &id, name, &sealed, now, &actor.label).await {
+        if crate::db::is_unique_violation(&e) {
+            errors.add(
+                "name",
+                "A secret key with this name exists; choose another name.",
+            );
+            return Err(FormError::Invalid(errors));
+        }
+        return Err(e.into());
+    }
     let row = repo::find(&mut tx, &id)
         .await?
         .ok_or(AppError::Gone(KEY_GONE))?;
@@ -144,6 +155,7 @@ pub async fn regenerate(
     let now = tools.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
     let key = load(&mut tx, id).await?;
+    tools.vault.ensure_current(&mut tx).await?;
     let replaced = key.secret_hash.is_some() || key.sealed_secret.is_some();
     let secret = Secret::generate();
     let (hash, sealed) = if key.kind == BRIDGE {
@@ -205,7 +217,15 @@ pub async fn delete(
             if users == 1 { "it" } else { "them" },
         )));
     }
-    repo::delete(&mut tx, id).await?;
+    match repo::delete(&mut tx, id).await {
+        Err(e) if crate::db::is_foreign_key_violation(&e) => {
+            return Err(AppError::Conflict(format!(
+                "“{}” was just chosen for a webhook endpoint; it cannot be deleted.",
+                key.name
+            )));
+        }
+        other => other?,
+    };
     audit::record(&mut tx, now, entry(actor, "secret_key.deleted", &key)).await?;
     tx.commit().await?;
     Ok(key.name)

@@ -251,6 +251,20 @@ async fn check_input(
     }
 }
 
+/// The signing key was deleted between the check and the write (possible on PostgreSQL).
+fn key_gone(e: sqlx::Error) -> FormError {
+    if crate::db::is_foreign_key_violation(&e) {
+        let mut errors = FieldErrors::default();
+        errors.add(
+            "signing_key_id",
+            "That signing key no longer exists; choose another.",
+        );
+        FormError::Invalid(errors)
+    } else {
+        e.into()
+    }
+}
+
 /// Adds an endpoint. Audited as `webhook.created`.
 pub async fn create(
     pool: &sqlx::AnyPool,
@@ -269,7 +283,9 @@ pub async fn create(
         enabled: input.enabled,
         signing_key_id: &input.signing_key_id,
     };
-    repo::insert_endpoint(&mut tx, &id, &fields, now, &actor.label).await?;
+    repo::insert_endpoint(&mut tx, &id, &fields, now, &actor.label)
+        .await
+        .map_err(key_gone)?;
     let details = format!("events: {events}; signed with {}", input.signing_key_id);
     audit::record(
         &mut tx,
@@ -302,7 +318,9 @@ pub async fn update(
         enabled: input.enabled,
         signing_key_id: &input.signing_key_id,
     };
-    repo::update_endpoint(&mut tx, id, &fields, now).await?;
+    repo::update_endpoint(&mut tx, id, &fields, now)
+        .await
+        .map_err(key_gone)?;
     let details = format!(
         "{}; events: {events}; signed with {}",
         if input.enabled { "enabled" } else { "disabled" },
@@ -361,10 +379,8 @@ pub async fn send_test(
         .ok_or(AppError::Gone(ENDPOINT_GONE))?;
     let event_id = crate::repo::new_id("evt");
     let tenant = tenant_id(&mut tx).await?;
-    let message = format!(
-        "A test event sent by {} from the keyward console.",
-        actor.label
-    );
+    // Nothing about who pressed the button leaves keyward; the audit log says that.
+    let message = "A test event sent from the keyward console.".to_string();
     let body = body(
         &event_id,
         EventType::Ping,
@@ -403,7 +419,7 @@ pub async fn redeliver(
     let endpoint = repo::find_endpoint(&mut tx, endpoint_id)
         .await?
         .ok_or(AppError::Gone(ENDPOINT_GONE))?;
-    let done = repo::redeliver(&mut tx, delivery_id, now).await?;
+    let done = repo::redeliver(&mut tx, endpoint_id, delivery_id, now).await?;
     if done {
         audit::record(
             &mut tx,

@@ -720,7 +720,7 @@ pub async fn redeliver(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, delivery) = path.into_inner();
-    webhooks::redeliver(
+    let queued = webhooks::redeliver(
         &state.pool,
         state.clock.as_ref(),
         &user.actor(),
@@ -728,6 +728,11 @@ pub async fn redeliver(
         &delivery,
     )
     .await?;
+    if !queued {
+        return Err(AppError::Conflict(
+            "That delivery has not failed, so there is nothing to send again.".into(),
+        ));
+    }
     state.jobs.wake();
     Ok(see_other(&format!("{BASE}/webhooks/{id}?redelivered=1")))
 }

@@ -228,6 +228,7 @@ async fn send_invitation(
     // The link is a credential: the outbox keeps it sealed, and empties it once sent.
     let vault = &state.jobs.vault;
     let mut conn = state.pool.acquire().await?;
+    vault.ensure_current(&mut conn).await?;
     crate::repo::outbox::insert(
         &mut conn,
         state.clock.unix(),

@@ -417,6 +417,14 @@ async fn rotation_reseals_every_value_and_keeps_keys_and_bridge_working() {
     assert_ne!(before, after);
     assert!(after.starts_with("v2."), "{after}");
 
+    // The server still running on the old key refuses to seal anything new.
+    let page = app
+        .post(&format!("{PAGE}/secret-keys"), &[("name", "Late")])
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(page.body.contains("rotated while keyward was running"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM secret_keys").await, 2);
+
     // The old key no longer opens the database; the new one does, and everything still works.
     let old = spawn_app_on(
         &app.database_url,
@@ -519,6 +527,39 @@ async fn the_rotate_command_replaces_the_key_file_and_the_server_starts_with_it(
     let restarted = spawn_app_on(&app.database_url, after.trim(), app.clock.clone())
         .await
         .expect("starts with the rotated key");
+
+    // With the key in the environment, keyward will not make up a key it cannot store.
+    let run = |lock: bool| {
+        if lock {
+            std::fs::write(dir.join("master.key.lock"), "").unwrap();
+        }
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+        cmd.args(["master-key", "rotate"])
+            .env("KEYWARD_DATA_DIR", dir)
+            .env("KEYWARD_DATABASE_URL", &app.database_url)
+            .env_remove("KEYWARD_NEW_MASTER_KEY");
+        if !lock {
+            cmd.env("KEYWARD_MASTER_KEY", after.trim());
+        } else {
+            cmd.env_remove("KEYWARD_MASTER_KEY");
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass it as KEYWARD_NEW_MASTER_KEY"));
+    let out = run(true);
+    assert!(
+        !out.status.success(),
+        "a second rotation waits for the lock"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another master key rotation is running")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("master.key")).unwrap(),
+        after
+    );
     let sealed: String =
         sqlx::query_scalar("SELECT sealed_secret FROM secret_keys WHERE kind = 'webhook'")
             .fetch_one(&restarted.state.pool)
@@ -532,4 +573,78 @@ async fn the_rotate_command_replaces_the_key_file_and_the_server_starts_with_it(
             .unwrap(),
         secret
     );
+}
+
+#[tokio::test]
+async fn nobody_without_verify_rights_can_push_a_key_towards_its_lockout() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let form = |name| {
+        [
+            ("name", name),
+            ("key_type", "access"),
+            ("validity", "90"),
+            ("custom_date", ""),
+            ("roles", "role_read_only"),
+        ]
+    };
+    let victim = app.add_key("/user-access/keys", &form("victim")).await;
+    let reader = app.add_key("/user-access/keys", &form("reader")).await;
+    let client_id = bridge_client_id(&app).await;
+    let wrong_bridge = keyward::domain::Secret::generate();
+    let basic =
+        |id: &str, secret: &str| format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
+    let callers = [
+        None,
+        Some(basic(&client_id, wrong_bridge.expose())),
+        Some(basic(&reader.id, &reader.secret)),
+    ];
+    let http = reqwest::Client::new();
+    for caller in &callers {
+        for _ in 0..6 {
+            let wrong = keyward::domain::Secret::generate();
+            let mut req = http
+                .post(app.url("/api/v1/verify"))
+                .json(&serde_json::json!({ "key": format!("{}::{}", victim.id, wrong.expose()) }));
+            if let Some(auth) = caller {
+                req = req.header("Authorization", auth);
+            }
+            let status = req.send().await.unwrap().status();
+            assert!(
+                status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN,
+                "{caller:?}: {status}"
+            );
+        }
+    }
+    let (locked, failed): (i64, i64) =
+        sqlx::query_as("SELECT locked, failed_attempts FROM access_keys WHERE id = $1")
+            .bind(&victim.id)
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!((locked, failed), (0, 0), "the victim's key is untouched");
+    assert!(app.authenticate(&victim.id, &victim.secret).await.is_ok());
+}
+
+#[tokio::test]
+async fn wrong_bridge_secrets_are_limited_per_address_and_a_flood_is_not_audited() {
+    let app = crate::common::spawn_app_with(|s| s.client_failure_limit = 2).await;
+    app.signed_in_admin().await;
+    let client_id = bridge_client_id(&app).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let guess = keyward::domain::Secret::generate();
+        statuses.push(verify_as_bridge(&app, &client_id, guess.expose()).await);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    assert_eq!(audit_actions(&app, "bridge.").await.len(), 2);
 }

@@ -429,6 +429,7 @@ impl TestApp {
             client_ip: "127.0.0.1",
             user_agent: "keyward-tests",
             limit_client: true,
+            needs_caller: None,
         };
         match self.state.key_checker.check(&ring, attempt).await {
             Ok(key) => Ok(key.row),
