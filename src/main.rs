@@ -128,12 +128,16 @@ fn main() -> ExitCode {
                 )?;
                 let pass = jobs.run_once().await?;
                 println!(
-                    "Noticed {} keys; sent {} emails ({} to retry, {} failed); removed {} expired \
-                     sessions and {} old rate-limit windows.",
+                    "Noticed {} keys; sent {} emails ({} to retry, {} failed); delivered {} webhooks \
+                     ({} to retry, {} failed); removed {} expired sessions and {} old rate-limit \
+                     windows.",
                     pass.keys_noticed,
                     pass.emails_sent,
                     pass.emails_retrying,
                     pass.emails_failed,
+                    pass.webhooks_delivered,
+                    pass.webhooks_retrying,
+                    pass.webhooks_failed,
                     pass.sessions_purged,
                     pass.windows_purged
                 );

@@ -1,5 +1,5 @@
 //! Prometheus metrics at `/metrics`: requests and latencies per route, key verification
-//! outcomes, and housekeeping runs. Each application has its own registry.
+//! outcomes, background job runs, and the emails and webhooks they sent. Each application has its own registry.
 
 use std::time::Instant;
 
@@ -23,6 +23,8 @@ pub struct Metrics {
     pub verifications: IntCounterVec,
     /// Runs of the background job, by job and outcome.
     pub job_runs: IntCounterVec,
+    /// Emails and webhook deliveries attempted by the job, by channel and outcome.
+    messages: IntCounterVec,
 }
 
 impl Metrics {
@@ -60,14 +62,39 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(verifications.clone()))?;
+        let messages = IntCounterVec::new(
+            Opts::new(
+                "messages_total",
+                "Emails and webhook deliveries the job attempted, by channel and outcome",
+            ),
+            &["channel", "outcome"],
+        )?;
         registry.register(Box::new(job_runs.clone()))?;
+        registry.register(Box::new(messages.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
             verifications,
             job_runs,
+            messages,
         })
+    }
+
+    /// Counts what a pass of the job sent.
+    pub fn count_messages(&self, pass: &crate::jobs::Pass) {
+        for (channel, outcome, n) in [
+            ("email", "sent", pass.emails_sent),
+            ("email", "retrying", pass.emails_retrying),
+            ("email", "failed", pass.emails_failed),
+            ("webhook", "delivered", pass.webhooks_delivered),
+            ("webhook", "retrying", pass.webhooks_retrying),
+            ("webhook", "failed", pass.webhooks_failed),
+        ] {
+            self.messages
+                .with_label_values(&[channel, outcome])
+                .inc_by(n as u64);
+        }
     }
 
     /// The text exposition format.
@@ -114,4 +141,28 @@ pub async fn endpoint(state: web::Data<AppState>) -> HttpResponse {
         .content_type("text/plain; version=0.0.4")
         .insert_header(("Cache-Control", "no-store"))
         .body(state.metrics.render())
+}
+
+#[cfg(test)]
+mod message_tests {
+    #[test]
+    fn a_pass_is_counted_by_channel_and_outcome() {
+        let m = super::Metrics::new().unwrap();
+        let pass = crate::jobs::Pass {
+            emails_sent: 3,
+            webhooks_delivered: 2,
+            webhooks_retrying: 1,
+            ..Default::default()
+        };
+        m.count_messages(&pass);
+        m.count_messages(&pass);
+        let text = m.render();
+        assert!(text.contains("keyward_messages_total{channel=\"email\",outcome=\"sent\"} 6"));
+        assert!(
+            text.contains("keyward_messages_total{channel=\"webhook\",outcome=\"delivered\"} 4")
+        );
+        assert!(
+            text.contains("keyward_messages_total{channel=\"webhook\",outcome=\"retrying\"} 2")
+        );
+    }
 }

@@ -144,15 +144,26 @@ impl Jobs {
                 _ = self.wake.notified() => false,
             };
             let result = if full {
-                self.run_once().await.map(|_| ())
+                self.run_once().await
             } else {
-                self.send_all().await.map(|_| ())
+                self.send_all().await.map(|(mail, hooks)| Pass {
+                    emails_sent: mail.sent,
+                    emails_retrying: mail.retrying,
+                    emails_failed: mail.failed,
+                    webhooks_delivered: hooks.delivered,
+                    webhooks_retrying: hooks.retrying,
+                    webhooks_failed: hooks.failed,
+                    ..Pass::default()
+                })
             };
             let outcome = if result.is_ok() { "ok" } else { "failed" };
             if let Some(m) = &metrics {
                 m.job_runs
                     .with_label_values(&[if full { "pass" } else { "send" }, outcome])
                     .inc();
+                if let Ok(p) = &result {
+                    m.count_messages(p);
+                }
             }
             if let Err(e) = result {
                 tracing::warn!(error = %e, "background job failed");
