@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use keyward::auth::password::PasswordHasher;
 use keyward::clock::{Clock, SystemClock};
 use keyward::config::SettingsArgs;
