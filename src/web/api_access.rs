@@ -2,6 +2,7 @@
 //! three-dot menus, the warning before a new secret, the one-time Generate Secret Key dialog,
 //! and the webhook endpoints with their delivery logs.
 
+use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -300,31 +301,61 @@ pub async fn create_key(
 struct GenerateWarningPage {
     frame: Frame,
     key: KeyView,
+    once: String,
 }
 
-/// GET the warning to read before a new secret is generated.
+/// The session entry that lets one OK through for a key's warning.
+fn once_key(id: &str) -> String {
+    format!("generate_once:{id}")
+}
+
+/// GET the warning to read before a new secret is generated. Its OK carries a one-time token,
+/// so that reloading the value page cannot generate (and silently replace) another secret.
 pub async fn generate_warning(
     user: AdminUser,
     state: web::Data<AppState>,
+    session: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let mut conn = state.pool.acquire().await?;
     let row = secret_keys::load(&mut conn, &id).await?;
+    let once = crate::repo::new_id("once");
+    session
+        .insert(once_key(&id), &once)
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("session: {e}")))?;
     Ok(html(
         StatusCode::OK,
         GenerateWarningPage {
             frame: Frame::new(&user, "api-access"),
             key: KeyView::of(&row, state.clock.unix()),
+            once,
         },
     ))
 }
 
-/// POST (OK on the warning): a new secret, shown once; the old one stops at once.
+#[derive(Deserialize)]
+pub struct OnceForm {
+    #[serde(default)]
+    once: String,
+}
+
+/// POST (OK on the warning): a new secret, shown once; the old one stops at once. A second
+/// POST of the same warning (a reload) shows nothing and changes nothing.
 pub async fn generate(
     user: AdminUser,
     state: web::Data<AppState>,
+    session: Session,
     id: web::Path<String>,
+    form: web::Form<OnceForm>,
 ) -> Result<HttpResponse, AppError> {
+    let expected = session.remove_as::<String>(&once_key(&id));
+    if !matches!(expected, Some(Ok(once)) if !form.once.is_empty() && once == form.once) {
+        return Err(AppError::Conflict(
+            "This warning was already answered, so nothing was generated now. The value is shown \
+             only once: if you did not copy it, open the key's menu and generate a new secret key."
+                .into(),
+        ));
+    }
     let g = secret_keys::regenerate(&state.pool, tools(&state), &user.actor(), &id).await?;
     Ok(value_page(&user, &state, g, false))
 }

@@ -23,7 +23,10 @@ async fn generate(app: &TestApp, id: &str) -> Page {
     let warning = app.get(&path).await;
     assert_eq!(warning.status, StatusCode::OK);
     assert!(warning.text("#warning-text").contains("shown only once"));
-    let page = app.post(&path, &[]).await;
+    let once = warning
+        .attr("input[name=once]", "value")
+        .expect("a one-time token");
+    let page = app.post(&path, &[("once", &once)]).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text("main"));
     assert_eq!(
         page.headers.get("cache-control").unwrap(),
@@ -133,6 +136,29 @@ async fn a_new_bridge_secret_is_shown_once_and_the_old_one_stops_at_once() {
         StatusCode::OK
     );
 
+    // Reloading the value page (the same POST again) shows nothing and keeps the secret.
+    let path = format!("{PAGE}/secret-keys/sk_bridge/generate");
+    let warning = app.get(&path).await;
+    let once = warning.attr("input[name=once]", "value").unwrap();
+    let shown = app.post(&path, &[("once", &once)]).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    let again = value(&shown);
+    let reload = app.post(&path, &[("once", &once)]).await;
+    assert_eq!(reload.status, StatusCode::CONFLICT);
+    assert!(reload.body.contains("already answered"));
+    assert!(reload.attr("#secret-value", "value").is_none());
+    assert_eq!(
+        verify_as_bridge(&app, &client_id, &again).await,
+        StatusCode::OK
+    );
+    let no_token = app.post(&path, &[]).await;
+    assert_eq!(
+        no_token.status,
+        StatusCode::CONFLICT,
+        "OK only from the warning"
+    );
+    let first = again;
+
     // The list never shows it again, and the database only holds its HMAC.
     let list = app.get(PAGE).await;
     assert!(!list.body.contains(&first));
@@ -170,7 +196,12 @@ async fn a_new_bridge_secret_is_shown_once_and_the_old_one_stops_at_once() {
     );
     assert_eq!(
         audit_actions(&app, "secret_key.").await,
-        ["secret_key.regenerated", "secret_key.regenerated"]
+        [
+            "secret_key.regenerated",
+            "secret_key.regenerated",
+            "secret_key.regenerated"
+        ],
+        "three generations; the reload wrote nothing"
     );
     assert!(
         !crate::common::captured_logs().contains(&second),

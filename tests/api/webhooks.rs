@@ -299,9 +299,13 @@ async fn regenerating_a_signing_key_changes_signatures_at_once() {
     app.signed_in_admin().await;
     let (key_id, old) = create_signing_key(&app, "Receiver").await;
     let endpoint = add_endpoint(&app, &receiver.url(), &["key.created"], &key_id).await;
-    let page = app
-        .post(&format!("{PAGE}/secret-keys/{key_id}/generate"), &[])
-        .await;
+    let path = format!("{PAGE}/secret-keys/{key_id}/generate");
+    let once = app
+        .get(&path)
+        .await
+        .attr("input[name=once]", "value")
+        .unwrap();
+    let page = app.post(&path, &[("once", &once)]).await;
     let new = page.attr("#secret-value", "value").unwrap();
     app.post(&format!("{PAGE}/webhooks/{endpoint}/test"), &[])
         .await;
