@@ -308,9 +308,7 @@ pub async fn update(
     require(actor)?;
     let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    if repo::find_endpoint(&mut tx, id).await?.is_none() {
-        return Err(AppError::Gone(ENDPOINT_GONE).into());
-    }
+    load(&mut tx, id).await?;
     let (url, events) = check_input(&mut tx, input).await?;
     let fields = EndpointFields {
         url: &url,
@@ -339,6 +337,13 @@ pub async fn update(
 /// Said when an endpoint was deleted meanwhile.
 pub const ENDPOINT_GONE: &str = "This webhook endpoint no longer exists.";
 
+/// One endpoint; `Gone` when it was deleted meanwhile.
+pub async fn load(conn: &mut AnyConnection, id: &str) -> Result<EndpointRow, AppError> {
+    repo::find_endpoint(conn, id)
+        .await?
+        .ok_or(AppError::Gone(ENDPOINT_GONE))
+}
+
 /// Deletes an endpoint with its deliveries and log. Audited as `webhook.deleted`.
 pub async fn delete(
     pool: &sqlx::AnyPool,
@@ -349,9 +354,7 @@ pub async fn delete(
     require(actor)?;
     let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let endpoint = repo::find_endpoint(&mut tx, id)
-        .await?
-        .ok_or(AppError::Gone(ENDPOINT_GONE))?;
+    let endpoint = load(&mut tx, id).await?;
     repo::delete_endpoint(&mut tx, id).await?;
     audit::record(
         &mut tx,
@@ -374,9 +377,7 @@ pub async fn send_test(
     require(actor)?;
     let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let endpoint = repo::find_endpoint(&mut tx, id)
-        .await?
-        .ok_or(AppError::Gone(ENDPOINT_GONE))?;
+    let endpoint = load(&mut tx, id).await?;
     let event_id = crate::repo::new_id("evt");
     let tenant = tenant_id(&mut tx).await?;
     // Nothing about who pressed the button leaves keyward; the audit log says that.
@@ -416,9 +417,7 @@ pub async fn redeliver(
     require(actor)?;
     let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let endpoint = repo::find_endpoint(&mut tx, endpoint_id)
-        .await?
-        .ok_or(AppError::Gone(ENDPOINT_GONE))?;
+    let endpoint = load(&mut tx, endpoint_id).await?;
     let done = repo::redeliver(&mut tx, endpoint_id, delivery_id, now).await?;
     if done {
         audit::record(

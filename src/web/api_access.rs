@@ -619,9 +619,7 @@ async fn endpoint_view(
 ) -> Result<EndpointPage, AppError> {
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
-    let endpoint = hooks_repo::find_endpoint(&mut conn, id)
-        .await?
-        .ok_or(AppError::Gone(webhooks::ENDPOINT_GONE))?;
+    let endpoint = webhooks::load(&mut conn, id).await?;
     let deliveries = hooks_repo::deliveries(&mut conn, id, LOG_ROWS)
         .await?
         .into_iter()
@@ -783,9 +781,7 @@ pub async fn delete_endpoint_confirm(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let mut conn = state.pool.acquire().await?;
-    let endpoint = hooks_repo::find_endpoint(&mut conn, &id)
-        .await?
-        .ok_or(AppError::Gone(webhooks::ENDPOINT_GONE))?;
+    let endpoint = webhooks::load(&mut conn, &id).await?;
     Ok(html(
         StatusCode::OK,
         DeleteEndpointPage {
