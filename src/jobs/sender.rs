@@ -7,6 +7,7 @@ use crate::auth::vault::Purpose;
 use crate::jobs::{Jobs, in_rounds};
 use crate::mail::Email;
 use crate::repo::outbox;
+use crate::repo::queue::{self, Queue};
 
 /// How long a claimed email is reserved for its sender; longer than the SMTP timeout.
 pub const LEASE_SECS: i64 = 300;
@@ -33,7 +34,7 @@ impl Jobs {
     pub async fn send_due(&self) -> anyhow::Result<Sent> {
         let due = || async {
             let mut conn = self.pool.acquire().await?;
-            Ok(outbox::due(&mut conn, self.clock.unix(), ROUND).await?)
+            Ok(queue::due(&mut conn, Queue::Outbox, self.clock.unix(), ROUND).await?)
         };
         let one = |id: String| {
             let jobs = self.clone();
@@ -54,7 +55,7 @@ impl Jobs {
     async fn send_one(&self, id: &str) -> anyhow::Result<Option<Outcome>> {
         let now = self.clock.unix();
         let mut conn = self.pool.acquire().await?;
-        if !outbox::claim(&mut conn, id, now, now + LEASE_SECS).await? {
+        if !queue::claim(&mut conn, Queue::Outbox, id, now, now + LEASE_SECS).await? {
             return Ok(None);
         }
         let Some(row) = outbox::find(&mut conn, id).await? else {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::auth::vault::Purpose;
 use crate::jobs::sender::backoff;
 use crate::jobs::{Jobs, in_rounds};
+use crate::repo::queue::{self, Queue};
 use crate::repo::webhooks::{self as repo, Attempt, DeliveryToSend};
 use crate::service::webhooks::signature;
 
@@ -51,7 +52,13 @@ impl Jobs {
     pub async fn deliver_due(&self) -> anyhow::Result<Delivered> {
         let due = || async {
             let mut conn = self.pool.acquire().await?;
-            Ok(repo::due(&mut conn, self.clock.unix(), ROUND).await?)
+            Ok(queue::due(
+                &mut conn,
+                Queue::WebhookDeliveries,
+                self.clock.unix(),
+                ROUND,
+            )
+            .await?)
         };
         let one = |id: String| {
             let jobs = self.clone();
@@ -72,7 +79,8 @@ impl Jobs {
     async fn deliver_one(&self, id: &str) -> anyhow::Result<Option<Outcome>> {
         let now = self.clock.unix();
         let mut conn = self.pool.acquire().await?;
-        if !repo::claim(&mut conn, id, now, now + self.webhook_lease()).await? {
+        let lease_until = now + self.webhook_lease();
+        if !queue::claim(&mut conn, Queue::WebhookDeliveries, id, now, lease_until).await? {
             return Ok(None);
         }
         let Some(d) = repo::find_to_send(&mut conn, id).await? else {

@@ -6,6 +6,7 @@ pub mod groups;
 pub mod keys;
 pub mod notifications;
 pub mod outbox;
+pub mod queue;
 pub mod rate_limits;
 pub mod roles;
 pub mod secret_keys;

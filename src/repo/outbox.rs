@@ -69,38 +69,6 @@ pub async fn insert(conn: &mut AnyConnection, now: i64, m: &NewMail<'_>) -> sqlx
     Ok(id)
 }
 
-/// IDs of queued emails that are due and not leased, oldest first.
-pub async fn due(conn: &mut AnyConnection, now: i64, limit: i64) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1 \
-         AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at, id LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-}
-
-/// Takes an email for sending until `lease_until`; false when another sender has it.
-pub async fn claim(
-    conn: &mut AnyConnection,
-    id: &str,
-    now: i64,
-    lease_until: i64,
-) -> sqlx::Result<bool> {
-    Ok(sqlx::query(
-        "UPDATE outbox SET lease_until = $1 WHERE id = $2 AND state = 'queued' \
-         AND (lease_until IS NULL OR lease_until < $3)",
-    )
-    .bind(lease_until)
-    .bind(id)
-    .bind(now)
-    .execute(conn)
-    .await?
-    .rows_affected()
-        == 1)
-}
-
 /// One email by ID.
 pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<OutboxRow>> {
     sqlx::query_as(AssertSqlSafe(format!(

@@ -3,6 +3,7 @@
 //! restart, regenerated signing keys, bad input, and the delivery log.
 
 use chrono::Duration;
+use keyward::repo::queue::Queue;
 use reqwest::StatusCode;
 
 use crate::common::receiver::{Received, Receiver, Reply, verify_signature};
@@ -232,7 +233,7 @@ async fn nothing_is_lost_across_a_restart() {
     let now = app.clock.unix_now();
     let mut conn = app.state.pool.acquire().await.unwrap();
     assert!(
-        keyward::repo::webhooks::claim(&mut conn, &leased, now, now + 120)
+        keyward::repo::queue::claim(&mut conn, Queue::WebhookDeliveries, &leased, now, now + 120)
             .await
             .unwrap()
     );
