@@ -3,7 +3,7 @@ use reqwest::StatusCode;
 
 use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app};
 use crate::driver::Browser;
-use crate::flows::sign_in;
+use crate::flows::{admin_in_browser, sign_in};
 
 const BRIDGE_ROW: &str = "tr#key-sk_bridge";
 
@@ -101,12 +101,7 @@ async fn regenerate_bridge(b: &Browser, shots: bool) -> (String, String, String)
 
 #[tokio::test]
 async fn an_administrator_regenerates_the_bridge_key_and_the_old_secret_stops_at_once() {
-    let app = spawn_app().await;
-    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
-        .await;
-    let b = Browser::start(1280, 900).await;
-    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    let (app, b) = admin_in_browser().await;
 
     // 1. The page, with the bridge key that exists from the first start, still without a secret.
     let page = format!("{}/configuration/api-access", app.address);

@@ -1,6 +1,6 @@
 use fantoccini::key::Key;
 
-use crate::common::{ADMIN_EMAIL, PASSWORD, USER_EMAIL, spawn_app};
+use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, USER_EMAIL, spawn_app};
 use crate::driver::Browser;
 
 pub async fn sign_in(b: &Browser, address: &str, email: &str, password: &str) {
@@ -8,6 +8,18 @@ pub async fn sign_in(b: &Browser, address: &str, email: &str, password: &str) {
     b.fill("#email", email).await;
     b.fill("#password", password).await;
     b.click("form button[type=submit]").await;
+}
+
+/// A fresh app with the test administrator signed in through the form in a new browser, on
+/// the Access keys tab.
+pub async fn admin_in_browser() -> (TestApp, Browser) {
+    let app = spawn_app().await;
+    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
+        .await;
+    let b = Browser::start(1280, 900).await;
+    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
+    b.wait_for_path("/user-access/keys").await;
+    (app, b)
 }
 
 #[tokio::test]
@@ -73,12 +85,7 @@ async fn first_run_setup_then_sign_out_and_sign_in_again() {
 
 #[tokio::test]
 async fn each_top_bar_link_opens_its_page() {
-    let app = spawn_app().await;
-    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
-        .await;
-    let b = Browser::start(1280, 900).await;
-    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    let (app, b) = admin_in_browser().await;
 
     let menu_links = [
         (
@@ -141,12 +148,7 @@ async fn each_top_bar_link_opens_its_page() {
 
 #[tokio::test]
 async fn the_console_works_from_the_keyboard() {
-    let app = spawn_app().await;
-    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
-        .await;
-    let b = Browser::start(1280, 900).await;
-    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    let (_app, b) = admin_in_browser().await;
 
     b.find("body")
         .await

@@ -1,15 +1,10 @@
-use crate::common::{ADMIN_EMAIL, PASSWORD, USER_EMAIL, spawn_app};
+use crate::common::{PASSWORD, USER_EMAIL, spawn_app};
 use crate::driver::Browser;
-use crate::flows::sign_in;
+use crate::flows::{admin_in_browser, sign_in};
 
 #[tokio::test]
 async fn an_administrator_manages_an_access_key_from_start_to_end() {
-    let app = spawn_app().await;
-    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
-        .await;
-    let b = Browser::start(1280, 900).await;
-    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    let (app, b) = admin_in_browser().await;
 
     // Add key opens as a dialog.
     b.click(".toolbar a[data-dialog]").await;

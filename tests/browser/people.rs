@@ -1,15 +1,10 @@
-use crate::common::{ADMIN_EMAIL, PASSWORD, spawn_app};
+use crate::common::{ADMIN_EMAIL, PASSWORD};
 use crate::driver::Browser;
-use crate::flows::sign_in;
+use crate::flows::{admin_in_browser, sign_in};
 
 #[tokio::test]
 async fn an_administrator_invites_a_user_who_joins_through_the_link() {
-    let app = spawn_app().await;
-    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
-        .await;
-    let b = Browser::start(1280, 900).await;
-    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    let (app, b) = admin_in_browser().await;
 
     // A group with a role first.
     b.goto(&format!("{}/user-access/groups/new", app.address))
@@ -67,12 +62,7 @@ async fn an_administrator_invites_a_user_who_joins_through_the_link() {
 
 #[tokio::test]
 async fn the_role_and_group_pages_explain_what_is_built_in() {
-    let app = spawn_app().await;
-    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
-        .await;
-    let b = Browser::start(1280, 900).await;
-    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    let (app, b) = admin_in_browser().await;
     b.goto(&format!(
         "{}/user-access/groups/grp_administrators",
         app.address

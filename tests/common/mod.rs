@@ -117,14 +117,24 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("settings");
     adjust(&mut settings);
     let clock = Arc::new(ManualClock::new(start_time()));
-    let app = Application::build(settings, clock.clone())
+    start(settings, clock, dir, database_url)
         .await
-        .expect("app builds");
+        .expect("app builds")
+}
+
+/// Builds and spawns the server on `settings`.
+async fn start(
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    dir: tempfile::TempDir,
+    database_url: String,
+) -> anyhow::Result<TestApp> {
+    let app = Application::build(settings, clock.clone()).await?;
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     let setup_url = app.setup_url().map(str::to_string);
     tokio::spawn(app.into_server());
-    TestApp {
+    Ok(TestApp {
         address,
         client: client(),
         clock,
@@ -132,7 +142,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         setup_url,
         database_url,
         data_dir: dir,
-    }
+    })
 }
 
 /// Starts another keyward on an existing database (a restart, or a second instance) with its
@@ -148,20 +158,7 @@ pub async fn spawn_app_on(
         Settings::for_data_dir(dir.path().to_path_buf(), Some(database_url.to_string()))
             .expect("settings");
     settings.master_key = Some(master_key.to_string());
-    let app = Application::build(settings, clock.clone()).await?;
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
-    let setup_url = app.setup_url().map(str::to_string);
-    tokio::spawn(app.into_server());
-    Ok(TestApp {
-        address,
-        client: client(),
-        clock,
-        state,
-        setup_url,
-        database_url: database_url.to_string(),
-        data_dir: dir,
-    })
+    start(settings, clock, dir, database_url.to_string()).await
 }
 
 /// A client that keeps cookies and does not follow redirects, so tests see each 303.
