@@ -14,11 +14,9 @@ use crate::auth::key_auth;
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::repo::secret_keys::BRIDGE_ID;
-use crate::service::audit::{self, FAILURE, NewEntry};
 use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey};
 use crate::service::keys::Actor;
-use crate::service::secret_keys;
-use crate::service::throttle::{self, Limit};
+use crate::service::secret_keys::{self, BridgeCheck};
 use crate::startup::AppState;
 
 /// An authenticated caller and what it may do.
@@ -28,9 +26,6 @@ pub struct ApiCaller {
     pub key: Option<AuthenticatedKey>,
     pub actor: Actor,
 }
-
-/// The role the bridge acts with.
-pub const BRIDGE_ROLE: &str = "role_integration";
 
 impl ApiCaller {
     /// The calling access key; the bridge has none.
@@ -164,61 +159,34 @@ impl Presentation {
         let Some(bridge) = &self.bridge else {
             return Err(ApiError::unauthorized());
         };
-        let now = state.clock.unix();
         let mut conn = state.pool.acquire().await.map_err(AppError::from)?;
-        let accepted = secret_keys::authenticate_bridge(&mut conn, &state.key_hasher, bridge, now)
-            .await
-            .map_err(AppError::from)?;
-        let label = format!("bridge {}", bridge.client_id.as_str());
-        if !accepted {
-            // The same per-address limit as wrong key secrets (0 switches it off). Failures
-            // over the limit are not audited, so a flood cannot fill the audit log.
-            let max = i64::from(state.settings.client_failure_limit);
-            let over = if max > 0 {
-                let limit = Limit {
-                    max,
-                    window_secs: 60,
-                };
-                let bucket = format!("keyauth:client:{}", self.client_ip);
-                throttle::reserve(&mut conn, &bucket, limit, now)
-                    .await
-                    .map_err(AppError::from)?
-            } else {
-                None
-            };
-            if let Some(retry_after) = over {
+        let checked = secret_keys::authenticate_bridge(
+            &mut conn,
+            &state.key_hasher,
+            bridge,
+            &self.client_ip,
+            state.settings.client_failure_limit,
+            state.clock.unix(),
+        )
+        .await
+        .map_err(AppError::from)?;
+        let permissions = match checked {
+            BridgeCheck::Accepted { permissions } => permissions,
+            BridgeCheck::Refused => {
+                observe_bridge(state, "REFUSED");
+                return Err(ApiError::unauthorized());
+            }
+            BridgeCheck::Throttled { retry_after } => {
                 observe_bridge(state, "THROTTLED");
                 return Err(ApiError::throttled(retry_after));
             }
-            let entry = NewEntry {
-                actor_id: None,
-                actor_label: &label,
-                action: "bridge.authentication_failed",
-                target_type: "secret_key",
-                target_id: BRIDGE_ID,
-                target_label: "Bridge key",
-                client_ip: &self.client_ip,
-                outcome: FAILURE,
-                details: "unknown client ID or wrong secret",
-            };
-            audit::record(&mut conn, now, entry)
-                .await
-                .map_err(AppError::from)?;
-            observe_bridge(state, "REFUSED");
-            return Err(ApiError::unauthorized());
-        }
+        };
         observe_bridge(state, "VALID");
-        let permissions: Vec<String> =
-            sqlx::query_scalar("SELECT permission FROM role_permissions WHERE role_id = $1")
-                .bind(BRIDGE_ROLE)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(AppError::from)?;
         Ok(ApiCaller {
             key: None,
             actor: Actor {
                 user_id: BRIDGE_ID.to_string(),
-                label,
+                label: format!("bridge {}", bridge.client_id.as_str()),
                 is_admin: false,
                 permissions,
                 client_ip: self.client_ip,

@@ -31,6 +31,19 @@ pub async fn permissions(conn: &mut AnyConnection) -> sqlx::Result<Vec<(String, 
         .await
 }
 
+/// The permissions of one role.
+pub async fn role_permissions(
+    conn: &mut AnyConnection,
+    role_id: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT permission FROM role_permissions WHERE role_id = $1 ORDER BY permission",
+    )
+    .bind(role_id)
+    .fetch_all(conn)
+    .await
+}
+
 /// The permissions a user holds through the roles of their groups.
 pub async fn user_permissions(
     conn: &mut AnyConnection,

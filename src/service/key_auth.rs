@@ -155,6 +155,20 @@ pub fn parse_networks(raw: &str) -> Result<String, String> {
 
 const CLIENT_WINDOW: i64 = 60;
 
+/// The limit on failed authentications per client address (`None` when switched off with 0),
+/// shared by key checks and the bridge.
+pub fn client_limit(client_failure_limit: u32) -> Option<Limit> {
+    (client_failure_limit > 0).then(|| Limit {
+        max: i64::from(client_failure_limit),
+        window_secs: CLIENT_WINDOW,
+    })
+}
+
+/// The failure counter of one client address.
+pub fn client_bucket(ip: &str) -> String {
+    format!("keyauth:client:{ip}")
+}
+
 /// Checks presented keys. Lookups run on the request; refusals (client counter, the key's
 /// failure count and lock, the audit entry) go to one writer task that commits whatever has
 /// queued up in a single transaction and then answers each request: a burst of wrong secrets
@@ -424,19 +438,17 @@ async fn write_batch(
     let mut locked = false;
 
     // The client's counter first: over its limit, the key's own counter does not move.
-    let limit = Limit {
-        max: i64::from(policy.client_failure_limit),
-        window_secs: CLIENT_WINDOW,
-    };
-    let clients = group_by(batch, |p| p.limit_client.then_some(p.client_ip.as_str()));
-    for (ip, members) in clients {
-        let bucket = format!("keyauth:client:{ip}");
-        let now = batch[members[0]].now;
-        let verdicts =
-            throttle::reserve_many(&mut tx, &bucket, limit, now, members.len() as i64).await?;
-        for (&i, verdict) in members.iter().zip(verdicts) {
-            if let Some(retry_after) = verdict {
-                written[i] = Written::Throttled { retry_after };
+    if let Some(limit) = client_limit(policy.client_failure_limit) {
+        let clients = group_by(batch, |p| p.limit_client.then_some(p.client_ip.as_str()));
+        for (ip, members) in clients {
+            let bucket = client_bucket(ip);
+            let now = batch[members[0]].now;
+            let verdicts =
+                throttle::reserve_many(&mut tx, &bucket, limit, now, members.len() as i64).await?;
+            for (&i, verdict) in members.iter().zip(verdicts) {
+                if let Some(retry_after) = verdict {
+                    written[i] = Written::Throttled { retry_after };
+                }
             }
         }
     }
