@@ -149,22 +149,24 @@ impl Vault {
         Ok(vault)
     }
 
-    /// Refuses to seal anything new when the database has moved to another master key
-    /// version (a rotation ran while this server was up): what it sealed could not be opened.
-    pub async fn ensure_current(
+    /// `texts` sealed for `purpose`, to be stored in the database. Refuses when the database
+    /// has moved to another master key version (a rotation ran while this server was up): what
+    /// it sealed now could never be opened.
+    pub async fn seal_to_store<const N: usize>(
         &self,
         conn: &mut AnyConnection,
-    ) -> Result<(), crate::error::AppError> {
+        purpose: Purpose,
+        texts: [&str; N],
+    ) -> Result<[String; N], crate::error::AppError> {
         let stored = settings::get(conn, VERSION).await?;
-        if stored.as_deref() == Some(self.version.to_string().as_str()) {
-            Ok(())
-        } else {
-            Err(crate::error::AppError::Conflict(
+        if stored.as_deref() != Some(self.version.to_string().as_str()) {
+            return Err(crate::error::AppError::Conflict(
                 "The master key was rotated while keyward was running. Restart keyward with the \
                  new master key, then try again."
                     .into(),
-            ))
+            ));
         }
+        Ok(texts.map(|t| self.seal(purpose, t)))
     }
 
     /// The master key version this vault seals under.

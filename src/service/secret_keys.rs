@@ -106,10 +106,12 @@ pub async fn create_signing_key(
         );
         return Err(FormError::Invalid(errors));
     }
-    tools.vault.ensure_current(&mut tx).await?;
     let id = crate::repo::new_id("sk");
     let secret = Secret::generate();
-    let sealed = tools.vault.seal(Purpose::SecretKey, secret.expose());
+    let [sealed] = tools
+        .vault
+        .seal_to_store(&mut tx, Purpose::SecretKey, [secret.expose()])
+        .await?;
     // The check above is not enough on PostgreSQL, where two creates can pass it together.
     if let Err(e) = repo::insert_signing_key(&mut tx, &id, name, &sealed, now, &actor.label).await {
         if crate::db::is_unique_violation(&e) {
@@ -156,16 +158,16 @@ pub async fn regenerate(
     let now = tools.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
     let key = load(&mut tx, id).await?;
-    tools.vault.ensure_current(&mut tx).await?;
     let replaced = key.secret_hash.is_some() || key.sealed_secret.is_some();
     let secret = Secret::generate();
     let (hash, sealed) = if key.kind == BRIDGE {
         (Some(tools.hasher.hash(&secret)), None)
     } else {
-        (
-            None,
-            Some(tools.vault.seal(Purpose::SecretKey, secret.expose())),
-        )
+        let [sealed] = tools
+            .vault
+            .seal_to_store(&mut tx, Purpose::SecretKey, [secret.expose()])
+            .await?;
+        (None, Some(sealed))
     };
     repo::replace_secret(
         &mut tx,

@@ -228,7 +228,9 @@ async fn send_invitation(
     // The link is a credential: the outbox keeps it sealed, and empties it once sent.
     let vault = &state.jobs.vault;
     let mut conn = state.pool.acquire().await?;
-    vault.ensure_current(&mut conn).await?;
+    let [body_text, body_html] = vault
+        .seal_to_store(&mut conn, Purpose::Outbox, [&text, &html])
+        .await?;
     crate::repo::outbox::insert(
         &mut conn,
         state.clock.unix(),
@@ -238,8 +240,8 @@ async fn send_invitation(
             recipient: &inv.email,
             recipient_name: &inv.name,
             subject: "You are invited to keyward",
-            body_text: &vault.seal(Purpose::Outbox, &text),
-            body_html: &vault.seal(Purpose::Outbox, &html),
+            body_text: &body_text,
+            body_html: &body_html,
             sealed: true,
         },
     )
