@@ -1,5 +1,9 @@
 //! The database: one `AnyPool` over SQLite or PostgreSQL, per-backend migrations, SQLite pragmas.
 
+mod sqlite_reader;
+
+pub use sqlite_reader::SqliteReader;
+
 use std::str::FromStr;
 use std::time::Duration;
 

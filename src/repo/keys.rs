@@ -126,9 +126,70 @@ pub struct AuthRow {
     pub role_ids: Vec<String>,
 }
 
+/// The lookup of keys by ID with their permissions and assignments, one `UNION ALL` branch
+/// per ID (an `IN` list would make SQLite build a temporary index each time). Built once for
+/// the usual one or two IDs. The aggregate is the one thing the two databases spell differently.
+fn auth_sql(backend: crate::db::Backend, ids: usize) -> std::borrow::Cow<'static, str> {
+    use crate::db::Backend::{Postgres, Sqlite};
+    use std::sync::LazyLock;
+    fn build(backend: crate::db::Backend, ids: usize) -> String {
+        let aggregate = |column: &str, source: &str| {
+            let agg = match backend {
+                Sqlite => "group_concat",
+                Postgres => "string_agg",
+            };
+            format!("COALESCE((SELECT {agg}({column}, ',') {source}), '')")
+        };
+        let permissions: Vec<String> = PERMISSION_SOURCES
+            .iter()
+            .map(|source| aggregate("rp.permission", source))
+            .collect();
+        let one = format!(
+            "{}, {} AS permissions, {} AS group_ids, {} AS role_ids \
+             FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id WHERE k.id = ",
+            select_columns!(),
+            permissions.join(" || ',' || "),
+            aggregate("group_id", "FROM key_groups WHERE key_id = k.id"),
+            aggregate("role_id", "FROM key_roles WHERE key_id = k.id"),
+        );
+        (1..=ids)
+            .map(|i| format!("{one}${i}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    }
+    static BUILT: LazyLock<[String; 4]> = LazyLock::new(|| {
+        [
+            build(Sqlite, 1),
+            build(Sqlite, 2),
+            build(Postgres, 1),
+            build(Postgres, 2),
+        ]
+    });
+    match (backend, ids) {
+        (Sqlite, 1) => BUILT[0].as_str().into(),
+        (Sqlite, 2) => BUILT[1].as_str().into(),
+        (Postgres, 1) => BUILT[2].as_str().into(),
+        (Postgres, 2) => BUILT[3].as_str().into(),
+        _ => build(backend, ids).into(),
+    }
+}
+
+/// A comma-joined aggregate as a sorted list without duplicates.
+fn split_list(joined: Option<String>) -> Vec<String> {
+    let mut items: Vec<String> = joined
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    items.sort();
+    items.dedup();
+    items
+}
+
 /// Keys by ID with their permissions and assignments: the hot path of key authentication,
 /// one query whatever the number of IDs (the verify endpoint reads its caller's key and the
-/// presented one together). The aggregate is the one thing the two databases spell differently.
+/// presented one together).
 pub async fn find_for_auth(
     conn: &mut AnyConnection,
     backend: crate::db::Backend,
@@ -138,57 +199,70 @@ pub async fn find_for_auth(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let aggregate = |column: &str, source: &str| {
-        let agg = match backend {
-            crate::db::Backend::Sqlite => "group_concat",
-            crate::db::Backend::Postgres => "string_agg",
-        };
-        format!("COALESCE((SELECT {agg}({column}, ',') {source}), '')")
-    };
-    let permissions: Vec<String> = PERMISSION_SOURCES
-        .iter()
-        .map(|source| aggregate("rp.permission", source))
-        .collect();
-    let one = format!(
-        "{}, {} AS permissions, {} AS group_ids, {} AS role_ids \
-         FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id WHERE k.id = ",
-        select_columns!(),
-        permissions.join(" || ',' || "),
-        aggregate("group_id", "FROM key_groups WHERE key_id = k.id"),
-        aggregate("role_id", "FROM key_roles WHERE key_id = k.id"),
-    );
-    // One branch per ID: an `IN` list would make SQLite build a temporary index each time.
-    let sql = (1..=ids.len())
-        .map(|i| format!("{one}${i}"))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = sqlx::query(AssertSqlSafe(auth_sql(backend, ids.len())));
     for id in ids {
         query = query.bind(*id);
     }
     let rows = query.fetch_all(conn).await?;
-    let list = |row: &sqlx::any::AnyRow, column: &str| -> sqlx::Result<Vec<String>> {
-        let joined: Option<String> = row.try_get(column)?;
-        let mut items: Vec<String> = joined
-            .unwrap_or_default()
-            .split(',')
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect();
-        items.sort();
-        items.dedup();
-        Ok(items)
-    };
     rows.iter()
         .map(|row| {
             Ok(AuthRow {
                 key: KeyRow::from_row(row)?,
-                permissions: list(row, "permissions")?,
-                group_ids: list(row, "group_ids")?,
-                role_ids: list(row, "role_ids")?,
+                permissions: split_list(row.try_get("permissions")?),
+                group_ids: split_list(row.try_get("group_ids")?),
+                role_ids: split_list(row.try_get("role_ids")?),
             })
         })
         .collect()
+}
+
+/// `find_for_auth` on a SQLite connection of the request's own thread
+/// (`db::sqlite_reader`): the same SQL and the same rows.
+pub fn find_for_auth_sqlite(
+    conn: &rusqlite::Connection,
+    ids: &[&str],
+) -> rusqlite::Result<Vec<AuthRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut statement = conn.prepare_cached(&auth_sql(crate::db::Backend::Sqlite, ids.len()))?;
+    let rows = statement.query_map(rusqlite::params_from_iter(ids), |row| {
+        // The columns in the order of `select_columns!`, then the three aggregates.
+        let key = KeyRow {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            description: row.get(2)?,
+            key_type: row.get(3)?,
+            owner_user_id: row.get(4)?,
+            owner_name: row.get(5)?,
+            owner_active: row.get(6)?,
+            secret_hash: row.get(7)?,
+            previous_secret_hash: row.get(8)?,
+            previous_valid_until: row.get(9)?,
+            secret_regenerated_at: row.get(10)?,
+            active: row.get(11)?,
+            locked: row.get(12)?,
+            failed_attempts: row.get(13)?,
+            expires_at: row.get(14)?,
+            allowed_networks: row.get(15)?,
+            created_at: row.get(16)?,
+            created_by: row.get(17)?,
+            created_by_label: row.get(18)?,
+            modified_at: row.get(19)?,
+            modified_by: row.get(20)?,
+            modified_by_label: row.get(21)?,
+            last_used_at: row.get(22)?,
+            last_used_ip: row.get(23)?,
+            last_used_agent: row.get(24)?,
+        };
+        Ok(AuthRow {
+            key,
+            permissions: split_list(row.get(25)?),
+            group_ids: split_list(row.get(26)?),
+            role_ids: split_list(row.get(27)?),
+        })
+    })?;
+    rows.collect()
 }
 
 /// Locks a key's row for the rest of the transaction (PostgreSQL; SQLite write transactions

@@ -5,11 +5,13 @@
 //! at will. Every refusal looks the same to the caller; the reason goes to the audit log.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use sqlx::AnyPool;
 
 use crate::auth::key_auth::PresentedKey;
+use crate::db::SqliteReader;
 use crate::domain::Permission;
 use crate::error::AppError;
 use tokio::sync::{mpsc, oneshot};
@@ -177,6 +179,8 @@ pub fn client_bucket(ip: &str) -> String {
 #[derive(Clone)]
 pub struct KeyChecker {
     pool: AnyPool,
+    /// SQLite: lookups on the request's own thread (see `db::sqlite_reader`).
+    reader: Option<Arc<SqliteReader>>,
     policy: Policy,
     refusals: mpsc::Sender<Pending>,
 }
@@ -206,6 +210,7 @@ impl KeyChecker {
     /// `wake` is told when a lock queued emails and webhook events, so they go out at once.
     pub fn start(
         pool: AnyPool,
+        reader: Option<SqliteReader>,
         policy: Policy,
         public_url: &str,
         wake: std::sync::Arc<tokio::sync::Notify>,
@@ -220,6 +225,7 @@ impl KeyChecker {
         ));
         KeyChecker {
             pool,
+            reader: reader.map(Arc::new),
             policy,
             refusals,
         }
@@ -251,22 +257,14 @@ impl KeyChecker {
             .iter()
             .filter_map(|a| a.presented.as_ref().map(|p| p.id.as_str()))
             .collect();
-        let rows = if ids.is_empty() {
-            Vec::new()
-        } else {
-            let found = async {
-                let mut conn = self.pool.acquire().await?;
-                repo::find_for_auth(&mut conn, crate::db::Backend::of_pool(&self.pool), &ids).await
-            };
-            match found.await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    let message = e.to_string();
-                    return attempts
-                        .iter()
-                        .map(|_| Err(AuthError::Internal(sqlx_failure(&message))))
-                        .collect();
-                }
+        let rows = match self.find(&ids).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                let message = e.to_string();
+                return attempts
+                    .iter()
+                    .map(|_| Err(AuthError::Internal(sqlx_failure(&message))))
+                    .collect();
             }
         };
         let mut outcomes: Vec<Result<AuthenticatedKey, AuthError>> =
@@ -300,6 +298,24 @@ impl KeyChecker {
             });
         }
         outcomes
+    }
+
+    /// The keys with these IDs: on SQLite read where the request runs, else (and whenever
+    /// that read fails, say in a busy moment) through the pool.
+    async fn find(&self, ids: &[&str]) -> Result<Vec<AuthRow>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(reader) = &self.reader {
+            match reader.read(|conn| repo::find_for_auth_sqlite(conn, ids)) {
+                Ok(rows) => return Ok(rows),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading a key on the request's thread failed; using the pool")
+                }
+            }
+        }
+        let mut conn = self.pool.acquire().await?;
+        repo::find_for_auth(&mut conn, crate::db::Backend::of_pool(&self.pool), ids).await
     }
 
     async fn accepted(

@@ -13,6 +13,7 @@ mod csrf;
 mod expiry;
 mod frame;
 mod health;
+mod key_lookup;
 mod keys;
 mod mail;
 mod people;

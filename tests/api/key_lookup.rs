@@ -1,0 +1,159 @@
+//! The key lookup of authentication: on SQLite it runs on the request's own thread
+//! (`db::SqliteReader`), elsewhere and as a fallback through the pool. Both must read the same.
+
+use std::sync::Arc;
+
+use keyward::db::SqliteReader;
+use keyward::repo::keys::{self, AuthRow};
+use keyward::service::key_auth::{Attempt, KeyChecker, Policy};
+
+use crate::common::{ShownKey, TestApp, database_kind, spawn_app};
+
+/// A tenant key with two roles and one group, a personal key whose permissions come from its
+/// owner's groups, and an API key without roles.
+async fn three_keys(app: &TestApp) -> [ShownKey; 3] {
+    app.signed_in_admin().await;
+    let tenant = app
+        .add_key(
+            "/user-access/keys",
+            &[
+                ("name", "deployer"),
+                ("key_type", "access"),
+                ("validity", "90"),
+                ("roles", "role_key_admin"),
+                ("roles", "role_read_only"),
+                ("groups", "grp_administrators"),
+            ],
+        )
+        .await;
+    let api = app
+        .add_key(
+            "/user-access/keys",
+            &[("name", "partner"), ("key_type", "api"), ("validity", "30")],
+        )
+        .await;
+    let personal = app
+        .add_key(
+            "/my/keys",
+            &[
+                ("name", "laptop"),
+                ("key_type", "access"),
+                ("validity", "30"),
+                ("custom_date", ""),
+            ],
+        )
+        .await;
+    [tenant, api, personal]
+}
+
+fn shown(rows: &[AuthRow]) -> String {
+    format!("{rows:?}")
+}
+
+#[tokio::test]
+async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
+    let app = spawn_app().await;
+    let reader = SqliteReader::for_url(&app.database_url);
+    if database_kind() == "postgres" {
+        assert!(reader.is_none(), "no thread-local reader for PostgreSQL");
+        return;
+    }
+    let reader = reader.expect("a reader for the SQLite file");
+    let [tenant, api, personal] = three_keys(&app).await;
+    // Every column filled with a value of its own, so that a column read into the wrong field
+    // shows: last use from a key check, the rest written directly.
+    for key in [&tenant, &api, &personal] {
+        app.authenticate(&key.id, &key.secret).await.unwrap();
+    }
+    sqlx::query(
+        "UPDATE access_keys SET description = 'feeds partners', previous_secret_hash = 'prev', \
+         previous_valid_until = 1900000001, secret_regenerated_at = 1800000002, \
+         failed_attempts = 3, allowed_networks = '10.0.0.0/8', last_used_ip = '192.0.2.9' \
+         WHERE id = $1",
+    )
+    .bind(&api.id)
+    .execute(&app.state.pool)
+    .await
+    .unwrap();
+    let backend = app.state.backend;
+    for ids in [
+        vec![tenant.id.as_str(), personal.id.as_str()],
+        vec![api.id.as_str()],
+        vec![personal.id.as_str()],
+        vec!["kwk_doesnotexist000000", tenant.id.as_str()],
+    ] {
+        let mut conn = app.state.pool.acquire().await.unwrap();
+        let pooled = keys::find_for_auth(&mut conn, backend, &ids).await.unwrap();
+        let local = reader
+            .read(|c| keys::find_for_auth_sqlite(c, &ids))
+            .unwrap();
+        assert_eq!(shown(&local), shown(&pooled), "lookup of {ids:?}");
+    }
+
+    let local = reader
+        .read(|c| keys::find_for_auth_sqlite(c, &[tenant.id.as_str(), personal.id.as_str()]))
+        .unwrap();
+    assert_eq!(local.len(), 2);
+    let (t, p) = (&local[0], &local[1]);
+    assert_eq!(t.key.id, tenant.id);
+    assert_eq!(t.role_ids, ["role_key_admin", "role_read_only"]);
+    assert_eq!(t.group_ids, ["grp_administrators"]);
+    assert!(t.permissions.iter().any(|p| p == "keys:write"));
+    assert_eq!(p.key.id, personal.id);
+    assert!(p.key.owner_user_id.is_some());
+    assert!(
+        !p.permissions.is_empty(),
+        "the owner's groups give the personal key permissions"
+    );
+
+    // A change committed through the pool is seen by the next read at once.
+    sqlx::query("UPDATE access_keys SET active = 0 WHERE id = $1")
+        .bind(&tenant.id)
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.authenticate(&tenant.id, &tenant.secret)
+            .await
+            .unwrap_err(),
+        keyward::service::key_auth::Refusal::Inactive
+    );
+}
+
+#[tokio::test]
+async fn a_key_check_uses_the_pool_when_the_reader_cannot_read() {
+    let app = spawn_app().await;
+    let [tenant, _, _] = three_keys(&app).await;
+    // A reader on a file that does not exist fails on every read.
+    let broken = SqliteReader::for_url("sqlite:///nonexistent-keyward-dir/none.db")
+        .expect("a SQLite URL gives a reader");
+    assert!(broken.read(|_| Ok(())).is_err());
+    let checker = KeyChecker::start(
+        app.state.pool.clone(),
+        Some(broken),
+        Policy {
+            lockout_threshold: 5,
+            client_failure_limit: 30,
+        },
+        "http://localhost",
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let ring = app.state.keyring();
+    let attempt = |secret: &str| Attempt {
+        presented: keyward::auth::key_auth::from_pair(&format!("{}::{secret}", tenant.id)),
+        client_ip: "127.0.0.1",
+        user_agent: "keyward-tests",
+        limit_client: true,
+        needs_caller: None,
+    };
+    let accepted = checker
+        .check(&ring, attempt(&tenant.secret))
+        .await
+        .expect("accepted through the pool");
+    assert_eq!(accepted.row.id, tenant.id);
+    assert!(accepted.permissions.iter().any(|p| p == "keys:write"));
+    assert!(
+        crate::common::captured_logs().contains("using the pool"),
+        "the failed read is logged"
+    );
+}
