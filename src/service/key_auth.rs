@@ -4,8 +4,9 @@
 //! lockout; failures also count per client address so that nobody can lock other people's keys
 //! at will. Every refusal looks the same to the caller; the reason goes to the audit log.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 use sqlx::AnyPool;
@@ -183,7 +184,13 @@ pub struct KeyChecker {
     reader: Option<Arc<SqliteReader>>,
     policy: Policy,
     refusals: mpsc::Sender<Pending>,
+    /// Client addresses known to be over their limit, with the end of that window.
+    throttled: Arc<Mutex<HashMap<String, i64>>>,
 }
+
+/// Most client addresses remembered as over their limit; past it, ended windows are dropped
+/// first, then all (forgetting only costs the next refusal a write).
+const MAX_THROTTLED: usize = 10_000;
 
 /// A refusal waiting to be written, and where to send what came of it.
 struct Pending {
@@ -228,6 +235,7 @@ impl KeyChecker {
             reader: reader.map(Arc::new),
             policy,
             refusals,
+            throttled: Arc::default(),
         }
     }
 
@@ -345,7 +353,10 @@ impl KeyChecker {
         })
     }
 
-    /// Hands a refusal to the writer and waits for it to be committed.
+    /// Hands a refusal to the writer and waits for it to be committed. A client already known
+    /// to be over its limit is answered 429 at once: in a fixed window over its limit a further
+    /// failure changes nothing (it counts against no key and is not audited), so a flood from
+    /// one address costs no writes until its window ends.
     async fn refused(
         &self,
         key_id: &str,
@@ -353,12 +364,16 @@ impl KeyChecker {
         attempt: &Attempt<'_>,
         now: i64,
     ) -> AuthError {
+        let limit_client = attempt.limit_client && self.policy.client_failure_limit > 0;
+        if limit_client && let Some(retry_after) = self.known_throttled(attempt.client_ip, now) {
+            return AuthError::Throttled { retry_after };
+        }
         let (done, answer) = oneshot::channel();
         let pending = Pending {
             key_id: key_id.to_string(),
             refusal,
             client_ip: attempt.client_ip.to_string(),
-            limit_client: attempt.limit_client && self.policy.client_failure_limit > 0,
+            limit_client,
             now,
             done,
         };
@@ -367,10 +382,35 @@ impl KeyChecker {
         }
         match answer.await {
             Ok(Ok(Written::Refused)) => AuthError::Refused(refusal),
-            Ok(Ok(Written::Throttled { retry_after })) => AuthError::Throttled { retry_after },
+            Ok(Ok(Written::Throttled { retry_after })) => {
+                self.remember_throttled(attempt.client_ip, now, now + retry_after);
+                AuthError::Throttled { retry_after }
+            }
             Ok(Err(message)) => AuthError::Internal(sqlx_failure(&message)),
             Err(_) => AuthError::Internal(sqlx_failure("the refusal writer has stopped")),
         }
+    }
+}
+
+impl KeyChecker {
+    /// Seconds until the window ends, when this address is known to be over its limit.
+    fn known_throttled(&self, client_ip: &str, now: i64) -> Option<i64> {
+        let throttled = self.throttled.lock().ok()?;
+        let ends = *throttled.get(client_ip)?;
+        (ends > now).then_some(ends - now)
+    }
+
+    fn remember_throttled(&self, client_ip: &str, now: i64, ends: i64) {
+        let Ok(mut throttled) = self.throttled.lock() else {
+            return;
+        };
+        if throttled.len() >= MAX_THROTTLED {
+            throttled.retain(|_, window_end| *window_end > now);
+            if throttled.len() >= MAX_THROTTLED {
+                throttled.clear();
+            }
+        }
+        throttled.insert(client_ip.to_string(), ends);
     }
 }
 

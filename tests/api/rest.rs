@@ -371,6 +371,12 @@ async fn one_client_cannot_lock_other_peoples_keys_at_will() {
         3,
         "the key's counter stopped with the client's limit"
     );
+    assert_eq!(
+        app.count("SELECT CAST(SUM(hits) AS BIGINT) FROM rate_limits")
+            .await,
+        4,
+        "once the client is known to be over its limit, its refusals write nothing"
+    );
     assert_eq!(app.count("SELECT locked FROM access_keys").await, 0);
     // The owner's own correct use still works, and the next minute the client may try again.
     assert_eq!(
