@@ -106,6 +106,16 @@ async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
         "the owner's groups give the personal key permissions"
     );
 
+    // Between reads the reader holds no snapshot: a full checkpoint is not held back.
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        busy, 0,
+        "a reader kept the write-ahead log from being truncated"
+    );
+
     // A change committed through the pool is seen by the next read at once.
     sqlx::query("UPDATE access_keys SET active = 0 WHERE id = $1")
         .bind(&tenant.id)
