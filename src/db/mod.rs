@@ -2,7 +2,7 @@
 
 mod sqlite_reader;
 
-pub use sqlite_reader::SqliteReader;
+pub use sqlite_reader::{ReadError, SqliteReader};
 
 use std::str::FromStr;
 use std::time::Duration;

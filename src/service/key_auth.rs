@@ -317,6 +317,8 @@ impl KeyChecker {
         if let Some(reader) = &self.reader {
             match reader.read(|conn| repo::find_for_auth_sqlite(conn, ids)) {
                 Ok(rows) => return Ok(rows),
+                // Already reported when the reader began to rest.
+                Err(crate::db::ReadError::Resting) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "reading a key on the request's thread failed; using the pool")
                 }
@@ -397,7 +399,8 @@ impl KeyChecker {
     fn known_throttled(&self, client_ip: &str, now: i64) -> Option<i64> {
         let throttled = self.throttled.lock().ok()?;
         let ends = *throttled.get(client_ip)?;
-        (ends > now).then_some(ends - now)
+        // A window ends at most a window from now; anything else is stale (the clock moved).
+        (ends > now && ends - now <= CLIENT_WINDOW).then_some(ends - now)
     }
 
     fn remember_throttled(&self, client_ip: &str, now: i64, ends: i64) {

@@ -122,6 +122,10 @@ async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
         .execute(&app.state.pool)
         .await
         .unwrap();
+    let seen = reader
+        .read(|c| keys::find_for_auth_sqlite(c, &[tenant.id.as_str()]))
+        .unwrap();
+    assert_eq!(seen[0].key.active, 0);
     assert_eq!(
         app.authenticate(&tenant.id, &tenant.secret)
             .await
@@ -135,9 +139,10 @@ async fn a_key_check_uses_the_pool_when_the_reader_cannot_read() {
     let app = spawn_app().await;
     let [tenant, _, _] = three_keys(&app).await;
     // A reader on a file that does not exist fails on every read.
-    let broken = SqliteReader::for_url("sqlite:///nonexistent-keyward-dir/none.db")
-        .expect("a SQLite URL gives a reader");
-    assert!(broken.read(|_| Ok(())).is_err());
+    let url = "sqlite:///nonexistent-keyward-dir/none.db";
+    let probe = SqliteReader::for_url(url).expect("a SQLite URL gives a reader");
+    assert!(probe.read(|_| Ok(())).is_err());
+    let broken = SqliteReader::for_url(url).expect("a SQLite URL gives a reader");
     let checker = KeyChecker::start(
         app.state.pool.clone(),
         Some(broken),
@@ -162,10 +167,12 @@ async fn a_key_check_uses_the_pool_when_the_reader_cannot_read() {
         .expect("accepted through the pool");
     assert_eq!(accepted.row.id, tenant.id);
     assert!(accepted.permissions.iter().any(|p| p == "keys:write"));
-    assert!(
-        crate::common::captured_logs().contains("using the pool"),
-        "the failed read is logged"
-    );
+    // Again, now that the reader rests: still answered, through the pool.
+    assert!(checker.check(&ring, attempt(&tenant.secret)).await.is_ok());
+    assert!(matches!(
+        checker.check(&ring, attempt("kws_wrong")).await,
+        Err(keyward::service::key_auth::AuthError::Refused(_))
+    ));
 }
 
 #[tokio::test]
