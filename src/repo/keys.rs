@@ -102,20 +102,7 @@ pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Key
         .await
 }
 
-/// Where a key's permissions come from: a tenant key's own roles, its groups' roles, and a
-/// personal key's owner's groups' roles. Three joins aggregated separately (no UNION or
-/// DISTINCT, which would build temporary tables on every check); duplicates are removed after.
-const PERMISSION_SOURCES: [&str; 3] = [
-    "FROM key_roles kr JOIN role_permissions rp ON rp.role_id = kr.role_id \
-     WHERE kr.key_id = k.id AND k.owner_user_id IS NULL",
-    "FROM key_groups kg JOIN group_roles gr ON gr.group_id = kg.group_id \
-     JOIN role_permissions rp ON rp.role_id = gr.role_id \
-     WHERE kg.key_id = k.id AND k.owner_user_id IS NULL",
-    "FROM group_members gm JOIN group_roles gr ON gr.group_id = gm.group_id \
-     JOIN role_permissions rp ON rp.role_id = gr.role_id WHERE gm.user_id = k.owner_user_id",
-];
-
-/// A key with what the API shows beside it, read in one round trip.
+/// A key with what the API shows beside it.
 #[derive(Debug, Clone)]
 pub struct AuthRow {
     pub key: KeyRow,
@@ -126,9 +113,94 @@ pub struct AuthRow {
     pub role_ids: Vec<String>,
 }
 
-/// The lookup of keys by ID with their permissions and assignments, one `UNION ALL` branch
-/// per ID (an `IN` list would make SQLite build a temporary index each time). Built once for
-/// the usual one or two IDs. The aggregate is the one thing the two databases spell differently.
+/// A key as the auth lookup reads it: the row, its own groups and roles, its owner's groups,
+/// and the version of the role and group mappings at that moment. Permissions come from those
+/// mappings (`AccessMap`), kept in memory and reloaded when the version moves.
+#[derive(Debug, Clone)]
+pub struct AuthLookup {
+    pub key: KeyRow,
+    pub group_ids: Vec<String>,
+    pub role_ids: Vec<String>,
+    pub owner_group_ids: Vec<String>,
+    pub access_version: String,
+}
+
+/// The role and group mappings behind every key's permissions, as of `version`
+/// (`settings.access_version`, bumped by triggers on `role_permissions` and `group_roles`).
+#[derive(Debug, Default)]
+pub struct AccessMap {
+    pub version: String,
+    group_roles: std::collections::HashMap<String, Vec<String>>,
+    role_permissions: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl AccessMap {
+    /// A key with its permissions: a tenant key's own roles and its groups' roles; a personal
+    /// key's owner's groups' roles.
+    pub fn resolve(&self, found: AuthLookup) -> AuthRow {
+        let AuthLookup {
+            key,
+            group_ids,
+            role_ids,
+            owner_group_ids,
+            ..
+        } = found;
+        let (roles, groups): (&[String], &[String]) = if key.owner_user_id.is_some() {
+            (&[], &owner_group_ids)
+        } else {
+            (&role_ids, &group_ids)
+        };
+        let mut permissions: Vec<String> = roles
+            .iter()
+            .chain(
+                groups
+                    .iter()
+                    .filter_map(|g| self.group_roles.get(g))
+                    .flatten(),
+            )
+            .filter_map(|r| self.role_permissions.get(r))
+            .flatten()
+            .cloned()
+            .collect();
+        permissions.sort();
+        permissions.dedup();
+        AuthRow {
+            key,
+            permissions,
+            group_ids,
+            role_ids,
+        }
+    }
+}
+
+/// Reads the role and group mappings and their version in one statement (one snapshot).
+pub async fn load_access_map(conn: &mut AnyConnection) -> sqlx::Result<AccessMap> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT 'v' AS kind, '' AS a, '' AS b, value AS version FROM settings \
+         WHERE name = 'access_version' \
+         UNION ALL SELECT 'g', group_id, role_id, '' FROM group_roles \
+         UNION ALL SELECT 'r', role_id, permission, '' FROM role_permissions",
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut map = AccessMap::default();
+    for row in &rows {
+        let kind: String = row.try_get("kind")?;
+        let a: String = row.try_get("a")?;
+        let b: String = row.try_get("b")?;
+        match kind.as_str() {
+            "v" => map.version = row.try_get("version")?,
+            "g" => map.group_roles.entry(a).or_default().push(b),
+            _ => map.role_permissions.entry(a).or_default().push(b),
+        }
+    }
+    Ok(map)
+}
+
+/// The lookup of keys by ID for authentication, one `UNION ALL` branch per ID (an `IN` list
+/// would make SQLite build a temporary index each time). Built once for the usual one or two
+/// IDs. The aggregate is the one thing the two databases spell differently.
 fn auth_sql(backend: crate::db::Backend, ids: usize) -> std::borrow::Cow<'static, str> {
     use crate::db::Backend::{Postgres, Sqlite};
     use std::sync::LazyLock;
@@ -140,17 +212,17 @@ fn auth_sql(backend: crate::db::Backend, ids: usize) -> std::borrow::Cow<'static
             };
             format!("COALESCE((SELECT {agg}({column}, ',') {source}), '')")
         };
-        let permissions: Vec<String> = PERMISSION_SOURCES
-            .iter()
-            .map(|source| aggregate("rp.permission", source))
-            .collect();
         let one = format!(
-            "{}, {} AS permissions, {} AS group_ids, {} AS role_ids \
+            "{}, {} AS group_ids, {} AS role_ids, {} AS owner_group_ids, \
+             (SELECT value FROM settings WHERE name = 'access_version') AS access_version \
              FROM access_keys k LEFT JOIN users u ON u.id = k.owner_user_id WHERE k.id = ",
             select_columns!(),
-            permissions.join(" || ',' || "),
             aggregate("group_id", "FROM key_groups WHERE key_id = k.id"),
             aggregate("role_id", "FROM key_roles WHERE key_id = k.id"),
+            aggregate(
+                "group_id",
+                "FROM group_members WHERE user_id = k.owner_user_id"
+            ),
         );
         (1..=ids)
             .map(|i| format!("{one}${i}"))
@@ -187,14 +259,13 @@ fn split_list(joined: Option<String>) -> Vec<String> {
     items
 }
 
-/// Keys by ID with their permissions and assignments: the hot path of key authentication,
-/// one query whatever the number of IDs (the verify endpoint reads its caller's key and the
-/// presented one together).
-pub async fn find_for_auth(
+/// Keys by ID for authentication: the hot path, one query whatever the number of IDs (the
+/// verify endpoint reads its caller's key and the presented one together).
+pub async fn lookup_for_auth(
     conn: &mut AnyConnection,
     backend: crate::db::Backend,
     ids: &[&str],
-) -> sqlx::Result<Vec<AuthRow>> {
+) -> sqlx::Result<Vec<AuthLookup>> {
     use sqlx::{FromRow, Row};
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -206,28 +277,41 @@ pub async fn find_for_auth(
     let rows = query.fetch_all(conn).await?;
     rows.iter()
         .map(|row| {
-            Ok(AuthRow {
+            Ok(AuthLookup {
                 key: KeyRow::from_row(row)?,
-                permissions: split_list(row.try_get("permissions")?),
                 group_ids: split_list(row.try_get("group_ids")?),
                 role_ids: split_list(row.try_get("role_ids")?),
+                owner_group_ids: split_list(row.try_get("owner_group_ids")?),
+                access_version: row.try_get("access_version")?,
             })
         })
         .collect()
 }
 
-/// `find_for_auth` on a SQLite connection of the request's own thread
+/// Keys by ID with their permissions, the mappings read afresh (the console's view of a key;
+/// key checks keep the mappings in memory instead).
+pub async fn find_for_auth(
+    conn: &mut AnyConnection,
+    backend: crate::db::Backend,
+    ids: &[&str],
+) -> sqlx::Result<Vec<AuthRow>> {
+    let found = lookup_for_auth(conn, backend, ids).await?;
+    let map = load_access_map(conn).await?;
+    Ok(found.into_iter().map(|f| map.resolve(f)).collect())
+}
+
+/// `lookup_for_auth` on a SQLite connection of the request's own thread
 /// (`db::sqlite_reader`): the same SQL and the same rows.
-pub fn find_for_auth_sqlite(
+pub fn lookup_for_auth_sqlite(
     conn: &rusqlite::Connection,
     ids: &[&str],
-) -> rusqlite::Result<Vec<AuthRow>> {
+) -> rusqlite::Result<Vec<AuthLookup>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut statement = conn.prepare_cached(&auth_sql(crate::db::Backend::Sqlite, ids.len()))?;
     let rows = statement.query_map(rusqlite::params_from_iter(ids), |row| {
-        // The columns in the order of `select_columns!`, then the three aggregates.
+        // The columns in the order of `select_columns!`, then the three lists and the version.
         let key = KeyRow {
             id: row.get(0)?,
             name: row.get(1)?,
@@ -255,11 +339,12 @@ pub fn find_for_auth_sqlite(
             last_used_ip: row.get(23)?,
             last_used_agent: row.get(24)?,
         };
-        Ok(AuthRow {
+        Ok(AuthLookup {
             key,
-            permissions: split_list(row.get(25)?),
-            group_ids: split_list(row.get(26)?),
-            role_ids: split_list(row.get(27)?),
+            group_ids: split_list(row.get(25)?),
+            role_ids: split_list(row.get(26)?),
+            owner_group_ids: split_list(row.get(27)?),
+            access_version: row.get(28)?,
         })
     })?;
     rows.collect()

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use ipnet::IpNet;
 use sqlx::AnyPool;
@@ -17,7 +17,7 @@ use crate::domain::Permission;
 use crate::error::AppError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::repo::keys::{self as repo, AuthRow, KeyRow};
+use crate::repo::keys::{self as repo, AccessMap, AuthLookup, AuthRow, KeyRow};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::keys::{KeyStatus, Keyring};
 use crate::service::notices::{self, KeyEvent, KeyFacts};
@@ -186,6 +186,8 @@ pub struct KeyChecker {
     refusals: mpsc::Sender<Pending>,
     /// Client addresses known to be over their limit, with the end of that window.
     throttled: Arc<Mutex<HashMap<String, i64>>>,
+    /// The role and group mappings behind permissions, as of the version they were read at.
+    access: Arc<RwLock<Arc<AccessMap>>>,
 }
 
 /// Most client addresses remembered as over their limit; past it, ended windows are dropped
@@ -236,6 +238,7 @@ impl KeyChecker {
             policy,
             refusals,
             throttled: Arc::default(),
+            access: Arc::default(),
         }
     }
 
@@ -308,14 +311,21 @@ impl KeyChecker {
         outcomes
     }
 
-    /// The keys with these IDs: on SQLite read where the request runs, else (and whenever
-    /// that read fails, say in a busy moment) through the pool.
+    /// The keys with these IDs and their permissions.
     async fn find(&self, ids: &[&str]) -> Result<Vec<AuthRow>, sqlx::Error> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let found = self.lookup(ids).await?;
+        let map = self.access_map(&found).await?;
+        Ok(found.into_iter().map(|f| map.resolve(f)).collect())
+    }
+
+    /// The keys with these IDs: on SQLite read where the request runs, else (and whenever
+    /// that read fails, say in a busy moment) through the pool.
+    async fn lookup(&self, ids: &[&str]) -> Result<Vec<AuthLookup>, sqlx::Error> {
         if let Some(reader) = &self.reader {
-            match reader.read(|conn| repo::find_for_auth_sqlite(conn, ids)) {
+            match reader.read(|conn| repo::lookup_for_auth_sqlite(conn, ids)) {
                 Ok(rows) => return Ok(rows),
                 // Already reported when the reader began to rest.
                 Err(crate::db::ReadError::Resting) => {}
@@ -325,7 +335,25 @@ impl KeyChecker {
             }
         }
         let mut conn = self.pool.acquire().await?;
-        repo::find_for_auth(&mut conn, crate::db::Backend::of_pool(&self.pool), ids).await
+        repo::lookup_for_auth(&mut conn, crate::db::Backend::of_pool(&self.pool), ids).await
+    }
+
+    /// The role and group mappings, reloaded when a key was read under another version.
+    async fn access_map(&self, found: &[AuthLookup]) -> Result<Arc<AccessMap>, sqlx::Error> {
+        let held = self
+            .access
+            .read()
+            .map(|map| map.clone())
+            .unwrap_or_default();
+        if found.iter().all(|f| f.access_version == held.version) {
+            return Ok(held);
+        }
+        let mut conn = self.pool.acquire().await?;
+        let fresh = Arc::new(repo::load_access_map(&mut conn).await?);
+        if let Ok(mut map) = self.access.write() {
+            *map = fresh.clone();
+        }
+        Ok(fresh)
     }
 
     async fn accepted(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use keyward::db::SqliteReader;
-use keyward::repo::keys::{self, AuthRow};
+use keyward::repo::keys::{self, AuthLookup};
 use keyward::service::key_auth::{Attempt, KeyChecker, Policy};
 
 use crate::common::{ShownKey, TestApp, database_kind, spawn_app};
@@ -46,7 +46,7 @@ async fn three_keys(app: &TestApp) -> [ShownKey; 3] {
     [tenant, api, personal]
 }
 
-fn shown(rows: &[AuthRow]) -> String {
+fn shown(rows: &[AuthLookup]) -> String {
     format!("{rows:?}")
 }
 
@@ -83,16 +83,22 @@ async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
         vec!["kwk_doesnotexist000000", tenant.id.as_str()],
     ] {
         let mut conn = app.state.pool.acquire().await.unwrap();
-        let pooled = keys::find_for_auth(&mut conn, backend, &ids).await.unwrap();
+        let pooled = keys::lookup_for_auth(&mut conn, backend, &ids)
+            .await
+            .unwrap();
         let local = reader
-            .read(|c| keys::find_for_auth_sqlite(c, &ids))
+            .read(|c| keys::lookup_for_auth_sqlite(c, &ids))
             .unwrap();
         assert_eq!(shown(&local), shown(&pooled), "lookup of {ids:?}");
     }
 
     let local = reader
-        .read(|c| keys::find_for_auth_sqlite(c, &[tenant.id.as_str(), personal.id.as_str()]))
+        .read(|c| keys::lookup_for_auth_sqlite(c, &[tenant.id.as_str(), personal.id.as_str()]))
         .unwrap();
+    let mut conn = app.state.pool.acquire().await.unwrap();
+    let map = keys::load_access_map(&mut conn).await.unwrap();
+    drop(conn);
+    let local: Vec<_> = local.into_iter().map(|l| map.resolve(l)).collect();
     assert_eq!(local.len(), 2);
     let (t, p) = (&local[0], &local[1]);
     assert_eq!(t.key.id, tenant.id);
@@ -123,7 +129,7 @@ async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
         .await
         .unwrap();
     let seen = reader
-        .read(|c| keys::find_for_auth_sqlite(c, &[tenant.id.as_str()]))
+        .read(|c| keys::lookup_for_auth_sqlite(c, &[tenant.id.as_str()]))
         .unwrap();
     assert_eq!(seen[0].key.active, 0);
     assert_eq!(
@@ -194,4 +200,79 @@ async fn postgresql_has_statistics_for_the_permission_tables_from_the_start() {
     .await
     .unwrap();
     assert!(unanalyzed.is_empty(), "never analyzed: {unanalyzed:?}");
+}
+
+#[tokio::test]
+async fn a_change_to_a_role_or_group_counts_at_the_next_check() {
+    // Key checks keep the role and group mappings in memory; a change made by any path (here
+    // plain SQL, as another instance or a script would) must count at the very next check.
+    let app = spawn_app().await;
+    let [tenant, _, personal] = three_keys(&app).await;
+    let permissions = |key: &ShownKey| {
+        let (id, secret) = (key.id.clone(), key.secret.clone());
+        let app = &app;
+        async move {
+            let attempt = Attempt {
+                presented: keyward::auth::key_auth::from_pair(&format!("{id}::{secret}")),
+                client_ip: "127.0.0.1",
+                user_agent: "keyward-tests",
+                limit_client: true,
+                needs_caller: None,
+            };
+            let ring = app.state.keyring();
+            app.state
+                .key_checker
+                .check(&ring, attempt)
+                .await
+                .expect("accepted")
+                .permissions
+        }
+    };
+    let version = || async {
+        sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE name = 'access_version'")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap()
+    };
+    assert!(
+        permissions(&tenant)
+            .await
+            .contains(&"keys:write".to_string())
+    );
+    let before = version().await;
+
+    // The tenant key's roles lose keys:write (it also holds it through Administrators, so
+    // take that group's role away too).
+    sqlx::query("DELETE FROM role_permissions WHERE permission = 'keys:write' AND role_id = 'role_key_admin'")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM group_roles WHERE group_id = 'grp_administrators'")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    assert_ne!(version().await, before, "the triggers moved the version");
+    let now_held = permissions(&tenant).await;
+    assert!(
+        !now_held.contains(&"keys:write".to_string()),
+        "{now_held:?}"
+    );
+    assert!(now_held.contains(&"keys:read".to_string()), "{now_held:?}");
+    // The personal key's owner is an administrator only through that group.
+    assert!(permissions(&personal).await.is_empty());
+
+    // Given back through a group: the personal key acts with it again at once.
+    sqlx::query("INSERT INTO group_roles (group_id, role_id) VALUES ('grp_administrators', 'role_read_only')")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let personal_now = permissions(&personal).await;
+    assert!(
+        personal_now.contains(&"audit:read".to_string()),
+        "{personal_now:?}"
+    );
+    assert!(
+        !personal_now.contains(&"keys:write".to_string()),
+        "{personal_now:?}"
+    );
 }
