@@ -212,17 +212,7 @@ async fn a_change_to_a_role_or_group_counts_at_the_next_check() {
         let (id, secret) = (key.id.clone(), key.secret.clone());
         let app = &app;
         async move {
-            let attempt = Attempt {
-                presented: keyward::auth::key_auth::from_pair(&format!("{id}::{secret}")),
-                client_ip: "127.0.0.1",
-                user_agent: "keyward-tests",
-                limit_client: true,
-                needs_caller: None,
-            };
-            let ring = app.state.keyring();
-            app.state
-                .key_checker
-                .check(&ring, attempt)
+            app.check_key(&id, &secret)
                 .await
                 .expect("accepted")
                 .permissions

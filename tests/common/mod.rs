@@ -419,6 +419,17 @@ impl TestApp {
         id: &str,
         secret: &str,
     ) -> Result<keyward::repo::keys::KeyRow, keyward::service::key_auth::Refusal> {
+        self.check_key(id, secret).await.map(|key| key.row)
+    }
+
+    /// The key check's whole answer for an ID and secret presented from 127.0.0.1: the key
+    /// with its permissions, or why it was refused.
+    pub async fn check_key(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<keyward::service::key_auth::AuthenticatedKey, keyward::service::key_auth::Refusal>
+    {
         use keyward::service::key_auth::{Attempt, AuthError};
         let ring = self.state.keyring();
         let attempt = Attempt {
@@ -429,7 +440,7 @@ impl TestApp {
             needs_caller: None,
         };
         match self.state.key_checker.check(&ring, attempt).await {
-            Ok(key) => Ok(key.row),
+            Ok(key) => Ok(key),
             Err(AuthError::Refused(r)) => Err(r),
             Err(other) => panic!("authentication failed unexpectedly: {other:?}"),
         }
