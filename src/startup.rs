@@ -144,7 +144,7 @@ impl Application {
         let key_hasher = prepared.vault.secret_hasher();
         let key_checker = crate::service::key_auth::KeyChecker::start(
             prepared.pool.clone(),
-            crate::db::SqliteReader::for_url(&settings.database_url),
+            crate::db::Reader::for_url(&settings.database_url),
             crate::service::key_auth::Policy {
                 lockout_threshold: settings.lockout_threshold,
                 client_failure_limit: settings.client_failure_limit,

@@ -1,8 +1,31 @@
 //! The database: one `AnyPool` over SQLite or PostgreSQL, per-backend migrations, SQLite pragmas.
 
+mod pg_reader;
 mod sqlite_reader;
 
+pub use pg_reader::{PgReadError, PgReader};
 pub use sqlite_reader::{ReadError, SqliteReader};
+
+/// Where key checks read keys without the pool's round trips: a SQLite file on the request's
+/// own thread, or PostgreSQL connections of their own.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per process, behind an `Arc`
+pub enum Reader {
+    Sqlite(SqliteReader),
+    Postgres(PgReader),
+}
+
+impl Reader {
+    /// The reader for the database at `url`, when there is one (see `SqliteReader::for_url`).
+    pub fn for_url(url: &str) -> Option<Self> {
+        if let Some(reader) = SqliteReader::for_url(url) {
+            return Some(Reader::Sqlite(reader));
+        }
+        let connections =
+            std::thread::available_parallelism().map_or(8, |n| (2 * n.get()).clamp(4, 16));
+        PgReader::for_url(url, connections).map(Reader::Postgres)
+    }
+}
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -259,6 +259,25 @@ fn split_list(joined: Option<String>) -> Vec<String> {
     items
 }
 
+/// One row of the authentication lookup, from either driver.
+fn auth_lookup_of<'r, R>(row: &'r R) -> sqlx::Result<AuthLookup>
+where
+    R: sqlx::Row,
+    KeyRow: sqlx::FromRow<'r, R>,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    use sqlx::FromRow;
+    Ok(AuthLookup {
+        key: KeyRow::from_row(row)?,
+        group_ids: split_list(row.try_get("group_ids")?),
+        role_ids: split_list(row.try_get("role_ids")?),
+        owner_group_ids: split_list(row.try_get("owner_group_ids")?),
+        access_version: row.try_get("access_version")?,
+    })
+}
+
 /// Keys by ID for authentication: the hot path, one query whatever the number of IDs (the
 /// verify endpoint reads its caller's key and the presented one together).
 pub async fn lookup_for_auth(
@@ -266,7 +285,6 @@ pub async fn lookup_for_auth(
     backend: crate::db::Backend,
     ids: &[&str],
 ) -> sqlx::Result<Vec<AuthLookup>> {
-    use sqlx::{FromRow, Row};
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -275,17 +293,7 @@ pub async fn lookup_for_auth(
         query = query.bind(*id);
     }
     let rows = query.fetch_all(conn).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(AuthLookup {
-                key: KeyRow::from_row(row)?,
-                group_ids: split_list(row.try_get("group_ids")?),
-                role_ids: split_list(row.try_get("role_ids")?),
-                owner_group_ids: split_list(row.try_get("owner_group_ids")?),
-                access_version: row.try_get("access_version")?,
-            })
-        })
-        .collect()
+    rows.iter().map(auth_lookup_of).collect()
 }
 
 /// Keys by ID with their permissions, the mappings read afresh (the console's view of a key;
@@ -298,6 +306,26 @@ pub async fn find_for_auth(
     let found = lookup_for_auth(conn, backend, ids).await?;
     let map = load_access_map(conn).await?;
     Ok(found.into_iter().map(|f| map.resolve(f)).collect())
+}
+
+/// `lookup_for_auth` on a PostgreSQL connection of the key checks' own (`db::PgReader`): the
+/// same SQL and the same rows, decoded without the `Any` driver's conversion.
+pub async fn lookup_for_auth_pg(
+    conn: &mut sqlx::PgConnection,
+    ids: &[&str],
+) -> sqlx::Result<Vec<AuthLookup>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = sqlx::query(AssertSqlSafe(auth_sql(
+        crate::db::Backend::Postgres,
+        ids.len(),
+    )));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(conn).await?;
+    rows.iter().map(auth_lookup_of).collect()
 }
 
 /// `lookup_for_auth` on a SQLite connection of the request's own thread

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use sqlx::AnyPool;
 
 use crate::auth::key_auth::PresentedKey;
-use crate::db::SqliteReader;
+use crate::db::Reader;
 use crate::domain::Permission;
 use crate::error::AppError;
 use tokio::sync::{mpsc, oneshot};
@@ -180,8 +180,9 @@ pub fn client_bucket(ip: &str) -> String {
 #[derive(Clone)]
 pub struct KeyChecker {
     pool: AnyPool,
-    /// SQLite: lookups on the request's own thread (see `db::sqlite_reader`).
-    reader: Option<Arc<SqliteReader>>,
+    /// Lookups without the pool: on SQLite on the request's own thread, on PostgreSQL on
+    /// connections of their own (see `db::Reader`).
+    reader: Option<Arc<Reader>>,
     policy: Policy,
     refusals: mpsc::Sender<Pending>,
     /// Client addresses known to be over their limit, with the end of that window.
@@ -219,7 +220,7 @@ impl KeyChecker {
     /// `wake` is told when a lock queued emails and webhook events, so they go out at once.
     pub fn start(
         pool: AnyPool,
-        reader: Option<SqliteReader>,
+        reader: Option<Reader>,
         policy: Policy,
         public_url: &str,
         wake: std::sync::Arc<tokio::sync::Notify>,
@@ -321,18 +322,31 @@ impl KeyChecker {
         Ok(found.into_iter().map(|f| map.resolve(f)).collect())
     }
 
-    /// The keys with these IDs: on SQLite read where the request runs, else (and whenever
-    /// that read fails, say in a busy moment) through the pool.
+    /// The keys with these IDs, read by the reader; through the pool when there is none or
+    /// its read fails (a busy moment on SQLite, a dropped connection on PostgreSQL).
     async fn lookup(&self, ids: &[&str]) -> Result<Vec<AuthLookup>, sqlx::Error> {
-        if let Some(reader) = &self.reader {
-            match reader.read(|conn| repo::lookup_for_auth_sqlite(conn, ids)) {
-                Ok(rows) => return Ok(rows),
-                // Already reported when the reader began to rest.
-                Err(crate::db::ReadError::Resting) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading a key on the request's thread failed; using the pool")
+        match self.reader.as_deref() {
+            Some(Reader::Sqlite(reader)) => {
+                match reader.read(|conn| repo::lookup_for_auth_sqlite(conn, ids)) {
+                    Ok(rows) => return Ok(rows),
+                    // Already reported when the reader began to rest.
+                    Err(crate::db::ReadError::Resting) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading a key on the request's thread failed; using the pool")
+                    }
                 }
             }
+            Some(Reader::Postgres(reader)) => match reader
+                .read(async |conn| repo::lookup_for_auth_pg(conn, ids).await)
+                .await
+            {
+                Ok(rows) => return Ok(rows),
+                Err(crate::db::PgReadError::Resting) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading a key on the key checks' connection failed; using the pool")
+                }
+            },
+            None => {}
         }
         let mut conn = self.pool.acquire().await?;
         repo::lookup_for_auth(&mut conn, crate::db::Backend::of_pool(&self.pool), ids).await

@@ -1,9 +1,10 @@
-//! The key lookup of authentication: on SQLite it runs on the request's own thread
-//! (`db::SqliteReader`), elsewhere and as a fallback through the pool. Both must read the same.
+//! The key lookup of authentication runs on a reader of its own (`db::Reader`): on SQLite on
+//! the request's own thread, on PostgreSQL on connections that skip the pool's pings; as a
+//! fallback it runs through the pool. Both must read the same.
 
 use std::sync::Arc;
 
-use keyward::db::SqliteReader;
+use keyward::db::{PgReader, Reader, SqliteReader};
 use keyward::repo::keys::{self, AuthLookup};
 use keyward::service::key_auth::{Attempt, KeyChecker, Policy};
 
@@ -50,15 +51,51 @@ fn shown(rows: &[AuthLookup]) -> String {
     format!("{rows:?}")
 }
 
-#[tokio::test]
-async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
-    let app = spawn_app().await;
-    let reader = SqliteReader::for_url(&app.database_url);
-    if database_kind() == "postgres" {
-        assert!(reader.is_none(), "no thread-local reader for PostgreSQL");
-        return;
+/// The lookup through the reader, as a key check makes it.
+async fn read(reader: &Reader, ids: &[&str]) -> Vec<AuthLookup> {
+    match reader {
+        Reader::Sqlite(reader) => reader
+            .read(|c| keys::lookup_for_auth_sqlite(c, ids))
+            .unwrap(),
+        Reader::Postgres(reader) => reader
+            .read(async |c| keys::lookup_for_auth_pg(c, ids).await)
+            .await
+            .unwrap(),
     }
-    let reader = reader.expect("a reader for the SQLite file");
+}
+
+/// A checker on the app's pool with this reader and the default limits.
+fn checker_with(app: &TestApp, reader: Reader) -> KeyChecker {
+    KeyChecker::start(
+        app.state.pool.clone(),
+        Some(reader),
+        Policy {
+            lockout_threshold: 5,
+            client_failure_limit: 30,
+        },
+        "http://localhost",
+        Arc::new(tokio::sync::Notify::new()),
+    )
+}
+
+fn attempt<'a>(key: &ShownKey, secret: &str) -> Attempt<'a> {
+    Attempt {
+        presented: keyward::auth::key_auth::from_pair(&format!("{}::{secret}", key.id)),
+        client_ip: "127.0.0.1",
+        user_agent: "keyward-tests",
+        limit_client: true,
+        needs_caller: None,
+    }
+}
+
+#[tokio::test]
+async fn the_lookup_on_the_reader_reads_what_the_pool_reads() {
+    let app = spawn_app().await;
+    let reader = Reader::for_url(&app.database_url).expect("a reader for the database");
+    match (&reader, database_kind()) {
+        (Reader::Sqlite(_), "sqlite") | (Reader::Postgres(_), "postgres") => {}
+        (reader, kind) => panic!("{reader:?} for {kind}"),
+    }
     let [tenant, api, personal] = three_keys(&app).await;
     // Every column filled with a value of its own, so that a column read into the wrong field
     // shows: last use from a key check, the rest written directly.
@@ -86,15 +123,11 @@ async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
         let pooled = keys::lookup_for_auth(&mut conn, backend, &ids)
             .await
             .unwrap();
-        let local = reader
-            .read(|c| keys::lookup_for_auth_sqlite(c, &ids))
-            .unwrap();
+        let local = read(&reader, &ids).await;
         assert_eq!(shown(&local), shown(&pooled), "lookup of {ids:?}");
     }
 
-    let local = reader
-        .read(|c| keys::lookup_for_auth_sqlite(c, &[tenant.id.as_str(), personal.id.as_str()]))
-        .unwrap();
+    let local = read(&reader, &[tenant.id.as_str(), personal.id.as_str()]).await;
     let mut conn = app.state.pool.acquire().await.unwrap();
     let map = keys::load_access_map(&mut conn).await.unwrap();
     drop(conn);
@@ -112,15 +145,17 @@ async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
         "the owner's groups give the personal key permissions"
     );
 
-    // Between reads the reader holds no snapshot: a full checkpoint is not held back.
-    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-        .fetch_one(&app.state.pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        busy, 0,
-        "a reader kept the write-ahead log from being truncated"
-    );
+    if let Reader::Sqlite(_) = reader {
+        // Between reads the reader holds no snapshot: a full checkpoint is not held back.
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            busy, 0,
+            "a reader kept the write-ahead log from being truncated"
+        );
+    }
 
     // A change committed through the pool is seen by the next read at once.
     sqlx::query("UPDATE access_keys SET active = 0 WHERE id = $1")
@@ -128,9 +163,7 @@ async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
         .execute(&app.state.pool)
         .await
         .unwrap();
-    let seen = reader
-        .read(|c| keys::lookup_for_auth_sqlite(c, &[tenant.id.as_str()]))
-        .unwrap();
+    let seen = read(&reader, &[tenant.id.as_str()]).await;
     assert_eq!(seen[0].key.active, 0);
     assert_eq!(
         app.authenticate(&tenant.id, &tenant.secret)
@@ -144,41 +177,167 @@ async fn the_lookup_on_the_request_thread_reads_what_the_pool_reads() {
 async fn a_key_check_uses_the_pool_when_the_reader_cannot_read() {
     let app = spawn_app().await;
     let [tenant, _, _] = three_keys(&app).await;
-    // A reader on a file that does not exist fails on every read.
-    let url = "sqlite:///nonexistent-keyward-dir/none.db";
-    let probe = SqliteReader::for_url(url).expect("a SQLite URL gives a reader");
-    assert!(probe.read(|_| Ok(())).is_err());
-    let broken = SqliteReader::for_url(url).expect("a SQLite URL gives a reader");
-    let checker = KeyChecker::start(
-        app.state.pool.clone(),
-        Some(broken),
-        Policy {
-            lockout_threshold: 5,
-            client_failure_limit: 30,
-        },
-        "http://localhost",
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    let ring = app.state.keyring();
-    let attempt = |secret: &str| Attempt {
-        presented: keyward::auth::key_auth::from_pair(&format!("{}::{secret}", tenant.id)),
-        client_ip: "127.0.0.1",
-        user_agent: "keyward-tests",
-        limit_client: true,
-        needs_caller: None,
+    // A reader that fails on every read: a SQLite file that does not exist, or a PostgreSQL
+    // server where nothing listens (port 1 on loopback).
+    let broken = || match database_kind() {
+        "postgres" => Reader::Postgres(
+            PgReader::for_url("postgres://keyward@127.0.0.1:1/keyward", 2)
+                .expect("a PostgreSQL URL gives a reader"),
+        ),
+        _ => Reader::Sqlite(
+            SqliteReader::for_url("sqlite:///nonexistent-keyward-dir/none.db")
+                .expect("a SQLite URL gives a reader"),
+        ),
     };
+    let probe = broken();
+    match &probe {
+        Reader::Sqlite(r) => assert!(r.read(|_| Ok(())).is_err()),
+        Reader::Postgres(r) => assert!(r.read(async |_| Ok(())).await.is_err()),
+    }
+    let checker = checker_with(&app, broken());
+    let ring = app.state.keyring();
     let accepted = checker
-        .check(&ring, attempt(&tenant.secret))
+        .check(&ring, attempt(&tenant, &tenant.secret))
         .await
         .expect("accepted through the pool");
     assert_eq!(accepted.row.id, tenant.id);
     assert!(accepted.permissions.iter().any(|p| p == "keys:write"));
     // Again, now that the reader rests: still answered, through the pool.
-    assert!(checker.check(&ring, attempt(&tenant.secret)).await.is_ok());
+    assert!(
+        checker
+            .check(&ring, attempt(&tenant, &tenant.secret))
+            .await
+            .is_ok()
+    );
     assert!(matches!(
-        checker.check(&ring, attempt("kws_wrong")).await,
+        checker.check(&ring, attempt(&tenant, "kws_wrong")).await,
         Err(keyward::service::key_auth::AuthError::Refused(_))
     ));
+}
+
+#[tokio::test]
+async fn postgresql_key_checks_survive_a_connection_the_server_ended() {
+    // The PostgreSQL reader's connections are not pinged before use (that is the point of
+    // them); one the server ended must cost no request an error, and must not be used again.
+    let app = spawn_app().await;
+    if database_kind() != "postgres" {
+        return;
+    }
+    let [tenant, _, _] = three_keys(&app).await;
+    let Some(Reader::Postgres(reader)) = Reader::for_url(&app.database_url) else {
+        panic!("a PostgreSQL URL gives a PostgreSQL reader");
+    };
+    let checker = checker_with(&app, Reader::Postgres(reader));
+    let ring = app.state.keyring();
+    let sessions = || async {
+        sqlx::query_scalar::<_, i32>(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE application_name = 'keyward key checks' AND datname = current_database() \
+             ORDER BY pid",
+        )
+        .fetch_all(&app.state.pool)
+        .await
+        .unwrap()
+    };
+    // The app's own checker may hold sessions too; only ours are ended below.
+    let before = sessions().await;
+    checker
+        .check(&ring, attempt(&tenant, &tenant.secret))
+        .await
+        .expect("accepted");
+    let ours: Vec<i32> = sessions()
+        .await
+        .into_iter()
+        .filter(|pid| !before.contains(pid))
+        .collect();
+    assert_eq!(ours.len(), 1, "one connection of the reader's own");
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(ours[0])
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    assert!(ended);
+
+    for _ in 0..3 {
+        let accepted = checker
+            .check(&ring, attempt(&tenant, &tenant.secret))
+            .await
+            .expect("accepted despite the ended connection");
+        assert_eq!(accepted.row.id, tenant.id);
+    }
+    // Had the ended connection gone back to the idle list, every check would have failed on
+    // it and gone to the pool, and no new session would exist.
+    let new: Vec<i32> = sessions()
+        .await
+        .into_iter()
+        .filter(|pid| !before.contains(pid) && *pid != ours[0])
+        .collect();
+    assert_eq!(new.len(), 1, "the reader connected again: {new:?}");
+}
+
+#[tokio::test]
+async fn a_postgresql_server_that_does_not_answer_costs_a_check_its_time_limit_only() {
+    // A server that accepts connections and never says a word: connecting hangs. The check
+    // must go to the pool once the reader's time limit passes, and the reader must rest
+    // rather than hang every following check the same way.
+    let app = spawn_app().await;
+    let [tenant, _, _] = three_keys(&app).await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let reader = PgReader::for_url(&format!("postgres://keyward@127.0.0.1:{port}/keyward"), 2)
+        .expect("a PostgreSQL URL gives a reader")
+        .with_time_limit(std::time::Duration::from_millis(300));
+    let checker = checker_with(&app, Reader::Postgres(reader));
+    let ring = app.state.keyring();
+    for _ in 0..3 {
+        let key = checker
+            .check(&ring, attempt(&tenant, &tenant.secret))
+            .await
+            .expect("answered through the pool");
+        assert_eq!(key.row.id, tenant.id);
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "after one read timed out, the resting reader tried no other"
+    );
+}
+
+#[tokio::test]
+async fn the_server_checks_keys_on_the_reader() {
+    // The running server's key checks go through the reader, not the pool: on PostgreSQL its
+    // session shows under its own application name.
+    let app = spawn_app().await;
+    if database_kind() != "postgres" {
+        return;
+    }
+    let [tenant, _, _] = three_keys(&app).await;
+    let status = app
+        .client
+        .get(format!("{}/api/v1/apikeys/current", app.address))
+        .basic_auth(&tenant.id, Some(&tenant.secret))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let readers: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE application_name = 'keyward key checks' AND datname = current_database()",
+    )
+    .fetch_one(&app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!(readers, 1);
 }
 
 #[tokio::test]
