@@ -1,6 +1,7 @@
 //! A headless Chromium session through a chromedriver started for the test.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -36,7 +37,9 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium window of the given size.
     pub async fn start(width: u32, height: u32) -> Browser {
         let port = free_port();
+        // A process group of its own, so that a test that fails takes the browser down too.
         let driver = Command::new(chromedriver_path())
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -181,6 +184,11 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // chromedriver and the Chromium it started (after `quit` only chromedriver is left;
+        // after a failed test, both).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -46,7 +46,9 @@ async fn an_administrator_manages_an_access_key_from_start_to_end() {
         .unwrap();
     assert!(secret.starts_with("kws_") && secret.len() == 50);
     b.click("#copy-all").await;
-    assert_eq!(b.text(".copy-status").await, "Copied to the clipboard.");
+    // The clipboard write is asynchronous; the status follows it.
+    b.wait_for_text(".copy-status", "Copied to the clipboard.")
+        .await;
     b.screenshot("key-secret-once").await;
     assert_eq!(
         b.clipboard().await,
