@@ -105,6 +105,15 @@ pub struct SettingsArgs {
         global = true
     )]
     pub webhook_timeout_secs: u64,
+    /// Days that sent, failed and cancelled emails and webhook deliveries are kept (with their
+    /// attempt logs) after they were queued; 0 keeps them for ever.
+    #[arg(
+        long,
+        env = "KEYWARD_MESSAGE_RETENTION_DAYS",
+        default_value_t = 90,
+        global = true
+    )]
+    pub message_retention_days: u32,
     /// How often the background job wakes, in seconds.
     #[arg(
         long,
@@ -145,6 +154,7 @@ pub struct Settings {
     pub mail_max_attempts: u32,
     pub webhook_max_attempts: u32,
     pub webhook_timeout_secs: u64,
+    pub message_retention_days: u32,
     pub session_idle_mins: u32,
     pub log: String,
 }
@@ -223,6 +233,12 @@ impl SettingsArgs {
                 "must be at least 1",
             ));
         }
+        if self.message_retention_days > 3650 {
+            return Err(config_error(
+                "KEYWARD_MESSAGE_RETENTION_DAYS",
+                "must be at most 3650 (0 keeps messages for ever)",
+            ));
+        }
         if self.session_idle_mins == 0 {
             return Err(config_error(
                 "KEYWARD_SESSION_IDLE_MINS",
@@ -249,6 +265,7 @@ impl SettingsArgs {
             mail_max_attempts: self.mail_max_attempts,
             webhook_max_attempts: self.webhook_max_attempts,
             webhook_timeout_secs: self.webhook_timeout_secs,
+            message_retention_days: self.message_retention_days,
             session_idle_mins: self.session_idle_mins,
             log: self.log,
         })
@@ -312,6 +329,7 @@ impl Settings {
             mail_max_attempts: 8,
             webhook_max_attempts: 8,
             webhook_timeout_secs: 10,
+            message_retention_days: 90,
             session_idle_mins: 30,
             log: "info".into(),
         }

@@ -132,8 +132,8 @@ fn main() -> ExitCode {
                 let pass = jobs.run_once().await?;
                 println!(
                     "Noticed {} keys; sent {} emails ({} to retry, {} failed); delivered {} webhooks \
-                     ({} to retry, {} failed); removed {} expired sessions and {} old rate-limit \
-                     windows.",
+                     ({} to retry, {} failed); removed {} expired sessions, {} old rate-limit \
+                     windows and {} messages past their retention.",
                     pass.keys_noticed,
                     pass.emails_sent,
                     pass.emails_retrying,
@@ -142,7 +142,8 @@ fn main() -> ExitCode {
                     pass.webhooks_retrying,
                     pass.webhooks_failed,
                     pass.sessions_purged,
-                    pass.windows_purged
+                    pass.windows_purged,
+                    pass.messages_purged
                 );
                 Ok(ExitCode::SUCCESS)
             }

@@ -1,7 +1,8 @@
 //! The background job (SPEC §4): every `KEYWARD_JOB_INTERVAL_SECS` each instance purges old
-//! sessions and rate-limit windows, scans for keys whose expiry notice is due, and sends what
-//! the outbox holds, and the webhook deliveries that are due. `keyward jobs run-once` runs one pass. Several instances may run at once:
-//! notices are unique per key, expiry and stage, and emails are claimed with a lease.
+//! sessions, rate-limit windows and finished messages past their retention, scans for keys
+//! whose expiry notice is due, and sends what the outbox holds and the webhook deliveries that
+//! are due. `keyward jobs run-once` runs one pass. Several instances may run at once: notices
+//! are unique per key, expiry and stage, and emails are claimed with a lease.
 
 pub mod expiry;
 pub mod sender;
@@ -15,12 +16,15 @@ use tokio::sync::Notify;
 use crate::auth::vault::Vault;
 use crate::clock::Clock;
 use crate::mail::Mailer;
+use crate::repo::queue::Queue;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
     pub sessions_purged: u64,
     pub windows_purged: u64,
+    /// Sent, failed and cancelled emails and webhook deliveries past their retention.
+    pub messages_purged: u64,
     pub keys_noticed: usize,
     pub emails_sent: usize,
     pub emails_retrying: usize,
@@ -48,6 +52,8 @@ pub struct Jobs {
     pub webhook_timeout: std::time::Duration,
     /// Attempts before a webhook delivery is given up as failed.
     pub webhook_max_attempts: u32,
+    /// Days finished messages are kept; 0 keeps them for ever.
+    pub retention_days: u32,
     wake: Arc<Notify>,
 }
 
@@ -72,6 +78,7 @@ impl Jobs {
             http: webhooks::http_client(webhook_timeout)?,
             webhook_timeout,
             webhook_max_attempts: settings.webhook_max_attempts,
+            retention_days: settings.message_retention_days,
             wake: Arc::new(Notify::new()),
         })
     }
@@ -90,6 +97,16 @@ impl Jobs {
             settings.smtp_url.as_deref(),
         )?;
         Self::new(pool, clock, mailer, vault.clone(), settings)
+    }
+
+    /// How long finished messages are kept, as a sentence for the pages that list them;
+    /// `finished` names them ("Sent, failed and cancelled emails").
+    pub fn retention_note(&self, finished: &str) -> String {
+        match self.retention_days {
+            0 => format!("{finished} are kept for ever (KEYWARD_MESSAGE_RETENTION_DAYS is 0)."),
+            1 => format!("{finished} are removed a day after they were queued."),
+            days => format!("{finished} are removed {days} days after they were queued."),
+        }
     }
 
     /// Asks the running loop to send now (something was just queued).
@@ -114,12 +131,21 @@ impl Jobs {
         let mut conn = self.pool.acquire().await?;
         let sessions_purged = crate::repo::sessions::purge_expired(&mut conn, now).await?;
         let windows_purged = crate::repo::rate_limits::purge(&mut conn, now - 86_400).await?;
+        let mut messages_purged = 0;
+        if self.retention_days > 0 {
+            let before = now - i64::from(self.retention_days) * 86_400;
+            for queue in [Queue::Outbox, Queue::WebhookDeliveries] {
+                messages_purged +=
+                    crate::repo::queue::purge_finished(&mut conn, queue, before).await?;
+            }
+        }
         drop(conn);
         let keys_noticed = self.scan().await?;
         let (sent, hooks) = self.send_all().await?;
         Ok(Pass {
             sessions_purged,
             windows_purged,
+            messages_purged,
             keys_noticed,
             emails_sent: sent.sent,
             emails_retrying: sent.retrying,

@@ -59,3 +59,32 @@ pub async fn claim(
     .rows_affected()
         == 1)
 }
+
+/// Rows queued before `before` whose sending is over (sent or delivered, failed, cancelled),
+/// deleted a thousand at a time so that no statement holds the table long. Webhook attempts
+/// go with their delivery (`ON DELETE CASCADE`). Returns how many rows went.
+pub async fn purge_finished(
+    conn: &mut AnyConnection,
+    queue: Queue,
+    before: i64,
+) -> sqlx::Result<u64> {
+    const CHUNK: u64 = 1000;
+    let table = queue.table();
+    let sql = format!(
+        "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} \
+         WHERE created_at < $1 AND state IN ('sent', 'delivered', 'failed', 'cancelled') \
+         LIMIT {CHUNK})"
+    );
+    let mut purged = 0;
+    loop {
+        let n = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(before)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        purged += n;
+        if n < CHUNK {
+            return Ok(purged);
+        }
+    }
+}

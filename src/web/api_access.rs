@@ -592,6 +592,7 @@ struct EndpointPage {
     keys: Vec<KeyOption>,
     deliveries: Vec<DeliveryView>,
     attempts: Vec<AttemptView>,
+    retention: String,
     notice: String,
 }
 
@@ -671,6 +672,9 @@ async fn endpoint_view(
         keys: signing_keys(state).await?,
         deliveries,
         attempts,
+        retention: state
+            .jobs
+            .retention_note("Delivered, failed and cancelled deliveries and their attempts"),
         notice,
     })
 }

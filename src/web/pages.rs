@@ -277,6 +277,7 @@ struct MailItem {
 struct MailPage {
     frame: Frame,
     transport: String,
+    retention: String,
     notice: String,
     filters: Vec<MailFilter>,
     items: Vec<MailItem>,
@@ -356,6 +357,9 @@ pub async fn mail(
         MailPage {
             frame: Frame::new(&user, "mail"),
             transport: state.jobs.mailer.transport_label(),
+            retention: state
+                .jobs
+                .retention_note("Sent, failed and cancelled emails"),
             notice,
             filters,
             items,

@@ -196,4 +196,18 @@ async fn bad_configuration_is_named_and_exits_non_zero() {
         "{}",
         run.stderr
     );
+    let db = fresh_database(dir.path()).await;
+    let run = keyward(
+        dir.path(),
+        &db,
+        &["jobs", "run-once", "--message-retention-days", "4000"],
+        "",
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("KEYWARD_MESSAGE_RETENTION_DAYS: must be at most 3650"),
+        "{}",
+        run.stderr
+    );
 }

@@ -20,7 +20,7 @@ async fn app_on(url: String, max_attempts: u32) -> TestApp {
 }
 
 /// Invites a user from the Users tab, which queues one invitation email.
-async fn invite(app: &TestApp, name: &str, email: &str) {
+pub(crate) async fn invite(app: &TestApp, name: &str, email: &str) {
     let page = app
         .post("/user-access/users", &[("name", name), ("email", email)])
         .await;

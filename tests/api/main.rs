@@ -18,6 +18,7 @@ mod keys;
 mod mail;
 mod people;
 mod rest;
+mod retention;
 mod schema;
 mod secret_keys;
 mod sessions;

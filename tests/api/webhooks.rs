@@ -15,7 +15,12 @@ use crate::secret_keys::create_signing_key;
 const PAGE: &str = "/configuration/api-access";
 
 /// Adds an endpoint through the form; returns its ID.
-async fn add_endpoint(app: &TestApp, url: &str, events: &[&str], key_id: &str) -> String {
+pub(crate) async fn add_endpoint(
+    app: &TestApp,
+    url: &str,
+    events: &[&str],
+    key_id: &str,
+) -> String {
     let mut form = vec![("url", url), ("signing_key_id", key_id), ("enabled", "1")];
     form.extend(events.iter().map(|e| ("events", *e)));
     let page = app.post(&format!("{PAGE}/webhooks"), &form).await;
@@ -34,7 +39,7 @@ async fn add_endpoint(app: &TestApp, url: &str, events: &[&str], key_id: &str) -
 }
 
 /// A tenant access key made by the signed-in administrator; returns its ID.
-async fn add_key(app: &TestApp, name: &str) -> String {
+pub(crate) async fn add_key(app: &TestApp, name: &str) -> String {
     app.add_key(
         "/user-access/keys",
         &[
