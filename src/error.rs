@@ -35,10 +35,17 @@ pub enum AppError {
     /// A state-changing request without a valid CSRF token.
     #[error("missing or invalid CSRF token")]
     Csrf,
+    /// The database cannot be reached (down, restarting, every connection busy): worth trying
+    /// again shortly (503 with `Retry-After`). The cause is logged, never shown.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(anyhow::Error),
     /// Anything else; the cause is logged, never shown.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
+
+/// Seconds a client is asked to wait when the database cannot be reached.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 impl AppError {
     /// The HTTP status that fits.
@@ -51,6 +58,7 @@ impl AppError {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::SignInRequired { .. } => StatusCode::SEE_OTHER,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,9 +73,29 @@ impl AppError {
 }
 
 impl From<sqlx::Error> for AppError {
+    /// Errors of reaching the database (no connection within the pool's timeout, a closed
+    /// pool, a broken socket or TLS session) are `Unavailable`; anything the database said
+    /// about a query is `Unexpected`.
     fn from(e: sqlx::Error) -> Self {
-        AppError::Unexpected(anyhow::Error::new(e).context("database"))
+        let unreachable = is_unreachable(&e);
+        let e = anyhow::Error::new(e).context("database");
+        if unreachable {
+            AppError::Unavailable(e)
+        } else {
+            AppError::Unexpected(e)
+        }
     }
+}
+
+/// Whether an error says the database could not be reached, rather than refusing a query.
+pub fn is_unreachable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+    )
 }
 
 /// Result with `AppError`.

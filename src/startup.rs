@@ -233,6 +233,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(console::query_config())
             .wrap(middleware::from_fn(csrf::guard))
             .wrap(session)
+            .wrap(middleware::from_fn(
+                crate::auth::session_store::unavailable_as_503,
+            ))
             .wrap(console::security_headers())
             .wrap(middleware::from_fn(crate::metrics::record))
             .wrap(TracingLogger::<RequestSpan>::new())

@@ -138,6 +138,16 @@ impl From<AppError> for ApiError {
                 ApiError::unauthorized()
             }
             AppError::TooManyRequests { retry_after } => ApiError::throttled(retry_after as i64),
+            AppError::Unavailable(e) => {
+                tracing::error!(error = ?e, "API request failed: the database is unavailable");
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "keyward cannot reach its database just now; try again shortly.",
+                );
+                error.retry_after = Some(crate::error::UNAVAILABLE_RETRY_AFTER as i64);
+                error
+            }
             AppError::Unexpected(e) => {
                 tracing::error!(error = ?e, "API request failed");
                 ApiError::new(

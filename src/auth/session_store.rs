@@ -52,6 +52,44 @@ fn user_of(state: &HashMap<String, String>) -> Option<String> {
         .and_then(|v| serde_json::from_str::<String>(v).ok())
 }
 
+/// What the session store fails with when the database cannot be reached. actix-session turns
+/// every store error into an opaque, empty 500; `unavailable_as_503` recognises this one (by
+/// its text, the only part that survives) and answers with the console's 503 page instead.
+#[derive(Debug, thiserror::Error)]
+#[error("the session store cannot reach the database")]
+pub struct StoreUnavailable;
+
+fn store_error(e: sqlx::Error) -> anyhow::Error {
+    if crate::error::is_unreachable(&e) {
+        tracing::error!(error = %e, "the session store cannot reach the database");
+        anyhow::Error::new(StoreUnavailable)
+    } else {
+        e.into()
+    }
+}
+
+/// Middleware around the session middleware: a session that could not be loaded or saved
+/// because the database is unreachable is answered like any other request that needs it, with
+/// a 503 and `Retry-After` (the API's JSON error under `/api/`, else the console's page), not
+/// an empty 500.
+pub async fn unavailable_as_503(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let api = req.path().starts_with("/api/");
+    next.call(req).await.map_err(|e| {
+        if e.to_string() != StoreUnavailable.to_string() {
+            return e;
+        }
+        let unavailable = crate::error::AppError::Unavailable(anyhow::Error::new(StoreUnavailable));
+        if api {
+            crate::api::ApiError::from(unavailable).into()
+        } else {
+            unavailable.into()
+        }
+    })
+}
+
 fn expiry(now: i64, ttl: &Duration) -> i64 {
     now.saturating_add(ttl.whole_seconds())
 }
@@ -62,10 +100,10 @@ impl SessionStore for DbSessionStore {
             .pool
             .acquire()
             .await
-            .map_err(|e| LoadError::Other(e.into()))?;
+            .map_err(|e| LoadError::Other(store_error(e)))?;
         let state = sessions::load(&mut conn, &hash_key(key.as_ref()), self.clock.unix())
             .await
-            .map_err(|e| LoadError::Other(e.into()))?;
+            .map_err(|e| LoadError::Other(store_error(e)))?;
         match state {
             None => Ok(None),
             Some(raw) => serde_json::from_str(&raw)
@@ -86,7 +124,7 @@ impl SessionStore for DbSessionStore {
             .pool
             .acquire()
             .await
-            .map_err(|e| SaveError::Other(e.into()))?;
+            .map_err(|e| SaveError::Other(store_error(e)))?;
         sessions::insert(
             &mut conn,
             &hash_key(&key),
@@ -96,7 +134,7 @@ impl SessionStore for DbSessionStore {
             expiry(now, ttl),
         )
         .await
-        .map_err(|e| SaveError::Other(e.into()))?;
+        .map_err(|e| SaveError::Other(store_error(e)))?;
         SessionKey::try_from(key).map_err(|e| SaveError::Other(e.into()))
     }
 
@@ -113,7 +151,7 @@ impl SessionStore for DbSessionStore {
             .pool
             .acquire()
             .await
-            .map_err(|e| UpdateError::Other(e.into()))?;
+            .map_err(|e| UpdateError::Other(store_error(e)))?;
         let updated = sessions::update(
             &mut conn,
             &hash_key(key.as_ref()),
@@ -123,7 +161,7 @@ impl SessionStore for DbSessionStore {
             expiry(now, ttl),
         )
         .await
-        .map_err(|e| UpdateError::Other(e.into()))?;
+        .map_err(|e| UpdateError::Other(store_error(e)))?;
         if updated {
             return Ok(key);
         }
@@ -141,14 +179,18 @@ impl SessionStore for DbSessionStore {
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         let now = self.clock.unix();
-        let mut conn = self.pool.acquire().await?;
-        sessions::touch(&mut conn, &hash_key(key.as_ref()), now, expiry(now, ttl)).await?;
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        sessions::touch(&mut conn, &hash_key(key.as_ref()), now, expiry(now, ttl))
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
-        let mut conn = self.pool.acquire().await?;
-        sessions::delete(&mut conn, &hash_key(key.as_ref())).await?;
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        sessions::delete(&mut conn, &hash_key(key.as_ref()))
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 }

@@ -273,9 +273,16 @@ impl KeyChecker {
             Ok(rows) => rows,
             Err(e) => {
                 let message = e.to_string();
+                let unreachable = crate::error::is_unreachable(&e);
                 return attempts
                     .iter()
-                    .map(|_| Err(AuthError::Internal(sqlx_failure(&message))))
+                    .map(|_| {
+                        Err(AuthError::Internal(if unreachable {
+                            AppError::Unavailable(anyhow::anyhow!("reading keys: {message}"))
+                        } else {
+                            sqlx_failure(&message)
+                        }))
+                    })
                     .collect();
             }
         };

@@ -115,6 +115,20 @@ impl ResponseError for AppError {
                 }
                 res
             }
+            AppError::Unavailable(e) => {
+                tracing::error!(error = ?e, "request failed: the database is unavailable");
+                let mut res = page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "keyward cannot reach its database",
+                    "The database is not answering just now; try again in a moment. If this lasts, \
+                     check that the database server is running.",
+                );
+                res.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    crate::error::UNAVAILABLE_RETRY_AFTER.into(),
+                );
+                res
+            }
             AppError::Unexpected(e) => {
                 tracing::error!(error = ?e, "request failed");
                 page(

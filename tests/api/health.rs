@@ -117,3 +117,42 @@ async fn pages_have_no_inline_script() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_is_a_503_to_try_again_not_a_500() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let key = app
+        .add_key(
+            "/user-access/keys",
+            &[("name", "ci"), ("key_type", "access"), ("validity", "30")],
+        )
+        .await;
+    app.state.pool.close().await;
+
+    // A program (no cookies) and a browser script (with the console's cookie) alike: the key
+    // is still read (key checks have their own connections), the list it asks for is not.
+    let program = reqwest::Client::new();
+    for client in [&program, &app.client] {
+        let res = client
+            .get(app.url("/api/v1/apikeys"))
+            .basic_auth(&key.id, Some(&key.secret))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "5");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(
+            body["error"]["message"],
+            "keyward cannot reach its database just now; try again shortly."
+        );
+    }
+
+    // A person in the console.
+    let page = app.get("/user-access/keys").await;
+    assert_eq!(page.status, 503);
+    assert_eq!(page.headers["retry-after"], "5");
+    assert_eq!(page.text("h1"), "keyward cannot reach its database");
+}
