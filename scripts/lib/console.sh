@@ -25,14 +25,20 @@ console_sign_in() {
     --data-urlencode "email=$3" --data-urlencode "password=$4" "$base/login"
 }
 
-# console_make_key BASE_URL JAR NAME: creates a tenant access key in the Administrators group
-# through the Add key form and prints "<key ID> <secret>".
+# console_make_key BASE_URL JAR NAME [personal]: creates a tenant access key in the
+# Administrators group through the Add key form (with "personal": one of the signed-in user's
+# own keys, on My keys) and prints "<key ID> <secret>".
 console_make_key() {
-  local base=$1 jar=$2 name=$3 token page
-  token=$(curl -fs -c "$jar" -b "$jar" "$base/user-access/keys/new" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -n1)
+  local base=$1 jar=$2 name=$3 list=/user-access/keys token page
+  local fields=(--data-urlencode "groups=grp_administrators")
+  if [ "${4:-}" = personal ]; then
+    list=/my/keys
+    fields=(--data-urlencode "custom_date=")
+  fi
+  token=$(curl -fs -c "$jar" -b "$jar" "$base$list/new" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -n1)
   page=$(curl -fs -c "$jar" -b "$jar" --data-urlencode "csrf_token=$token" --data-urlencode "name=$name" \
-    --data-urlencode "key_type=access" --data-urlencode "validity=30" --data-urlencode "groups=grp_administrators" \
-    "$base/user-access/keys")
+    --data-urlencode "key_type=access" --data-urlencode "validity=30" "${fields[@]}" \
+    "$base$list")
   printf '%s' "$page" | python3 -c '
 import re, sys
 page = sys.stdin.read()

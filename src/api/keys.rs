@@ -361,6 +361,8 @@ pub async fn list(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    /// 1 to 64 characters (trimmed), no control characters.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
     #[serde(default, rename = "type")]
     key_type: Option<String>,
@@ -433,7 +435,11 @@ pub async fn describe(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
+    /// 1 to 64 characters (trimmed), no control characters.
+    #[schema(min_length = 1, max_length = 64)]
     name: Option<String>,
+    /// At most 500 characters, no control characters.
+    #[schema(max_length = 500)]
     description: Option<String>,
     /// RFC 3339, or `null` for never.
     #[serde(default, deserialize_with = "present")]
@@ -528,6 +534,7 @@ pub async fn delete(
 pub struct RegenerateBody {
     /// How long the old secret keeps working: 0 (default) to 604800 (7 days).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 604800)]
     grace_seconds: i64,
 }
 
