@@ -166,6 +166,7 @@ impl Presentation {
             bridge,
             &self.client_ip,
             state.settings.client_failure_limit,
+            state.key_checker.over_limit(),
             state.clock.unix(),
         )
         .await

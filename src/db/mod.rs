@@ -15,6 +15,41 @@ pub enum Reader {
     Postgres(PgReader),
 }
 
+/// A reader's pause after a failure (an open or connect that failed, a read that timed out):
+/// until it ends every read goes to the pool at once instead of paying for the failure again.
+#[derive(Debug)]
+pub struct Rest {
+    length: std::time::Duration,
+    until: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Rest {
+    /// Pauses of `length`.
+    pub fn of(length: std::time::Duration) -> Self {
+        Rest {
+            length,
+            until: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Starts a pause now.
+    pub fn start(&self) {
+        *self
+            .until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(std::time::Instant::now() + self.length);
+    }
+
+    /// Whether a pause is under way.
+    pub fn is_on(&self) -> bool {
+        self.until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
+}
+
 impl Reader {
     /// The reader for the database at `url`, when there is one (see `SqliteReader::for_url`).
     pub fn for_url(url: &str) -> Option<Self> {

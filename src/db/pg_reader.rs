@@ -46,8 +46,8 @@ pub struct PgReader {
     /// One permit per connection that may be open at once.
     permits: Semaphore,
     time_limit: Duration,
-    /// Set when connecting failed or a read timed out: no read is tried before then.
-    resting_until: Mutex<Option<Instant>>,
+    /// Begun when connecting failed or a read timed out.
+    rest: super::Rest,
 }
 
 impl PgReader {
@@ -65,7 +65,7 @@ impl PgReader {
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(connections.max(1)),
             time_limit: TIME_LIMIT,
-            resting_until: Mutex::new(None),
+            rest: super::Rest::of(REST),
         })
     }
 
@@ -91,7 +91,7 @@ impl PgReader {
         match tokio::time::timeout(self.time_limit, attempt).await {
             Ok(result) => result,
             Err(_) => {
-                self.rest();
+                self.rest.start();
                 Err(PgReadError::TimedOut(self.time_limit))
             }
         }
@@ -99,18 +99,7 @@ impl PgReader {
 
     /// Whether the reader is resting after a failed connect or a read that timed out.
     pub fn is_resting(&self) -> bool {
-        let until = *self
-            .resting_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        until.is_some_and(|until| Instant::now() < until)
-    }
-
-    fn rest(&self) {
-        *self
-            .resting_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + REST);
+        self.rest.is_on()
     }
 
     async fn lease(&self) -> Result<Lease<'_>, PgReadError> {
@@ -135,7 +124,7 @@ impl PgReader {
             None => match self.options.connect().await {
                 Ok(conn) => conn,
                 Err(e) => {
-                    self.rest();
+                    self.rest.start();
                     return Err(e.into());
                 }
             },

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -25,8 +25,8 @@ pub struct SqliteReader {
     idle: Mutex<Vec<Connection>>,
     /// Idle connections kept: one per thread that may read at the same time.
     max_idle: usize,
-    /// Set when opening failed: no read is tried before then.
-    resting_until: Mutex<Option<Instant>>,
+    /// Begun when opening failed.
+    rest: super::Rest,
 }
 
 /// Why the reader did not answer; the caller uses the pool instead.
@@ -61,7 +61,7 @@ impl SqliteReader {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
             max_idle: std::thread::available_parallelism().map_or(8, |n| n.get().max(8)),
-            resting_until: Mutex::new(None),
+            rest: super::Rest::of(REST),
         })
     }
 
@@ -86,11 +86,7 @@ impl SqliteReader {
 
     /// Whether the reader is resting after a failed open.
     pub fn is_resting(&self) -> bool {
-        self.resting_until
-            .lock()
-            .ok()
-            .and_then(|until| *until)
-            .is_some_and(|until| Instant::now() < until)
+        self.rest.is_on()
     }
 
     fn open(&self) -> Result<Connection, ReadError> {
@@ -107,10 +103,8 @@ impl SqliteReader {
             conn.busy_timeout(Duration::ZERO)?;
             Ok(conn)
         });
-        if opened.is_err()
-            && let Ok(mut until) = self.resting_until.lock()
-        {
-            *until = Some(Instant::now() + REST);
+        if opened.is_err() {
+            self.rest.start();
         }
         Ok(opened?)
     }

@@ -4,9 +4,8 @@
 //! lockout; failures also count per client address so that nobody can lock other people's keys
 //! at will. Every refusal looks the same to the caller; the reason goes to the audit log.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 use sqlx::AnyPool;
@@ -185,15 +184,11 @@ pub struct KeyChecker {
     reader: Option<Arc<Reader>>,
     policy: Policy,
     refusals: mpsc::Sender<Pending>,
-    /// Client addresses known to be over their limit, with the end of that window.
-    throttled: Arc<Mutex<HashMap<String, i64>>>,
+    /// Client buckets known to be over their limit (shared with the bridge's check).
+    over_limit: Arc<throttle::KnownOver>,
     /// The role and group mappings behind permissions, as of the version they were read at.
     access: Arc<RwLock<Arc<AccessMap>>>,
 }
-
-/// Most client addresses remembered as over their limit; past it, ended windows are dropped
-/// first, then all (forgetting only costs the next refusal a write).
-const MAX_THROTTLED: usize = 10_000;
 
 /// A refusal waiting to be written, and where to send what came of it.
 struct Pending {
@@ -238,9 +233,15 @@ impl KeyChecker {
             reader: reader.map(Arc::new),
             policy,
             refusals,
-            throttled: Arc::default(),
+            over_limit: Arc::default(),
             access: Arc::default(),
         }
+    }
+
+    /// Client addresses known to be over their failure limit, for other checks of the same
+    /// limit (the bridge's).
+    pub fn over_limit(&self) -> &throttle::KnownOver {
+        &self.over_limit
     }
 
     /// Checks one presented key.
@@ -415,8 +416,12 @@ impl KeyChecker {
         attempt: &Attempt<'_>,
         now: i64,
     ) -> AuthError {
-        let limit_client = attempt.limit_client && self.policy.client_failure_limit > 0;
-        if limit_client && let Some(retry_after) = self.known_throttled(attempt.client_ip, now) {
+        let limit = client_limit(self.policy.client_failure_limit).filter(|_| attempt.limit_client);
+        let limit_client = limit.is_some();
+        let bucket = client_bucket(attempt.client_ip);
+        if let Some(limit) = limit
+            && let Some(retry_after) = self.over_limit.retry_after(&bucket, limit, now)
+        {
             return AuthError::Throttled { retry_after };
         }
         let (done, answer) = oneshot::channel();
@@ -434,35 +439,12 @@ impl KeyChecker {
         match answer.await {
             Ok(Ok(Written::Refused)) => AuthError::Refused(refusal),
             Ok(Ok(Written::Throttled { retry_after })) => {
-                self.remember_throttled(attempt.client_ip, now, now + retry_after);
+                self.over_limit.remember(&bucket, now, retry_after);
                 AuthError::Throttled { retry_after }
             }
             Ok(Err(message)) => AuthError::Internal(sqlx_failure(&message)),
             Err(_) => AuthError::Internal(sqlx_failure("the refusal writer has stopped")),
         }
-    }
-}
-
-impl KeyChecker {
-    /// Seconds until the window ends, when this address is known to be over its limit.
-    fn known_throttled(&self, client_ip: &str, now: i64) -> Option<i64> {
-        let throttled = self.throttled.lock().ok()?;
-        let ends = *throttled.get(client_ip)?;
-        // A window ends at most a window from now; anything else is stale (the clock moved).
-        (ends > now && ends - now <= CLIENT_WINDOW).then_some(ends - now)
-    }
-
-    fn remember_throttled(&self, client_ip: &str, now: i64, ends: i64) {
-        let Ok(mut throttled) = self.throttled.lock() else {
-            return;
-        };
-        if throttled.len() >= MAX_THROTTLED {
-            throttled.retain(|_, window_end| *window_end > now);
-            if throttled.len() >= MAX_THROTTLED {
-                throttled.clear();
-            }
-        }
-        throttled.insert(client_ip.to_string(), ends);
     }
 }
 

@@ -258,6 +258,7 @@ pub async fn authenticate_bridge(
     presented: &PresentedBridge,
     client_ip: &str,
     client_failure_limit: u32,
+    over_limit: &throttle::KnownOver,
     now: i64,
 ) -> sqlx::Result<BridgeCheck> {
     let key = repo::find_bridge(conn, presented.client_id.as_str()).await?;
@@ -273,7 +274,11 @@ pub async fn authenticate_bridge(
     }
     if let Some(limit) = key_auth::client_limit(client_failure_limit) {
         let bucket = key_auth::client_bucket(client_ip);
+        if let Some(retry_after) = over_limit.retry_after(&bucket, limit, now) {
+            return Ok(BridgeCheck::Throttled { retry_after });
+        }
         if let Some(retry_after) = throttle::reserve(conn, &bucket, limit, now).await? {
+            over_limit.remember(&bucket, now, retry_after);
             return Ok(BridgeCheck::Throttled { retry_after });
         }
     }

@@ -72,6 +72,45 @@ pub async fn reset(conn: &mut AnyConnection, bucket: &str) -> sqlx::Result<()> {
     rate_limits::clear(conn, bucket).await
 }
 
+/// Buckets known to be over their limit, each until its window ends, kept in memory. In a fixed
+/// window a bucket over its limit stays over it, so a further failure there changes nothing:
+/// whoever checks this first can answer 429 without counting (a database write) again. Only
+/// ever a shortcut: forgetting costs the next failure one write, which tells again.
+#[derive(Debug, Default)]
+pub struct KnownOver {
+    ends: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+/// Most buckets remembered; past it, ended windows are dropped first, then all.
+const MAX_KNOWN_OVER: usize = 10_000;
+
+impl KnownOver {
+    /// Seconds until the window ends, when `bucket` is known to be over `limit`.
+    pub fn retry_after(&self, bucket: &str, limit: Limit, now: i64) -> Option<i64> {
+        let ends = *self.lock().get(bucket)?;
+        // A window ends at most a window from now; anything else is stale (the clock moved).
+        (ends > now && ends - now <= limit.window_secs).then_some(ends - now)
+    }
+
+    /// Remembers that `bucket` is over its limit for `retry_after` more seconds.
+    pub fn remember(&self, bucket: &str, now: i64, retry_after: i64) {
+        let mut ends = self.lock();
+        if ends.len() >= MAX_KNOWN_OVER {
+            ends.retain(|_, end| *end > now);
+            if ends.len() >= MAX_KNOWN_OVER {
+                ends.clear();
+            }
+        }
+        ends.insert(bucket.to_string(), now + retry_after);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, i64>> {
+        self.ends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

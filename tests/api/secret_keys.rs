@@ -678,4 +678,10 @@ async fn wrong_bridge_secrets_are_limited_per_address_and_a_flood_is_not_audited
         ]
     );
     assert_eq!(audit_actions(&app, "bridge.").await.len(), 2);
+    assert_eq!(
+        app.count("SELECT CAST(SUM(hits) AS BIGINT) FROM rate_limits")
+            .await,
+        3,
+        "once the address is known to be over its limit, its refusals write nothing"
+    );
 }
