@@ -130,6 +130,38 @@ pub struct SettingsArgs {
         global = true
     )]
     pub session_idle_mins: u32,
+    /// Bearer token that `/metrics` requires on the main listener (unset: 404 there).
+    #[arg(
+        long,
+        env = "KEYWARD_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+    /// A separate listen address that serves only `/metrics`, without a token.
+    #[arg(long, env = "KEYWARD_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
+    /// CIDR ranges of reverse proxies whose `Forwarded` / `X-Forwarded-For` give the client
+    /// address, comma-separated (empty: the TCP peer).
+    #[arg(long, env = "KEYWARD_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
+    /// Allow webhook endpoints on loopback, private and link-local addresses.
+    #[arg(
+        long,
+        env = "KEYWARD_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        global = true,
+        action = clap::ArgAction::Set
+    )]
+    pub webhook_allow_private: bool,
+    /// Days audit entries are kept; 0 keeps them for ever.
+    #[arg(
+        long,
+        env = "KEYWARD_AUDIT_RETENTION_DAYS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub audit_retention_days: u32,
     /// Log filter in tracing `EnvFilter` syntax.
     #[arg(long, env = "KEYWARD_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -156,6 +188,15 @@ pub struct Settings {
     pub webhook_timeout_secs: u64,
     pub message_retention_days: u32,
     pub session_idle_mins: u32,
+    /// Bearer token `/metrics` requires on the main listener; `None`: 404 there.
+    pub metrics_token: Option<String>,
+    /// A listener of its own for `/metrics`, without a token.
+    pub metrics_bind: Option<SocketAddr>,
+    /// Reverse proxies whose forwarding headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub webhook_allow_private: bool,
+    /// Days audit entries are kept; 0 keeps them for ever.
+    pub audit_retention_days: u32,
     pub log: String,
 }
 
@@ -245,6 +286,23 @@ impl SettingsArgs {
                 "must be at least 1",
             ));
         }
+        let trusted_proxies = parse_proxies(&self.trusted_proxies)?;
+        if self.audit_retention_days > 36_500 {
+            return Err(config_error(
+                "KEYWARD_AUDIT_RETENTION_DAYS",
+                "must be at most 36500 (0 keeps audit entries for ever)",
+            ));
+        }
+        let metrics_token = match self.metrics_token {
+            Some(t) if t.trim().is_empty() => None,
+            Some(t) if t.trim().len() < 16 || t.trim().len() > 256 => {
+                return Err(config_error(
+                    "KEYWARD_METRICS_TOKEN",
+                    "must be 16 to 256 characters",
+                ));
+            }
+            other => other.map(|t| t.trim().to_string()),
+        };
         if let Some(tenant) = &self.tenant_id {
             crate::domain::TenantId::parse(tenant)
                 .map_err(|m| config_error("KEYWARD_TENANT_ID", m))?;
@@ -267,9 +325,33 @@ impl SettingsArgs {
             webhook_timeout_secs: self.webhook_timeout_secs,
             message_retention_days: self.message_retention_days,
             session_idle_mins: self.session_idle_mins,
+            metrics_token,
+            metrics_bind: self.metrics_bind,
+            trusted_proxies,
+            webhook_allow_private: self.webhook_allow_private,
+            audit_retention_days: self.audit_retention_days,
             log: self.log,
         })
     }
+}
+
+/// Parses a comma-separated list of CIDR ranges (a bare address is its own /32 or /128).
+fn parse_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|part| {
+            part.parse::<ipnet::IpNet>()
+                .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    config_error(
+                        "KEYWARD_TRUSTED_PROXIES",
+                        format!("`{part}` is not an IP address or CIDR range"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Parses `14,7,2` into distinct stages, largest first.
@@ -331,6 +413,11 @@ impl Settings {
             webhook_timeout_secs: 10,
             message_retention_days: 90,
             session_idle_mins: 30,
+            metrics_token: None,
+            metrics_bind: None,
+            trusted_proxies: String::new(),
+            webhook_allow_private: false,
+            audit_retention_days: 0,
             log: "info".into(),
         }
         .resolve()
@@ -346,6 +433,20 @@ mod tests {
         assert_eq!(parse_notice_days("2,14, 7,2").unwrap(), vec![14, 7, 2]);
         assert!(parse_notice_days("2,x").is_err());
         assert!(parse_notice_days("0").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges() {
+        assert_eq!(
+            parse_proxies("10.0.0.1/8, 192.0.2.7 ,::1").unwrap(),
+            vec![
+                "10.0.0.0/8".parse::<ipnet::IpNet>().unwrap(),
+                "192.0.2.7/32".parse().unwrap(),
+                "::1/128".parse().unwrap()
+            ]
+        );
+        assert!(parse_proxies("").unwrap().is_empty());
+        assert!(parse_proxies("proxy.internal").is_err());
     }
 
     #[test]
