@@ -47,8 +47,10 @@ pub struct Jobs {
     pub public_url: String,
     /// Attempts before an email is given up as failed.
     pub max_attempts: u32,
-    /// Sends webhooks: a timeout per request, no redirects.
+    /// Sends webhooks: a timeout per request, no redirects, public receivers only unless allowed.
     pub http: reqwest::Client,
+    /// Which receivers webhooks may reach (`KEYWARD_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_rule: webhooks::AddressRule,
     pub webhook_timeout: std::time::Duration,
     /// Attempts before a webhook delivery is given up as failed.
     pub webhook_max_attempts: u32,
@@ -67,6 +69,8 @@ impl Jobs {
         settings: &crate::config::Settings,
     ) -> anyhow::Result<Self> {
         let webhook_timeout = std::time::Duration::from_secs(settings.webhook_timeout_secs);
+        let webhook_rule =
+            webhooks::AddressRule::from_allow_private(settings.webhook_allow_private);
         Ok(Jobs {
             pool,
             clock,
@@ -75,7 +79,8 @@ impl Jobs {
             stages: settings.expiry_notice_days.clone(),
             public_url: settings.public_url.clone(),
             max_attempts: settings.mail_max_attempts,
-            http: webhooks::http_client(webhook_timeout)?,
+            http: webhooks::http_client(webhook_timeout, webhook_rule)?,
+            webhook_rule,
             webhook_timeout,
             webhook_max_attempts: settings.webhook_max_attempts,
             retention_days: settings.message_retention_days,

@@ -3,14 +3,24 @@
 //! latency. A 2xx answer delivers it; anything else (another status, a timeout, a refused
 //! connection) retries with the mail sender's backoff until the configured number of attempts.
 //! Redirects are not followed: a receiver that moved must be updated in the console.
+//!
+//! Unless `KEYWARD_WEBHOOK_ALLOW_PRIVATE=true`, the client connects only to public addresses
+//! (`service::webhooks::address`): its resolver refuses a name when any address it resolves to
+//! is not public, and the connection goes to exactly the addresses it checked, so a name that
+//! answers differently now (DNS rebinding) still reaches nothing private. Literal IP addresses
+//! never reach the resolver, so they are checked before the request.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::vault::Purpose;
+use crate::auth::vault::Binding;
 use crate::jobs::sender::backoff;
 use crate::jobs::{Jobs, in_rounds};
 use crate::repo::queue::{self, Queue};
 use crate::repo::webhooks::{self as repo, Attempt, DeliveryToSend};
+pub use crate::service::webhooks::address::AddressRule;
+use crate::service::webhooks::address::{is_local_name, is_public};
 use crate::service::webhooks::signature;
 
 /// Deliveries claimed per round.
@@ -24,22 +34,99 @@ pub struct Delivered {
     pub failed: usize,
 }
 
-/// The HTTP client of the webhook sender: a timeout per request, no redirects.
-pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+/// The HTTP client of the webhook sender: a timeout per request, no redirects, and unless
+/// `rule` allows any address, public receivers only.
+pub fn http_client(timeout: Duration, rule: AddressRule) -> anyhow::Result<reqwest::Client> {
     // One process-wide TLS provider: ring, which lettre already brings in.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    Ok(reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION"), " webhooks"))
-        .build()?)
+        .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION"), " webhooks"));
+    let builder = match rule {
+        // A proxy would resolve and connect on keyward's behalf, past the checks: none.
+        AddressRule::PublicOnly => builder.dns_resolver(Arc::new(PublicOnly)).no_proxy(),
+        AddressRule::Any => builder,
+    };
+    Ok(builder.build()?)
+}
+
+/// Why a receiver was not contacted: its address is not public. The delivery log says only
+/// that, the same for every such address, and no connection was tried, so an endpoint cannot
+/// tell which private ports are open.
+#[derive(Debug)]
+pub struct NotPublic;
+
+impl std::fmt::Display for NotPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(NOT_PUBLIC)
+    }
+}
+
+impl std::error::Error for NotPublic {}
+
+/// The delivery log's words for a receiver that is not public.
+const NOT_PUBLIC: &str = "not sent: the receiver's address is not public (loopback, private \
+                          network, link-local or reserved), and KEYWARD_WEBHOOK_ALLOW_PRIVATE \
+                          is not true";
+
+/// Resolves receivers' names with the system resolver and answers only when every address is
+/// public; the client then connects to exactly those addresses.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            if is_local_name(&host) {
+                return Err(NotPublic.into());
+            }
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let checked = only_public(found)?;
+            Ok(Box::new(checked.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The addresses, when every one is public: a name with one private address among public ones
+/// is refused whole, as the endpoint form refuses it.
+fn only_public(found: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, NotPublic> {
+    if found.iter().all(|a| is_public(a.ip())) {
+        Ok(found)
+    } else {
+        Err(NotPublic)
+    }
+}
+
+/// Whether `url` names a literal IP address that `rule` forbids (literal addresses are
+/// connected to without the resolver).
+fn literal_forbidden(url: &str, rule: AddressRule) -> bool {
+    if rule == AddressRule::Any {
+        return false;
+    }
+    match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+        Some(url::Host::Ipv4(ip)) => !is_public(ip.into()),
+        Some(url::Host::Ipv6(ip)) => !is_public(ip.into()),
+        Some(url::Host::Domain(_)) => false,
+        // Unreadable: refused rather than sent somewhere unchecked.
+        None => true,
+    }
 }
 
 enum Outcome {
     Delivered,
     Retrying,
     Failed,
+}
+
+/// Why a delivery got no answer.
+enum Unsent {
+    /// The receiver's address is not public: nothing was sent, and retrying cannot help.
+    NotPublic,
+    /// Anything else, in words for the delivery log.
+    Failed(String),
 }
 
 impl Jobs {
@@ -96,7 +183,9 @@ impl Jobs {
             return Ok(None);
         }
         let secret = match d.sealed_secret.as_deref() {
-            Some(sealed) => self.vault.open_sealed(Purpose::SecretKey, sealed),
+            Some(sealed) => {
+                (self.vault).open_sealed(Binding::signing_key(&d.signing_key_id), sealed)
+            }
             None => Err(crate::auth::vault::SealError::Malformed),
         };
         let secret = match secret {
@@ -118,8 +207,19 @@ impl Jobs {
         };
         drop(conn);
         let started = Instant::now();
-        let result = self.post(&d, &secret).await;
-        let latency_ms = started.elapsed().as_millis() as i64;
+        let result = if literal_forbidden(&d.url, self.webhook_rule) {
+            Err(Unsent::NotPublic)
+        } else {
+            self.post(&d, secrecy::ExposeSecret::expose_secret(&secret))
+                .await
+        };
+        let refused = matches!(result, Err(Unsent::NotPublic));
+        // No connection was tried for a refused receiver: no time to report either.
+        let latency_ms = if refused {
+            0
+        } else {
+            started.elapsed().as_millis() as i64
+        };
         let done = self.clock.unix();
         let (status, error) = match result {
             Ok(status) if (200..300).contains(&status) => (Some(status), None),
@@ -134,11 +234,12 @@ impl Jobs {
                 Some(status),
                 Some(format!("the receiver answered {status}")),
             ),
-            Err(message) => (None, Some(message)),
+            Err(Unsent::NotPublic) => (None, Some(NOT_PUBLIC.to_string())),
+            Err(Unsent::Failed(message)) => (None, Some(message)),
         };
         let delivered = error.is_none();
         let attempts = d.attempts + 1;
-        let give_up = !delivered && attempts >= i64::from(self.webhook_max_attempts);
+        let give_up = refused || (!delivered && attempts >= i64::from(self.webhook_max_attempts));
         let retry_at = (!delivered && !give_up).then(|| done + backoff(attempts));
         let attempt = Attempt {
             delivery_id: id,
@@ -162,7 +263,7 @@ impl Jobs {
     }
 
     /// POSTs a delivery, signed now; the status code, or why there was none.
-    async fn post(&self, d: &DeliveryToSend, secret: &str) -> Result<u16, String> {
+    async fn post(&self, d: &DeliveryToSend, secret: &str) -> Result<u16, Unsent> {
         let t = self.clock.unix();
         let response = self
             .http
@@ -181,8 +282,15 @@ impl Jobs {
 }
 
 /// Why a request got no answer, in words for the delivery log.
-fn describe(e: &reqwest::Error, timeout: Duration) -> String {
-    if e.is_timeout() {
+fn describe(e: &reqwest::Error, timeout: Duration) -> Unsent {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<NotPublic>() {
+            return Unsent::NotPublic;
+        }
+        source = cause.source();
+    }
+    Unsent::Failed(if e.is_timeout() {
         format!("no answer within {} s", timeout.as_secs())
     } else if e.is_connect() {
         "could not connect to the receiver".to_string()
@@ -195,5 +303,50 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
             source = cause.source();
         }
         message
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_with_any_private_address_is_refused_whole() {
+        let public: SocketAddr = "93.184.216.34:0".parse().unwrap();
+        let rebound: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let metadata: SocketAddr = "[::ffff:169.254.169.254]:0".parse().unwrap();
+        assert_eq!(only_public(vec![public]).unwrap(), vec![public]);
+        assert!(only_public(vec![public, rebound]).is_err());
+        assert!(only_public(vec![metadata]).is_err());
+    }
+
+    #[test]
+    fn literal_private_addresses_are_forbidden_unless_allowed() {
+        for url in [
+            "http://127.0.0.1:9/h",
+            "http://[::1]/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::ffff:a00:1]/",
+        ] {
+            assert!(literal_forbidden(url, AddressRule::PublicOnly), "{url}");
+            assert!(!literal_forbidden(url, AddressRule::Any), "{url}");
+        }
+        assert!(!literal_forbidden(
+            "https://93.184.216.34/h",
+            AddressRule::PublicOnly
+        ));
+        assert!(!literal_forbidden(
+            "https://hooks.example.com/h",
+            AddressRule::PublicOnly
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_this_machine() {
+        use reqwest::dns::Resolve;
+        for name in ["localhost", "api.localhost"] {
+            let answer = PublicOnly.resolve(name.parse().unwrap()).await;
+            assert!(answer.is_err_and(|e| e.is::<NotPublic>()), "{name}");
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! queued as deliveries in the transaction that made the change, so that an event is sent if
 //! and only if its change committed. `jobs::webhooks` signs and sends them.
 
+pub mod address;
+
 use serde::Serialize;
 use sqlx::AnyConnection;
 
@@ -13,6 +15,8 @@ use crate::repo::webhooks::{self as repo, EndpointFields, EndpointRow, NewDelive
 use crate::service::audit::{self, NewEntry};
 use crate::service::keys::Actor;
 use crate::service::{FieldErrors, FormError};
+
+pub use address::AddressRule;
 
 /// What a webhook tells about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +205,36 @@ pub fn check_url(raw: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
+/// An endpoint URL as shown outside the endpoint's own page, and as audited: without its query
+/// string, which may carry a token the receiver expects (`?…` says that there was one).
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let had_query = parsed.query().is_some_and(|q| !q.is_empty());
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            let mut shown = parsed.to_string();
+            if had_query {
+                shown.push_str("?…");
+            }
+            shown
+        }
+        // Never stored (URLs are checked on the way in); cut by hand all the same.
+        Err(_) => match url.split_once(['?', '#']) {
+            Some((head, _)) => format!("{head}?…"),
+            None => url.to_string(),
+        },
+    }
+}
+
+/// Why the URL's receiver may not be used, checked before the write transaction starts
+/// (resolving a name may take seconds); `None` when it may, or when the URL itself is wrong
+/// (`check_input` says so).
+async fn receiver_refusal(input: &EndpointInput, rule: AddressRule) -> Option<String> {
+    let url = url::Url::parse(&check_url(&input.url).ok()?).ok()?;
+    address::check_receiver(&url, rule).await.err()
+}
+
 fn require(actor: &Actor) -> Result<(), AppError> {
     actor.require(Permission::ConfigWrite)
 }
@@ -209,18 +243,25 @@ fn entry<'a>(
     actor: &'a Actor,
     action: &'a str,
     id: &'a str,
-    url: &'a str,
+    shown_url: &'a str,
     details: &'a str,
 ) -> NewEntry<'a> {
-    audit::success(actor, action, "webhook_endpoint", id, url, details)
+    audit::success(actor, action, "webhook_endpoint", id, shown_url, details)
 }
 
 async fn check_input(
     conn: &mut AnyConnection,
     input: &EndpointInput,
+    refusal: Option<String>,
 ) -> Result<(String, String), FormError> {
     let mut errors = FieldErrors::default();
-    let url = check_url(&input.url).map_err(|m| errors.add("url", m)).ok();
+    let url = match (check_url(&input.url), refusal) {
+        (Ok(url), None) => Some(url),
+        (Err(m), _) | (Ok(_), Some(m)) => {
+            errors.add("url", m);
+            None
+        }
+    };
     let mut events: Vec<&'static str> = Vec::new();
     for raw in &input.events {
         match EventType::parse(raw) {
@@ -265,17 +306,20 @@ fn key_gone(e: sqlx::Error) -> FormError {
     }
 }
 
-/// Adds an endpoint. Audited as `webhook.created`.
+/// Adds an endpoint whose receiver `rule` allows. Audited as `webhook.created`, without the
+/// URL's query string.
 pub async fn create(
     pool: &sqlx::AnyPool,
     clock: &dyn Clock,
     actor: &Actor,
     input: &EndpointInput,
+    rule: AddressRule,
 ) -> Result<String, FormError> {
     require(actor)?;
+    let refusal = receiver_refusal(input, rule).await;
     let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let (url, events) = check_input(&mut tx, input).await?;
+    let (url, events) = check_input(&mut tx, input, refusal).await?;
     let id = crate::repo::new_id("whe");
     let fields = EndpointFields {
         url: &url,
@@ -290,26 +334,29 @@ pub async fn create(
     audit::record(
         &mut tx,
         now,
-        entry(actor, "webhook.created", &id, &url, &details),
+        entry(actor, "webhook.created", &id, &redacted(&url), &details),
     )
     .await?;
     tx.commit().await?;
     Ok(id)
 }
 
-/// Changes an endpoint. Audited as `webhook.updated`.
+/// Changes an endpoint; its receiver must be one `rule` allows. Audited as `webhook.updated`,
+/// without the URL's query string.
 pub async fn update(
     pool: &sqlx::AnyPool,
     clock: &dyn Clock,
     actor: &Actor,
     id: &str,
     input: &EndpointInput,
+    rule: AddressRule,
 ) -> Result<(), FormError> {
     require(actor)?;
+    let refusal = receiver_refusal(input, rule).await;
     let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
     load(&mut tx, id).await?;
-    let (url, events) = check_input(&mut tx, input).await?;
+    let (url, events) = check_input(&mut tx, input, refusal).await?;
     let fields = EndpointFields {
         url: &url,
         events: &events,
@@ -327,7 +374,7 @@ pub async fn update(
     audit::record(
         &mut tx,
         now,
-        entry(actor, "webhook.updated", id, &url, &details),
+        entry(actor, "webhook.updated", id, &redacted(&url), &details),
     )
     .await?;
     tx.commit().await?;
@@ -344,7 +391,8 @@ pub async fn load(conn: &mut AnyConnection, id: &str) -> Result<EndpointRow, App
         .ok_or(AppError::Gone(ENDPOINT_GONE))
 }
 
-/// Deletes an endpoint with its deliveries and log. Audited as `webhook.deleted`.
+/// Deletes an endpoint with its deliveries and log. Audited as `webhook.deleted`. Returns its
+/// URL as shown outside its own page (without the query string).
 pub async fn delete(
     pool: &sqlx::AnyPool,
     clock: &dyn Clock,
@@ -356,14 +404,15 @@ pub async fn delete(
     let mut tx = crate::db::begin_write(pool).await?;
     let endpoint = load(&mut tx, id).await?;
     repo::delete_endpoint(&mut tx, id).await?;
+    let shown = redacted(&endpoint.url);
     audit::record(
         &mut tx,
         now,
-        entry(actor, "webhook.deleted", id, &endpoint.url, ""),
+        entry(actor, "webhook.deleted", id, &shown, ""),
     )
     .await?;
     tx.commit().await?;
-    Ok(endpoint.url)
+    Ok(shown)
 }
 
 /// Queues a test event (`ping`) for one endpoint, enabled or not. Audited as
@@ -399,7 +448,13 @@ pub async fn send_test(
     audit::record(
         &mut tx,
         now,
-        entry(actor, "webhook.test_sent", id, &endpoint.url, &event_id),
+        entry(
+            actor,
+            "webhook.test_sent",
+            id,
+            &redacted(&endpoint.url),
+            &event_id,
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -427,7 +482,7 @@ pub async fn redeliver(
                 actor,
                 "webhook.redelivered",
                 endpoint_id,
-                &endpoint.url,
+                &redacted(&endpoint.url),
                 delivery_id,
             ),
         )
@@ -466,6 +521,19 @@ mod tests {
             assert!(check_url(bad).is_err(), "{bad} refused");
         }
         assert!(check_url(&format!("https://example.com/{}", "a".repeat(2_000))).is_err());
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_query_string() {
+        assert_eq!(
+            redacted("https://hooks.example.com/in?token=s3cret&x=1"),
+            "https://hooks.example.com/in?…"
+        );
+        assert_eq!(
+            redacted("https://hooks.example.com/in"),
+            "https://hooks.example.com/in"
+        );
+        assert_eq!(redacted("not a url?token=s3cret"), "not a url?…");
     }
 
     #[test]

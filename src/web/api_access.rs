@@ -7,13 +7,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 
 use crate::auth::AdminUser;
 use crate::error::AppError;
 use crate::repo::secret_keys::{BRIDGE, SecretKeyRow};
 use crate::repo::webhooks as hooks_repo;
 use crate::service::secret_keys::{self, GeneratedSecret, Tools};
-use crate::service::webhooks::{self, EndpointInput, EventType};
+use crate::service::webhooks::{self, AddressRule, EndpointInput, EventType};
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
 use crate::web::keys::no_store;
@@ -115,6 +116,7 @@ impl KeyView {
 /// An endpoint as its row shows it.
 struct EndpointView {
     id: String,
+    /// Without the query string, which may carry the receiver's token.
     url: String,
     events: String,
     enabled: bool,
@@ -137,6 +139,11 @@ pub struct Notice {
     deleted: String,
     #[serde(default)]
     endpoint_deleted: String,
+}
+
+/// Where endpoints may send, as the settings say.
+fn address_rule(state: &AppState) -> AddressRule {
+    AddressRule::from_allow_private(state.settings.webhook_allow_private)
 }
 
 fn tools(state: &AppState) -> Tools<'_> {
@@ -166,7 +173,7 @@ pub async fn page(
         .iter()
         .map(|e| EndpointView {
             id: e.id.clone(),
-            url: e.url.clone(),
+            url: webhooks::redacted(&e.url),
             events: events_label(&e.event_list()),
             enabled: e.enabled == 1,
             signing_key: name_of(&e.signing_key_id),
@@ -175,10 +182,8 @@ pub async fn page(
     let notice = if !q.deleted.is_empty() {
         format!("The secret key “{}” was deleted.", q.deleted)
     } else if !q.endpoint_deleted.is_empty() {
-        format!(
-            "The webhook endpoint {} was deleted with its delivery log.",
-            q.endpoint_deleted
-        )
+        // No URL in the redirect: its query string may carry the receiver's token.
+        "The webhook endpoint was deleted with its delivery log.".to_string()
     } else {
         String::new()
     };
@@ -349,7 +354,9 @@ pub async fn generate(
     form: web::Form<OnceForm>,
 ) -> Result<HttpResponse, AppError> {
     let expected = session.remove_as::<String>(&once_key(&id));
-    if !matches!(expected, Some(Ok(once)) if !form.once.is_empty() && once == form.once) {
+    let answered = matches!(expected, Some(Ok(once))
+        if !form.once.is_empty() && bool::from(once.as_bytes().ct_eq(form.once.as_bytes())));
+    if !answered {
         return Err(AppError::Conflict(
             "This warning was already answered, so nothing was generated now. The value is shown \
              only once: if you did not copy it, open the key's menu and generate a new secret key."
@@ -529,6 +536,7 @@ pub async fn create_endpoint(
         state.clock.as_ref(),
         &user.actor(),
         &form.input(),
+        address_rule(&state),
     )
     .await
     {
@@ -719,6 +727,7 @@ pub async fn update_endpoint(
         &user.actor(),
         &id,
         &form.input(),
+        address_rule(&state),
     )
     .await
     {
@@ -790,8 +799,8 @@ pub async fn delete_endpoint_confirm(
         StatusCode::OK,
         DeleteEndpointPage {
             frame: Frame::new(&user, "api-access"),
+            url: webhooks::redacted(&endpoint.url),
             id: endpoint.id,
-            url: endpoint.url,
         },
     ))
 }
@@ -802,7 +811,6 @@ pub async fn delete_endpoint(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let url = webhooks::delete(&state.pool, state.clock.as_ref(), &user.actor(), &id).await?;
-    let q = serde_urlencoded::to_string([("endpoint_deleted", url.as_str())]).unwrap_or_default();
-    Ok(see_other(&format!("{BASE}?{q}")))
+    webhooks::delete(&state.pool, state.clock.as_ref(), &user.actor(), &id).await?;
+    Ok(see_other(&format!("{BASE}?endpoint_deleted=1")))
 }

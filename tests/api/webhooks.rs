@@ -1,6 +1,8 @@
 //! Webhook endpoints and deliveries against a real HTTP receiver on loopback: signatures that
 //! verify with the shown secret, retries with the same event ID, a receiver that hangs, a
-//! restart, regenerated signing keys, bad input, and the delivery log.
+//! restart, regenerated signing keys, bad input, and the delivery log. The receiver is on
+//! loopback, so these apps allow private receivers (`KEYWARD_WEBHOOK_ALLOW_PRIVATE=true`);
+//! `exposure` tests the default, which refuses them.
 
 use chrono::Duration;
 use keyward::repo::queue::Queue;
@@ -8,11 +10,16 @@ use reqwest::StatusCode;
 
 use crate::common::receiver::{Received, Receiver, Reply, verify_signature};
 use crate::common::{
-    ADMIN_EMAIL, PASSWORD, TestApp, UnixNow, spawn_app, spawn_app_on, spawn_app_with,
+    ADMIN_EMAIL, PASSWORD, TestApp, UnixNow, spawn_app, spawn_app_on_with, spawn_app_with,
 };
 use crate::secret_keys::create_signing_key;
 
 const PAGE: &str = "/configuration/api-access";
+
+/// A keyward that may send webhooks to the receiver on loopback.
+pub(crate) async fn spawn_receiving_app() -> TestApp {
+    spawn_app_with(|s| s.webhook_allow_private = true).await
+}
 
 /// Adds an endpoint through the form; returns its ID.
 pub(crate) async fn add_endpoint(
@@ -79,7 +86,7 @@ async fn deliveries(app: &TestApp) -> Vec<(String, String, i64)> {
 #[tokio::test]
 async fn an_event_arrives_signed_with_the_shown_secret_and_describes_the_key() {
     let receiver = Receiver::start(vec![]).await;
-    let app = spawn_app().await;
+    let app = spawn_receiving_app().await;
     app.signed_in_admin().await;
     let (key_id, secret) = create_signing_key(&app, "Receiver").await;
     add_endpoint(
@@ -127,7 +134,7 @@ async fn an_event_arrives_signed_with_the_shown_secret_and_describes_the_key() {
 #[tokio::test]
 async fn a_receiver_answering_500_then_200_gets_the_same_event_twice() {
     let receiver = Receiver::start(vec![Reply::Status(500)]).await;
-    let app = spawn_app().await;
+    let app = spawn_receiving_app().await;
     app.signed_in_admin().await;
     let (key_id, secret) = create_signing_key(&app, "Receiver").await;
     let endpoint = add_endpoint(&app, &receiver.url(), &["key.created"], &key_id).await;
@@ -181,7 +188,11 @@ async fn a_receiver_answering_500_then_200_gets_the_same_event_twice() {
 #[tokio::test]
 async fn a_receiver_that_hangs_is_timed_out_and_retried_later() {
     let receiver = Receiver::start(vec![Reply::Hang]).await;
-    let app = spawn_app_with(|s| s.webhook_timeout_secs = 1).await;
+    let app = spawn_app_with(|s| {
+        s.webhook_timeout_secs = 1;
+        s.webhook_allow_private = true;
+    })
+    .await;
     app.signed_in_admin().await;
     let (key_id, secret) = create_signing_key(&app, "Receiver").await;
     let endpoint = add_endpoint(&app, &receiver.url(), &["key.created"], &key_id).await;
@@ -214,7 +225,7 @@ async fn a_receiver_that_hangs_is_timed_out_and_retried_later() {
 #[tokio::test]
 async fn nothing_is_lost_across_a_restart() {
     let down = crate::common::smtp::closed_port().await;
-    let app = spawn_app().await;
+    let app = spawn_receiving_app().await;
     app.signed_in_admin().await;
     let (key_id, secret) = create_signing_key(&app, "Receiver").await;
     let endpoint = add_endpoint(
@@ -246,10 +257,11 @@ async fn nothing_is_lost_across_a_restart() {
 
     // Restart: a new instance on the same database, and the receiver is back.
     let receiver = Receiver::start(vec![]).await;
-    let restarted = spawn_app_on(
+    let restarted = spawn_app_on_with(
         &app.database_url,
         &app.state.master_key.to_base64(),
         app.clock.clone(),
+        |s| s.webhook_allow_private = true,
     )
     .await
     .unwrap();
@@ -301,7 +313,7 @@ async fn nothing_is_lost_across_a_restart() {
 #[tokio::test]
 async fn regenerating_a_signing_key_changes_signatures_at_once() {
     let receiver = Receiver::start(vec![]).await;
-    let app = spawn_app().await;
+    let app = spawn_receiving_app().await;
     app.signed_in_admin().await;
     let (key_id, old) = create_signing_key(&app, "Receiver").await;
     let endpoint = add_endpoint(&app, &receiver.url(), &["key.created"], &key_id).await;
@@ -328,7 +340,7 @@ async fn regenerating_a_signing_key_changes_signatures_at_once() {
 #[tokio::test]
 async fn only_enabled_endpoints_subscribed_to_an_event_get_it() {
     let receiver = Receiver::start(vec![]).await;
-    let app = spawn_app().await;
+    let app = spawn_receiving_app().await;
     app.signed_in_admin().await;
     let (key_id, _) = create_signing_key(&app, "Receiver").await;
     add_endpoint(&app, &receiver.url(), &["key.deleted"], &key_id).await;
@@ -463,7 +475,11 @@ async fn bad_endpoint_input_gets_clear_messages_and_writes_nothing() {
 #[tokio::test]
 async fn a_failed_delivery_is_given_up_after_the_last_attempt_and_can_be_sent_again() {
     let receiver = Receiver::start(vec![Reply::Status(503), Reply::Status(503)]).await;
-    let app = spawn_app_with(|s| s.webhook_max_attempts = 2).await;
+    let app = spawn_app_with(|s| {
+        s.webhook_max_attempts = 2;
+        s.webhook_allow_private = true;
+    })
+    .await;
     app.signed_in_admin().await;
     let (key_id, _) = create_signing_key(&app, "Receiver").await;
     let endpoint = add_endpoint(&app, &receiver.url(), &["key.created"], &key_id).await;
@@ -491,7 +507,7 @@ async fn a_failed_delivery_is_given_up_after_the_last_attempt_and_can_be_sent_ag
 #[tokio::test]
 async fn a_key_that_locks_after_wrong_secrets_is_reported() {
     let receiver = Receiver::start(vec![]).await;
-    let app = spawn_app().await;
+    let app = spawn_receiving_app().await;
     app.signed_in_admin().await;
     let (key_id, secret) = create_signing_key(&app, "Receiver").await;
     add_endpoint(&app, &receiver.url(), &["key.locked"], &key_id).await;

@@ -152,12 +152,23 @@ pub async fn spawn_app_on(
     master_key: &str,
     clock: Arc<ManualClock>,
 ) -> anyhow::Result<TestApp> {
+    spawn_app_on_with(database_url, master_key, clock, |_| {}).await
+}
+
+/// `spawn_app_on` with settings adjusted by `adjust`.
+pub async fn spawn_app_on_with(
+    database_url: &str,
+    master_key: &str,
+    clock: Arc<ManualClock>,
+    adjust: impl FnOnce(&mut Settings),
+) -> anyhow::Result<TestApp> {
     init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings =
         Settings::for_data_dir(dir.path().to_path_buf(), Some(database_url.to_string()))
             .expect("settings");
     settings.master_key = Some(master_key.to_string());
+    adjust(&mut settings);
     start(settings, clock, dir, database_url.to_string()).await
 }
 

@@ -132,6 +132,11 @@ impl Receiver {
         format!("http://127.0.0.1:{}{PATH}", self.port)
     }
 
+    /// The same URL under another host name that resolves to loopback.
+    pub fn url_via(&self, host: &str) -> String {
+        format!("http://{host}:{}{PATH}", self.port)
+    }
+
     /// Every request received so far (including ones it hung on), in order.
     pub fn received(&self) -> Vec<Received> {
         self.shared.lock().received.clone()
