@@ -1,15 +1,24 @@
 //! Prometheus metrics at `/metrics`: requests and latencies per route, key verification
 //! outcomes, background job runs, and the emails and webhooks they sent. Each application has its own registry.
+//!
+//! The counters are not public (SPEC §11): refusals by reason would tell a caller who got the
+//! uniform 401 why its key was refused. On the main listener `/metrics` answers only a bearer
+//! token (`KEYWARD_METRICS_TOKEN`) and does not exist without one; `KEYWARD_METRICS_BIND` gives
+//! it a listener of its own, meant for a private network, that serves nothing else.
 
+use std::net::TcpListener;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::startup::AppState;
 
@@ -135,12 +144,72 @@ pub async fn record(
     Ok(res)
 }
 
-/// GET /metrics
-pub async fn endpoint(state: web::Data<AppState>) -> HttpResponse {
+/// The exposition as a response.
+fn exposition(metrics: &Metrics) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .insert_header(("Cache-Control", "no-store"))
-        .body(state.metrics.render())
+        .body(metrics.render())
+}
+
+/// Whether the request carries `Authorization: Bearer <token>`. Compared in constant time over
+/// digests, so neither the token's bytes nor its length can be found by timing.
+fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        })
+        .map(|(_, t)| t.trim());
+    presented.is_some_and(|p| {
+        let (p, t) = (
+            Sha256::digest(p.as_bytes()),
+            Sha256::digest(token.as_bytes()),
+        );
+        bool::from(p.as_slice().ct_eq(t.as_slice()))
+    })
+}
+
+/// GET /metrics on the main listener, routed only when `KEYWARD_METRICS_TOKEN` is set (else the
+/// path is an ordinary 404): the counters for the bearer of that token, 401 for anyone else.
+pub async fn endpoint(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let allowed = state
+        .settings
+        .metrics_token
+        .as_deref()
+        .is_some_and(|token| bearer_matches(&req, token));
+    if allowed {
+        exposition(&state.metrics)
+    } else {
+        HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"keyward metrics\""))
+            .insert_header(("Cache-Control", "no-store"))
+            .finish()
+    }
+}
+
+/// GET /metrics on the metrics listener: no token, whoever can reach the listener may read.
+async fn open_endpoint(metrics: web::Data<Metrics>) -> HttpResponse {
+    exposition(&metrics)
+}
+
+/// The `KEYWARD_METRICS_BIND` server: `/metrics` without a token, 404 for every other path. It
+/// ignores signals: the application stops it with the main server.
+pub fn serve(listener: TcpListener, metrics: Metrics) -> std::io::Result<Server> {
+    let metrics = web::Data::new(metrics);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .route("/metrics", web::get().to(open_endpoint))
+            .default_service(web::to(HttpResponse::NotFound))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run())
 }
 
 #[cfg(test)]

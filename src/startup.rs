@@ -107,6 +107,8 @@ pub struct Application {
     server: Server,
     setup_url: Option<String>,
     state: web::Data<AppState>,
+    /// The `KEYWARD_METRICS_BIND` listener's port and server, when set.
+    metrics: Option<(u16, Server)>,
 }
 
 impl Application {
@@ -115,6 +117,12 @@ impl Application {
         let prepared = prepare(&settings).await?;
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = match settings.metrics_bind {
+            Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
+                anyhow::anyhow!("cannot listen on KEYWARD_METRICS_BIND {addr}: {e}")
+            })?),
+            None => None,
+        };
         let mut settings = settings;
         if settings.public_url.ends_with(":0") {
             // Bound to an ephemeral port: links must name the real one.
@@ -167,17 +175,32 @@ impl Application {
             key_hasher,
         });
         let server = run(listener, state.clone())?;
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let address = listener.local_addr()?;
+                tracing::info!(%address, "metrics are served on their own listener");
+                let server = crate::metrics::serve(listener, state.metrics.clone())?;
+                Some((address.port(), server))
+            }
+            None => None,
+        };
         Ok(Self {
             port,
             server,
             setup_url,
             state,
+            metrics,
         })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound port of the `KEYWARD_METRICS_BIND` listener, when it is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The first-run link, when no user existed at start.
@@ -190,20 +213,33 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until stopped, with the background job beside it.
+    /// Serves until stopped, with the background job and the metrics listener beside it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let jobs = self.state.jobs.clone().run_forever(
             std::time::Duration::from_secs(self.state.settings.job_interval_secs),
             Some(self.state.metrics.clone()),
         );
         let jobs = tokio::spawn(jobs);
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
         let result = self.server.await;
         jobs.abort();
+        if let Some((task, handle)) = metrics {
+            // It ignores signals: it stops when the main server has.
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         result
     }
 
-    /// The server future, for tests that spawn it.
+    /// The main server future, for tests that spawn it; the metrics listener, when set, is
+    /// spawned here and runs until the runtime ends.
     pub fn into_server(self) -> Server {
+        if let Some((_, metrics)) = self.metrics {
+            tokio::spawn(metrics);
+        }
         self.server
     }
 }
@@ -239,10 +275,12 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(console::security_headers())
             .wrap(middleware::from_fn(crate::metrics::record))
             .wrap(TracingLogger::<RequestSpan>::new())
-            .route(
-                "/metrics",
-                actix_web::web::get().to(crate::metrics::endpoint),
-            )
+            .configure(|cfg| {
+                // Without a token the path does not exist here: an ordinary 404 page.
+                if state.settings.metrics_token.is_some() {
+                    cfg.route("/metrics", web::get().to(crate::metrics::endpoint));
+                }
+            })
             .configure(crate::api::routes)
             .configure(console::routes)
     })
