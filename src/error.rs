@@ -20,6 +20,10 @@ pub enum AppError {
     /// Signed in, but not allowed.
     #[error("forbidden")]
     Forbidden,
+    /// Not allowed, with a message that says why (a rule of who may do what, not a missing
+    /// permission).
+    #[error("{0}")]
+    Denied(String),
     /// The request conflicts with the current state (a limit, a duplicate, a protected item).
     #[error("{0}")]
     Conflict(String),
@@ -53,7 +57,7 @@ impl AppError {
         match self {
             AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::NotFound | AppError::Gone(_) => StatusCode::NOT_FOUND,
-            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Denied(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::SignInRequired { .. } => StatusCode::SEE_OTHER,

@@ -141,11 +141,16 @@ impl Presentation {
                 .owner_user_id
                 .clone()
                 .unwrap_or_else(|| key.row.id.clone()),
-            label: format!("key {}", key.row.id),
-            is_admin: false,
+            label: if key.previous_secret {
+                format!("key {} (previous secret)", key.row.id)
+            } else {
+                format!("key {}", key.row.id)
+            },
+            is_admin: key.administrator,
             permissions: key.permissions.clone(),
             client_ip: self.client_ip,
             acting_key: Some(key.row.id.clone()),
+            previous_secret: key.previous_secret,
         };
         Ok(ApiCaller {
             key: Some(key),
@@ -192,6 +197,7 @@ impl Presentation {
                 permissions,
                 client_ip: self.client_ip,
                 acting_key: None,
+                previous_secret: false,
             },
         })
     }

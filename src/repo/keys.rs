@@ -33,6 +33,10 @@ pub struct KeyRow {
     pub last_used_at: Option<i64>,
     pub last_used_ip: Option<String>,
     pub last_used_agent: Option<String>,
+    /// Who made the key inactive: `owner` or `administrator` (see `Decider`).
+    pub deactivated_by: Option<String>,
+    /// Who locked it: `owner`, `administrator` or `lockout`.
+    pub locked_by: Option<String>,
 }
 
 /// The columns of `KeyRow`, from `access_keys k LEFT JOIN users u`.
@@ -43,7 +47,7 @@ macro_rules! select_columns {
             "k.secret_hash, k.previous_secret_hash, k.previous_valid_until, k.secret_regenerated_at, ",
             "k.active, k.locked, k.failed_attempts, k.expires_at, k.allowed_networks, k.created_at, ",
             "k.created_by, k.created_by_label, k.modified_at, k.modified_by, k.modified_by_label, ",
-            "k.last_used_at, k.last_used_ip, k.last_used_agent"
+            "k.last_used_at, k.last_used_ip, k.last_used_agent, k.deactivated_by, k.locked_by"
         )
     };
 }
@@ -111,6 +115,9 @@ pub struct AuthRow {
     /// The key's own group and role assignments (tenant keys), sorted.
     pub group_ids: Vec<String>,
     pub role_ids: Vec<String>,
+    /// Whether the key acts as an administrator: a personal key whose owner is in the
+    /// Administrators group, or a tenant key assigned that group.
+    pub administrator: bool,
 }
 
 /// A key as the auth lookup reads it: the row, its own groups and roles, its owner's groups,
@@ -135,6 +142,28 @@ pub struct AccessMap {
 }
 
 impl AccessMap {
+    /// The permissions a role grants.
+    pub fn role_permissions(&self, role_id: &str) -> Vec<String> {
+        self.role_permissions
+            .get(role_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The permissions a group grants through its roles, sorted.
+    pub fn group_permissions(&self, group_id: &str) -> Vec<String> {
+        let mut permissions: Vec<String> = self
+            .group_roles
+            .get(group_id)
+            .into_iter()
+            .flatten()
+            .flat_map(|r| self.role_permissions(r))
+            .collect();
+        permissions.sort();
+        permissions.dedup();
+        permissions
+    }
+
     /// A key with its permissions: a tenant key's own roles and its groups' roles; a personal
     /// key's owner's groups' roles.
     pub fn resolve(&self, found: AuthLookup) -> AuthRow {
@@ -164,11 +193,15 @@ impl AccessMap {
             .collect();
         permissions.sort();
         permissions.dedup();
+        let administrator = groups
+            .iter()
+            .any(|g| g == crate::repo::groups::ADMINISTRATORS);
         AuthRow {
             key,
             permissions,
             group_ids,
             role_ids,
+            administrator,
         }
     }
 }
@@ -366,13 +399,15 @@ pub fn lookup_for_auth_sqlite(
             last_used_at: row.get(22)?,
             last_used_ip: row.get(23)?,
             last_used_agent: row.get(24)?,
+            deactivated_by: row.get(25)?,
+            locked_by: row.get(26)?,
         };
         Ok(AuthLookup {
             key,
-            group_ids: split_list(row.get(25)?),
-            role_ids: split_list(row.get(26)?),
-            owner_group_ids: split_list(row.get(27)?),
-            access_version: row.get(28)?,
+            group_ids: split_list(row.get(27)?),
+            role_ids: split_list(row.get(28)?),
+            owner_group_ids: split_list(row.get(29)?),
+            access_version: row.get(30)?,
         })
     })?;
     rows.collect()
@@ -471,7 +506,9 @@ pub async fn record_failures(
     let now_locked = locked == 0
         && threshold > 0
         && count >= threshold
-        && sqlx::query("UPDATE access_keys SET locked = 1 WHERE id = $1 AND locked = 0")
+        && sqlx::query(
+            "UPDATE access_keys SET locked = 1, locked_by = 'lockout' WHERE id = $1 AND locked = 0",
+        )
             .bind(id)
             .execute(&mut *conn)
             .await?
@@ -548,10 +585,11 @@ pub async fn set_description(
     Ok(())
 }
 
-/// Locks a key by hand (an administrator revoking it for a while).
-pub async fn set_locked(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE access_keys SET locked = 1 WHERE id = $1")
+/// Locks a key by hand, noting who decided it (`owner` or `administrator`).
+pub async fn set_locked(conn: &mut AnyConnection, id: &str, by: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET locked = 1, locked_by = $2 WHERE id = $1")
         .bind(id)
+        .bind(by)
         .execute(conn)
         .await?;
     Ok(())
@@ -573,11 +611,17 @@ pub async fn set_expiry(
     Ok(())
 }
 
-/// Activates or deactivates.
-pub async fn set_active(conn: &mut AnyConnection, id: &str, active: bool) -> sqlx::Result<()> {
-    sqlx::query("UPDATE access_keys SET active = $1 WHERE id = $2")
+/// Activates or deactivates, noting who deactivated it (`owner` or `administrator`).
+pub async fn set_active(
+    conn: &mut AnyConnection,
+    id: &str,
+    active: bool,
+    by: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET active = $1, deactivated_by = $3 WHERE id = $2")
         .bind(i64::from(active))
         .bind(id)
+        .bind((!active).then_some(by))
         .execute(conn)
         .await?;
     Ok(())
@@ -585,7 +629,9 @@ pub async fn set_active(conn: &mut AnyConnection, id: &str, active: bool) -> sql
 
 /// Ends a lock and forgets failed attempts.
 pub async fn unlock(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE access_keys SET locked = 0, failed_attempts = 0 WHERE id = $1")
+    sqlx::query(
+        "UPDATE access_keys SET locked = 0, locked_by = NULL, failed_attempts = 0 WHERE id = $1",
+    )
         .bind(id)
         .execute(conn)
         .await?;
@@ -593,17 +639,23 @@ pub async fn unlock(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
 }
 
 /// Replaces the secret hash; the old one keeps working until `previous_valid_until` (if any).
+/// Ends a lock unless it was an administrator's (`unlock` false then), and forgets failures.
 pub async fn replace_secret(
     conn: &mut AnyConnection,
     id: &str,
     new_hash: &str,
     previous: Option<(&str, i64)>,
     now: i64,
+    unlock: bool,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    let sql = if unlock {
         "UPDATE access_keys SET secret_hash = $1, previous_secret_hash = $2, previous_valid_until = $3, \
-         secret_regenerated_at = $4, locked = 0, failed_attempts = 0 WHERE id = $5",
-    )
+         secret_regenerated_at = $4, locked = 0, locked_by = NULL, failed_attempts = 0 WHERE id = $5"
+    } else {
+        "UPDATE access_keys SET secret_hash = $1, previous_secret_hash = $2, previous_valid_until = $3, \
+         secret_regenerated_at = $4, failed_attempts = 0 WHERE id = $5"
+    };
+    sqlx::query(sql)
     .bind(new_hash)
     .bind(previous.map(|p| p.0))
     .bind(previous.map(|p| p.1))

@@ -166,9 +166,10 @@ pub fn client_limit(client_failure_limit: u32) -> Option<Limit> {
     })
 }
 
-/// The failure counter of one client address.
+/// The failure counter of one client address group (IPv6 by /64, see
+/// `throttle::address_group`), so a client cannot rotate past it within its own network.
 pub fn client_bucket(ip: &str) -> String {
-    format!("keyauth:client:{ip}")
+    format!("keyauth:client:{}", throttle::address_group(ip))
 }
 
 /// Checks presented keys. Lookups run on the request; refusals (client counter, the key's
@@ -312,9 +313,9 @@ impl KeyChecker {
                 Some(row) => judge(ring, &row.key, presented, attempt.client_ip, now),
             };
             outcomes.push(match (verdict, row) {
-                (Ok(()), Some(row)) => self.accepted(row.clone(), attempt, now).await,
+                (Ok(used), Some(row)) => self.accepted(row.clone(), used, attempt, now).await,
                 (Err(refusal), _) => Err(self.refused(id, refusal, attempt, now).await),
-                (Ok(()), None) => Err(AuthError::Refused(Refusal::NotFound)),
+                (Ok(_), None) => Err(AuthError::Refused(Refusal::NotFound)),
             });
         }
         outcomes
@@ -381,6 +382,7 @@ impl KeyChecker {
     async fn accepted(
         &self,
         row: AuthRow,
+        used: SecretUsed,
         attempt: &Attempt<'_>,
         now: i64,
     ) -> Result<AuthenticatedKey, AuthError> {
@@ -401,6 +403,8 @@ impl KeyChecker {
             permissions: row.permissions,
             group_ids: row.group_ids,
             role_ids: row.role_ids,
+            administrator: row.administrator,
+            previous_secret: used == SecretUsed::Previous,
             row: row.key,
         })
     }
@@ -452,6 +456,14 @@ fn sqlx_failure(message: &str) -> AppError {
     AppError::Unexpected(anyhow::anyhow!("recording a key check failed: {message}"))
 }
 
+/// Which of a key's secrets a presentation matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretUsed {
+    Current,
+    /// The replaced secret, inside its grace period: good for reading and verification only.
+    Previous,
+}
+
 /// Whether a presented key passes: its secret (current, or the previous one within its grace
 /// period, compared in constant time), then its state, its owner's and its allowed networks.
 fn judge(
@@ -460,16 +472,18 @@ fn judge(
     presented: &PresentedKey,
     client_ip: &str,
     now: i64,
-) -> Result<(), Refusal> {
+) -> Result<SecretUsed, Refusal> {
     let current = ring.hasher.matches(&presented.secret, &key.secret_hash);
     let previous = key.previous_valid_until.is_some_and(|t| t > now)
         && key
             .previous_secret_hash
             .as_deref()
             .is_some_and(|h| ring.hasher.matches(&presented.secret, h));
-    if !current && !previous {
-        return Err(Refusal::WrongSecret);
-    }
+    let used = match (current, previous) {
+        (true, _) => SecretUsed::Current,
+        (false, true) => SecretUsed::Previous,
+        (false, false) => return Err(Refusal::WrongSecret),
+    };
     match KeyStatus::of(key, now) {
         KeyStatus::Inactive => Err(Refusal::Inactive),
         KeyStatus::Locked => Err(Refusal::Locked),
@@ -480,7 +494,7 @@ fn judge(
         KeyStatus::Active if !network_allows(&key.allowed_networks, client_ip) => {
             Err(Refusal::ForbiddenNetwork)
         }
-        KeyStatus::Active => Ok(()),
+        KeyStatus::Active => Ok(used),
     }
 }
 
@@ -667,6 +681,11 @@ pub struct AuthenticatedKey {
     pub permissions: Vec<String>,
     pub group_ids: Vec<String>,
     pub role_ids: Vec<String>,
+    /// Whether it acts as an administrator (see `AuthRow::administrator`).
+    pub administrator: bool,
+    /// Whether it was presented with its replaced secret, inside the grace period: such a
+    /// request may read and verify, never change anything.
+    pub previous_secret: bool,
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use crate::domain::{KeyId, KeyName, KeyType, Permission, Secret, is_system_key_n
 use crate::error::AppError;
 use crate::repo::keys::{self as repo, KeyRow, ListFilter, NewKeyRow};
 use crate::repo::{self as repos};
-use crate::service::audit::{self, NewEntry};
+use crate::service::audit::{self, FAILURE, NewEntry};
+use crate::service::grants::{self, Decider};
 use crate::service::webhooks::{self, EventType, KeyPayload};
 use crate::service::{FieldErrors, FormError};
 
@@ -39,6 +40,9 @@ pub struct Actor {
     pub client_ip: String,
     /// The key making the request, when a program acts through the API.
     pub acting_key: Option<String>,
+    /// Whether that key was presented with its replaced secret (inside the grace period):
+    /// such a request may read, never change (see `grants`).
+    pub previous_secret: bool,
 }
 
 impl Actor {
@@ -216,6 +220,38 @@ async fn load_for_write(
     fetch(conn, actor, scope, id).await
 }
 
+/// Refuses every change made with a replaced secret, and records the attempt (in a
+/// transaction of its own: the change itself writes nothing).
+async fn require_current_secret(
+    pool: &sqlx::AnyPool,
+    now: i64,
+    actor: &Actor,
+    action: &str,
+    key_id: &str,
+) -> Result<(), AppError> {
+    let Err(refusal) = grants::require_current_secret(actor) else {
+        return Ok(());
+    };
+    let mut tx = crate::db::begin_write(pool).await?;
+    let details = format!("{action} refused: the key's previous secret was used");
+    let entry = NewEntry {
+        outcome: FAILURE,
+        ..entry(actor, "key.change_refused", key_id, "", &details)
+    };
+    audit::record(&mut tx, now, entry).await?;
+    tx.commit().await?;
+    Err(refusal)
+}
+
+/// What the administration may not do to a personal key: only its owner changes it, obtains a
+/// secret for it, or reverses the owner's decisions.
+fn personal_key_refusal(what: &str) -> AppError {
+    AppError::Denied(format!(
+        "Only its owner can {what} a personal key. Administrators can deactivate, lock, shorten \
+         the expiry of or delete it."
+    ))
+}
+
 /// Loads a key the actor may manage in this scope; any other key is "not found", so guessing IDs
 /// reveals nothing.
 pub async fn load(
@@ -248,28 +284,69 @@ async fn fetch(
     Ok(row)
 }
 
+/// Assignments as they were and as asked for: checked to exist and, where added, to be the
+/// actor's to give (`grants`). A key never widens its own.
+struct AssignmentChange<'a> {
+    old_groups: &'a [String],
+    old_roles: &'a [String],
+    group_ids: &'a [String],
+    role_ids: &'a [String],
+    /// The key being changed (`None` while it is created).
+    key_id: Option<&'a str>,
+}
+
 async fn check_assignments(
     conn: &mut AnyConnection,
-    group_ids: &[String],
-    role_ids: &[String],
+    actor: &Actor,
+    change: AssignmentChange<'_>,
     errors: &mut FieldErrors,
 ) -> Result<(Vec<String>, Vec<String>), AppError> {
-    let groups: BTreeSet<String> = group_ids
+    let groups: BTreeSet<String> = change
+        .group_ids
         .iter()
         .filter(|g| !g.is_empty())
         .cloned()
         .collect();
-    let roles: BTreeSet<String> = role_ids.iter().filter(|r| !r.is_empty()).cloned().collect();
-    let known_groups: BTreeSet<String> = repos::groups::list(conn)
+    let roles: BTreeSet<String> = change
+        .role_ids
+        .iter()
+        .filter(|r| !r.is_empty())
+        .cloned()
+        .collect();
+    let group_names: Vec<(String, String)> = repos::groups::list(conn)
         .await?
         .into_iter()
-        .map(|g| g.id)
+        .map(|g| (g.id, g.name))
         .collect();
-    let known_roles: BTreeSet<String> = repos::roles::list(conn)
+    let role_names: Vec<(String, String)> = repos::roles::list(conn)
         .await?
         .into_iter()
-        .map(|r| r.id)
+        .map(|r| (r.id, r.name))
         .collect();
+    let known_groups: BTreeSet<String> = group_names.iter().map(|(id, _)| id.clone()).collect();
+    let known_roles: BTreeSet<String> = role_names.iter().map(|(id, _)| id.clone()).collect();
+    let added = |chosen: &BTreeSet<String>, old: &[String], names: &[(String, String)]| {
+        names
+            .iter()
+            .filter(|(id, _)| chosen.contains(id) && !old.contains(id))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let added_groups = added(&groups, change.old_groups, &group_names);
+    let added_roles = added(&roles, change.old_roles, &role_names);
+    let own_key = change.key_id.is_some() && change.key_id == actor.acting_key.as_deref();
+    if own_key && !(added_groups.is_empty() && added_roles.is_empty()) {
+        errors.add(
+            "roles",
+            "A key cannot widen its own roles or groups; ask someone who manages keys.",
+        );
+    } else if !(added_groups.is_empty() && added_roles.is_empty()) {
+        let map = repo::load_access_map(conn).await?;
+        for (field, message) in grants::refused_grants(&map, actor, &added_roles, &added_groups)
+        {
+            errors.add(field, message);
+        }
+    }
     if !groups.is_subset(&known_groups) {
         errors.add(
             "groups",
@@ -306,6 +383,7 @@ pub async fn create(
 ) -> Result<OneTimeSecret, FormError> {
     require(actor, scope, Permission::KeysWrite)?;
     let now = ring.clock.unix();
+    require_current_secret(pool, now, actor, "creating a key", "").await?;
     let mut errors = FieldErrors::default();
     let name = KeyName::parse(&input.name)
         .map_err(|m| errors.add("name", m))
@@ -337,8 +415,19 @@ pub async fn create(
         );
     }
     let mut tx = crate::db::begin_write(pool).await?;
-    let (group_ids, role_ids) =
-        check_assignments(&mut tx, &input.group_ids, &input.role_ids, &mut errors).await?;
+    let (group_ids, role_ids) = check_assignments(
+        &mut tx,
+        actor,
+        AssignmentChange {
+            old_groups: &[],
+            old_roles: &[],
+            group_ids: &input.group_ids,
+            role_ids: &input.role_ids,
+            key_id: None,
+        },
+        &mut errors,
+    )
+    .await?;
     let (Some(name), Some(key_type), Some(expires_at), true) =
         (name, key_type, expires_at, errors.is_empty())
     else {
@@ -442,6 +531,7 @@ pub async fn update(
     changes: KeyChanges,
 ) -> Result<(), FormError> {
     let now = ring.clock.unix();
+    require_current_secret(pool, now, actor, "changing the key", id).await?;
     let mut tx = crate::db::begin_write(pool).await?;
     let key = load_for_write(&mut tx, actor, scope, id).await?;
     let system = is_system_key_name(&key.name, ring.tenant_id);
@@ -480,18 +570,26 @@ pub async fn update(
             "Personal keys act with their owner's permissions; they take no groups or roles.",
         );
     }
+    let old_groups = repo::group_ids(&mut tx, id).await?;
+    let old_roles = repo::role_ids(&mut tx, id).await?;
     let (group_ids, role_ids) = if personal {
         (Vec::new(), Vec::new())
     } else {
-        let groups = match changes.group_ids {
-            Some(g) => g,
-            None => repo::group_ids(&mut tx, id).await?,
-        };
-        let roles = match changes.role_ids {
-            Some(r) => r,
-            None => repo::role_ids(&mut tx, id).await?,
-        };
-        check_assignments(&mut tx, &groups, &roles, &mut errors).await?
+        let groups = changes.group_ids.unwrap_or_else(|| old_groups.clone());
+        let roles = changes.role_ids.unwrap_or_else(|| old_roles.clone());
+        check_assignments(
+            &mut tx,
+            actor,
+            AssignmentChange {
+                old_groups: &old_groups,
+                old_roles: &old_roles,
+                group_ids: &groups,
+                role_ids: &roles,
+                key_id: Some(id),
+            },
+            &mut errors,
+        )
+        .await?
     };
     let networks = match &changes.allowed_networks {
         None => Ok(key.allowed_networks.clone()),
@@ -499,11 +597,38 @@ pub async fn update(
     }
     .map_err(|m| errors.add("allowed_networks", m))
     .ok();
+    if let Some(n) = &networks
+        && actor.acting_key.as_deref() == Some(id)
+        && !grants::networks_narrow(&key.allowed_networks, n)
+    {
+        errors.add(
+            "allowed_networks",
+            "A key cannot widen its own allowed networks; it may only narrow them.",
+        );
+    }
     let (Some(name), Some(new_expiry), Some(networks), true) =
         (name, new_expiry, networks, errors.is_empty())
     else {
         return Err(FormError::Invalid(errors));
     };
+    if personal && Decider::of(actor, &key) == Decider::Administrator {
+        // The administration may only shorten a personal key's life.
+        let shortens = match (new_expiry, key.expires_at) {
+            (_, _) if new_expiry == key.expires_at => true,
+            (Some(new), Some(old)) => new < old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if name.as_str() != key.name
+            || description != key.description
+            || networks != key.allowed_networks
+            || !shortens
+        {
+            return Err(FormError::Other(personal_key_refusal(
+                "rename, extend or otherwise change",
+            )));
+        }
+    }
     if networks != key.allowed_networks {
         repo::set_allowed_networks(&mut tx, id, &networks).await?;
         let details = if networks.is_empty() {
@@ -554,8 +679,6 @@ pub async fn update(
         changed = true;
     }
     if !personal {
-        let old_groups = repo::group_ids(&mut tx, id).await?;
-        let old_roles = repo::role_ids(&mut tx, id).await?;
         if old_groups != group_ids || old_roles != role_ids {
             repo::set_groups(&mut tx, id, &group_ids).await?;
             repo::set_roles(&mut tx, id, &role_ids).await?;
@@ -654,6 +777,7 @@ pub async fn regenerate(
         ));
     }
     let now = ring.clock.unix();
+    require_current_secret(pool, now, actor, "generating a new secret", id).await?;
     let mut tx = crate::db::begin_write(pool).await?;
     let key = load_for_write(&mut tx, actor, scope, id).await?;
     if is_system_key_name(&key.name, ring.tenant_id) {
@@ -662,9 +786,30 @@ pub async fn regenerate(
             key.name
         )));
     }
+    let decider = Decider::of(actor, &key);
+    if key.owner_user_id.is_some() && decider == Decider::Administrator {
+        return Err(personal_key_refusal("generate a new secret for"));
+    }
+    if key.owner_user_id.is_none() && actor.acting_key.as_deref() != Some(id) {
+        // A new secret hands its holder everything the key may do.
+        let held = repo::find_for_auth(&mut tx, crate::db::Backend::of_pool(pool), &[id]).await?;
+        if let Some(found) = held.first() {
+            grants::require_holds_all(actor, &found.permissions)?;
+        }
+    }
     let secret = Secret::generate();
     let previous = (grace_secs > 0).then(|| (key.secret_hash.as_str(), now + grace_secs));
-    repo::replace_secret(&mut tx, id, &ring.hasher.hash(&secret), previous, now).await?;
+    // A new secret ends a lock, except one an administrator set on someone else's key.
+    let unlock = key.owner_user_id.is_none() || decider.may_reverse(key.locked_by.as_deref());
+    repo::replace_secret(
+        &mut tx,
+        id,
+        &ring.hasher.hash(&secret),
+        previous,
+        now,
+        unlock || key.locked == 0,
+    )
+    .await?;
     repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
     let details = if grace_secs > 0 {
         format!(
@@ -718,8 +863,36 @@ pub async fn switch(
     switch: Switch,
 ) -> Result<(), AppError> {
     let now = ring.clock.unix();
+    require_current_secret(pool, now, actor, "changing the key's state", id).await?;
     let mut tx = crate::db::begin_write(pool).await?;
     let key = load_for_write(&mut tx, actor, scope, id).await?;
+    let decider = Decider::of(actor, &key);
+    if key.owner_user_id.is_some() {
+        // Whoever deactivated or locked a personal key, owner or administration, reverses it.
+        let reversal = match switch {
+            Switch::Activate if key.active == 0 => Some(key.deactivated_by.as_deref()),
+            Switch::Unlock if key.locked == 1 => Some(key.locked_by.as_deref()),
+            _ => None,
+        };
+        if let Some(recorded) = reversal
+            && !decider.may_reverse(recorded)
+        {
+            let verb = if switch == Switch::Activate {
+                "deactivated"
+            } else {
+                "locked"
+            };
+            return Err(AppError::Denied(match decider {
+                Decider::Owner => format!(
+                    "An administrator {verb} this key; only an administrator can undo that."
+                ),
+                Decider::Administrator => format!(
+                    "Its owner {verb} this key (or it locked after wrong secrets); only the owner \
+                     can undo that."
+                ),
+            }));
+        }
+    }
     let (needed, action, details) = match switch {
         Switch::Activate => (key.active == 0, "key.activated", ""),
         Switch::Deactivate => (key.active == 1, "key.deactivated", ""),
@@ -728,12 +901,12 @@ pub async fn switch(
     };
     if needed {
         match switch {
-            Switch::Activate => repo::set_active(&mut tx, id, true).await?,
+            Switch::Activate => repo::set_active(&mut tx, id, true, decider.as_str()).await?,
             Switch::Deactivate => {
-                repo::set_active(&mut tx, id, false).await?;
+                repo::set_active(&mut tx, id, false, decider.as_str()).await?;
                 crate::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED]).await?;
             }
-            Switch::Lock => repo::set_locked(&mut tx, id).await?,
+            Switch::Lock => repo::set_locked(&mut tx, id, decider.as_str()).await?,
             Switch::Unlock => repo::unlock(&mut tx, id).await?,
         }
         repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
@@ -757,6 +930,7 @@ pub async fn delete(
     id: &str,
 ) -> Result<String, AppError> {
     let now = ring.clock.unix();
+    require_current_secret(pool, now, actor, "deleting the key", id).await?;
     let mut tx = crate::db::begin_write(pool).await?;
     let key = load_for_write(&mut tx, actor, scope, id).await?;
     if is_system_key_name(&key.name, ring.tenant_id) {

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod bootstrap;
+pub mod grants;
 pub mod key_auth;
 pub mod keys;
 pub mod notices;

@@ -89,6 +89,11 @@ impl ResponseError for AppError {
                 "You do not have access to this page",
                 "This page is for administrators. Ask a member of the Administrators group if you need access.",
             ),
+            AppError::Denied(message) => page(
+                StatusCode::FORBIDDEN,
+                "That is not allowed",
+                message.clone(),
+            ),
             AppError::Csrf => page(
                 StatusCode::FORBIDDEN,
                 "This form has expired",

@@ -93,11 +93,20 @@ pub struct KeyView {
     pub networks: String,
     pub regenerated: String,
     pub grace_until: String,
+    /// What the viewer may do to the key's secret and state (SPEC §11).
+    pub may_regenerate: bool,
+    pub may_activate: bool,
+    pub may_unlock: bool,
+    /// Who deactivated or locked it, in words ("by an administrator").
+    pub deactivated_by: &'static str,
+    pub locked_by: &'static str,
 }
 
 impl KeyView {
-    fn of(row: &KeyRow, now: i64, tenant_id: &str, notice_secs: i64) -> Self {
+    fn of(row: &KeyRow, now: i64, tenant_id: &str, notice_secs: i64, viewer: &str) -> Self {
         let status = KeyStatus::of(row, now);
+        let system = is_system_key_name(&row.name, tenant_id);
+        let controls = crate::service::grants::controls(viewer, row, system);
         let status_class = match status {
             KeyStatus::Active => "badge-success",
             KeyStatus::Inactive => "badge-neutral",
@@ -125,7 +134,7 @@ impl KeyView {
             status_class,
             active: row.active == 1,
             locked: row.locked == 1,
-            system: is_system_key_name(&row.name, tenant_id),
+            system,
             expires,
             expires_hint,
             expires_soon: row
@@ -151,6 +160,19 @@ impl KeyView {
                 .filter(|t| *t > now)
                 .map(format_utc)
                 .unwrap_or_default(),
+            may_regenerate: controls.regenerate,
+            may_activate: controls.activate,
+            may_unlock: controls.unlock,
+            deactivated_by: if row.active == 0 {
+                crate::service::grants::decided_by(row.deactivated_by.as_deref())
+            } else {
+                ""
+            },
+            locked_by: if row.locked == 1 {
+                crate::service::grants::decided_by(row.locked_by.as_deref())
+            } else {
+                ""
+            },
         }
     }
 }
@@ -367,7 +389,7 @@ pub async fn list(
     let notice = notice_secs(&state);
     let keys: Vec<KeyView> = rows
         .iter()
-        .map(|r| KeyView::of(r, now, &state.tenant_id, notice))
+        .map(|r| KeyView::of(r, now, &state.tenant_id, notice, &user.id))
         .collect();
     let first = if keys.is_empty() {
         0
@@ -746,7 +768,7 @@ async fn details_page(
         frame: Frame::new(user, place.section()),
         base: place.base,
         tenant: place.scope == Scope::Tenant,
-        key: KeyView::of(&row, now, &state.tenant_id, notice_secs(state)),
+        key: KeyView::of(&row, now, &state.tenant_id, notice_secs(state), &user.id),
         permissions,
         groups,
         roles,
@@ -837,12 +859,19 @@ pub async fn regenerate_form(
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
     let row = keys::load(&mut conn, &actor(&user, place)?, place.scope, &path).await?;
-    let key = KeyView::of(&row, now, &state.tenant_id, notice_secs(&state));
+    let key = KeyView::of(&row, now, &state.tenant_id, notice_secs(&state), &user.id);
     if key.system {
         return Err(AppError::Conflict(format!(
             "“{}” is a system key managed by keyward; its secret cannot be regenerated here.",
             key.name
         )));
+    }
+    if !key.may_regenerate {
+        return Err(AppError::Denied(
+            "Only its owner can generate a new secret for a personal key. Administrators can \
+             deactivate, lock, shorten the expiry of or delete it."
+                .into(),
+        ));
     }
     Ok(html(
         StatusCode::OK,
@@ -996,7 +1025,7 @@ pub async fn delete_form(
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
     let row = keys::load(&mut conn, &actor(&user, place)?, place.scope, &path).await?;
-    let key = KeyView::of(&row, now, &state.tenant_id, notice_secs(&state));
+    let key = KeyView::of(&row, now, &state.tenant_id, notice_secs(&state), &user.id);
     if key.system {
         return Err(AppError::Conflict(format!(
             "“{}” is a system key managed by keyward; it cannot be deleted.",

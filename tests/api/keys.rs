@@ -622,6 +622,7 @@ async fn sixteen_concurrent_personal_key_creates_make_exactly_two() {
         permissions: vec![],
         acting_key: None,
         client_ip: "127.0.0.1".into(),
+        previous_secret: false,
     };
     let mut tasks = Vec::new();
     for i in 0..16 {

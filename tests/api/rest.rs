@@ -214,7 +214,8 @@ async fn every_refusal_is_the_same_401_and_the_reason_is_audited() {
 async fn a_key_locks_after_the_threshold_and_recovers_by_unlock_or_regeneration() {
     let app = admin_app().await;
     let admin_key = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
-    let victim = tenant_key(&app, "victim", "access", &["role_read_only"]).await;
+    // A key with no more than the Key Administrator holds, so that it may be given a new secret.
+    let victim = tenant_key(&app, "victim", "access", &["role_integration"]).await;
     let wrong = Key {
         id: victim.id.clone(),
         secret: admin_key.secret.clone(),

@@ -1,0 +1,227 @@
+//! Who may give what, and whose decisions stick (SPEC §11). One home for the rules that keep a
+//! caller from widening what it, or anything it makes, may do:
+//! - a caller gives a key or a group only roles whose permissions it holds itself, and only an
+//!   administrator gives Tenant Administrator or the Administrators group;
+//! - a key never widens its own roles, groups or allowed networks;
+//! - a secret for a key goes only to someone who may do everything the key may do, and never to
+//!   anyone but its owner for a personal key;
+//! - a request made with a replaced secret inside its grace period changes nothing;
+//! - the owner of a personal key reverses only what the owner decided.
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+
+use crate::error::AppError;
+use crate::repo::keys::{AccessMap, KeyRow};
+use crate::service::keys::Actor;
+
+/// The built-in role that holds every permission.
+pub const TENANT_ADMINISTRATOR: &str = "role_tenant_admin";
+/// The built-in group of administrators.
+pub const ADMINISTRATORS: &str = crate::repo::groups::ADMINISTRATORS;
+
+/// Refusal of any change made with a replaced secret.
+pub const PREVIOUS_SECRET_READ_ONLY: &str = "This request used the key's previous secret, which \
+     was replaced. During its grace period it may read and verify, but not change anything: \
+     use the new secret.";
+
+/// Who made a decision about a key: its owner, or someone managing the tenant's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decider {
+    Owner,
+    Administrator,
+}
+
+impl Decider {
+    /// Who is deciding about `key`: the owner of a personal key (in person or through one of
+    /// their personal keys), else the administration.
+    pub fn of(actor: &Actor, key: &KeyRow) -> Self {
+        Self::of_user(&actor.user_id, key)
+    }
+
+    /// Who a person is to `key`.
+    pub fn of_user(user_id: &str, key: &KeyRow) -> Self {
+        if key.owner_user_id.as_deref() == Some(user_id) {
+            Decider::Owner
+        } else {
+            Decider::Administrator
+        }
+    }
+
+    /// As stored in `deactivated_by` / `locked_by`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decider::Owner => "owner",
+            Decider::Administrator => "administrator",
+        }
+    }
+
+    /// Whether this decider may reverse a decision recorded as `recorded` (`None`: unknown,
+    /// taken as the administration's). The lockout's locks are the owner's to end.
+    pub fn may_reverse(self, recorded: Option<&str>) -> bool {
+        match self {
+            Decider::Owner => matches!(recorded, Some("owner" | "lockout")),
+            Decider::Administrator => matches!(recorded, None | Some("administrator")),
+        }
+    }
+}
+
+/// The state changes a person may make to a key, so that pages offer only controls that work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyControls {
+    pub regenerate: bool,
+    pub activate: bool,
+    pub unlock: bool,
+}
+
+/// What `user_id` may do to `key`'s secret and state (system keys are not regenerated).
+pub fn controls(user_id: &str, key: &KeyRow, system: bool) -> KeyControls {
+    let decider = Decider::of_user(user_id, key);
+    let personal = key.owner_user_id.is_some();
+    KeyControls {
+        regenerate: !system && (!personal || decider == Decider::Owner),
+        activate: key.active == 0
+            && (!personal || decider.may_reverse(key.deactivated_by.as_deref())),
+        unlock: key.locked == 1 && (!personal || decider.may_reverse(key.locked_by.as_deref())),
+    }
+}
+
+/// Who deactivated or locked a key, in words (empty when not known or not set).
+pub fn decided_by(recorded: Option<&str>) -> &'static str {
+    match recorded {
+        Some("owner") => "by its owner",
+        Some("administrator") => "by an administrator",
+        Some("lockout") => "after wrong secrets in a row",
+        _ => "",
+    }
+}
+
+/// What `actor` may not give among `roles` and `groups` (added, not kept), each as a field and a
+/// message; empty when it may give them all.
+pub fn refused_grants(
+    map: &AccessMap,
+    actor: &Actor,
+    roles: &[(String, String)],
+    groups: &[(String, String)],
+) -> Vec<(&'static str, String)> {
+    let mut refused = Vec::new();
+    let held: BTreeSet<&str> = actor.permissions.iter().map(String::as_str).collect();
+    let missing = |permissions: Vec<String>| -> Vec<String> {
+        permissions
+            .into_iter()
+            .filter(|p| !held.contains(p.as_str()))
+            .collect()
+    };
+    for (id, name) in roles {
+        if id == TENANT_ADMINISTRATOR && !actor.is_admin {
+            refused.push((
+                "roles",
+                format!("Only an administrator can give the {name} role."),
+            ));
+            continue;
+        }
+        let lacking = missing(map.role_permissions(id));
+        if !lacking.is_empty() {
+            refused.push((
+                "roles",
+                format!(
+                    "You can give only roles whose permissions you hold: {name} needs {}.",
+                    lacking.join(", ")
+                ),
+            ));
+        }
+    }
+    for (id, name) in groups {
+        if id == ADMINISTRATORS && !actor.is_admin {
+            refused.push((
+                "groups",
+                format!("Only an administrator can give the {name} group."),
+            ));
+            continue;
+        }
+        let lacking = missing(map.group_permissions(id));
+        if !lacking.is_empty() {
+            refused.push((
+                "groups",
+                format!(
+                    "You can give only groups whose permissions you hold: {name} needs {}.",
+                    lacking.join(", ")
+                ),
+            ));
+        }
+    }
+    refused
+}
+
+/// Refuses a change made with a replaced secret.
+pub fn require_current_secret(actor: &Actor) -> Result<(), AppError> {
+    if actor.previous_secret {
+        Err(AppError::Denied(PREVIOUS_SECRET_READ_ONLY.into()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses to hand `actor` a secret for a key that may do more than the actor: it would give
+/// the actor those permissions.
+pub fn require_holds_all(actor: &Actor, key_permissions: &[String]) -> Result<(), AppError> {
+    let lacking: Vec<&str> = key_permissions
+        .iter()
+        .filter(|p| !actor.permissions.contains(p))
+        .map(String::as_str)
+        .collect();
+    if lacking.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Denied(format!(
+            "This key may do more than you may ({}); only someone who holds all of its \
+             permissions can generate a new secret for it.",
+            lacking.join(", ")
+        )))
+    }
+}
+
+/// Whether `new` allows no address that `old` refuses (empty: every address).
+pub fn networks_narrow(old: &str, new: &str) -> bool {
+    let parse = |raw: &str| -> Vec<IpNet> {
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    };
+    let (old, new) = (parse(old), parse(new));
+    if old.is_empty() {
+        return true;
+    }
+    !new.is_empty() && new.iter().all(|n| old.iter().any(|o| o.contains(n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrowing_networks_stays_inside_the_old_ones() {
+        assert!(networks_narrow("", "10.0.0.0/8"));
+        assert!(networks_narrow("", ""));
+        assert!(networks_narrow("10.0.0.0/8", "10.1.0.0/16, 10.2.3.4/32"));
+        assert!(!networks_narrow("10.0.0.0/8", ""));
+        assert!(!networks_narrow("10.0.0.0/8", "10.0.0.0/7"));
+        assert!(!networks_narrow("10.0.0.0/8", "10.1.0.0/16, 192.0.2.0/24"));
+        assert!(networks_narrow("2001:db8::/32", "2001:db8:1::/48"));
+    }
+
+    #[test]
+    fn owners_reverse_only_their_own_decisions() {
+        assert!(Decider::Owner.may_reverse(Some("owner")));
+        assert!(Decider::Owner.may_reverse(Some("lockout")));
+        assert!(!Decider::Owner.may_reverse(Some("administrator")));
+        assert!(!Decider::Owner.may_reverse(None));
+        assert!(Decider::Administrator.may_reverse(Some("administrator")));
+        assert!(Decider::Administrator.may_reverse(None));
+        assert!(!Decider::Administrator.may_reverse(Some("owner")));
+        assert!(!Decider::Administrator.may_reverse(Some("lockout")));
+    }
+}
