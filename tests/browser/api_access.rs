@@ -1,7 +1,7 @@
 use fantoccini::key::Key;
 use reqwest::StatusCode;
 
-use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app};
+use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app, spawn_app_with};
 use crate::driver::Browser;
 use crate::flows::{admin_in_browser, sign_in};
 
@@ -221,7 +221,8 @@ async fn an_administrator_regenerates_the_bridge_key_and_the_old_secret_stops_at
 async fn an_administrator_adds_a_webhook_endpoint_and_reads_its_delivery_log() {
     use crate::common::receiver::{Receiver, Reply, verify_signature};
     let receiver = Receiver::start(vec![Reply::Status(500)]).await;
-    let app = spawn_app().await;
+    // The receiver is on loopback, which keyward refuses unless allowed.
+    let app = spawn_app_with(|s| s.webhook_allow_private = true).await;
     app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
         .await;
     let b = Browser::start(1280, 900).await;
