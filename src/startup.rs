@@ -245,7 +245,7 @@ impl Application {
 }
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let cookie_key = Key::from(&state.master_key.derive_64("session-cookie"));
+    let cookie_key = Key::from(state.master_key.derive_64("session-cookie").as_slice());
     let idle =
         actix_web::cookie::time::Duration::minutes(i64::from(state.settings.session_idle_mins));
     let secure = state.settings.secure_cookies();

@@ -3,6 +3,7 @@
 //! a stolen database without the master key does not allow checking guesses offline.
 
 use hmac::{Hmac, KeyInit, Mac};
+use secrecy::zeroize::Zeroizing;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -13,10 +14,10 @@ use crate::domain::Secret;
 /// The derivation label of the HMAC key under the first master key.
 pub const FIRST_LABEL: &str = "access-key-secret-v1";
 
-/// Hashes and compares key secrets.
+/// Hashes and compares key secrets. The HMAC key is wiped from memory when dropped.
 #[derive(Clone)]
 pub struct SecretHasher {
-    key: [u8; 32],
+    key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for SecretHasher {
@@ -33,13 +34,13 @@ impl SecretHasher {
     }
 
     /// The hasher with this HMAC key.
-    pub fn from_key(key: [u8; 32]) -> Self {
+    pub fn from_key(key: Zeroizing<[u8; 32]>) -> Self {
         Self { key }
     }
 
     /// The stored form (lower-case hex).
     pub fn hash(&self, secret: &Secret) -> String {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.as_slice())
             .expect("HMAC takes a key of any length");
         mac.update(secret.expose().as_bytes());
         hex(&mac.finalize().into_bytes())

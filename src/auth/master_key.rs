@@ -7,14 +7,21 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hkdf::Hkdf;
+use secrecy::zeroize::Zeroizing;
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use sha2::Sha256;
 
 /// File name of the master key inside the data directory.
 pub const FILE_NAME: &str = "master.key";
 
-/// 32 secret bytes. `Debug` never shows them.
-#[derive(Clone)]
-pub struct MasterKey([u8; 32]);
+/// 32 secret bytes, wiped from memory when dropped. `Debug` never shows them.
+pub struct MasterKey(SecretBox<[u8; 32]>);
+
+impl Clone for MasterKey {
+    fn clone(&self) -> Self {
+        Self::from_bytes(*self.0.expose_secret())
+    }
+}
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -23,22 +30,30 @@ impl fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
+    fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(SecretBox::new(Box::new(bytes)))
+    }
+
     /// Decodes base64 of exactly 32 bytes.
     pub fn from_base64(raw: &str) -> anyhow::Result<Self> {
-        let bytes = STANDARD
-            .decode(raw.trim())
-            .map_err(|_| anyhow::anyhow!("KEYWARD_MASTER_KEY: not valid base64"))?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("KEYWARD_MASTER_KEY: must decode to exactly 32 bytes"))?;
-        Ok(Self(arr))
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(raw.trim())
+                .map_err(|_| anyhow::anyhow!("KEYWARD_MASTER_KEY: not valid base64"))?,
+        );
+        let mut key = SecretBox::new(Box::new([0u8; 32]));
+        if bytes.len() != 32 {
+            anyhow::bail!("KEYWARD_MASTER_KEY: must decode to exactly 32 bytes");
+        }
+        key.expose_secret_mut().copy_from_slice(&bytes);
+        Ok(Self(key))
     }
 
     /// A fresh random key.
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        rand::fill(&mut bytes);
-        Self(bytes)
+        let mut key = SecretBox::new(Box::new([0u8; 32]));
+        rand::fill(key.expose_secret_mut());
+        Self(key)
     }
 
     /// The key from the environment value if given, else from `<data_dir>/master.key`, created
@@ -48,14 +63,14 @@ impl MasterKey {
             return Self::from_base64(raw);
         }
         let path = data_dir.join(FILE_NAME);
-        match std::fs::read_to_string(&path) {
+        match std::fs::read_to_string(&path).map(Zeroizing::new) {
             Ok(raw) => {
                 Self::from_base64(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(data_dir)?;
                 let key = Self::generate();
-                write_private(&path, &format!("{}\n", STANDARD.encode(key.0)))?;
+                write_private(&path, &Zeroizing::new(format!("{}\n", *key.to_base64())))?;
                 tracing::info!(path = %path.display(), "created a new master key file");
                 Ok(key)
             }
@@ -63,27 +78,33 @@ impl MasterKey {
         }
     }
 
-    /// The key as `KEYWARD_MASTER_KEY` takes it: base64 of the 32 bytes.
-    pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.0)
+    /// The key as `KEYWARD_MASTER_KEY` takes it: base64 of the 32 bytes (wiped when dropped).
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(STANDARD.encode(self.0.expose_secret()))
     }
 
-    /// A 32-byte key for one purpose, derived with HKDF-SHA256.
-    pub fn derive(&self, label: &str) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        Hkdf::<Sha256>::new(Some(b"keyward"), &self.0)
-            .expand(label.as_bytes(), &mut out)
+    /// A 32-byte key for one purpose, derived with HKDF-SHA256 (wiped when dropped).
+    pub fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(Some(b"keyward"), self.0.expose_secret())
+            .expand(label.as_bytes(), out.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         out
     }
 
-    /// 64 bytes for one purpose (the session cookie key needs that many).
-    pub fn derive_64(&self, label: &str) -> [u8; 64] {
-        let mut out = [0u8; 64];
-        Hkdf::<Sha256>::new(Some(b"keyward"), &self.0)
-            .expand(label.as_bytes(), &mut out)
+    /// 64 bytes for one purpose (the session cookie key needs that many; wiped when dropped).
+    pub fn derive_64(&self, label: &str) -> Zeroizing<[u8; 64]> {
+        let mut out = Zeroizing::new([0u8; 64]);
+        Hkdf::<Sha256>::new(Some(b"keyward"), self.0.expose_secret())
+            .expand(label.as_bytes(), out.as_mut())
             .expect("64 bytes is a valid HKDF-SHA256 output length");
         out
+    }
+
+    /// Whether two keys are the same, compared in constant time.
+    pub fn same_as(&self, other: &MasterKey) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.expose_secret().ct_eq(other.0.expose_secret()))
     }
 }
 
@@ -99,7 +120,7 @@ pub fn write_next(data_dir: &Path, key: &MasterKey) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(anyhow::anyhow!("removing {}: {e}", path.display())),
     }
-    write_private(&path, &format!("{}\n", key.to_base64()))?;
+    write_private(&path, &Zeroizing::new(format!("{}\n", *key.to_base64())))?;
     // The file must survive a power cut once the database is sealed under its key.
     sync_dir(data_dir)?;
     Ok(())
@@ -113,7 +134,7 @@ pub fn promote_next(data_dir: &Path, key: &MasterKey) -> anyhow::Result<()> {
         let done = std::fs::read_to_string(&current)
             .ok()
             .and_then(|raw| MasterKey::from_base64(&raw).ok())
-            .is_some_and(|k| k.0 == key.0);
+            .is_some_and(|k| k.same_as(key));
         if !done {
             return Err(anyhow::anyhow!(
                 "moving {} to {}: {e}; the database is sealed under the key in {}",
@@ -177,7 +198,7 @@ pub async fn finish_rotation(
 ) -> anyhow::Result<(MasterKey, crate::auth::vault::Vault)> {
     let path = data_dir.join(NEXT_FILE_NAME);
     let current = MasterKey::load_or_create(None, data_dir)?;
-    let next = match std::fs::read_to_string(&path) {
+    let next = match std::fs::read_to_string(&path).map(Zeroizing::new) {
         Ok(raw) => MasterKey::from_base64(&raw)?,
         // No rotation was under way: the file simply holds another key.
         Err(_) => {

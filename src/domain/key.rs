@@ -3,6 +3,8 @@
 use std::fmt;
 
 use rand::RngExt;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -74,9 +76,10 @@ impl fmt::Display for KeyId {
 }
 
 /// A key secret: `kws_` + 40 base62 characters + a 6-character base62 CRC32 of the first 44.
-/// `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// Held in a `SecretString`: wiped from memory when dropped, and `Debug` never shows it;
+/// equality is checked in constant time.
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 /// Length of a secret.
 pub const SECRET_LEN: usize = 50;
@@ -97,12 +100,15 @@ impl Secret {
     /// seeded from it and cryptographically secure).
     pub fn generate() -> Self {
         let mut rng = rand::rng();
-        let random: String = (0..40)
-            .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
-            .collect();
-        let body = format!("{SECRET_PREFIX}{random}");
-        let sum = checksum(&body);
-        Self(format!("{body}{sum}"))
+        // Built in place at its final length, so that no copy of it is left behind unwiped.
+        let mut secret = String::with_capacity(SECRET_LEN);
+        secret.push_str(SECRET_PREFIX);
+        for _ in 0..40 {
+            secret.push(BASE62[rng.random_range(0..BASE62.len())] as char);
+        }
+        let sum = checksum(&secret);
+        secret.push_str(&sum);
+        Self(secret.into())
     }
 
     /// Accepts only well-formed secrets with a matching checksum: a typo costs no lookup.
@@ -115,14 +121,23 @@ impl Secret {
             .bytes()
             .chain(sum.bytes())
             .all(|b| b.is_ascii_alphanumeric());
-        (well_formed && checksum(body) == sum).then(|| Self(raw.to_string()))
+        let sum_matches = bool::from(checksum(body).as_bytes().ct_eq(sum.as_bytes()));
+        (well_formed && sum_matches).then(|| Self(raw.into()))
     }
 
     /// The secret itself, for hashing or the one-time display.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(self.expose().as_bytes().ct_eq(other.expose().as_bytes()))
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

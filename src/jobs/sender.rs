@@ -3,7 +3,9 @@
 //! gives up after the configured number of attempts. A sender that dies mid-send leaves its
 //! email leased; once the lease ends another pass sends it.
 
-use crate::auth::vault::Purpose;
+use secrecy::ExposeSecret;
+
+use crate::auth::vault::Binding;
 use crate::jobs::{Jobs, in_rounds};
 use crate::mail::Email;
 use crate::repo::outbox;
@@ -63,9 +65,14 @@ impl Jobs {
         };
         drop(conn);
         let (text, html) = if row.sealed == 1 {
-            let open = |sealed: &str| self.vault.open_sealed(Purpose::Outbox, sealed);
-            match (open(&row.body_text), open(&row.body_html)) {
-                (Ok(t), Ok(h)) => (t, h),
+            let text = self
+                .vault
+                .open_sealed(Binding::email_text(&row.id), &row.body_text);
+            let html = self
+                .vault
+                .open_sealed(Binding::email_html(&row.id), &row.body_html);
+            match (text, html) {
+                (Ok(t), Ok(h)) => (t.expose_secret().to_string(), h.expose_secret().to_string()),
                 (Err(e), _) | (_, Err(e)) => {
                     let mut conn = self.pool.acquire().await?;
                     let message = format!("the body cannot be opened: {e}");

@@ -183,9 +183,9 @@ impl Jobs {
             return Ok(None);
         }
         let secret = match d.sealed_secret.as_deref() {
-            Some(sealed) => {
-                (self.vault).open_sealed(Binding::signing_key(&d.signing_key_id), sealed)
-            }
+            Some(sealed) => self
+                .vault
+                .open_sealed(Binding::signing_key(&d.signing_key_id), sealed),
             None => Err(crate::auth::vault::SealError::Malformed),
         };
         let secret = match secret {

@@ -10,13 +10,31 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-/// An email to one recipient, as the outbox holds it.
-#[derive(Debug, Clone)]
+/// An email to one recipient, as the outbox holds it. The bodies may carry a credential (an
+/// invitation link): `Debug` leaves them out, and they are wiped from memory when dropped.
+#[derive(Clone)]
 pub struct Email {
     pub to: String,
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Email {
+    fn drop(&mut self) {
+        use secrecy::zeroize::Zeroize;
+        self.text.zeroize();
+        self.html.zeroize();
+    }
 }
 
 /// Why a delivery failed, and whether trying again could help.

@@ -35,6 +35,7 @@ pub const FAILED: &str = "failed";
 pub const CANCELLED: &str = "cancelled";
 
 /// What a new outbox row holds.
+#[derive(Clone, Copy)]
 pub struct NewMail<'a> {
     pub kind: &'a str,
     pub key_id: Option<&'a str>,
@@ -49,12 +50,24 @@ pub struct NewMail<'a> {
 /// Queues one email, due at once. Returns its ID.
 pub async fn insert(conn: &mut AnyConnection, now: i64, m: &NewMail<'_>) -> sqlx::Result<String> {
     let id = super::new_id("mail");
+    insert_as(conn, &id, now, m).await?;
+    Ok(id)
+}
+
+/// Queues one email under an ID chosen by the caller (sealed bodies are bound to it), due at
+/// once.
+pub async fn insert_as(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+    m: &NewMail<'_>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO outbox (id, kind, key_id, recipient, recipient_name, subject, body_text, \
          body_html, sealed, state, next_attempt_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $10)",
     )
-    .bind(&id)
+    .bind(id)
     .bind(m.kind)
     .bind(m.key_id)
     .bind(m.recipient)
@@ -66,7 +79,7 @@ pub async fn insert(conn: &mut AnyConnection, now: i64, m: &NewMail<'_>) -> sqlx
     .bind(now)
     .execute(conn)
     .await?;
-    Ok(id)
+    Ok(())
 }
 
 /// One email by ID.

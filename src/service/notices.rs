@@ -5,7 +5,9 @@
 use askama::Template;
 use sqlx::AnyConnection;
 
+use crate::auth::vault::{Binding, Vault};
 use crate::clock::format_utc;
+use crate::error::AppError;
 use crate::repo::groups::ADMINISTRATORS;
 use crate::repo::outbox::{self, NewMail};
 use crate::service::keys::{EXPIRED, EXPIRING, LOCKED};
@@ -213,6 +215,35 @@ pub async fn tell(
             .await?;
     }
     Ok(people.len())
+}
+
+/// Queues an email whose bodies carry a credential (an invitation link): sealed under the
+/// master key and bound to the new row, so that they open for that email only; the sender
+/// empties them once sent. Returns the email's ID.
+pub async fn queue_sealed(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    now: i64,
+    mail: NewMail<'_>,
+) -> Result<String, AppError> {
+    let id = crate::repo::new_id("mail");
+    let [body_text, body_html] = vault
+        .seal_to_store(
+            conn,
+            [
+                (Binding::email_text(&id), mail.body_text),
+                (Binding::email_html(&id), mail.body_html),
+            ],
+        )
+        .await?;
+    let sealed = NewMail {
+        body_text: &body_text,
+        body_html: &body_html,
+        sealed: true,
+        ..mail
+    };
+    outbox::insert_as(conn, &id, now, &sealed).await?;
+    Ok(id)
 }
 
 /// "in 47 hours", "in 6 days": hours below two days, so that a notice never says less time is

@@ -56,13 +56,14 @@ pub struct NewUser {
     pub group_ids: Vec<String>,
 }
 
-/// An invitation to send: to whom, and the one-time link token.
+/// An invitation to send: to whom, and the one-time link token (wiped when dropped, never
+/// shown by `Debug`).
 #[derive(Debug, Clone)]
 pub struct Invitation {
     pub user_id: String,
     pub name: String,
     pub email: String,
-    pub token: String,
+    pub token: secrecy::SecretString,
     pub expires_at: i64,
 }
 
@@ -151,7 +152,7 @@ pub async fn invite(
         user_id: id,
         name: name.as_str().into(),
         email: email.as_str().into(),
-        token,
+        token: token.into(),
         expires_at,
     })
 }
@@ -187,7 +188,7 @@ pub async fn reinvite(
         user_id: user.id,
         name: user.name,
         email: user.email,
-        token,
+        token: token.into(),
         expires_at,
     })
 }

@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 
 use crate::auth::key_auth::PresentedBridge;
 use crate::auth::key_secret::SecretHasher;
-use crate::auth::vault::{Purpose, Vault};
+use crate::auth::vault::{Binding, Vault};
 use crate::clock::Clock;
 use crate::domain::{BridgeClientId, Permission, Secret};
 use crate::error::AppError;
@@ -110,7 +110,7 @@ pub async fn create_signing_key(
     let secret = Secret::generate();
     let [sealed] = tools
         .vault
-        .seal_to_store(&mut tx, Purpose::SecretKey, [secret.expose()])
+        .seal_to_store(&mut tx, [(Binding::signing_key(&id), secret.expose())])
         .await?;
     // The check above is not enough on PostgreSQL, where two creates can pass it together.
     if let Err(e) = repo::insert_signing_key(&mut tx, &id, name, &sealed, now, &actor.label).await {
@@ -165,7 +165,7 @@ pub async fn regenerate(
     } else {
         let [sealed] = tools
             .vault
-            .seal_to_store(&mut tx, Purpose::SecretKey, [secret.expose()])
+            .seal_to_store(&mut tx, [(Binding::signing_key(&key.id), secret.expose())])
             .await?;
         (None, Some(sealed))
     };

@@ -9,7 +9,6 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::extract::client_ip;
-use crate::auth::vault::Purpose;
 use crate::auth::{AdminUser, csrf};
 use crate::clock::format_utc;
 use crate::domain::Permission;
@@ -207,7 +206,11 @@ async fn send_invitation(
     inviter: &str,
     inv: &Invitation,
 ) -> Result<(), AppError> {
-    let link = format!("{}/invite?token={}", state.settings.public_url, inv.token);
+    let link = secrecy::zeroize::Zeroizing::new(format!(
+        "{}/invite?token={}",
+        state.settings.public_url,
+        secrecy::ExposeSecret::expose_secret(&inv.token)
+    ));
     let expires = format_utc(inv.expires_at);
     let text = InvitationText {
         name: &inv.name,
@@ -225,23 +228,24 @@ async fn send_invitation(
     }
     .render()
     .map_err(anyhow::Error::from)?;
-    // The link is a credential: the outbox keeps it sealed, and empties it once sent.
-    let vault = &state.jobs.vault;
+    let (text, html) = (
+        secrecy::zeroize::Zeroizing::new(text),
+        secrecy::zeroize::Zeroizing::new(html),
+    );
+    // The link is a credential: the outbox keeps it sealed to its row, and empties it once sent.
     let mut conn = state.pool.acquire().await?;
-    let [body_text, body_html] = vault
-        .seal_to_store(&mut conn, Purpose::Outbox, [&text, &html])
-        .await?;
-    crate::repo::outbox::insert(
+    crate::service::notices::queue_sealed(
         &mut conn,
+        &state.jobs.vault,
         state.clock.unix(),
-        &crate::repo::outbox::NewMail {
+        crate::repo::outbox::NewMail {
             kind: "invitation",
             key_id: None,
             recipient: &inv.email,
             recipient_name: &inv.name,
             subject: "You are invited to keyward",
-            body_text: &body_text,
-            body_html: &body_html,
+            body_text: &text,
+            body_html: &html,
             sealed: true,
         },
     )

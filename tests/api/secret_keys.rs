@@ -400,15 +400,15 @@ async fn another_master_key_is_refused_at_start_with_a_clear_message() {
 
     // Opening a sealed value with another key fails cleanly too.
     let vault = keyward::auth::vault::Vault::ephemeral(&other);
-    let sealed: String =
-        sqlx::query_scalar("SELECT sealed_secret FROM secret_keys WHERE kind = 'webhook'")
+    let (id, sealed): (String, String) =
+        sqlx::query_as("SELECT id, sealed_secret FROM secret_keys WHERE kind = 'webhook'")
             .fetch_one(&app.state.pool)
             .await
             .unwrap();
-    assert_eq!(
-        vault.open_sealed(keyward::auth::vault::Purpose::SecretKey, &sealed),
+    assert!(matches!(
+        vault.open_sealed(keyward::auth::vault::Binding::signing_key(&id), &sealed),
         Err(keyward::auth::vault::SealError::WrongKey)
-    );
+    ));
 }
 
 #[tokio::test]
@@ -470,9 +470,9 @@ async fn rotation_reseals_every_value_and_keeps_keys_and_bridge_working() {
     let opened = restarted
         .state
         .vault
-        .open_sealed(keyward::auth::vault::Purpose::SecretKey, &after)
+        .open_sealed(keyward::auth::vault::Binding::signing_key(&id), &after)
         .unwrap();
-    assert_eq!(opened, secret);
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), secret);
     assert_eq!(
         verify_as_bridge(&restarted, &client_id, &bridge).await,
         StatusCode::OK
@@ -591,19 +591,17 @@ async fn the_rotate_command_replaces_the_key_file_and_the_server_starts_with_it(
         std::fs::read_to_string(dir.join("master.key")).unwrap(),
         after
     );
-    let sealed: String =
-        sqlx::query_scalar("SELECT sealed_secret FROM secret_keys WHERE kind = 'webhook'")
+    let (id, sealed): (String, String) =
+        sqlx::query_as("SELECT id, sealed_secret FROM secret_keys WHERE kind = 'webhook'")
             .fetch_one(&restarted.state.pool)
             .await
             .unwrap();
-    assert_eq!(
-        restarted
-            .state
-            .vault
-            .open_sealed(keyward::auth::vault::Purpose::SecretKey, &sealed)
-            .unwrap(),
-        secret
-    );
+    let opened = restarted
+        .state
+        .vault
+        .open_sealed(keyward::auth::vault::Binding::signing_key(&id), &sealed)
+        .unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), secret);
 }
 
 #[tokio::test]
