@@ -142,6 +142,28 @@ pub struct AccessMap {
 }
 
 impl AccessMap {
+    /// A map from its parts, for unit tests of the rules that read it.
+    #[cfg(test)]
+    pub(crate) fn from_parts(
+        group_roles: &[(&str, &str)],
+        role_permissions: &[(&str, &str)],
+    ) -> Self {
+        let mut map = AccessMap::default();
+        for (g, r) in group_roles {
+            map.group_roles
+                .entry(g.to_string())
+                .or_default()
+                .push(r.to_string());
+        }
+        for (r, p) in role_permissions {
+            map.role_permissions
+                .entry(r.to_string())
+                .or_default()
+                .push(p.to_string());
+        }
+        map
+    }
+
     /// The permissions a role grants.
     pub fn role_permissions(&self, role_id: &str) -> Vec<String> {
         self.role_permissions
@@ -509,10 +531,10 @@ pub async fn record_failures(
         && sqlx::query(
             "UPDATE access_keys SET locked = 1, locked_by = 'lockout' WHERE id = $1 AND locked = 0",
         )
-            .bind(id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
             == 1;
     Ok(Some(Failure { count, now_locked }))
 }
@@ -632,9 +654,9 @@ pub async fn unlock(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE access_keys SET locked = 0, locked_by = NULL, failed_attempts = 0 WHERE id = $1",
     )
-        .bind(id)
-        .execute(conn)
-        .await?;
+    .bind(id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -656,13 +678,13 @@ pub async fn replace_secret(
          secret_regenerated_at = $4, failed_attempts = 0 WHERE id = $5"
     };
     sqlx::query(sql)
-    .bind(new_hash)
-    .bind(previous.map(|p| p.0))
-    .bind(previous.map(|p| p.1))
-    .bind(now)
-    .bind(id)
-    .execute(conn)
-    .await?;
+        .bind(new_hash)
+        .bind(previous.map(|p| p.0))
+        .bind(previous.map(|p| p.1))
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -154,6 +154,30 @@ pub fn refused_grants(
     refused
 }
 
+/// Adds a message when a role is given a permission the actor does not hold (`kept`: what the
+/// role already had, which is not given again).
+pub fn check_permission_grants(
+    actor: &Actor,
+    permissions: &[crate::domain::Permission],
+    kept: &[String],
+    errors: &mut crate::service::FieldErrors,
+) {
+    let lacking: Vec<&str> = permissions
+        .iter()
+        .map(|p| p.as_str())
+        .filter(|p| !kept.iter().any(|k| k == p) && !actor.permissions.iter().any(|h| h == p))
+        .collect();
+    if !lacking.is_empty() {
+        errors.add(
+            "permissions",
+            format!(
+                "You can give a role only permissions you hold yourself: not {}.",
+                lacking.join(", ")
+            ),
+        );
+    }
+}
+
 /// Refuses a change made with a replaced secret.
 pub fn require_current_secret(actor: &Actor) -> Result<(), AppError> {
     if actor.previous_secret {
@@ -211,6 +235,93 @@ mod tests {
         assert!(!networks_narrow("10.0.0.0/8", "10.0.0.0/7"));
         assert!(!networks_narrow("10.0.0.0/8", "10.1.0.0/16, 192.0.2.0/24"));
         assert!(networks_narrow("2001:db8::/32", "2001:db8:1::/48"));
+    }
+
+    fn actor(permissions: &[&str], is_admin: bool) -> Actor {
+        Actor {
+            user_id: "usr_a".into(),
+            label: "a".into(),
+            is_admin,
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            client_ip: String::new(),
+            acting_key: None,
+            previous_secret: false,
+        }
+    }
+
+    #[test]
+    fn only_held_permissions_and_administrators_give_roles_and_groups() {
+        let map = AccessMap::from_parts(
+            &[
+                ("grp_administrators", TENANT_ADMINISTRATOR),
+                ("grp_ops", "role_ops"),
+            ],
+            &[
+                (TENANT_ADMINISTRATOR, "keys:write"),
+                (TENANT_ADMINISTRATOR, "config:write"),
+                ("role_ops", "keys:write"),
+                ("role_cfg", "config:write"),
+            ],
+        );
+        let role = |id: &str| vec![(id.to_string(), id.to_string())];
+        let key_admin = actor(&["keys:write"], false);
+        assert!(refused_grants(&map, &key_admin, &role("role_ops"), &role("grp_ops")).is_empty());
+        assert_eq!(
+            refused_grants(&map, &key_admin, &role("role_cfg"), &[]).len(),
+            1
+        );
+        assert_eq!(
+            refused_grants(
+                &map,
+                &key_admin,
+                &role(TENANT_ADMINISTRATOR),
+                &role(ADMINISTRATORS)
+            ),
+            vec![
+                (
+                    "roles",
+                    format!("Only an administrator can give the {TENANT_ADMINISTRATOR} role.")
+                ),
+                (
+                    "groups",
+                    format!("Only an administrator can give the {ADMINISTRATORS} group.")
+                ),
+            ]
+        );
+        // Holding every permission is not enough to hand out administration.
+        let almighty = actor(&["keys:write", "config:write"], false);
+        assert_eq!(
+            refused_grants(&map, &almighty, &role(TENANT_ADMINISTRATOR), &[]).len(),
+            1
+        );
+        let admin = actor(&["keys:write", "config:write"], true);
+        assert!(
+            refused_grants(
+                &map,
+                &admin,
+                &role(TENANT_ADMINISTRATOR),
+                &role(ADMINISTRATORS)
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn roles_get_only_permissions_the_actor_holds_unless_kept() {
+        use crate::domain::Permission;
+        let mut errors = crate::service::FieldErrors::default();
+        let a = actor(&["keys:read"], false);
+        check_permission_grants(&a, &[Permission::KeysRead], &[], &mut errors);
+        assert!(errors.is_empty());
+        check_permission_grants(
+            &a,
+            &[Permission::KeysWrite],
+            &["keys:write".into()],
+            &mut errors,
+        );
+        assert!(errors.is_empty());
+        check_permission_grants(&a, &[Permission::ConfigWrite], &[], &mut errors);
+        assert!(errors.get("permissions").unwrap().contains("config:write"));
     }
 
     #[test]

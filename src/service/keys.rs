@@ -342,8 +342,7 @@ async fn check_assignments(
         );
     } else if !(added_groups.is_empty() && added_roles.is_empty()) {
         let map = repo::load_access_map(conn).await?;
-        for (field, message) in grants::refused_grants(&map, actor, &added_roles, &added_groups)
-        {
+        for (field, message) in grants::refused_grants(&map, actor, &added_roles, &added_groups) {
             errors.add(field, message);
         }
     }

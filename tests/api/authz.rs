@@ -90,7 +90,10 @@ async fn group_with(app: &TestApp, name: &str, roles: &[&str], member: &str) -> 
         .unwrap()
         .to_string();
     let res = app
-        .post(&format!("/user-access/users/{member}"), &[("groups", &group)])
+        .post(
+            &format!("/user-access/users/{member}"),
+            &[("groups", &group)],
+        )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
     group
@@ -202,7 +205,14 @@ async fn a_personal_key_of_a_key_administrator_cannot_make_an_administrator_key(
     let grace_app = app.other_client();
     grace_app.sign_in(USER_EMAIL, PASSWORD).await;
     let shown = grace_app
-        .add_key("/my/keys", &[("name", "laptop"), ("key_type", "access"), ("validity", "30")])
+        .add_key(
+            "/my/keys",
+            &[
+                ("name", "laptop"),
+                ("key_type", "access"),
+                ("validity", "30"),
+            ],
+        )
         .await;
     let personal = Key {
         id: shown.id,
@@ -238,7 +248,11 @@ async fn a_key_only_narrows_its_own_allowed_networks() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    for widened in [json!(["127.0.0.0/8"]), json!([]), json!(["127.0.0.0/24", "10.0.0.0/8"])] {
+    for widened in [
+        json!(["127.0.0.0/8"]),
+        json!([]),
+        json!(["127.0.0.0/24", "10.0.0.0/8"]),
+    ] {
         let (status, answer) = call(
             &app,
             Method::PATCH,
@@ -278,7 +292,10 @@ async fn a_secret_for_a_key_that_may_do_more_goes_only_to_who_holds_it_all() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert!(answer.get("secret_key").is_none());
-    assert_eq!(permissions_of(&app, &root).await.as_array().unwrap().len(), 9);
+    assert_eq!(
+        permissions_of(&app, &root).await.as_array().unwrap().len(),
+        9
+    );
     // An administrator may.
     let (status, answer) = call(
         &app,
@@ -297,7 +314,14 @@ async fn nobody_obtains_a_secret_for_another_persons_personal_key() {
     app.signed_in_admin().await;
     // The administrator's own personal key, and keys with tenant scope.
     let shown = app
-        .add_key("/my/keys", &[("name", "ada laptop"), ("key_type", "access"), ("validity", "90")])
+        .add_key(
+            "/my/keys",
+            &[
+                ("name", "ada laptop"),
+                ("key_type", "access"),
+                ("validity", "90"),
+            ],
+        )
         .await;
     let personal = Key {
         id: shown.id,
@@ -325,15 +349,17 @@ async fn nobody_obtains_a_secret_for_another_persons_personal_key() {
         );
     }
     assert_eq!(
-        permissions_of(&app, &personal).await.as_array().unwrap().len(),
+        permissions_of(&app, &personal)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
         9,
         "the owner's secret still works"
     );
 
     // In the console too: another administrator cannot regenerate Ada's personal key.
-    let bob = app
-        .create_admin("bob@example.com", "Bob", PASSWORD)
-        .await;
+    let bob = app.create_admin("bob@example.com", "Bob", PASSWORD).await;
     let _ = bob;
     let bob_app = app.other_client();
     bob_app.sign_in("bob@example.com", PASSWORD).await;
@@ -344,7 +370,12 @@ async fn nobody_obtains_a_secret_for_another_persons_personal_key() {
         )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert!(bob_app.count("SELECT COUNT(*) FROM access_keys WHERE secret_regenerated_at IS NOT NULL").await == 0);
+    assert!(
+        bob_app
+            .count("SELECT COUNT(*) FROM access_keys WHERE secret_regenerated_at IS NOT NULL")
+            .await
+            == 0
+    );
 
     // What the administration may do to it: rename no, extend no; shorten, deactivate,
     // delete yes.
@@ -354,8 +385,14 @@ async fn nobody_obtains_a_secret_for_another_persons_personal_key() {
         json!({"expires_at": null}),
         json!({"expires_at": "2027-06-01T00:00:00Z"}),
     ] {
-        let (status, answer) =
-            call(&app, Method::PATCH, &path, &root.bearer(), Some(body.clone())).await;
+        let (status, answer) = call(
+            &app,
+            Method::PATCH,
+            &path,
+            &root.bearer(),
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}: {answer}");
     }
     let (status, answer) = call(
@@ -406,18 +443,29 @@ async fn a_replaced_secret_in_its_grace_period_reads_but_changes_nothing() {
         Some(json!({"key": format!("{}::{}", other.id, other.secret)})),
     )
     .await;
-    assert_eq!((status, answer["valid"].clone()), (StatusCode::OK, json!(true)));
+    assert_eq!(
+        (status, answer["valid"].clone()),
+        (StatusCode::OK, json!(true))
+    );
 
     // The takeover: rotating the key, or any other change, is refused.
     let other_path = format!("/api/v1/apikeys/{}", other.id);
     for (method, path, body) in [
-        (Method::POST, "/api/v1/apikeys/current/secretkey".to_string(), None),
+        (
+            Method::POST,
+            "/api/v1/apikeys/current/secretkey".to_string(),
+            None,
+        ),
         (
             Method::POST,
             format!("/api/v1/apikeys/{}/secretkey", other.id),
             None,
         ),
-        (Method::PATCH, other_path.clone(), Some(json!({"name": "x"}))),
+        (
+            Method::PATCH,
+            other_path.clone(),
+            Some(json!({"name": "x"})),
+        ),
         (
             Method::PATCH,
             format!("/api/v1/apikeys/{}", leaked.id),
@@ -446,7 +494,10 @@ async fn a_replaced_secret_in_its_grace_period_reads_but_changes_nothing() {
     let (status, _) = call(&app, Method::GET, "/api/v1/apikeys/current", &fresh, None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, answer) = call(&app, Method::GET, &other_path, &root.bearer(), None).await;
-    assert_eq!((status, answer["name"].clone()), (StatusCode::OK, json!("other")));
+    assert_eq!(
+        (status, answer["name"].clone()),
+        (StatusCode::OK, json!("other"))
+    );
     let refused = app
         .count(
             "SELECT COUNT(*) FROM audit_log WHERE action = 'key.change_refused' \
@@ -475,7 +526,14 @@ async fn an_owner_cannot_undo_an_administrators_deactivation_or_lock() {
     let grace = app.other_client();
     grace.sign_in(USER_EMAIL, PASSWORD).await;
     let shown = grace
-        .add_key("/my/keys", &[("name", "laptop"), ("key_type", "access"), ("validity", "30")])
+        .add_key(
+            "/my/keys",
+            &[
+                ("name", "laptop"),
+                ("key_type", "access"),
+                ("validity", "30"),
+            ],
+        )
         .await;
     let id = shown.id.clone();
     let status_of = |app: &TestApp, id: String| {
@@ -503,7 +561,9 @@ async fn an_owner_cannot_undo_an_administrators_deactivation_or_lock() {
     assert!(page.body.contains("An administrator deactivated this key"));
     assert_eq!(status_of(&app, id.clone()).await, "inactive");
     // The administration can.
-    let res = app.post(&format!("/user-access/keys/{id}/activate"), &[]).await;
+    let res = app
+        .post(&format!("/user-access/keys/{id}/activate"), &[])
+        .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
     assert_eq!(status_of(&app, id.clone()).await, "active");
 
@@ -528,11 +588,15 @@ async fn an_owner_cannot_undo_an_administrators_deactivation_or_lock() {
     assert!(app.authenticate(&id, &new_secret).await.is_err());
 
     // The owner's own decisions are the owner's to reverse, and not the administration's.
-    let res = app.post(&format!("/user-access/keys/{id}/unlock"), &[]).await;
+    let res = app
+        .post(&format!("/user-access/keys/{id}/unlock"), &[])
+        .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
     let res = grace.post(&format!("/my/keys/{id}/deactivate"), &[]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
-    let page = app.post(&format!("/user-access/keys/{id}/activate"), &[]).await;
+    let page = app
+        .post(&format!("/user-access/keys/{id}/activate"), &[])
+        .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     let res = grace.post(&format!("/my/keys/{id}/activate"), &[]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
