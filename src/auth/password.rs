@@ -2,6 +2,7 @@
 //! many hashes run at once so a burst of sign-ins cannot exhaust memory or starve requests.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
@@ -21,6 +22,8 @@ pub struct PasswordHasher {
     /// A real hash of a random password, verified against when the account does not exist so
     /// that unknown and known accounts take the same time.
     dummy_hash: Arc<String>,
+    /// Hashes and verifications started, so tests can show that a refusal did no Argon2 work.
+    started: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -35,11 +38,18 @@ impl PasswordHasher {
         Ok(Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: Arc::new(dummy),
+            started: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// How many hashes and verifications this hasher has started.
+    pub fn work_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     /// A PHC string for a new password.
     pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+        self.started.fetch_add(1, Ordering::Relaxed);
         let _permit = self.permits.acquire().await?;
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || {
@@ -53,6 +63,7 @@ impl PasswordHasher {
 
     /// Whether `password` matches `stored`; with no stored hash, does the same work and says no.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> anyhow::Result<bool> {
+        self.started.fetch_add(1, Ordering::Relaxed);
         let _permit = self.permits.acquire().await?;
         let password = password.to_owned();
         let (hash, real) = match stored {

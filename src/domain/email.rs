@@ -1,5 +1,8 @@
 use std::fmt;
 
+/// Longest email address accepted (RFC 5321's path limit less the angle brackets).
+pub const EMAIL_MAX: usize = 254;
+
 /// An email address, trimmed and lower-cased so that one person has one account.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -7,12 +10,21 @@ pub struct Email(String);
 impl Email {
     /// Accepts `local@domain.tld` forms of up to 254 characters.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let email = raw.trim().to_lowercase();
-        if email.is_empty() {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
             return Err("Enter an email address.".into());
         }
-        if email.len() > 254 {
-            return Err("An email address can be at most 254 characters.".into());
+        // Checked before any other work on the text (a form field may hold 64 KiB).
+        if trimmed.len() > EMAIL_MAX {
+            return Err(format!(
+                "An email address can be at most {EMAIL_MAX} characters."
+            ));
+        }
+        let email = trimmed.to_lowercase();
+        if email.len() > EMAIL_MAX {
+            return Err(format!(
+                "An email address can be at most {EMAIL_MAX} characters."
+            ));
         }
         let Some((local, domain)) = email.split_once('@') else {
             return Err("Enter an email address like name@example.com.".into());
@@ -33,6 +45,27 @@ impl Email {
             return Err("Enter an email address like name@example.com.".into());
         }
         Ok(Self(email))
+    }
+
+    /// Longest address accepted, in characters.
+    pub const MAX: usize = EMAIL_MAX;
+
+    /// Whether a typed email is too long to be anyone's address: no account can have it.
+    pub fn is_too_long(typed: &str) -> bool {
+        typed.trim().len() > EMAIL_MAX
+    }
+
+    /// A typed email as the audit log and the throttle buckets record it: trimmed, lower-cased
+    /// and cut to [`EMAIL_MAX`] characters whatever was typed, so a row never grows with the
+    /// input.
+    pub fn typed_label(typed: &str) -> String {
+        let trimmed = typed.trim();
+        let cut = trimmed
+            .char_indices()
+            .nth(EMAIL_MAX)
+            .map_or(trimmed, |(at, _)| &trimmed[..at]);
+        // Lower-casing can lengthen a few characters; cut again by characters.
+        cut.to_lowercase().chars().take(EMAIL_MAX).collect()
     }
 
     /// The normalised address.
@@ -63,6 +96,18 @@ mod tests {
             Email::parse("  Ada@Example.COM ").unwrap().as_str(),
             "ada@example.com"
         );
+    }
+
+    #[test]
+    fn over_long_emails_are_refused_and_labelled_short() {
+        let long = format!("{}@example.com", "a".repeat(60_000));
+        assert!(Email::parse(&long).unwrap_err().contains("254"));
+        assert!(Email::is_too_long(&long));
+        assert!(!Email::is_too_long(" ada@example.com "));
+        assert_eq!(Email::typed_label(&long).chars().count(), EMAIL_MAX);
+        assert_eq!(Email::typed_label("  Ada@Example.COM "), "ada@example.com");
+        let wide = "É".repeat(300);
+        assert_eq!(Email::typed_label(&wide).chars().count(), EMAIL_MAX);
     }
 
     #[test]

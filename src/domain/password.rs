@@ -4,6 +4,10 @@ use std::fmt;
 pub const PASSWORD_MIN: usize = 12;
 /// Longest password accepted; bounds the work a sign-in can cause.
 pub const PASSWORD_MAX: usize = 128;
+/// Longest password input, in bytes, that is looked at. Every stored password was at most
+/// [`PASSWORD_MAX`] characters (at most 4 bytes each), so a longer input cannot be right and is
+/// refused before any hashing or counting of characters.
+const PASSWORD_INPUT_MAX: usize = PASSWORD_MAX * 4;
 
 /// Passwords that meet the length rule but are guessed first.
 const COMMON: &[&str] = &[
@@ -28,8 +32,17 @@ const COMMON: &[&str] = &[
 pub struct NewPassword(String);
 
 impl NewPassword {
+    /// Whether a typed password (new or current) is too long to be anyone's password: refused
+    /// before any other work, Argon2 included.
+    pub fn is_too_long(typed: &str) -> bool {
+        typed.len() > PASSWORD_INPUT_MAX
+    }
+
     /// Checks length, variety and the list of common passwords; `email` is refused as a password too.
     pub fn parse(raw: &str, email: Option<&str>) -> Result<Self, String> {
+        if Self::is_too_long(raw) {
+            return Err(format!("Use at most {PASSWORD_MAX} characters."));
+        }
         let count = raw.chars().count();
         if count == 0 {
             return Err("Enter a password.".into());
@@ -95,6 +108,16 @@ mod tests {
         );
         assert!(NewPassword::parse("ada.lovelace-2026", Some("ada.lovelace@example.com")).is_err());
         assert!(NewPassword::parse(&"x1".repeat(65), None).is_err());
+        assert!(
+            NewPassword::parse(&"x1".repeat(32_000), None)
+                .unwrap_err()
+                .contains("128")
+        );
+        // The longest allowed password in 4-byte characters is still looked at.
+        assert!(!NewPassword::is_too_long(&"🦀".repeat(PASSWORD_MAX)));
+        assert!(NewPassword::is_too_long(
+            &"x".repeat(PASSWORD_INPUT_MAX + 1)
+        ));
     }
 
     #[test]

@@ -8,6 +8,10 @@ use sqlx::AnyConnection;
 use crate::auth::session_store::hex;
 use crate::repo::{settings, setup_tokens, users};
 
+/// Length of a setup or invitation token: 32 random bytes in unpadded base64url. A longer
+/// token is refused before it is hashed or looked up.
+pub const LINK_TOKEN_LEN: usize = 43;
+
 /// How long a setup link works.
 pub const SETUP_TOKEN_TTL_SECS: i64 = 3600;
 
@@ -54,6 +58,13 @@ pub async fn issue_setup_token(conn: &mut AnyConnection, now: i64) -> sqlx::Resu
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn link_tokens_have_their_stated_length() {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0u8; 32]);
+        assert_eq!(token.len(), super::LINK_TOKEN_LEN);
+    }
+
     #[test]
     fn tenant_ids_are_valid() {
         let id = super::generate_tenant_id();
