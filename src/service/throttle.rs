@@ -11,16 +11,74 @@ pub struct Limit {
     pub window_secs: i64,
 }
 
-/// Failed sign-ins allowed per account in 15 minutes.
-pub const SIGN_IN_PER_ACCOUNT: Limit = Limit {
+/// Failed sign-ins allowed per account from one address group in 15 minutes: one address can
+/// never use up more of an account's budget than this.
+pub const SIGN_IN_PER_ACCOUNT_AND_CLIENT: Limit = Limit {
     max: 5,
     window_secs: 900,
 };
-/// Failed sign-ins allowed per client address in 15 minutes.
+/// Failed sign-ins allowed per client address group in 15 minutes, whatever the accounts.
 pub const SIGN_IN_PER_CLIENT: Limit = Limit {
     max: 20,
     window_secs: 900,
 };
+/// Failed sign-ins allowed per account from all addresses together in 15 minutes. It bounds
+/// guessing spread over many addresses; reaching it takes at least 20 address groups (each
+/// gives at most [`SIGN_IN_PER_ACCOUNT_AND_CLIENT`]).
+pub const SIGN_IN_PER_ACCOUNT: Limit = Limit {
+    max: 100,
+    window_secs: 900,
+};
+/// Wrong current passwords allowed per user from one address group in 15 minutes (the
+/// password change form).
+pub const PASSWORD_CHECK_PER_USER_AND_CLIENT: Limit = Limit {
+    max: 5,
+    window_secs: 900,
+};
+/// Wrong current passwords allowed per user from all addresses in 15 minutes: a stolen session
+/// used from many addresses still gets few guesses.
+pub const PASSWORD_CHECK_PER_USER: Limit = Limit {
+    max: 20,
+    window_secs: 900,
+};
+
+/// One attempt counted in a bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct Count {
+    /// Attempts in the window so far, this one included.
+    pub hits: i64,
+    /// Seconds until the window ends, when this attempt is over the limit.
+    pub retry_after: Option<i64>,
+    max: i64,
+}
+
+impl Count {
+    /// Whether this attempt is over the limit.
+    pub fn is_over(&self) -> bool {
+        self.retry_after.is_some()
+    }
+
+    /// Whether this is the first attempt over the limit in its window (exactly one attempt
+    /// is, however many race).
+    pub fn is_first_over(&self) -> bool {
+        self.hits == self.max + 1
+    }
+}
+
+/// The group of addresses whose failures count together: an IPv4 address on its own, an IPv6
+/// address by its /64 (one subscriber usually holds a whole /64 and could rotate through it),
+/// an IPv4-mapped IPv6 address as the IPv4 address. Anything that is not an address is its own
+/// group.
+pub fn address_group(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>().map(|a| a.to_canonical()) {
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let network = u128::from(v6) & (u128::MAX << 64);
+            format!("{}/64", std::net::Ipv6Addr::from(network))
+        }
+        Err(_) => ip.to_string(),
+    }
+}
 
 fn window_start(now: i64, limit: Limit) -> i64 {
     now - now.rem_euclid(limit.window_secs)
@@ -35,9 +93,36 @@ pub async fn reserve(
     limit: Limit,
     now: i64,
 ) -> sqlx::Result<Option<i64>> {
+    Ok(count(conn, bucket, limit, now).await?.retry_after)
+}
+
+/// Counts an attempt before it is checked, as [`reserve`] does, and tells how many there were.
+pub async fn count(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    limit: Limit,
+    now: i64,
+) -> sqlx::Result<Count> {
     let start = window_start(now, limit);
     let hits = rate_limits::hit(conn, bucket, start).await?;
-    Ok((hits > limit.max).then(|| start + limit.window_secs - now))
+    Ok(Count {
+        hits,
+        retry_after: (hits > limit.max).then(|| start + limit.window_secs - now),
+        max: limit.max,
+    })
+}
+
+/// Marks `bucket` in the current window of `window_secs`: true for exactly one caller per
+/// window, however many race. Lets something happen once per window (one audit entry for a
+/// throttled address, not one per refused attempt).
+pub async fn first_in_window(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    window_secs: i64,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let start = now - now.rem_euclid(window_secs);
+    Ok(rate_limits::hit(conn, bucket, start).await? == 1)
 }
 
 /// Counts `n` attempts in one go (a batch of failures from one client) and says, for each in
@@ -123,5 +208,21 @@ mod tests {
         };
         assert_eq!(window_start(1800, l), 1800);
         assert_eq!(window_start(2699, l), 1800);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_grouped_by_64_and_ipv4_stays_whole() {
+        assert_eq!(address_group("192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_group("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(
+            address_group("2001:db8:1:2:aaaa::1"),
+            address_group("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(address_group("2001:db8:1:2::9"), "2001:db8:1:2::/64");
+        assert_ne!(
+            address_group("2001:db8:1:2::1"),
+            address_group("2001:db8:1:3::1")
+        );
+        assert_eq!(address_group(""), "");
     }
 }
