@@ -9,17 +9,31 @@ use crate::domain::{Email, NewPassword, PersonName};
 use crate::error::{AppError, AppResult};
 use crate::repo::{self, groups::ADMINISTRATORS};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
-use crate::service::bootstrap::hash_setup_token;
-use crate::service::throttle::{self, SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_CLIENT};
+use crate::service::bootstrap::{LINK_TOKEN_LEN, hash_setup_token};
+use crate::service::throttle::{
+    self, PASSWORD_CHECK_PER_USER, PASSWORD_CHECK_PER_USER_AND_CLIENT, SIGN_IN_PER_ACCOUNT,
+    SIGN_IN_PER_ACCOUNT_AND_CLIENT, SIGN_IN_PER_CLIENT,
+};
 use crate::service::{FieldErrors, FormError};
 
-/// What a new administrator is made of, as typed.
-#[derive(Debug, Clone)]
+/// What a new administrator is made of, as typed. Its `Debug` never shows the passwords.
+#[derive(Clone)]
 pub struct NewAdmin<'a> {
     pub name: &'a str,
     pub email: &'a str,
     pub password: &'a str,
     pub confirm: Option<&'a str>,
+}
+
+impl std::fmt::Debug for NewAdmin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAdmin")
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .field("confirm", &self.confirm.map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// A checked new administrator.
@@ -56,7 +70,9 @@ fn validate_admin(input: &NewAdmin<'_>) -> Result<ValidAdmin, Vec<(&'static str,
 }
 
 /// Creates an administrator (member of Administrators). `setup_token` makes it the first-run
-/// setup, which succeeds once and only while no user exists.
+/// setup, which succeeds once and only while no user exists: the link is checked before any
+/// other work (no Argon2 for a wrong token or once someone exists); `AppError::NotFound` once a
+/// user exists, `AppError::Conflict` for a link that does not work.
 pub async fn create_admin(
     pool: &AnyPool,
     hasher: &PasswordHasher,
@@ -65,14 +81,23 @@ pub async fn create_admin(
     setup_token: Option<&str>,
     client_ip: &str,
 ) -> Result<String, FormError> {
+    if let Some(token) = setup_token {
+        let link = setup_link(pool, clock, token).await?;
+        if link != SetupLink::Usable {
+            return Err(FormError::Other(link.refusal()));
+        }
+    }
     let valid = validate_admin(&input).map_err(|e| FormError::Invalid(FieldErrors(e)))?;
     let hash = hasher.hash(valid.password.expose()).await?;
     let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
     if let Some(token) = setup_token {
-        let first = repo::users::count(&mut tx).await? == 0;
-        if !first || !repo::setup_tokens::consume(&mut tx, &hash_setup_token(token), now).await? {
-            return Err(FormError::Other(AppError::NotFound));
+        // Checked again where it counts: two setups racing each other, one wins.
+        if repo::users::count(&mut tx).await? > 0 {
+            return Err(FormError::Other(SetupLink::Done.refusal()));
+        }
+        if !repo::setup_tokens::consume(&mut tx, &hash_setup_token(token), now).await? {
+            return Err(FormError::Other(SetupLink::Invalid.refusal()));
         }
     }
     let id = repo::new_id("usr");
@@ -125,17 +150,49 @@ pub async fn create_admin(
     Ok(id)
 }
 
-/// Whether a setup token still works (unused, unexpired, and no user exists yet).
-pub async fn setup_token_is_valid(
-    pool: &AnyPool,
-    clock: &dyn Clock,
-    token: &str,
-) -> AppResult<bool> {
+/// What a setup link is worth now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupLink {
+    /// Unused, unexpired, and no user exists yet.
+    Usable,
+    /// Wrong, expired or used, while no user exists.
+    Invalid,
+    /// Someone exists: setup is over whatever the token.
+    Done,
+}
+
+/// What a person following an invalid setup link is told.
+pub const INVALID_SETUP_LINK: &str = "This setup link is invalid, expired or already used. \
+     Restart keyward to print a new link while no administrator exists, or create one with \
+     `keyward admin create`.";
+
+impl SetupLink {
+    /// The answer to a setup request with a link that is not usable: 404 once setup is over
+    /// (nothing is there any more), else a page saying the link does not work.
+    pub fn refusal(self) -> AppError {
+        match self {
+            SetupLink::Done => AppError::NotFound,
+            _ => AppError::Conflict(INVALID_SETUP_LINK.into()),
+        }
+    }
+}
+
+/// Whether a setup link works: cheap checks only (a count, the token's length, one lookup).
+pub async fn setup_link(pool: &AnyPool, clock: &dyn Clock, token: &str) -> AppResult<SetupLink> {
     let mut conn = pool.acquire().await?;
     if repo::users::count(&mut conn).await? > 0 {
-        return Ok(false);
+        return Ok(SetupLink::Done);
     }
-    Ok(repo::setup_tokens::is_valid(&mut conn, &hash_setup_token(token), clock.unix()).await?)
+    if token.is_empty() || token.len() > LINK_TOKEN_LEN {
+        return Ok(SetupLink::Invalid);
+    }
+    let valid =
+        repo::setup_tokens::is_valid(&mut conn, &hash_setup_token(token), clock.unix()).await?;
+    Ok(if valid {
+        SetupLink::Usable
+    } else {
+        SetupLink::Invalid
+    })
 }
 
 /// A signed-in user.
@@ -159,7 +216,11 @@ impl From<sqlx::Error> for SignInError {
     }
 }
 
-/// Checks an email and password, with throttling per account and per client address.
+/// Checks an email and password. Failures count per (account, client address group), per
+/// address group and, at a much higher threshold, per account (see `service::throttle`), so
+/// one address can never lock a person out. Input longer than any address or password is
+/// refused as a wrong password without hashing. A throttled attempt is refused before the
+/// password is looked at and is audited once per window, not one by one.
 pub async fn sign_in(
     pool: &AnyPool,
     hasher: &PasswordHasher,
@@ -168,17 +229,21 @@ pub async fn sign_in(
     password: &str,
     client_ip: &str,
 ) -> Result<SignedIn, SignInError> {
-    let email = email.trim().to_lowercase();
+    // Lengths first: nothing longer than an address or a password can be anyone's.
+    let too_long = if Email::is_too_long(email) {
+        Some("email too long")
+    } else if NewPassword::is_too_long(password) {
+        Some("password too long")
+    } else {
+        None
+    };
+    let email = Email::typed_label(email);
+    let group = throttle::address_group(client_ip);
+    let client_bucket = format!("signin:client:{group}");
+    let pair_bucket = format!("signin:pair:{group}:{email}");
     let account_bucket = format!("signin:account:{email}");
-    let client_bucket = format!("signin:client:{client_ip}");
     let now = clock.unix();
     let mut conn = pool.acquire().await?;
-
-    // Both buckets count this attempt before the password is checked.
-    let account_wait =
-        throttle::reserve(&mut conn, &account_bucket, SIGN_IN_PER_ACCOUNT, now).await?;
-    let client_wait = throttle::reserve(&mut conn, &client_bucket, SIGN_IN_PER_CLIENT, now).await?;
-    let blocked = account_wait.max(client_wait);
     let failure = |reason: &'static str| NewEntry {
         actor_label: &email,
         action: "sign_in",
@@ -189,9 +254,41 @@ pub async fn sign_in(
         details: reason,
         ..Default::default()
     };
-    if let Some(retry_after) = blocked {
-        audit::record(&mut conn, now, failure("throttled")).await?;
+
+    // Each bucket counts this attempt before the password is checked, so a burst of parallel
+    // guesses cannot all slip past. The address's buckets come first: an address over its
+    // limits is refused before it can add to the account's count.
+    let client = throttle::count(&mut conn, &client_bucket, SIGN_IN_PER_CLIENT, now).await?;
+    let pair =
+        throttle::count(&mut conn, &pair_bucket, SIGN_IN_PER_ACCOUNT_AND_CLIENT, now).await?;
+    if client.is_over() || pair.is_over() {
+        let retry_after = client.retry_after.max(pair.retry_after).unwrap_or_default();
+        let marker = format!("signin:throttled:{group}");
+        if throttle::first_in_window(&mut conn, &marker, SIGN_IN_PER_CLIENT.window_secs, now)
+            .await?
+        {
+            audit::record(&mut conn, now, failure("throttled")).await?;
+        }
         return Err(SignInError::Throttled { retry_after });
+    }
+    let account = throttle::count(&mut conn, &account_bucket, SIGN_IN_PER_ACCOUNT, now).await?;
+    if let Some(retry_after) = account.retry_after {
+        // Not this address's failure: it gets its attempts back.
+        throttle::release(&mut conn, &client_bucket, SIGN_IN_PER_CLIENT, now).await?;
+        throttle::release(&mut conn, &pair_bucket, SIGN_IN_PER_ACCOUNT_AND_CLIENT, now).await?;
+        if account.is_first_over() {
+            audit::record(
+                &mut conn,
+                now,
+                failure("throttled: failures from many addresses"),
+            )
+            .await?;
+        }
+        return Err(SignInError::Throttled { retry_after });
+    }
+    if let Some(reason) = too_long {
+        audit::record(&mut conn, now, failure(reason)).await?;
+        return Err(SignInError::Refused);
     }
 
     let user = repo::users::find_by_email(&mut conn, &email).await?;
@@ -219,8 +316,11 @@ pub async fn sign_in(
         return Err(SignInError::Refused);
     }
     let user = user.expect("a missing user was refused above");
-    throttle::reset(&mut conn, &account_bucket).await?;
+    // A success is not a failure: its attempt goes back to every bucket, and this address's
+    // earlier failures on the account are forgiven.
+    throttle::reset(&mut conn, &pair_bucket).await?;
     throttle::release(&mut conn, &client_bucket, SIGN_IN_PER_CLIENT, now).await?;
+    throttle::release(&mut conn, &account_bucket, SIGN_IN_PER_ACCOUNT, now).await?;
     repo::users::touch_sign_in(&mut conn, &user.id, now).await?;
     audit::record(
         &mut conn,
@@ -269,7 +369,8 @@ pub async fn record_sign_out(
     Ok(())
 }
 
-/// A password change as typed: the current password, the new one and its confirmation.
+/// A password change as typed: the current password, the new one and its confirmation. Its
+/// `Debug` never shows them.
 #[derive(Clone, Copy)]
 pub struct PasswordChange<'a> {
     pub current: &'a str,
@@ -277,8 +378,17 @@ pub struct PasswordChange<'a> {
     pub confirm: &'a str,
 }
 
+impl std::fmt::Debug for PasswordChange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordChange([redacted])")
+    }
+}
+
 /// Changes the signed-in user's password after checking the current one; ends the user's other
-/// sessions (the caller renews its own).
+/// sessions (the caller renews its own). The current-password check is throttled like sign-in,
+/// per (user, address group) and per user, and every wrong current password is audited
+/// (`user.password_change_refused`, never with what was typed); throttled attempts answer
+/// `AppError::TooManyRequests` and are audited once per window.
 pub async fn change_password(
     pool: &AnyPool,
     hasher: &PasswordHasher,
@@ -292,21 +402,85 @@ pub async fn change_password(
         new,
         confirm,
     } = change;
+    let now = clock.unix();
     let mut conn = pool.acquire().await?;
     let user = repo::users::find(&mut conn, user_id)
         .await?
         .ok_or(FormError::Other(AppError::NotFound))?;
+    let group = throttle::address_group(client_ip);
+    let pair_bucket = format!("password:pair:{group}:{user_id}");
+    let user_bucket = format!("password:user:{user_id}");
+    let refused = |details: &'static str| NewEntry {
+        actor_id: Some(user_id),
+        actor_label: &user.email,
+        action: "user.password_change_refused",
+        target_type: "user",
+        target_id: user_id,
+        target_label: &user.email,
+        client_ip,
+        outcome: FAILURE,
+        details,
+    };
+    let too_many = |retry_after: i64| {
+        FormError::Other(AppError::TooManyRequests {
+            retry_after: u64::try_from(retry_after).unwrap_or(1),
+        })
+    };
+    let pair = throttle::count(
+        &mut conn,
+        &pair_bucket,
+        PASSWORD_CHECK_PER_USER_AND_CLIENT,
+        now,
+    )
+    .await?;
+    if let Some(retry_after) = pair.retry_after {
+        let marker = format!("password:throttled:{group}:{user_id}");
+        let window = PASSWORD_CHECK_PER_USER_AND_CLIENT.window_secs;
+        if throttle::first_in_window(&mut conn, &marker, window, now).await? {
+            audit::record(&mut conn, now, refused("throttled")).await?;
+        }
+        return Err(too_many(retry_after));
+    }
+    let all = throttle::count(&mut conn, &user_bucket, PASSWORD_CHECK_PER_USER, now).await?;
+    if let Some(retry_after) = all.retry_after {
+        throttle::release(
+            &mut conn,
+            &pair_bucket,
+            PASSWORD_CHECK_PER_USER_AND_CLIENT,
+            now,
+        )
+        .await?;
+        if all.is_first_over() {
+            let details = "throttled: wrong passwords from many addresses";
+            audit::record(&mut conn, now, refused(details)).await?;
+        }
+        return Err(too_many(retry_after));
+    }
     drop(conn);
+    // An over-long input cannot be the password: wrong without hashing.
+    let current_ok = !NewPassword::is_too_long(current)
+        && hasher
+            .verify(current, user.password_hash.as_deref())
+            .await?;
+    let mut conn = pool.acquire().await?;
     let mut errors = Vec::new();
-    if !hasher
-        .verify(current, user.password_hash.as_deref())
-        .await?
-    {
+    if current_ok {
+        throttle::release(
+            &mut conn,
+            &pair_bucket,
+            PASSWORD_CHECK_PER_USER_AND_CLIENT,
+            now,
+        )
+        .await?;
+        throttle::release(&mut conn, &user_bucket, PASSWORD_CHECK_PER_USER, now).await?;
+    } else {
+        audit::record(&mut conn, now, refused("wrong current password")).await?;
         errors.push((
             "current",
             "Your current password is not correct.".to_string(),
         ));
     }
+    drop(conn);
     let new_password = NewPassword::parse(new, Some(&user.email))
         .map_err(|m| errors.push(("password", m)))
         .ok();
@@ -318,7 +492,6 @@ pub async fn change_password(
         _ => return Err(FormError::Invalid(FieldErrors(errors))),
     };
     let hash = hasher.hash(new_password.expose()).await?;
-    let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
     repo::users::set_password(&mut tx, user_id, &hash, now).await?;
     repo::sessions::delete_for_user(&mut tx, user_id).await?;
@@ -340,4 +513,28 @@ pub async fn change_password(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_passwords_never_reach_debug_output() {
+        let admin = NewAdmin {
+            name: "Ada",
+            email: "ada@example.com",
+            password: "secret-horse-battery",
+            confirm: Some("secret-horse-battery"),
+        };
+        let shown = format!("{admin:?}");
+        assert!(shown.contains("ada@example.com"));
+        assert!(!shown.contains("secret-horse"), "{shown}");
+        let change = PasswordChange {
+            current: "old-secret-words",
+            new: "new-secret-words",
+            confirm: "new-secret-words",
+        };
+        assert!(!format!("{change:?}").contains("secret"));
+    }
 }

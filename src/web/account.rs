@@ -11,6 +11,7 @@ use crate::error::AppError;
 use crate::service::accounts::{self, PasswordChange};
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
+use crate::web::errors::wait_phrase;
 use crate::web::sign_in::start_session;
 use crate::web::{Frame, html, see_other};
 
@@ -53,7 +54,7 @@ pub struct PasswordForm {
 }
 
 /// POST /account/password — on success every other session of the user ends; this one is
-/// renewed.
+/// renewed. Too many wrong current passwords answer 429 with `Retry-After` and the form.
 pub async fn change_password(
     user: CurrentUser,
     session: Session,
@@ -86,6 +87,23 @@ pub async fn change_password(
                 saved: false,
             },
         )),
+        Err(FormError::Other(AppError::TooManyRequests { retry_after })) => {
+            let message = format!(
+                "Too many wrong passwords. Wait {} and try again.",
+                wait_phrase(i64::try_from(retry_after).unwrap_or(i64::MAX))
+            );
+            let mut res = html(
+                StatusCode::TOO_MANY_REQUESTS,
+                PasswordPage {
+                    frame: Frame::new(&user, "account"),
+                    errors: FieldErrors(vec![("current", message)]),
+                    saved: false,
+                },
+            );
+            res.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, retry_after.into());
+            Ok(res)
+        }
         Err(FormError::Other(e)) => Err(e),
     }
 }
