@@ -1,23 +1,170 @@
-//! CSRF protection: a random token kept in the session (synchroniser token), put in every form as
-//! `csrf_token` and checked on every state-changing request to the console by one middleware, so
-//! no handler can forget it. The JSON API authenticates with keys, not cookies, and is exempt.
+//! CSRF protection, checked on every state-changing request to the console by one middleware,
+//! so no handler can forget it. Every form carries its token as `csrf_token`:
+//! - signed in: a random token kept in the session (synchroniser token);
+//! - the anonymous forms (sign-in, setup, invitation, and the password reset pages to come):
+//!   a stateless signed token, so that showing them writes no session row. A random nonce lives
+//!   in a short-lived `HttpOnly`, `SameSite=Strict` cookie, and the form carries the time it was
+//!   issued and an HMAC of nonce and time under a key derived from the master key: a page on
+//!   another site can neither read the nonce nor forge the HMAC.
+//!
+//! The JSON API authenticates with keys, not cookies, and is exempt.
+
+use std::future::{Ready, ready};
 
 use actix_session::{Session, SessionExt};
 use actix_web::body::MessageBody;
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::error::AppError;
+use crate::startup::AppState;
 
 const SESSION_KEY: &str = "csrf";
 /// The form field that carries the token.
 pub const FIELD: &str = "csrf_token";
 
-/// The session's token, created on first use.
+/// The paths whose forms are posted before sign-in, with the anonymous token.
+pub const ANONYMOUS_FORMS: &[&str] = &[
+    "/login",
+    "/setup",
+    "/invite",
+    "/forgot-password",
+    "/reset-password",
+];
+
+/// How long an anonymous form's token works after the page was shown.
+pub const ANONYMOUS_TOKEN_TTL_SECS: i64 = 2 * 3600;
+
+/// Label of the key the anonymous tokens are signed with.
+const ANONYMOUS_KEY_LABEL: &str = "csrf-anonymous-forms";
+
+/// Length of the nonce: 32 random bytes in unpadded base64url.
+const NONCE_LEN: usize = 43;
+
+/// The name of the nonce cookie. With https the `__Host-` prefix makes browsers refuse it from
+/// a sibling subdomain or over plain http, so nobody can plant a nonce of their own.
+pub fn anonymous_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-keyward_form"
+    } else {
+        "keyward_form"
+    }
+}
+
+fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("application state missing")))
+}
+
+fn anonymous_mac(state: &AppState, nonce: &str, issued_at: i64) -> [u8; 32] {
+    let key = state.master_key.derive(ANONYMOUS_KEY_LABEL);
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key[..])
+        .expect("HMAC takes a key of any length");
+    mac.update(nonce.as_bytes());
+    mac.update(b".");
+    mac.update(issued_at.to_string().as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+fn is_nonce(value: &str) -> bool {
+    value.len() == NONCE_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The browser's nonce, when it sent a well-formed one.
+fn presented_nonce(req: &HttpRequest, secure: bool) -> Option<String> {
+    req.cookie(anonymous_cookie_name(secure))
+        .map(|c| c.value().to_string())
+        .filter(|n| is_nonce(n))
+}
+
+/// The token of an anonymous form (sign-in, setup, invitation), taken by the handlers that show
+/// one. It reuses the browser's nonce when it has one, so two open tabs both keep working; the
+/// handler must [`attach`](AnonymousToken::attach) it to its response, which (re)sets the cookie.
+pub struct AnonymousToken {
+    /// The value for the form's `csrf_token` field.
+    pub token: String,
+    cookie: Cookie<'static>,
+}
+
+impl AnonymousToken {
+    /// A fresh token for `req`.
+    pub fn issue(req: &HttpRequest) -> Result<Self, AppError> {
+        let state = app_state(req)?;
+        let secure = state.settings.secure_cookies();
+        let nonce = presented_nonce(req, secure).unwrap_or_else(|| {
+            let mut bytes = [0u8; 32];
+            rand::fill(&mut bytes);
+            URL_SAFE_NO_PAD.encode(bytes)
+        });
+        let issued_at = state.clock.unix();
+        let mac = anonymous_mac(state, &nonce, issued_at);
+        let token = format!("{issued_at}.{}", URL_SAFE_NO_PAD.encode(mac));
+        let cookie = Cookie::build(anonymous_cookie_name(secure), nonce)
+            .path("/")
+            .http_only(true)
+            .secure(secure)
+            .same_site(SameSite::Strict)
+            .max_age(actix_web::cookie::time::Duration::seconds(
+                ANONYMOUS_TOKEN_TTL_SECS,
+            ))
+            .finish();
+        Ok(Self { token, cookie })
+    }
+
+    /// Sets the nonce cookie on the response that shows the form.
+    pub fn attach(self, mut res: HttpResponse) -> HttpResponse {
+        if let Err(e) = res.add_cookie(&self.cookie) {
+            tracing::error!(error = %e, "the form cookie could not be set");
+        }
+        res
+    }
+}
+
+impl FromRequest for AnonymousToken {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::issue(req))
+    }
+}
+
+/// Whether `presented` is a token this server issued for the browser's nonce cookie, within
+/// its lifetime (HMAC compared in constant time).
+pub fn anonymous_matches(req: &HttpRequest, presented: &str) -> bool {
+    let Ok(state) = app_state(req) else {
+        return false;
+    };
+    let Some(nonce) = presented_nonce(req, state.settings.secure_cookies()) else {
+        return false;
+    };
+    let Some((issued_at, mac)) = presented.split_once('.') else {
+        return false;
+    };
+    let (Ok(issued_at), Ok(mac)) = (issued_at.parse::<i64>(), URL_SAFE_NO_PAD.decode(mac)) else {
+        return false;
+    };
+    let age = state.clock.unix() - issued_at;
+    // A minute of slack the other way for instances whose clocks differ a little.
+    if !(-60..=ANONYMOUS_TOKEN_TTL_SECS).contains(&age) {
+        return false;
+    }
+    let expected = anonymous_mac(state, &nonce, issued_at);
+    bool::from(expected.as_slice().ct_eq(&mac))
+}
+
+/// The session's token, created on first use. Only for signed-in pages: creating it writes the
+/// session; anonymous forms take an [`AnonymousToken`].
 pub fn token(session: &Session) -> String {
     if let Ok(Some(t)) = session.get::<String>(SESSION_KEY) {
         return t;
@@ -55,8 +202,10 @@ pub async fn guard(
     let (http, mut payload) = req.into_parts();
     let body = web::Bytes::from_request(&http, &mut payload).await?;
     let presented = form_field(&body, FIELD).unwrap_or_default();
-    let session = http.get_session();
-    if !matches(&session, &presented) {
+    let anonymous_form = ANONYMOUS_FORMS.contains(&http.path());
+    let valid = (anonymous_form && anonymous_matches(&http, &presented))
+        || matches(&http.get_session(), &presented);
+    if !valid {
         tracing::warn!(path = %http.path(), "refused a form without a valid CSRF token");
         return Err(AppError::Csrf.into());
     }

@@ -8,12 +8,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::auth::AdminUser;
+use crate::auth::csrf::AnonymousToken;
 use crate::auth::extract::client_ip;
-use crate::auth::{AdminUser, csrf};
 use crate::clock::format_utc;
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::repo;
+use crate::service::bootstrap::LINK_TOKEN_LEN;
 use crate::service::people::{self, GroupInput, Invitation, NewUser, RoleInput};
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
@@ -496,17 +498,21 @@ pub struct TokenQuery {
     token: String,
 }
 
-/// GET /invite?token=…
+/// GET /invite?token=… — writes no session: the form's CSRF token is the anonymous one.
 pub async fn invite_form(
-    session: Session,
+    csrf: AnonymousToken,
     state: web::Data<AppState>,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, AppError> {
+    // A token longer than any we issue is refused before it is hashed or looked up.
+    if query.token.len() > LINK_TOKEN_LEN {
+        return Err(invalid_invitation());
+    }
     let u = people::invitation_user(&state.pool, state.clock.as_ref(), &query.token)
         .await?
         .ok_or_else(invalid_invitation)?;
     let page = InvitePage {
-        csrf: csrf::token(&session),
+        csrf: csrf.token.clone(),
         token: query.token.clone(),
         name: u.name,
         email: u.email,
@@ -519,7 +525,7 @@ pub async fn invite_form(
         actix_web::http::header::CACHE_CONTROL,
         actix_web::http::header::HeaderValue::from_static("no-store"),
     );
-    Ok(res)
+    Ok(csrf.attach(res))
 }
 
 #[derive(Deserialize)]
@@ -529,14 +535,19 @@ pub struct InviteForm {
     confirm: String,
 }
 
-/// POST /invite — sets the password and signs the new user in.
+/// POST /invite — sets the password and signs the new user in. The token's length is checked
+/// before anything else, the password's before any hashing (in `NewPassword::parse`).
 pub async fn accept_invite(
     req: HttpRequest,
     session: Session,
+    csrf: AnonymousToken,
     state: web::Data<AppState>,
     form: web::Form<InviteForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
+    if form.token.len() > LINK_TOKEN_LEN {
+        return Err(invalid_invitation());
+    }
     match people::accept_invitation(
         &state.pool,
         &state.hasher,
@@ -557,7 +568,7 @@ pub async fn accept_invite(
                 .await?
                 .ok_or_else(invalid_invitation)?;
             let page = InvitePage {
-                csrf: csrf::token(&session),
+                csrf: csrf.token.clone(),
                 token: form.token,
                 name: u.name,
                 email: u.email,
@@ -565,7 +576,7 @@ pub async fn accept_invite(
                 css: asset_url("app.css"),
                 icon: asset_url("favicon.svg"),
             };
-            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page))
+            Ok(csrf.attach(html(StatusCode::UNPROCESSABLE_ENTITY, page)))
         }
         Err(FormError::Other(AppError::NotFound)) => Err(invalid_invitation()),
         Err(FormError::Other(e)) => Err(e),

@@ -6,11 +6,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::csrf;
+use crate::auth::csrf::AnonymousToken;
 use crate::auth::extract::{SIGNED_IN_AT, client_ip};
 use crate::auth::session_store::USER_ID;
 use crate::error::AppError;
-use crate::service::accounts::{self, NewAdmin, SignInError};
+use crate::service::accounts::{self, NewAdmin, SetupLink, SignInError};
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
 use crate::web::errors::wait_phrase;
@@ -53,14 +53,14 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 fn login_page(
-    session: &Session,
+    token: &AnonymousToken,
     email: String,
     next: String,
     error: Option<String>,
     notice: Option<&'static str>,
 ) -> LoginPage {
     LoginPage {
-        csrf: csrf::token(session),
+        csrf: token.token.clone(),
         email,
         next,
         error,
@@ -70,8 +70,12 @@ fn login_page(
     }
 }
 
-/// GET /login
-pub async fn login_form(session: Session, query: web::Query<LoginQuery>) -> HttpResponse {
+/// GET /login — writes no session: the form's CSRF token is the stateless anonymous one.
+pub async fn login_form(
+    session: Session,
+    token: AnonymousToken,
+    query: web::Query<LoginQuery>,
+) -> HttpResponse {
     if session.get::<String>(USER_ID).ok().flatten().is_some() {
         return see_other(&safe_next(query.next.as_deref()));
     }
@@ -83,13 +87,13 @@ pub async fn login_form(session: Session, query: web::Query<LoginQuery>) -> Http
         None
     };
     let page = login_page(
-        &session,
+        &token,
         String::new(),
         query.next.clone().unwrap_or_default(),
         None,
         notice,
     );
-    html(StatusCode::OK, page)
+    token.attach(html(StatusCode::OK, page))
 }
 
 #[derive(Deserialize)]
@@ -104,6 +108,7 @@ pub struct LoginForm {
 pub async fn login(
     req: HttpRequest,
     session: Session,
+    token: AnonymousToken,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -125,28 +130,43 @@ pub async fn login(
         }
         Err(SignInError::Refused) => {
             let page = login_page(
-                &session,
-                form.email,
+                &token,
+                echo_email(form.email),
                 form.next,
                 Some("Email or password is incorrect.".into()),
                 None,
             );
-            Ok(html(StatusCode::UNAUTHORIZED, page))
+            Ok(token.attach(html(StatusCode::UNAUTHORIZED, page)))
         }
         Err(SignInError::Throttled { retry_after }) => {
             let message = format!(
                 "Too many failed sign-in attempts. Wait {} and try again.",
                 wait_phrase(retry_after)
             );
-            let page = login_page(&session, form.email, form.next, Some(message), None);
+            let page = login_page(
+                &token,
+                echo_email(form.email),
+                form.next,
+                Some(message),
+                None,
+            );
             let mut res = html(StatusCode::TOO_MANY_REQUESTS, page);
             if let Ok(v) = retry_after.to_string().parse() {
                 res.headers_mut()
                     .insert(actix_web::http::header::RETRY_AFTER, v);
             }
-            Ok(res)
+            Ok(token.attach(res))
         }
         Err(SignInError::Other(e)) => Err(e),
+    }
+}
+
+/// The typed email to show again in the form: an over-long one is not sent back whole.
+fn echo_email(typed: String) -> String {
+    if crate::domain::Email::is_too_long(&typed) {
+        String::new()
+    } else {
+        typed
     }
 }
 
@@ -210,26 +230,19 @@ pub struct SetupQuery {
     token: Option<String>,
 }
 
-fn invalid_setup_link() -> AppError {
-    AppError::Conflict(
-        "This setup link is invalid, expired or already used. Restart keyward to print a new link \
-         while no administrator exists, or create one with `keyward admin create`."
-            .into(),
-    )
-}
-
-/// GET /setup?token=…
+/// GET /setup?token=… — 404 once any user exists, whatever the token.
 pub async fn setup_form(
-    session: Session,
+    csrf: AnonymousToken,
     state: web::Data<AppState>,
     query: web::Query<SetupQuery>,
 ) -> Result<HttpResponse, AppError> {
     let token = query.token.clone().unwrap_or_default();
-    if !accounts::setup_token_is_valid(&state.pool, state.clock.as_ref(), &token).await? {
-        return Err(invalid_setup_link());
+    let link = accounts::setup_link(&state.pool, state.clock.as_ref(), &token).await?;
+    if link != SetupLink::Usable {
+        return Err(link.refusal());
     }
     let page = SetupPage {
-        csrf: csrf::token(&session),
+        csrf: csrf.token.clone(),
         token,
         name: String::new(),
         email: String::new(),
@@ -242,7 +255,7 @@ pub async fn setup_form(
         actix_web::http::header::CACHE_CONTROL,
         actix_web::http::header::HeaderValue::from_static("no-store"),
     );
-    Ok(res)
+    Ok(csrf.attach(res))
 }
 
 #[derive(Deserialize)]
@@ -254,10 +267,11 @@ pub struct SetupForm {
     confirm: String,
 }
 
-/// POST /setup
+/// POST /setup — the link is checked before any other work (404 once any user exists).
 pub async fn setup(
     req: HttpRequest,
     session: Session,
+    csrf: AnonymousToken,
     state: web::Data<AppState>,
     form: web::Form<SetupForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -283,23 +297,26 @@ pub async fn setup(
             Ok(see_other("/user-access/keys"))
         }
         Err(FormError::Invalid(errors)) => {
-            if !accounts::setup_token_is_valid(&state.pool, state.clock.as_ref(), &form.token)
-                .await?
-            {
-                return Err(invalid_setup_link());
-            }
+            // The link was checked before the fields: it works. Over-long values are not sent
+            // back whole (their fields say why).
+            let keep = |value: String, field: &str, max: usize| {
+                if errors.get(field).is_some() && value.len() > max {
+                    String::new()
+                } else {
+                    value
+                }
+            };
             let page = SetupPage {
-                csrf: csrf::token(&session),
+                csrf: csrf.token.clone(),
                 token: form.token,
-                name: form.name,
-                email: form.email,
+                name: keep(form.name, "name", 256),
+                email: keep(form.email, "email", crate::domain::Email::MAX),
                 errors,
                 css: asset_url("app.css"),
                 icon: asset_url("favicon.svg"),
             };
-            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page))
+            Ok(csrf.attach(html(StatusCode::UNPROCESSABLE_ENTITY, page)))
         }
-        Err(FormError::Other(AppError::NotFound)) => Err(invalid_setup_link()),
         Err(FormError::Other(e)) => Err(e),
     }
 }

@@ -169,12 +169,20 @@ async fn one_client_guessing_many_accounts_is_throttled() {
 async fn sign_in_gives_a_new_session_with_safe_cookie_flags() {
     let app = spawn_app().await;
     app.create_admin(ADMIN_EMAIL, "Ada", PASSWORD).await;
+    // Before sign-in there is no session: only the sign-in form's short-lived nonce cookie.
     let before = app.client.get(app.url("/login")).send().await.unwrap();
-    let anon_cookie = before.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(anon_cookie.starts_with("keyward_session="), "{anon_cookie}");
-    assert!(anon_cookie.contains("HttpOnly"));
-    assert!(anon_cookie.contains("SameSite=Lax"));
-    assert!(!anon_cookie.contains("Secure"), "plain http public URL");
+    let cookies: Vec<String> = before
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let form_cookie = &cookies[0];
+    assert!(form_cookie.starts_with("keyward_form="), "{form_cookie}");
+    assert!(form_cookie.contains("HttpOnly"));
+    assert!(form_cookie.contains("SameSite=Strict"));
+    assert!(!form_cookie.contains("Secure"), "plain http public URL");
 
     let token = app.csrf_token().await;
     let res = app
@@ -189,12 +197,18 @@ async fn sign_in_gives_a_new_session_with_safe_cookie_flags() {
         .send()
         .await
         .unwrap();
-    let signed_in_cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
-    let value = |c: &str| c.split(';').next().unwrap().to_string();
-    assert_ne!(
-        value(&anon_cookie),
-        value(&signed_in_cookie),
-        "session renewed at sign-in"
+    let signed_in_cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("keyward_session="))
+        .expect("a session cookie at sign-in");
+    assert!(signed_in_cookie.contains("HttpOnly"));
+    assert!(signed_in_cookie.contains("SameSite=Lax"));
+    assert!(
+        !signed_in_cookie.contains("Secure"),
+        "plain http public URL"
     );
 
     // The session row stores a hash of the key, never the cookie's key itself.
@@ -202,6 +216,7 @@ async fn sign_in_gives_a_new_session_with_safe_cookie_flags() {
         .fetch_all(&app.state.pool)
         .await
         .unwrap();
+    assert_eq!(stored.len(), 1);
     assert!(stored.iter().all(|h| h.len() == 64));
 }
 
@@ -210,12 +225,11 @@ async fn cookies_are_secure_when_the_public_url_is_https() {
     let app =
         crate::common::spawn_app_with(|s| s.public_url = "https://keys.example.com".into()).await;
     let res = app.client.get(app.url("/login")).send().await.unwrap();
-    assert!(
-        res.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .contains("Secure")
-    );
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    // The __Host- prefix: no sibling subdomain or plain-http page can plant a nonce.
+    assert!(cookie.starts_with("__Host-keyward_form="), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
 }
 
 #[tokio::test]
