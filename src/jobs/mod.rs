@@ -1,7 +1,7 @@
 //! The background job (SPEC §4): every `KEYWARD_JOB_INTERVAL_SECS` each instance purges old
-//! sessions, rate-limit windows and finished messages past their retention, scans for keys
-//! whose expiry notice is due, and sends what the outbox holds and the webhook deliveries that
-//! are due. `keyward jobs run-once` runs one pass. Several instances may run at once: notices
+//! sessions, rate-limit windows, and finished messages and audit entries past their retention,
+//! scans for keys whose expiry notice is due, and sends what the outbox holds and the webhook
+//! deliveries that are due. `keyward jobs run-once` runs one pass. Several instances may run at once: notices
 //! are unique per key, expiry and stage, and emails are claimed with a lease.
 
 pub mod expiry;
@@ -25,6 +25,8 @@ pub struct Pass {
     pub windows_purged: u64,
     /// Sent, failed and cancelled emails and webhook deliveries past their retention.
     pub messages_purged: u64,
+    /// Audit entries past `KEYWARD_AUDIT_RETENTION_DAYS`.
+    pub audit_purged: u64,
     pub keys_noticed: usize,
     pub emails_sent: usize,
     pub emails_retrying: usize,
@@ -56,6 +58,8 @@ pub struct Jobs {
     pub webhook_max_attempts: u32,
     /// Days finished messages are kept; 0 keeps them for ever.
     pub retention_days: u32,
+    /// Days audit entries are kept; 0 keeps them for ever.
+    pub audit_retention_days: u32,
     wake: Arc<Notify>,
 }
 
@@ -84,6 +88,7 @@ impl Jobs {
             webhook_timeout,
             webhook_max_attempts: settings.webhook_max_attempts,
             retention_days: settings.message_retention_days,
+            audit_retention_days: settings.audit_retention_days,
             wake: Arc::new(Notify::new()),
         })
     }
@@ -144,6 +149,8 @@ impl Jobs {
                     crate::repo::queue::purge_finished(&mut conn, queue, before).await?;
             }
         }
+        let audit_purged =
+            crate::service::audit::purge_expired(&mut conn, now, self.audit_retention_days).await?;
         drop(conn);
         let keys_noticed = self.scan().await?;
         let (sent, hooks) = self.send_all().await?;
@@ -151,6 +158,7 @@ impl Jobs {
             sessions_purged,
             windows_purged,
             messages_purged,
+            audit_purged,
             keys_noticed,
             emails_sent: sent.sent,
             emails_retrying: sent.retrying,

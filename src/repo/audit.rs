@@ -84,6 +84,28 @@ pub async fn insert_many(
     Ok(())
 }
 
+/// Deletes entries written before `before`, a batch at a time so that a first purge of a long
+/// log never holds one huge transaction. Returns how many went.
+pub async fn purge(conn: &mut AnyConnection, before: i64) -> sqlx::Result<u64> {
+    const BATCH: i64 = 10_000;
+    let mut purged = 0;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM audit_log WHERE id IN \
+             (SELECT id FROM audit_log WHERE at < $1 ORDER BY id LIMIT $2)",
+        )
+        .bind(before)
+        .bind(BATCH)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        purged += n;
+        if n < BATCH as u64 {
+            return Ok(purged);
+        }
+    }
+}
+
 /// What to show of the audit log; empty strings mean "any".
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

@@ -36,3 +36,15 @@ pub fn success<'a>(
 pub async fn record(conn: &mut AnyConnection, now: i64, entry: NewEntry<'_>) -> sqlx::Result<()> {
     crate::repo::audit::insert(conn, now, &entry).await
 }
+
+/// Deletes entries older than `retention_days` days before `now`; `0` keeps them for ever.
+pub async fn purge_expired(
+    conn: &mut AnyConnection,
+    now: i64,
+    retention_days: u32,
+) -> sqlx::Result<u64> {
+    if retention_days == 0 {
+        return Ok(0);
+    }
+    crate::repo::audit::purge(conn, now - i64::from(retention_days) * 86_400).await
+}
