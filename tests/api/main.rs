@@ -19,6 +19,7 @@ mod health;
 mod key_lookup;
 mod keys;
 mod mail;
+mod nul;
 mod people;
 mod rest;
 mod retention;

@@ -1,0 +1,228 @@
+//! The request edge: text that no database can store is refused before routing. PostgreSQL's
+//! `text` refuses the NUL character (SQLite stores it), so a NUL in a path segment, a query
+//! value, a form field or a JSON string would otherwise reach a query and fail there as a 500.
+//! One middleware checks every request, so no handler can forget it: a NUL in the path is a 404
+//! (nothing has such a name), anywhere else a 400 naming the field. The sign-in form is the
+//! exception: its fields go on to the sign-in, which treats such an email as an unknown account,
+//! counted and throttled like any other failure.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header::CONTENT_TYPE};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpRequest, ResponseError, web};
+
+use crate::api::ApiError;
+use crate::error::AppError;
+
+/// The largest body the edge reads: the console's form limit (the API's is smaller).
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// Paths whose form fields go on to their handler with a NUL in them (see the module comment).
+const FORMS_THAT_JUDGE_NUL: [&str; 1] = ["/login"];
+
+/// Where a NUL was found.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    Path,
+    Field(String),
+}
+
+/// Middleware: refuses a request carrying a NUL anywhere a handler could pass it to a query.
+pub async fn refuse_nul(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if let Some(found) = in_path_or_query(req.request()) {
+        let (http, _) = req.into_parts();
+        let res = refusal(&http, found);
+        return Ok(ServiceResponse::new(http, res));
+    }
+    if !may_carry_body(req.method()) || !is_checked_body(&req) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let (http, mut payload) = req.into_parts();
+    let body = match web::Bytes::from_request(&http, &mut payload).await {
+        Ok(body) => body,
+        Err(_) => {
+            let res = too_large(&http);
+            return Ok(ServiceResponse::new(http, res));
+        }
+    };
+    if !FORMS_THAT_JUDGE_NUL.contains(&http.path())
+        && let Some(field) = in_body(&http, &body)
+    {
+        let res = refusal(&http, Found::Field(field));
+        return Ok(ServiceResponse::new(http, res));
+    }
+    let req = ServiceRequest::from_parts(http, Payload::from(body));
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+fn may_carry_body(method: &Method) -> bool {
+    !(method == Method::GET || method == Method::HEAD || method == Method::OPTIONS)
+}
+
+fn content_type(req: &HttpRequest) -> &str {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Forms and JSON are what handlers read; anything else they refuse on their own.
+fn is_checked_body(req: &ServiceRequest) -> bool {
+    let ct = content_type(req.request()).to_ascii_lowercase();
+    ct.starts_with("application/x-www-form-urlencoded") || ct.contains("json")
+}
+
+/// A NUL in the decoded path or in a query key or value.
+fn in_path_or_query(req: &HttpRequest) -> Option<Found> {
+    let raw_path = req.uri().path();
+    if raw_path.contains('\0') || percent_decodes_to_nul(raw_path) {
+        return Some(Found::Path);
+    }
+    let query = req.query_string();
+    if query.contains('\0') || percent_decodes_to_nul(query) {
+        let field = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()
+            .and_then(|pairs| {
+                pairs
+                    .into_iter()
+                    .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+                    .map(|(k, _)| k.replace('\0', ""))
+            })
+            .unwrap_or_else(|| "query".into());
+        return Some(Found::Field(field));
+    }
+    None
+}
+
+/// Whether percent-decoding produces a NUL (`%00`, either case of hex digit is moot for zero).
+fn percent_decodes_to_nul(raw: &str) -> bool {
+    raw.as_bytes().windows(3).any(|w| w == b"%00")
+}
+
+/// The field holding a NUL in a form or JSON body, if any. Quick scans first: the usual body
+/// has neither a NUL byte nor an escape that could make one, and costs no parsing.
+fn in_body(req: &HttpRequest, body: &[u8]) -> Option<String> {
+    let ct = content_type(req).to_ascii_lowercase();
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        if !body.contains(&0) && !body.windows(3).any(|w| w == b"%00") {
+            return None;
+        }
+        let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok()?;
+        return pairs
+            .into_iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            .map(|(k, _)| k.replace('\0', ""));
+    }
+    let escaped = body
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && &w[2..] == b"0000");
+    if !body.contains(&0) && !escaped {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    json_field_with_nul(&value, "body")
+}
+
+/// The top-level field (or `body`) under which a string or key holds a NUL.
+fn json_field_with_nul(value: &serde_json::Value, field: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0').then(|| field.to_string()),
+        Value::Array(items) => items.iter().find_map(|v| json_field_with_nul(v, field)),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let name = if field == "body" { k.as_str() } else { field };
+            if k.contains('\0') {
+                Some(name.replace('\0', ""))
+            } else {
+                json_field_with_nul(v, name)
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn is_api(req: &HttpRequest) -> bool {
+    req.path().starts_with("/api/")
+}
+
+fn refusal(req: &HttpRequest, found: Found) -> actix_web::HttpResponse {
+    const MESSAGE: &str = "contains a NUL character, which keyward does not accept";
+    match (found, is_api(req)) {
+        (Found::Path, true) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Nothing has this name: it contains a NUL character.",
+        )
+        .error_response(),
+        (Found::Path, false) => AppError::NotFound.error_response(),
+        (Found::Field(field), true) => {
+            ApiError::field(StatusCode::BAD_REQUEST, &field, MESSAGE).error_response()
+        }
+        (Found::Field(field), false) => AppError::Validation {
+            field: "form",
+            message: format!("The field “{field}” {MESSAGE}. Remove it and try again."),
+        }
+        .error_response(),
+    }
+}
+
+fn too_large(req: &HttpRequest) -> actix_web::HttpResponse {
+    if is_api(req) {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "The request body is too large.",
+        )
+        .error_response()
+    } else {
+        let mut res = AppError::Validation {
+            field: "form",
+            message: "The form is too large to be sent.".into(),
+        }
+        .error_response();
+        *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        res
+    }
+}
+
+/// The body limit the edge reads with, for the application's payload configuration.
+pub fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(BODY_LIMIT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_nul_in_json_strings_and_keys_by_top_level_field() {
+        assert_eq!(
+            json_field_with_nul(&json!({"name": "a\u{0}b"}), "body").as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            json_field_with_nul(&json!({"role_ids": ["x", "y\u{0}"]}), "body").as_deref(),
+            Some("role_ids")
+        );
+        assert_eq!(
+            json_field_with_nul(&json!({"a": {"b\u{0}": 1}}), "body").as_deref(),
+            Some("a")
+        );
+        assert_eq!(json_field_with_nul(&json!({"name": "ok"}), "body"), None);
+        assert_eq!(
+            json_field_with_nul(&json!("\u{0}"), "body").as_deref(),
+            Some("body")
+        );
+    }
+
+    #[test]
+    fn percent_encoded_nul_is_seen() {
+        assert!(percent_decodes_to_nul("/api/v1/apikeys/AK%00"));
+        assert!(!percent_decodes_to_nul("/api/v1/apikeys/AK%20"));
+    }
+}
