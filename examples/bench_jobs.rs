@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let server = smtp::SmtpServer::start(smtp::Mode::Accept).await;
     let mut settings = args.settings.resolve()?;
-    settings.smtp_url = Some(server.url());
+    settings.smtp_url = Some(server.url().into());
     let prepared = keyward::startup::prepare(&settings).await?;
     let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM access_keys")
         .fetch_one(&prepared.pool)

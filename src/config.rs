@@ -4,9 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
+use secrecy::SecretString;
 
 /// Every configuration variable of the specification, as flags with environment fallbacks.
-#[derive(Debug, Clone, Args)]
+/// Deliberately without `Debug`: it holds the secret settings as given.
+#[derive(Clone, Args)]
 pub struct SettingsArgs {
     /// Listen address.
     #[arg(
@@ -143,7 +145,12 @@ pub struct SettingsArgs {
     pub metrics_bind: Option<SocketAddr>,
     /// CIDR ranges of reverse proxies whose `Forwarded` / `X-Forwarded-For` give the client
     /// address, comma-separated (empty: the TCP peer).
-    #[arg(long, env = "KEYWARD_TRUSTED_PROXIES", default_value = "", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_TRUSTED_PROXIES",
+        default_value = "",
+        global = true
+    )]
     pub trusted_proxies: String,
     /// Allow webhook endpoints on loopback, private and link-local addresses.
     #[arg(
@@ -168,15 +175,19 @@ pub struct SettingsArgs {
 }
 
 /// Settings after defaults that depend on each other are resolved and values are checked.
-#[derive(Debug, Clone)]
+/// Secret settings are `SecretString`s (wiped when dropped, never shown); `Debug` redacts them
+/// and the password in the database URL.
+#[derive(Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
     pub public_url: String,
     pub data_dir: PathBuf,
+    /// May carry a password: `Debug` redacts it.
     pub database_url: String,
     /// Base64 master key from the environment, if given.
-    pub master_key: Option<String>,
-    pub smtp_url: Option<String>,
+    pub master_key: Option<SecretString>,
+    /// May carry SMTP credentials.
+    pub smtp_url: Option<SecretString>,
     pub mail_from: String,
     pub tenant_id: Option<String>,
     pub expiry_notice_days: Vec<u32>,
@@ -189,7 +200,7 @@ pub struct Settings {
     pub message_retention_days: u32,
     pub session_idle_mins: u32,
     /// Bearer token `/metrics` requires on the main listener; `None`: 404 there.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<SecretString>,
     /// A listener of its own for `/metrics`, without a token.
     pub metrics_bind: Option<SocketAddr>,
     /// Reverse proxies whose forwarding headers name the client.
@@ -198,6 +209,91 @@ pub struct Settings {
     /// Days audit entries are kept; 0 keeps them for ever.
     pub audit_retention_days: u32,
     pub log: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field by name, so that a new setting cannot be added without deciding here
+        // whether it is secret.
+        let Settings {
+            bind,
+            public_url,
+            data_dir,
+            database_url,
+            master_key,
+            smtp_url,
+            mail_from,
+            tenant_id,
+            expiry_notice_days,
+            lockout_threshold,
+            client_failure_limit,
+            job_interval_secs,
+            mail_max_attempts,
+            webhook_max_attempts,
+            webhook_timeout_secs,
+            message_retention_days,
+            session_idle_mins,
+            metrics_token,
+            metrics_bind,
+            trusted_proxies,
+            webhook_allow_private,
+            audit_retention_days,
+            log,
+        } = self;
+        let redacted = |set: bool| if set { Some("[redacted]") } else { None };
+        f.debug_struct("Settings")
+            .field("bind", bind)
+            .field("public_url", public_url)
+            .field("data_dir", data_dir)
+            .field("database_url", &redact_url(database_url))
+            .field("master_key", &redacted(master_key.is_some()))
+            .field("smtp_url", &redacted(smtp_url.is_some()))
+            .field("mail_from", mail_from)
+            .field("tenant_id", tenant_id)
+            .field("expiry_notice_days", expiry_notice_days)
+            .field("lockout_threshold", lockout_threshold)
+            .field("client_failure_limit", client_failure_limit)
+            .field("job_interval_secs", job_interval_secs)
+            .field("mail_max_attempts", mail_max_attempts)
+            .field("webhook_max_attempts", webhook_max_attempts)
+            .field("webhook_timeout_secs", webhook_timeout_secs)
+            .field("message_retention_days", message_retention_days)
+            .field("session_idle_mins", session_idle_mins)
+            .field("metrics_token", &redacted(metrics_token.is_some()))
+            .field("metrics_bind", metrics_bind)
+            .field("trusted_proxies", trusted_proxies)
+            .field("webhook_allow_private", webhook_allow_private)
+            .field("audit_retention_days", audit_retention_days)
+            .field("log", log)
+            .finish()
+    }
+}
+
+/// A database URL without its secrets: the password, and query values whose name mentions a
+/// password (`password=`, `sslpassword=`). One that does not parse is not shown at all.
+fn redact_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "[unparsable, redacted]".into();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("redacted"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = k.to_ascii_lowercase().contains("pass");
+                let v = if secret {
+                    "redacted".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// A configuration value that cannot be used, named by its variable.
@@ -301,7 +397,7 @@ impl SettingsArgs {
                     "must be 16 to 256 characters",
                 ));
             }
-            other => other.map(|t| t.trim().to_string()),
+            other => other.map(|t| SecretString::from(t.trim())),
         };
         if let Some(tenant) = &self.tenant_id {
             crate::domain::TenantId::parse(tenant)
@@ -312,8 +408,8 @@ impl SettingsArgs {
             public_url,
             data_dir: self.data_dir,
             database_url,
-            master_key: self.master_key,
-            smtp_url: self.smtp_url,
+            master_key: self.master_key.map(SecretString::from),
+            smtp_url: self.smtp_url.map(SecretString::from),
             mail_from: self.mail_from,
             tenant_id: self.tenant_id,
             expiry_notice_days,
@@ -447,6 +543,40 @@ mod tests {
         );
         assert!(parse_proxies("").unwrap().is_empty());
         assert!(parse_proxies("proxy.internal").is_err());
+    }
+
+    #[test]
+    fn debug_shows_no_secret_setting() {
+        let mut args = Settings::for_data_dir("/tmp/x".into(), None).unwrap();
+        let secrets = [
+            "bWFzdGVyLWtleS1ieXRlcy10aGF0LWFyZS1zZWNyZXQ=",
+            "smtp-pass-9f8e",
+            "metrics-token-abcdef0123456789",
+            "db-pass-1a2b",
+            "ssl-pass-3c4d",
+        ];
+        args.master_key = Some(secrets[0].into());
+        args.smtp_url = Some(format!("smtps://mailer:{}@mail.example.com:465", secrets[1]).into());
+        args.metrics_token = Some(secrets[2].into());
+        args.database_url = format!(
+            "postgres://keyward:{}@db.internal:5432/keyward?sslmode=require&sslpassword={}",
+            secrets[3], secrets[4]
+        );
+        let shown = format!("{args:?} {args:#?}");
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("db.internal") && shown.contains("sslmode=require"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("master_key: Some(\"[redacted]\")"),
+            "{shown}"
+        );
+        assert_eq!(redact_url("not a url"), "[unparsable, redacted]");
+        let sqlite = "sqlite:///tmp/x/keyward.db?mode=rwc";
+        assert_eq!(redact_url(sqlite), sqlite);
     }
 
     #[test]

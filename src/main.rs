@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use secrecy::zeroize::Zeroizing;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -174,7 +175,7 @@ async fn create_admin(
     let input = NewAdmin {
         name,
         email,
-        password: &password,
+        password: password.as_str(),
         confirm: None,
     };
     match accounts::create_admin(&prepared.pool, &hasher, clock.as_ref(), input, None, "").await {
@@ -198,7 +199,7 @@ async fn create_admin(
 async fn rotate_master_key(settings: &keyward::config::Settings) -> anyhow::Result<ExitCode> {
     use keyward::auth::master_key::{self, MasterKey};
     let in_file = settings.master_key.is_none();
-    let new = match std::env::var("KEYWARD_NEW_MASTER_KEY") {
+    let new = match std::env::var("KEYWARD_NEW_MASTER_KEY").map(Zeroizing::new) {
         Ok(raw) => MasterKey::from_base64(&raw)
             .map_err(|e| anyhow::anyhow!("KEYWARD_NEW_MASTER_KEY: {e}"))?,
         Err(_) if in_file => MasterKey::generate(),
@@ -241,17 +242,21 @@ async fn rotate_master_key(settings: &keyward::config::Settings) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_password() -> anyhow::Result<String> {
+/// The password typed or piped in; wiped from memory when dropped.
+fn read_password() -> anyhow::Result<Zeroizing<String>> {
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ")?;
-        let second = rpassword::prompt_password("Repeat password: ")?;
+        let first = Zeroizing::new(rpassword::prompt_password("Password: ")?);
+        let second = Zeroizing::new(rpassword::prompt_password("Repeat password: ")?);
         if first != second {
             anyhow::bail!("the passwords do not match");
         }
         Ok(first)
     } else {
-        let mut line = String::new();
+        // Room for any password, so that reading does not leave unwiped copies behind.
+        let mut line = Zeroizing::new(String::with_capacity(1024));
         std::io::stdin().lock().read_line(&mut line)?;
-        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        Ok(Zeroizing::new(
+            line.trim_end_matches(['\r', '\n']).to_string(),
+        ))
     }
 }

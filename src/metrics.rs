@@ -179,7 +179,8 @@ pub async fn endpoint(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     let allowed = state
         .settings
         .metrics_token
-        .as_deref()
+        .as_ref()
+        .map(secrecy::ExposeSecret::expose_secret)
         .is_some_and(|token| bearer_matches(&req, token));
     if allowed {
         exposition(&state.metrics)

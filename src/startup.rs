@@ -76,7 +76,7 @@ pub async fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
         std::fs::create_dir_all(&settings.data_dir)?;
     }
     let mut master_key =
-        MasterKey::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
+        MasterKey::load_or_create(settings.master_key.as_ref(), &settings.data_dir)?;
     let pool = db::connect(&settings.database_url).await?;
     db::migrate(&pool, backend).await?;
     let mut conn = pool.acquire().await?;

@@ -58,9 +58,12 @@ impl MasterKey {
 
     /// The key from the environment value if given, else from `<data_dir>/master.key`, created
     /// (mode 0600) when missing.
-    pub fn load_or_create(from_env: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+    pub fn load_or_create(
+        from_env: Option<&secrecy::SecretString>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
         if let Some(raw) = from_env {
-            return Self::from_base64(raw);
+            return Self::from_base64(raw.expose_secret());
         }
         let path = data_dir.join(FILE_NAME);
         match std::fs::read_to_string(&path).map(Zeroizing::new) {

@@ -104,7 +104,7 @@ impl Jobs {
         let mailer = Mailer::new(
             &settings.data_dir,
             &settings.mail_from,
-            settings.smtp_url.as_deref(),
+            settings.smtp_url.as_ref(),
         )?;
         Self::new(pool, clock, mailer, vault.clone(), settings)
     }

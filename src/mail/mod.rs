@@ -71,13 +71,13 @@ impl Mailer {
     pub fn new(
         data_dir: &std::path::Path,
         from: &str,
-        smtp_url: Option<&str>,
+        smtp_url: Option<&secrecy::SecretString>,
     ) -> anyhow::Result<Self> {
         let dir = data_dir.join("outbox");
         let from: Mailbox = from
             .parse()
             .map_err(|e| anyhow::anyhow!("KEYWARD_MAIL_FROM: {e}"))?;
-        let transport = match smtp_url {
+        let transport = match smtp_url.map(secrecy::ExposeSecret::expose_secret) {
             Some(url) => {
                 let parsed =
                     url::Url::parse(url).map_err(|e| anyhow::anyhow!("KEYWARD_SMTP_URL: {e}"))?;

@@ -11,7 +11,7 @@ use crate::common::{TestApp, spawn_app_with};
 
 async fn app_on(url: String, max_attempts: u32) -> TestApp {
     let app = spawn_app_with(move |s| {
-        s.smtp_url = Some(url);
+        s.smtp_url = Some(url.into());
         s.mail_max_attempts = max_attempts;
     })
     .await;
@@ -31,7 +31,7 @@ pub(crate) async fn invite(app: &TestApp, name: &str, email: &str) {
 async fn second_runner(app: &TestApp, server: &SmtpServer) -> keyward::jobs::Jobs {
     let pool = keyward::db::connect(&app.database_url).await.unwrap();
     let mut settings = app.state.settings.clone();
-    settings.smtp_url = Some(server.url());
+    settings.smtp_url = Some(server.url().into());
     keyward::jobs::Jobs::from_settings(pool, app.clock.clone(), &app.state.vault, &settings)
         .unwrap()
 }

@@ -90,7 +90,7 @@ async fn the_mail_log_shows_each_email_and_retries_a_failed_one() {
     let server = SmtpServer::start(Mode::TempFail).await;
     let url = server.url();
     let app = crate::common::spawn_app_with(move |s| {
-        s.smtp_url = Some(url);
+        s.smtp_url = Some(url.into());
         s.mail_max_attempts = 1;
     })
     .await;

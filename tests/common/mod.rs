@@ -167,7 +167,7 @@ pub async fn spawn_app_on_with(
     let mut settings =
         Settings::for_data_dir(dir.path().to_path_buf(), Some(database_url.to_string()))
             .expect("settings");
-    settings.master_key = Some(master_key.to_string());
+    settings.master_key = Some(master_key.into());
     adjust(&mut settings);
     start(settings, clock, dir, database_url.to_string()).await
 }
