@@ -1,7 +1,7 @@
 use fantoccini::key::Key;
 use reqwest::StatusCode;
 
-use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app_with};
 use crate::driver::Browser;
 use crate::flows::{admin_in_browser, sign_in};
 
