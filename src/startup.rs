@@ -267,12 +267,15 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(state.clone())
             .app_data(console::form_config())
             .app_data(console::query_config())
+            .app_data(crate::edge::payload_config())
+            .app_data(web::Data::new(console::Transport { https: secure }))
             .wrap(middleware::from_fn(csrf::guard))
+            .wrap(middleware::from_fn(crate::edge::refuse_nul))
             .wrap(session)
             .wrap(middleware::from_fn(
                 crate::auth::session_store::unavailable_as_503,
             ))
-            .wrap(console::security_headers())
+            .wrap(middleware::from_fn(console::security_headers))
             .wrap(middleware::from_fn(crate::metrics::record))
             .wrap(TracingLogger::<RequestSpan>::new())
             .configure(|cfg| {

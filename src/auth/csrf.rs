@@ -12,7 +12,7 @@
 use std::future::{Ready, ready};
 
 use actix_session::{Session, SessionExt};
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -192,25 +192,34 @@ fn is_exempt(req: &ServiceRequest) -> bool {
 }
 
 /// Middleware: refuses a state-changing console request whose form lacks the session's token.
+/// Refusals are answered here as responses (not errors), so that the middleware outside adds
+/// the security headers to them.
 pub async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if is_exempt(&req) {
-        return next.call(req).await;
+        return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let (http, mut payload) = req.into_parts();
-    let body = web::Bytes::from_request(&http, &mut payload).await?;
+    let body = match web::Bytes::from_request(&http, &mut payload).await {
+        Ok(body) => body,
+        Err(e) => {
+            let res = e.error_response();
+            return Ok(ServiceResponse::new(http, res));
+        }
+    };
     let presented = form_field(&body, FIELD).unwrap_or_default();
     let anonymous_form = ANONYMOUS_FORMS.contains(&http.path());
     let valid = (anonymous_form && anonymous_matches(&http, &presented))
         || matches(&http.get_session(), &presented);
     if !valid {
         tracing::warn!(path = %http.path(), "refused a form without a valid CSRF token");
-        return Err(AppError::Csrf.into());
+        let res = actix_web::ResponseError::error_response(&AppError::Csrf);
+        return Ok(ServiceResponse::new(http, res));
     }
     let req = ServiceRequest::from_parts(http, Payload::from(body));
-    next.call(req).await
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 /// The value of one field of a URL-encoded form body.

@@ -57,8 +57,12 @@ impl Email {
 
     /// A typed email as the audit log and the throttle buckets record it: trimmed, lower-cased
     /// and cut to [`EMAIL_MAX`] characters whatever was typed, so a row never grows with the
-    /// input.
+    /// input. A NUL (which PostgreSQL text cannot hold, and no address has) becomes U+FFFD, so
+    /// such an attempt is an unknown account, counted like any other.
     pub fn typed_label(typed: &str) -> String {
+        if typed.contains('\0') {
+            return Self::typed_label(&typed.replace('\0', "\u{FFFD}"));
+        }
         let trimmed = typed.trim();
         let cut = trimmed
             .char_indices()

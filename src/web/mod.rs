@@ -10,7 +10,10 @@ mod pages;
 mod people;
 mod sign_in;
 
-use actix_web::middleware::DefaultHeaders;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 
 pub use assets::asset_url;
@@ -51,14 +54,48 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
     frame-ancestors 'none'; base-uri 'none'";
 
-/// The security headers of SPEC §5 on every response.
-pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
-        .add(("X-Frame-Options", "DENY"))
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("Referrer-Policy", "no-referrer"))
-        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+/// Whether responses carry `Strict-Transport-Security` (the public URL is https), kept as
+/// application data for [`security_headers`].
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    pub https: bool,
+}
+
+/// Middleware: the security headers of SPEC §5 on every response, including refusals made by a
+/// middleware before any handler ran (a CSRF refusal, a body that cannot be read). With an
+/// https public URL, HSTS too.
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let https = req
+        .app_data::<web::Data<Transport>>()
+        .is_some_and(|t| t.https);
+    // Middleware inside this one answer refusals as responses, not errors (an error would leave
+    // without these headers): see `csrf::guard` and `edge::refuse_nul`.
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    let headers = res.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        if !headers.contains_key(name) {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+    }
+    if https {
+        headers.insert(
+            actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    Ok(res)
 }
 
 /// Form bodies that cannot be parsed get the error page, not a bare text response.

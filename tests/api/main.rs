@@ -19,7 +19,7 @@ mod health;
 mod key_lookup;
 mod keys;
 mod mail;
-mod nul;
+mod edge;
 mod people;
 mod rest;
 mod retention;

@@ -1,7 +1,8 @@
-//! Text that cannot be stored is refused at the edge (issue 13): a NUL in every path segment,
-//! query value, form field and JSON string of every route is answered 4xx, never 5xx, on both
-//! databases. Routes are not listed by hand: the console's are found by crawling its pages as an
-//! administrator (links and form actions), the API's from its OpenAPI document.
+//! The request edge (issue 13), on every route: text that cannot be stored is refused (a NUL in
+//! every path segment, query value, form field and JSON string is answered 4xx, never 5xx), and
+//! every answer to every method carries the security headers, refusals included. Routes are not
+//! listed by hand: the console's are found by crawling its pages as an administrator (links and
+//! form actions), the API's from its OpenAPI document.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -303,4 +304,111 @@ async fn a_nul_in_the_sign_in_email_is_an_ordinary_failure_and_is_throttled() {
         StatusCode::TOO_MANY_REQUESTS,
         "counted like any failure: {statuses:?}"
     );
+}
+
+/// The routes of the console (crawled) and of the API (its OpenAPI document), as paths.
+async fn every_route(app: &TestApp) -> BTreeSet<String> {
+    let (pages, forms) = crawl(app, 120).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut routes: BTreeSet<String> = pages.into_iter().collect();
+    routes.extend(forms.into_iter().map(|f| f.action));
+    routes.extend(
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|p| p.replace("{id}", "AKNOSUCHKEY000000000")),
+    );
+    routes.extend(
+        [
+            "/login", "/setup", "/invite", "/logout", "/metrics", "/nowhere",
+        ]
+        .map(String::from),
+    );
+    routes
+}
+
+#[tokio::test]
+async fn every_route_and_method_answers_with_the_security_headers() {
+    let app = busy_app().await;
+    let routes = every_route(&app).await;
+    assert!(routes.len() >= 30, "{routes:?}");
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut answers = BTreeMap::new();
+    for route in &routes {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            // Signed in (without a CSRF token: the refusal must carry the headers too) and
+            // anonymous.
+            for client in [&app.client, &anonymous] {
+                let res = client
+                    .request(method.clone(), app.url(route))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("a=1")
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status();
+                *answers.entry(status.as_u16()).or_insert(0) += 1;
+                let h = res.headers();
+                for (name, value) in [
+                    ("x-frame-options", "DENY"),
+                    ("x-content-type-options", "nosniff"),
+                    ("referrer-policy", "no-referrer"),
+                ] {
+                    assert_eq!(
+                        h.get(name).and_then(|v| v.to_str().ok()),
+                        Some(value),
+                        "{method} {route} ({status}): {name}"
+                    );
+                }
+                let csp = h
+                    .get("content-security-policy")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                assert!(
+                    csp.contains("default-src 'none'"),
+                    "{method} {route} ({status}): CSP"
+                );
+                assert!(status.as_u16() < 500, "{method} {route}: {status}");
+                assert!(
+                    h.get("strict-transport-security").is_none(),
+                    "no HSTS over http"
+                );
+            }
+        }
+    }
+    // The walk met the refusals that are made before any handler runs.
+    assert!(answers.contains_key(&403), "CSRF refusals: {answers:?}");
+    assert!(answers.contains_key(&404), "unknown paths: {answers:?}");
+}
+
+#[tokio::test]
+async fn an_https_public_url_adds_strict_transport_security() {
+    let app = spawn_app_with(|s| s.public_url = "https://keys.example.com".into()).await;
+    for path in ["/login", "/healthz", "/api/v1/apikeys", "/nowhere"] {
+        let res = reqwest::Client::new()
+            .post(app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.headers()
+                .get("strict-transport-security")
+                .and_then(|v| v.to_str().ok()),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+    }
 }
