@@ -44,6 +44,7 @@ impl CurrentUser {
             permissions: self.permissions.clone(),
             client_ip: self.client_ip.clone(),
             acting_key: None,
+            previous_secret: false,
         }
     }
 }

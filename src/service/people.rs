@@ -498,6 +498,31 @@ fn parse_group_text(input: &GroupInput, errors: &mut FieldErrors) -> Option<(Str
     name.map(|n| (n.as_str().to_string(), description))
 }
 
+/// Adds a message for each role among `added` that the actor may not give a group (SPEC §11:
+/// only roles whose permissions the actor holds; Tenant Administrator only by administrators).
+async fn check_role_grants<'a>(
+    conn: &mut sqlx::AnyConnection,
+    actor: &Actor,
+    added: impl Iterator<Item = &'a String>,
+    errors: &mut FieldErrors,
+) -> Result<(), AppError> {
+    let added: Vec<&String> = added.collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    let roles: Vec<(String, String)> = repo::roles::list(conn)
+        .await?
+        .into_iter()
+        .filter(|r| added.contains(&&r.id))
+        .map(|r| (r.id, r.name))
+        .collect();
+    let map = repo::keys::load_access_map(conn).await?;
+    for (field, message) in crate::service::grants::refused_grants(&map, actor, &roles, &[]) {
+        errors.add(field, message);
+    }
+    Ok(())
+}
+
 /// Creates a group with roles; members are added from the group's page.
 pub async fn create_group(
     pool: &AnyPool,
@@ -518,6 +543,7 @@ pub async fn create_group(
             "One of the chosen roles no longer exists. Choose again.",
         );
     }
+    check_role_grants(&mut tx, actor, roles.iter(), &mut errors).await?;
     let (Some((name, description)), true) = (text, errors.is_empty()) else {
         return Err(FormError::Invalid(errors));
     };
@@ -597,6 +623,13 @@ pub async fn update_group(
             .await?
             .into_iter()
             .collect();
+    check_role_grants(
+        &mut tx,
+        actor,
+        roles.difference(&current_roles),
+        &mut errors,
+    )
+    .await?;
     if builtin {
         roles = current_roles.clone();
         if let Some((name, _)) = &text
@@ -805,6 +838,9 @@ pub async fn create_role(
     let now = clock.unix();
     let mut errors = FieldErrors::default();
     let parsed = parse_role(&input, &mut errors);
+    if let Some((_, _, perms)) = &parsed {
+        crate::service::grants::check_permission_grants(actor, perms, &[], &mut errors);
+    }
     let (Some((name, description, perms)), true) = (parsed, errors.is_empty()) else {
         return Err(FormError::Invalid(errors));
     };
@@ -866,6 +902,10 @@ pub async fn update_role(
     }
     let mut errors = FieldErrors::default();
     let parsed = parse_role(&input, &mut errors);
+    let held = repo::roles::role_permissions(&mut tx, role_id).await?;
+    if let Some((_, _, perms)) = &parsed {
+        crate::service::grants::check_permission_grants(actor, perms, &held, &mut errors);
+    }
     let (Some((name, description, perms)), true) = (parsed, errors.is_empty()) else {
         return Err(FormError::Invalid(errors));
     };
