@@ -1,4 +1,5 @@
-//! The `keyward` binary itself: `admin create`, `migrate`, `jobs run-once`.
+//! The `keyward` binary itself: `admin create`, `migrate`, `jobs run-once`, and
+//! `master-key rotate` on a database sealed the old way.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -210,4 +211,46 @@ async fn bad_configuration_is_named_and_exits_non_zero() {
         "{}",
         run.stderr
     );
+}
+
+#[tokio::test]
+async fn master_key_rotate_binds_values_sealed_the_old_way_under_the_new_key() {
+    use secrecy::ExposeSecret;
+    let app = crate::common::spawn_app().await;
+    app.signed_in_admin().await;
+    let (id, secret) = crate::secret_keys::create_signing_key(&app, "Receiver").await;
+    crate::sealing::rewrite_the_old_way(&app).await;
+    let dir = app.data_dir.path();
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["master-key", "rotate"])
+        .env_clear()
+        .env("KEYWARD_DATA_DIR", dir)
+        .env("KEYWARD_DATABASE_URL", &app.database_url)
+        .env("KEYWARD_LOG", "warn")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("master key version 2")
+            && stdout.contains("Re-sealed 1 webhook signing keys"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+    let sealed = crate::sealing::sealed_secret(&app, &id).await;
+    assert!(sealed.starts_with("v2.b."), "{sealed}");
+
+    let key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    let restarted = crate::common::spawn_app_on(&app.database_url, key.trim(), app.clock.clone())
+        .await
+        .expect("starts with the rotated key");
+    let opened = restarted
+        .state
+        .vault
+        .open_sealed(keyward::auth::vault::Binding::signing_key(&id), &sealed)
+        .unwrap();
+    assert_eq!(opened.expose_secret(), secret);
 }

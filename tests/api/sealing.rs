@@ -72,7 +72,7 @@ async fn set_setting(app: &TestApp, name: &str, value: &str) {
         .unwrap();
 }
 
-async fn sealed_secret(app: &TestApp, id: &str) -> String {
+pub(crate) async fn sealed_secret(app: &TestApp, id: &str) -> String {
     sqlx::query_scalar("SELECT sealed_secret FROM secret_keys WHERE id = $1")
         .bind(id)
         .fetch_one(&app.state.pool)
@@ -103,7 +103,7 @@ async fn sealed_emails(app: &TestApp) -> Vec<(String, String, String)> {
 /// Rewrites every sealed value of the app's database as a keyward from before binding left
 /// it: the vault rows, the signing secrets and the waiting emails, and no record that values
 /// were bound.
-async fn rewrite_the_old_way(app: &TestApp) {
+pub(crate) async fn rewrite_the_old_way(app: &TestApp) {
     let master = STANDARD
         .decode(app.state.master_key.to_base64().as_str())
         .unwrap();
