@@ -1299,7 +1299,9 @@ async fn the_openapi_document_describes_every_endpoint() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_key_outcomes() {
-    let app = admin_app().await;
+    const METRICS_TOKEN: &str = "metrics-token-for-rest-tests";
+    let app = spawn_app_with(|s| s.metrics_token = Some(METRICS_TOKEN.into())).await;
+    app.signed_in_admin().await;
     let key = tenant_key(&app, "metered", "access", &[]).await;
     call(
         &app,
@@ -1321,7 +1323,12 @@ async fn metrics_count_requests_by_route_and_key_outcomes() {
         None,
     )
     .await;
-    let res = reqwest::get(app.url("/metrics")).await.unwrap();
+    let res = reqwest::Client::new()
+        .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
         res.headers()["content-type"]
