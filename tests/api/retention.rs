@@ -36,7 +36,8 @@ async fn attempts_of(app: &TestApp, endpoint_id: &str) -> i64 {
 async fn finished_messages_go_after_the_retention_and_unfinished_ones_stay() {
     let healthy = Receiver::start(vec![]).await;
     let failing = Receiver::start(vec![Reply::Status(500); 50]).await;
-    let app = spawn_app().await;
+    // The receivers are on loopback, which keyward refuses unless allowed.
+    let app = spawn_app_with(|s| s.webhook_allow_private = true).await;
     app.signed_in_admin().await;
     let (signing_key, _) = create_signing_key(&app, "Receiver").await;
     let delivered_to = add_endpoint(&app, &healthy.url(), &["key.created"], &signing_key).await;
