@@ -146,8 +146,8 @@ pub enum SealError {
     )]
     WrongKey,
     #[error(
-        "the value is not bound to its row (sealed the old way after every value was bound, so \
-         it was copied in); generate a new secret"
+        "the value is not bound to its row: it was sealed the old way after every value had been \
+         bound, so it was copied in; generate a new secret or send the email again"
     )]
     Unbound,
     #[error("the stored value is not a sealed value")]
