@@ -44,14 +44,37 @@ pub async fn purge(conn: &mut AnyConnection, before: i64) -> sqlx::Result<u64> {
     )
 }
 
-/// Takes one hit back from a bucket's window.
-pub async fn unhit(conn: &mut AnyConnection, bucket: &str, window_start: i64) -> sqlx::Result<()> {
+/// Takes `n` hits back from a bucket's window (never below zero).
+pub async fn unhit_n(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    window_start: i64,
+    n: i64,
+) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE rate_limits SET hits = hits - 1 WHERE bucket = $1 AND window_start = $2 AND hits > 0",
+        "UPDATE rate_limits SET hits = CASE WHEN hits > $3 THEN hits - $3 ELSE 0 END \
+         WHERE bucket = $1 AND window_start = $2",
     )
     .bind(bucket)
     .bind(window_start)
+    .bind(n)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// A bucket's windows (start, hits) that started at or after `since`, oldest first.
+pub async fn window_hits(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    since: i64,
+) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT window_start, hits FROM rate_limits WHERE bucket = $1 AND window_start >= $2 \
+         ORDER BY window_start",
+    )
+    .bind(bucket)
+    .bind(since)
+    .fetch_all(conn)
+    .await
 }

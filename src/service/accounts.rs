@@ -276,7 +276,10 @@ pub async fn sign_in(
         // Not this address's failure: it gets its attempts back.
         throttle::release(&mut conn, &client_bucket, SIGN_IN_PER_CLIENT, now).await?;
         throttle::release(&mut conn, &pair_bucket, SIGN_IN_PER_ACCOUNT_AND_CLIENT, now).await?;
-        if account.is_first_over() {
+        let marker = format!("signin:account-throttled:{email}");
+        if throttle::first_in_window(&mut conn, &marker, SIGN_IN_PER_ACCOUNT.window_secs, now)
+            .await?
+        {
             audit::record(
                 &mut conn,
                 now,
@@ -450,7 +453,9 @@ pub async fn change_password(
             now,
         )
         .await?;
-        if all.is_first_over() {
+        let marker = format!("password:user-throttled:{user_id}");
+        let window = PASSWORD_CHECK_PER_USER.window_secs;
+        if throttle::first_in_window(&mut conn, &marker, window, now).await? {
             let details = "throttled: wrong passwords from many addresses";
             audit::record(&mut conn, now, refused(details)).await?;
         }

@@ -1,4 +1,9 @@
-//! Fixed-window failure counters kept in the database, so every instance sees the same counts.
+//! Sliding-window failure counters kept in the database, so every instance sees the same counts.
+//! A window runs back from each attempt, not from the clock's quarter hour: failures are kept
+//! in slots of a fifteenth of the window, and an attempt counts every slot that began within
+//! the window before it (so a failure is remembered for at most one slot longer than the
+//! window, never shorter). Attempts refused as over the limit are not counted: whoever waits
+//! the `Retry-After` they were told gets their attempt.
 
 use sqlx::AnyConnection;
 
@@ -45,23 +50,16 @@ pub const PASSWORD_CHECK_PER_USER: Limit = Limit {
 /// One attempt counted in a bucket.
 #[derive(Debug, Clone, Copy)]
 pub struct Count {
-    /// Attempts in the window so far, this one included.
+    /// Attempts in the window so far, this one included when it was allowed.
     pub hits: i64,
-    /// Seconds until the window ends, when this attempt is over the limit.
+    /// Seconds until an attempt would be allowed again, when this one is over the limit.
     pub retry_after: Option<i64>,
-    max: i64,
 }
 
 impl Count {
     /// Whether this attempt is over the limit.
     pub fn is_over(&self) -> bool {
         self.retry_after.is_some()
-    }
-
-    /// Whether this is the first attempt over the limit in its window (exactly one attempt
-    /// is, however many race).
-    pub fn is_first_over(&self) -> bool {
-        self.hits == self.max + 1
     }
 }
 
@@ -80,13 +78,39 @@ pub fn address_group(ip: &str) -> String {
     }
 }
 
-fn window_start(now: i64, limit: Limit) -> i64 {
-    now - now.rem_euclid(limit.window_secs)
+/// The length of one slot of a window.
+fn slot_secs(limit: Limit) -> i64 {
+    (limit.window_secs / 15).max(1)
+}
+
+/// The start of the slot `now` falls in.
+fn slot_start(now: i64, limit: Limit) -> i64 {
+    now - now.rem_euclid(slot_secs(limit))
+}
+
+/// The earliest slot start still inside the window that ends at `now`.
+fn oldest_counted(now: i64, limit: Limit) -> i64 {
+    now - limit.window_secs - slot_secs(limit) + 1
+}
+
+/// Seconds until the oldest failures have left the window far enough for one more attempt:
+/// `slots` (start, hits), oldest first, hold at least `limit.max` failures.
+fn wait_for_room(slots: &[(i64, i64)], limit: Limit, now: i64) -> i64 {
+    let mut remaining: i64 = slots.iter().map(|(_, hits)| hits).sum();
+    let mut at = now;
+    for (start, hits) in slots {
+        if remaining < limit.max {
+            break;
+        }
+        remaining -= hits;
+        at = start + slot_secs(limit) + limit.window_secs;
+    }
+    (at - now).max(1)
 }
 
 /// Counts an attempt before it is checked and says whether it may go ahead: `None` while the
-/// bucket is within its limit, else the seconds until its window ends. Counting first means a
-/// burst of parallel attempts cannot all slip past a check made before any of them failed.
+/// bucket is within its limit, else the seconds to wait. Counting first means a burst of
+/// parallel attempts cannot all slip past a check made before any of them failed.
 pub async fn reserve(
     conn: &mut AnyConnection,
     bucket: &str,
@@ -97,19 +121,21 @@ pub async fn reserve(
 }
 
 /// Counts an attempt before it is checked, as [`reserve`] does, and tells how many there were.
+/// An attempt over the limit is taken back (refused attempts do not extend the wait).
 pub async fn count(
     conn: &mut AnyConnection,
     bucket: &str,
     limit: Limit,
     now: i64,
 ) -> sqlx::Result<Count> {
-    let start = window_start(now, limit);
-    let hits = rate_limits::hit(conn, bucket, start).await?;
-    Ok(Count {
-        hits,
-        retry_after: (hits > limit.max).then(|| start + limit.window_secs - now),
-        max: limit.max,
-    })
+    let verdicts = reserve_many(conn, bucket, limit, now, 1).await?;
+    let retry_after = verdicts.first().copied().flatten();
+    let hits = rate_limits::window_hits(conn, bucket, oldest_counted(now, limit))
+        .await?
+        .iter()
+        .map(|(_, h)| h)
+        .sum();
+    Ok(Count { hits, retry_after })
 }
 
 /// Marks `bucket` in the current window of `window_secs`: true for exactly one caller per
@@ -126,7 +152,8 @@ pub async fn first_in_window(
 }
 
 /// Counts `n` attempts in one go (a batch of failures from one client) and says, for each in
-/// order, whether it is over the limit: `Some(seconds until the window ends)` when it is.
+/// order, whether it is over the limit: `Some(seconds to wait)` when it is. Those over it are
+/// taken back.
 pub async fn reserve_many(
     conn: &mut AnyConnection,
     bucket: &str,
@@ -134,11 +161,21 @@ pub async fn reserve_many(
     now: i64,
     n: i64,
 ) -> sqlx::Result<Vec<Option<i64>>> {
-    let start = window_start(now, limit);
-    let total = rate_limits::hit_n(conn, bucket, start, n).await?;
-    let retry_after = start + limit.window_secs - now;
+    let slot = slot_start(now, limit);
+    rate_limits::hit_n(conn, bucket, slot, n).await?;
+    let mut slots = rate_limits::window_hits(conn, bucket, oldest_counted(now, limit)).await?;
+    let total: i64 = slots.iter().map(|(_, h)| h).sum();
+    let over = (total - limit.max).clamp(0, n);
+    if over == 0 {
+        return Ok(vec![None; n as usize]);
+    }
+    rate_limits::unhit_n(conn, bucket, slot, over).await?;
+    if let Some(current) = slots.iter_mut().find(|(start, _)| *start == slot) {
+        current.1 -= over;
+    }
+    let retry_after = wait_for_room(&slots, limit, now);
     Ok((1..=n)
-        .map(|k| (total - n + k > limit.max).then_some(retry_after))
+        .map(|k| (k > n - over).then_some(retry_after))
         .collect())
 }
 
@@ -149,7 +186,7 @@ pub async fn release(
     limit: Limit,
     now: i64,
 ) -> sqlx::Result<()> {
-    rate_limits::unhit(conn, bucket, window_start(now, limit)).await
+    rate_limits::unhit_n(conn, bucket, slot_start(now, limit), 1).await
 }
 
 /// Forgets a bucket's failures (after a success).
@@ -157,10 +194,10 @@ pub async fn reset(conn: &mut AnyConnection, bucket: &str) -> sqlx::Result<()> {
     rate_limits::clear(conn, bucket).await
 }
 
-/// Buckets known to be over their limit, each until its window ends, kept in memory. In a fixed
-/// window a bucket over its limit stays over it, so a further failure there changes nothing:
-/// whoever checks this first can answer 429 without counting (a database write) again. Only
-/// ever a shortcut: forgetting costs the next failure one write, which tells again.
+/// Buckets known to be over their limit, each until it has room again, kept in memory. Attempts
+/// over the limit are not counted, so until then a further failure there changes nothing:
+/// whoever checks this first can answer 429 without a database write. Only ever a shortcut:
+/// forgetting costs the next failure one write, which tells again.
 #[derive(Debug, Default)]
 pub struct KnownOver {
     ends: std::sync::Mutex<std::collections::HashMap<String, i64>>,
@@ -173,8 +210,9 @@ impl KnownOver {
     /// Seconds until the window ends, when `bucket` is known to be over `limit`.
     pub fn retry_after(&self, bucket: &str, limit: Limit, now: i64) -> Option<i64> {
         let ends = *self.lock().get(bucket)?;
-        // A window ends at most a window from now; anything else is stale (the clock moved).
-        (ends > now && ends - now <= limit.window_secs).then_some(ends - now)
+        // Room comes at most a window and a slot from now; anything else is stale (the clock
+        // moved).
+        (ends > now && ends - now <= limit.window_secs + slot_secs(limit)).then_some(ends - now)
     }
 
     /// Remembers that `bucket` is over its limit for `retry_after` more seconds.
@@ -200,14 +238,43 @@ impl KnownOver {
 mod tests {
     use super::*;
 
+    const QUARTER: Limit = Limit {
+        max: 5,
+        window_secs: 900,
+    };
+
     #[test]
-    fn windows_are_aligned() {
-        let l = Limit {
-            max: 1,
-            window_secs: 900,
+    fn slots_are_a_fifteenth_of_the_window() {
+        assert_eq!(slot_secs(QUARTER), 60);
+        assert_eq!(slot_start(1_859, QUARTER), 1_800);
+        assert_eq!(oldest_counted(1_859, QUARTER), 900);
+        let minute = Limit {
+            max: 30,
+            window_secs: 60,
         };
-        assert_eq!(window_start(1800, l), 1800);
-        assert_eq!(window_start(2699, l), 1800);
+        assert_eq!(slot_secs(minute), 4);
+    }
+
+    #[test]
+    fn room_comes_when_the_oldest_failures_leave_the_window() {
+        // Five failures at 04:28 (one slot): room at 04:28 + a slot + 15 minutes.
+        assert_eq!(
+            wait_for_room(&[(1_680, 5)], QUARTER, 1_700),
+            1_680 + 60 + 900 - 1_700
+        );
+        // Two slots: the older one leaving is enough to get under five.
+        assert_eq!(
+            wait_for_room(&[(1_000, 1), (1_600, 4)], QUARTER, 1_700),
+            1_000 + 960 - 1_700
+        );
+        assert_eq!(
+            wait_for_room(&[(1_000, 2), (1_600, 4)], QUARTER, 1_700),
+            1_000 + 960 - 1_700
+        );
+        assert_eq!(
+            wait_for_room(&[(1_000, 1), (1_600, 5)], QUARTER, 1_700),
+            1_600 + 960 - 1_700
+        );
     }
 
     #[test]

@@ -136,7 +136,8 @@ async fn repeated_failures_throttle_the_account_until_the_window_passes() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=900).contains(&retry), "{retry}");
+    // 15 minutes from the failures, rounded up to the minute they fell in.
+    assert!((900..=960).contains(&retry), "{retry}");
     assert_eq!(app.get("/my/keys").await.status, StatusCode::SEE_OTHER);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM audit_log WHERE details = 'throttled'")
@@ -145,6 +146,44 @@ async fn repeated_failures_throttle_the_account_until_the_window_passes() {
     );
 
     app.clock.advance(chrono::Duration::seconds(retry));
+    assert_eq!(
+        app.sign_in(ADMIN_EMAIL, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn the_window_runs_from_the_failures_not_from_the_quarter_hour() {
+    let app = spawn_app().await;
+    app.create_admin(ADMIN_EMAIL, "Ada", PASSWORD).await;
+    // Five failures at 04:28, two minutes before the clock's quarter hour.
+    let at =
+        |h, m, s| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 24, h, m, s).unwrap();
+    app.clock.set(at(4, 28, 0));
+    for _ in 0..5 {
+        assert_eq!(
+            app.sign_in(ADMIN_EMAIL, "wrong password here").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Past 04:30 the guesses are still refused: no five more in the next quarter hour.
+    for (m, s) in [(30, 11), (35, 0), (42, 59)] {
+        app.clock.set(at(4, m, s));
+        let page = app.sign_in(ADMIN_EMAIL, "another wrong guess").await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "04:{m}:{s}");
+        let retry: i64 = page.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            at(4, m, s).timestamp() + retry,
+            at(4, 44, 0).timestamp(),
+            "room comes 15 minutes after the minute of the failures"
+        );
+    }
+    // The refused guesses did not extend the wait: at 04:44 the right password works.
+    app.clock.set(at(4, 44, 0));
     assert_eq!(
         app.sign_in(ADMIN_EMAIL, PASSWORD).await.status,
         StatusCode::SEE_OTHER
