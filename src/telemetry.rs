@@ -1,5 +1,14 @@
 //! Structured logs: one span per request with method, path (never the query string, which may
 //! carry a one-time token), status and latency.
+//!
+//! What an operator sees at the default `info`: start-up, the background job, every server
+//! error (5xx, at ERROR) and every refusal of credentials or permission (401, 403, at INFO).
+//! Each ordinary request is a line only at `debug` (`KEYWARD_LOG=debug` is the access log): at
+//! `info` a busy instance would otherwise write a line per request (160 MB a minute under load).
+//! Throttled requests (429) are not logged one by one either: each throttled window is audited
+//! once and counted in `/metrics`. Malformed request heads, which actix logs at ERROR although
+//! they are the client's fault (answered 400), are silenced unless `KEYWARD_LOG` names
+//! `actix_http`.
 
 use std::time::Instant;
 
@@ -16,13 +25,24 @@ pub fn init<W>(filter: &str, ansi: bool, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(with_defaults(filter))
+        .unwrap_or_else(|_| EnvFilter::new(with_defaults("info")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
         .with_target(false)
         .with_ansi(ansi)
         .try_init();
+}
+
+/// The operator's filter, with client mistakes that actix logs as errors turned off unless the
+/// filter says something about actix's HTTP layer itself.
+fn with_defaults(filter: &str) -> String {
+    if filter.contains("actix_http") {
+        filter.to_string()
+    } else {
+        format!("{filter},actix_http::h1::dispatcher=off")
+    }
 }
 
 struct Started(Instant);
@@ -54,10 +74,24 @@ impl RootSpanBuilder for RequestSpan {
             .map(|t| t.elapsed().as_secs_f64() * 1000.0)
             .unwrap_or_default();
         let _guard = span.enter();
-        if status >= 500 {
-            tracing::error!(status, latency_ms, "request failed");
-        } else {
-            tracing::info!(status, latency_ms, "request finished");
+        match status {
+            500.. => tracing::error!(status, latency_ms, "request failed"),
+            401 | 403 => tracing::info!(status, latency_ms, "request refused"),
+            _ => tracing::debug!(status, latency_ms, "request finished"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_heads_are_silenced_unless_the_operator_asks_for_them() {
+        assert_eq!(with_defaults("info"), "info,actix_http::h1::dispatcher=off");
+        assert_eq!(
+            with_defaults("debug,actix_http=trace"),
+            "debug,actix_http=trace"
+        );
     }
 }

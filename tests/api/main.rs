@@ -18,6 +18,7 @@ mod exposure;
 mod frame;
 mod health;
 mod key_lookup;
+mod logging;
 mod keys;
 mod mail;
 mod people;
