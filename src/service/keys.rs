@@ -677,31 +677,29 @@ pub async fn update(
         .await?;
         changed = true;
     }
-    if !personal {
-        if old_groups != group_ids || old_roles != role_ids {
-            repo::set_groups(&mut tx, id, &group_ids).await?;
-            repo::set_roles(&mut tx, id, &role_ids).await?;
-            let details = format!(
-                "groups: {}; roles: {}",
-                describe(&group_ids),
-                describe(&role_ids)
-            );
-            audit::record(
-                &mut tx,
-                now,
-                entry(
-                    actor,
-                    "key.assignments_changed",
-                    id,
-                    name.as_str(),
-                    &details,
-                ),
-            )
+    if !personal && (old_groups != group_ids || old_roles != role_ids) {
+        repo::set_groups(&mut tx, id, &group_ids).await?;
+        repo::set_roles(&mut tx, id, &role_ids).await?;
+        let details = format!(
+            "groups: {}; roles: {}",
+            describe(&group_ids),
+            describe(&role_ids)
+        );
+        audit::record(
+            &mut tx,
+            now,
+            entry(
+                actor,
+                "key.assignments_changed",
+                id,
+                name.as_str(),
+                &details,
+            ),
+        )
+        .await?;
+        notify_assignment_change(&mut tx, &key, name.as_str(), &old_groups, &group_ids, now)
             .await?;
-            notify_assignment_change(&mut tx, &key, name.as_str(), &old_groups, &group_ids, now)
-                .await?;
-            changed = true;
-        }
+        changed = true;
     }
     if changed {
         repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
