@@ -91,6 +91,15 @@ pub struct SettingsArgs {
         global = true
     )]
     pub mail_max_attempts: u32,
+    /// The longest one SMTP conversation may take, in seconds (1–240; the lease on an email
+    /// is 300 s).
+    #[arg(
+        long,
+        env = "KEYWARD_SMTP_TIMEOUT_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub smtp_timeout_secs: u64,
     /// Delivery attempts before a webhook delivery is given up as failed.
     #[arg(
         long,
@@ -195,6 +204,8 @@ pub struct Settings {
     pub client_failure_limit: u32,
     pub job_interval_secs: u64,
     pub mail_max_attempts: u32,
+    /// The longest one SMTP conversation may take, in seconds.
+    pub smtp_timeout_secs: u64,
     pub webhook_max_attempts: u32,
     pub webhook_timeout_secs: u64,
     pub message_retention_days: u32,
@@ -229,6 +240,7 @@ impl std::fmt::Debug for Settings {
             client_failure_limit,
             job_interval_secs,
             mail_max_attempts,
+            smtp_timeout_secs,
             webhook_max_attempts,
             webhook_timeout_secs,
             message_retention_days,
@@ -255,6 +267,7 @@ impl std::fmt::Debug for Settings {
             .field("client_failure_limit", client_failure_limit)
             .field("job_interval_secs", job_interval_secs)
             .field("mail_max_attempts", mail_max_attempts)
+            .field("smtp_timeout_secs", smtp_timeout_secs)
             .field("webhook_max_attempts", webhook_max_attempts)
             .field("webhook_timeout_secs", webhook_timeout_secs)
             .field("message_retention_days", message_retention_days)
@@ -364,6 +377,12 @@ impl SettingsArgs {
                 "must be between 1 and 120",
             ));
         }
+        if !(1..=240).contains(&self.smtp_timeout_secs) {
+            return Err(config_error(
+                "KEYWARD_SMTP_TIMEOUT_SECS",
+                "must be between 1 and 240 (an email is leased to its sender for 300 seconds)",
+            ));
+        }
         if self.mail_max_attempts == 0 {
             return Err(config_error(
                 "KEYWARD_MAIL_MAX_ATTEMPTS",
@@ -417,6 +436,7 @@ impl SettingsArgs {
             client_failure_limit: self.client_failure_limit,
             job_interval_secs: self.job_interval_secs,
             mail_max_attempts: self.mail_max_attempts,
+            smtp_timeout_secs: self.smtp_timeout_secs,
             webhook_max_attempts: self.webhook_max_attempts,
             webhook_timeout_secs: self.webhook_timeout_secs,
             message_retention_days: self.message_retention_days,
@@ -505,6 +525,7 @@ impl Settings {
             client_failure_limit: 30,
             job_interval_secs: 60,
             mail_max_attempts: 8,
+            smtp_timeout_secs: 60,
             webhook_max_attempts: 8,
             webhook_timeout_secs: 10,
             message_retention_days: 90,

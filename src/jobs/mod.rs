@@ -49,6 +49,9 @@ pub struct Jobs {
     pub public_url: String,
     /// Attempts before an email is given up as failed.
     pub max_attempts: u32,
+    /// The longest one SMTP conversation may take (`KEYWARD_SMTP_TIMEOUT_SECS`), well inside
+    /// the lease on the email.
+    pub send_deadline: std::time::Duration,
     /// Sends webhooks: a timeout per request, no redirects, public receivers only unless allowed.
     pub http: reqwest::Client,
     /// Which receivers webhooks may reach (`KEYWARD_WEBHOOK_ALLOW_PRIVATE`).
@@ -83,6 +86,7 @@ impl Jobs {
             stages: settings.expiry_notice_days.clone(),
             public_url: settings.public_url.clone(),
             max_attempts: settings.mail_max_attempts,
+            send_deadline: std::time::Duration::from_secs(settings.smtp_timeout_secs),
             http: webhooks::http_client(webhook_timeout, webhook_rule)?,
             webhook_rule,
             webhook_timeout,
@@ -232,22 +236,26 @@ where
             return Ok(outcomes);
         }
         let mut progressed = false;
-        for chunk in ids.chunks(AT_ONCE) {
-            let mut running = tokio::task::JoinSet::new();
-            for id in chunk {
-                running.spawn(one(id.clone()));
+        // Up to AT_ONCE in flight, the next starting as soon as one ends: a stalled server
+        // connection holds one place until its deadline, never the others.
+        let mut waiting = ids.into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        for id in waiting.by_ref().take(AT_ONCE) {
+            running.spawn(one(id));
+        }
+        while let Some(joined) = running.join_next().await {
+            if let Some(id) = waiting.next() {
+                running.spawn(one(id));
             }
-            while let Some(joined) = running.join_next().await {
-                match joined? {
-                    Ok(Some(outcome)) => {
-                        progressed = true;
-                        outcomes.push(outcome);
-                    }
-                    Ok(None) => {}
-                    // One message's trouble (its endpoint deleted mid-send, a lost connection)
-                    // does not stop the others; its lease runs out and it is tried again.
-                    Err(e) => tracing::warn!(error = %e, "a message could not be handled"),
+            match joined? {
+                Ok(Some(outcome)) => {
+                    progressed = true;
+                    outcomes.push(outcome);
                 }
+                Ok(None) => {}
+                // One message's trouble (its endpoint deleted mid-send, a lost connection)
+                // does not stop the others; its lease runs out and it is tried again.
+                Err(e) => tracing::warn!(error = %e, "a message could not be handled"),
             }
         }
         if !progressed {

@@ -11,7 +11,8 @@ use crate::mail::Email;
 use crate::repo::outbox;
 use crate::repo::queue::{self, Queue};
 
-/// How long a claimed email is reserved for its sender; longer than the SMTP timeout.
+/// How long a claimed email is reserved for its sender: comfortably longer than the deadline of
+/// one SMTP conversation (`KEYWARD_SMTP_TIMEOUT_SECS`, at most 240 s).
 pub const LEASE_SECS: i64 = 300;
 /// Emails claimed per round.
 const ROUND: i64 = 50;
@@ -57,9 +58,10 @@ impl Jobs {
     async fn send_one(&self, id: &str) -> anyhow::Result<Option<Outcome>> {
         let now = self.clock.unix();
         let mut conn = self.pool.acquire().await?;
-        if !queue::claim(&mut conn, Queue::Outbox, id, now, now + LEASE_SECS).await? {
+        let Some(claim) = queue::claim(&mut conn, Queue::Outbox, id, now, now + LEASE_SECS).await?
+        else {
             return Ok(None);
-        }
+        };
         let Some(row) = outbox::find(&mut conn, id).await? else {
             return Ok(None);
         };
@@ -76,7 +78,9 @@ impl Jobs {
                 (Err(e), _) | (_, Err(e)) => {
                     let mut conn = self.pool.acquire().await?;
                     let message = format!("the body cannot be opened: {e}");
-                    outbox::mark_failed_attempt(&mut conn, id, &message, None).await?;
+                    if !outbox::mark_failed_attempt(&mut conn, id, &claim, &message, None).await? {
+                        return Ok(None);
+                    }
                     return Ok(Some(Outcome::Failed));
                 }
             }
@@ -89,27 +93,43 @@ impl Jobs {
             text,
             html,
         };
-        let result = self.mailer.deliver(&row.id, &email).await;
+        // The whole conversation has a deadline well inside the lease, so that no other sender
+        // takes the email over while this one may still deliver it.
+        let result = self
+            .mailer
+            .deliver(&row.id, &email, self.send_deadline)
+            .await;
         let done = self.clock.unix();
         let mut conn = self.pool.acquire().await?;
-        let outcome = match result {
-            Ok(response) => {
-                outbox::mark_sent(&mut conn, id, done, &response).await?;
-                Outcome::Sent
-            }
+        let (written, outcome) = match result {
+            Ok(response) => (
+                outbox::mark_sent(&mut conn, id, &claim, done, &response).await?,
+                Outcome::Sent,
+            ),
             Err(e) => {
                 let attempts = row.attempts + 1;
                 let give_up = e.permanent || attempts >= i64::from(self.max_attempts);
                 let retry_at = (!give_up).then(|| done + backoff(attempts));
-                outbox::mark_failed_attempt(&mut conn, id, &e.message, retry_at).await?;
                 tracing::warn!(email = %id, attempts, give_up, error = %e.message, "sending an email failed");
-                if give_up {
-                    Outcome::Failed
-                } else {
-                    Outcome::Retrying
-                }
+                let written =
+                    outbox::mark_failed_attempt(&mut conn, id, &claim, &e.message, retry_at)
+                        .await?;
+                (
+                    written,
+                    if give_up {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Retrying
+                    },
+                )
             }
         };
+        if !written {
+            // The lease ran out and another sender took the email over (or it was finished
+            // meanwhile): its outcome stands, this one is not recorded.
+            tracing::warn!(email = %id, "an email finished sending after its lease; its outcome was not recorded");
+            return Ok(None);
+        }
         Ok(Some(outcome))
     }
 }

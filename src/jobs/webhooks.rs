@@ -167,9 +167,11 @@ impl Jobs {
         let now = self.clock.unix();
         let mut conn = self.pool.acquire().await?;
         let lease_until = now + self.webhook_lease();
-        if !queue::claim(&mut conn, Queue::WebhookDeliveries, id, now, lease_until).await? {
+        let Some(claim) =
+            queue::claim(&mut conn, Queue::WebhookDeliveries, id, now, lease_until).await?
+        else {
             return Ok(None);
-        }
+        };
         let Some(d) = repo::find_to_send(&mut conn, id).await? else {
             return Ok(None);
         };
@@ -200,7 +202,9 @@ impl Jobs {
                     latency_ms: 0,
                     error: Some(&error),
                 };
-                repo::record_attempt(&mut conn, &attempt, false, None).await?;
+                if !repo::record_attempt(&mut conn, &attempt, &claim, false, None).await? {
+                    return Ok(None);
+                }
                 tracing::warn!(delivery = %id, error = %error, "a webhook could not be signed");
                 return Ok(Some(Outcome::Failed));
             }
@@ -250,8 +254,13 @@ impl Jobs {
             error: error.as_deref(),
         };
         let mut conn = self.pool.acquire().await?;
-        repo::record_attempt(&mut conn, &attempt, delivered, retry_at).await?;
         crate::repo::secret_keys::touch_used(&mut conn, &d.signing_key_id, done).await?;
+        if !repo::record_attempt(&mut conn, &attempt, &claim, delivered, retry_at).await? {
+            // Our lease ran out and another sender took the delivery over (or it was
+            // finished meanwhile): its outcome stands.
+            tracing::warn!(delivery = %id, "a webhook attempt finished after its lease; its outcome was not recorded");
+            return Ok(None);
+        }
         Ok(Some(if delivered {
             Outcome::Delivered
         } else if give_up {

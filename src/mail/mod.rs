@@ -57,12 +57,23 @@ pub struct Mailer {
 enum Transport {
     Files(AsyncFileTransport<Tokio1Executor>),
     Smtp {
-        inner: AsyncSmtpTransport<Tokio1Executor>,
+        /// The pool of connections in use, replaced by a fresh one when a conversation was cut
+        /// off (see [`Mailer::deliver`]).
+        inner: std::sync::Arc<std::sync::RwLock<AsyncSmtpTransport<Tokio1Executor>>>,
+        url: secrecy::SecretString,
         label: String,
     },
 }
 
-/// How long one SMTP conversation may take before it counts as a failure.
+fn smtp_transport(url: &str) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .map_err(|e| anyhow::anyhow!("KEYWARD_SMTP_URL: {e}"))?
+        .timeout(Some(SMTP_TIMEOUT))
+        .build())
+}
+
+/// lettre's own limit on connecting and on each read and write. It does not bound a server
+/// that sits on an answer, so [`Mailer::deliver`] puts a deadline on the whole conversation.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Mailer {
@@ -88,11 +99,12 @@ impl Mailer {
                         .port()
                         .map_or_else(|| "default".into(), |p| p.to_string())
                 );
-                let inner = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| anyhow::anyhow!("KEYWARD_SMTP_URL: {e}"))?
-                    .timeout(Some(SMTP_TIMEOUT))
-                    .build();
-                Transport::Smtp { inner, label }
+                let inner = std::sync::Arc::new(std::sync::RwLock::new(smtp_transport(url)?));
+                Transport::Smtp {
+                    inner,
+                    url: url.to_string().into(),
+                    label,
+                }
             }
             None => {
                 std::fs::create_dir_all(&dir)?;
@@ -120,8 +132,38 @@ impl Mailer {
     }
 
     /// Delivers one email, with `message_id` as its Message-ID so that a receiver can tell a
-    /// retried message from a new one. Returns the server's answer.
-    pub async fn deliver(&self, message_id: &str, email: &Email) -> Result<String, DeliveryError> {
+    /// retried message from a new one, within `deadline` for the whole conversation (connect,
+    /// greeting, every command and the answer to the data). Returns the server's answer.
+    ///
+    /// A conversation cut off at its deadline leaves its connection mid-command; lettre would
+    /// hand it to the next email, so the connection pool is replaced by a fresh one.
+    pub async fn deliver(
+        &self,
+        message_id: &str,
+        email: &Email,
+        deadline: Duration,
+    ) -> Result<String, DeliveryError> {
+        match tokio::time::timeout(deadline, self.converse(message_id, email)).await {
+            Ok(result) => result,
+            Err(_) => {
+                if let Transport::Smtp { inner, url, .. } = &self.transport
+                    && let Ok(fresh) = smtp_transport(secrecy::ExposeSecret::expose_secret(url))
+                    && let Ok(mut current) = inner.write()
+                {
+                    *current = fresh;
+                }
+                Err(DeliveryError {
+                    permanent: false,
+                    message: format!(
+                        "the mail server did not finish the conversation within {} seconds",
+                        deadline.as_secs()
+                    ),
+                })
+            }
+        }
+    }
+
+    async fn converse(&self, message_id: &str, email: &Email) -> Result<String, DeliveryError> {
         let permanent = |message: String| DeliveryError {
             permanent: true,
             message,
@@ -153,17 +195,23 @@ impl Mailer {
                     permanent: false,
                     message: e.to_string(),
                 }),
-            Transport::Smtp { inner, .. } => match inner.send(message).await {
-                Ok(response) => Ok(format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                )),
-                Err(e) => Err(DeliveryError {
-                    permanent: e.is_permanent(),
-                    message: e.to_string(),
-                }),
-            },
+            Transport::Smtp { inner, .. } => {
+                let transport = inner
+                    .read()
+                    .map(|t| t.clone())
+                    .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+                match transport.send(message).await {
+                    Ok(response) => Ok(format!(
+                        "{} {}",
+                        response.code(),
+                        response.message().collect::<Vec<_>>().join(" ")
+                    )),
+                    Err(e) => Err(DeliveryError {
+                        permanent: e.is_permanent(),
+                        message: e.to_string(),
+                    }),
+                }
+            }
         }
     }
 }

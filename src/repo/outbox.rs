@@ -94,47 +94,57 @@ pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Out
 
 /// Marks a claimed email sent. Sealed bodies are emptied: what they carried was for the
 /// recipient only.
+/// Written only under the claim `claim` of a row still queued: false when the lease ran out and
+/// another sender took the email over, or it is finished (a finished row never changes again).
 pub async fn mark_sent(
     conn: &mut AnyConnection,
     id: &str,
+    claim: &str,
     now: i64,
     response: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
         "UPDATE outbox SET state = 'sent', sent_at = $1, server_response = $2, \
-         attempts = attempts + 1, lease_until = NULL, last_error = NULL, \
+         attempts = attempts + 1, lease_until = NULL, lease_token = NULL, last_error = NULL, \
          body_text = CASE WHEN sealed = 1 THEN '' ELSE body_text END, \
          body_html = CASE WHEN sealed = 1 THEN '' ELSE body_html END \
-         WHERE id = $3",
+         WHERE id = $3 AND lease_token = $4 AND state = 'queued'",
     )
     .bind(now)
     .bind(response)
     .bind(id)
+    .bind(claim)
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
-/// Records a failed attempt: due again at `retry_at`, or failed for good when `None`.
+/// Records a failed attempt: due again at `retry_at`, or failed for good when `None`. Like
+/// [`mark_sent`], only under the current claim and while queued; false otherwise.
 pub async fn mark_failed_attempt(
     conn: &mut AnyConnection,
     id: &str,
+    claim: &str,
     error: &str,
     retry_at: Option<i64>,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
         "UPDATE outbox SET attempts = attempts + 1, last_error = $1, lease_until = NULL, \
+         lease_token = NULL, \
          state = CASE WHEN $2 = 1 THEN 'queued' ELSE 'failed' END, \
          next_attempt_at = CASE WHEN $2 = 1 THEN $3 ELSE next_attempt_at END \
-         WHERE id = $4",
+         WHERE id = $4 AND lease_token = $5 AND state = 'queued'",
     )
     .bind(error)
     .bind(i64::from(retry_at.is_some()))
     .bind(retry_at.unwrap_or(0))
     .bind(id)
+    .bind(claim)
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// Puts a failed email back in the queue, due now; false unless it had failed.

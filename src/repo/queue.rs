@@ -38,26 +38,30 @@ pub async fn due(
     .await
 }
 
-/// Takes a row for sending until `lease_until`; false when another sender has it.
+/// Takes a row for sending until `lease_until`: the claim's fencing token, or `None` when
+/// another sender has it. Outcomes are written only with the token of the current claim.
 pub async fn claim(
     conn: &mut AnyConnection,
     queue: Queue,
     id: &str,
     now: i64,
     lease_until: i64,
-) -> sqlx::Result<bool> {
-    Ok(sqlx::query(AssertSqlSafe(format!(
-        "UPDATE {} SET lease_until = $1 WHERE id = $2 AND state = 'queued' \
+) -> sqlx::Result<Option<String>> {
+    let token = crate::repo::new_id("lease");
+    let claimed = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {} SET lease_until = $1, lease_token = $4 WHERE id = $2 AND state = 'queued' \
          AND (lease_until IS NULL OR lease_until < $3)",
         queue.table()
     )))
     .bind(lease_until)
     .bind(id)
     .bind(now)
+    .bind(&token)
     .execute(conn)
     .await?
     .rows_affected()
-        == 1)
+        == 1;
+    Ok(claimed.then_some(token))
 }
 
 /// Rows queued before `before` whose sending is over (sent or delivered, failed, cancelled),

@@ -210,13 +210,16 @@ pub struct Attempt<'a> {
 }
 
 /// Writes an attempt to the log and the delivery's outcome: delivered, due again at
-/// `retry_at`, or failed for good.
+/// `retry_at`, or failed for good. The attempt is logged whatever happens (it was made); the
+/// outcome only under the claim `claim` of a delivery still queued: false when the lease ran
+/// out and another sender took it over, or it is finished.
 pub async fn record_attempt(
     conn: &mut AnyConnection,
     a: &Attempt<'_>,
+    claim: &str,
     delivered: bool,
     retry_at: Option<i64>,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     sqlx::query(
         "INSERT INTO webhook_attempts \
          (delivery_id, endpoint_id, attempted_at, status, latency_ms, error) \
@@ -237,11 +240,12 @@ pub async fn record_attempt(
     } else {
         "failed"
     };
-    sqlx::query(
+    Ok(sqlx::query(
         "UPDATE webhook_deliveries SET attempts = attempts + 1, state = $1, lease_until = NULL, \
-         last_status = $2, last_error = $3, \
+         lease_token = NULL, last_status = $2, last_error = $3, \
          next_attempt_at = CASE WHEN $4 = 1 THEN $5 ELSE next_attempt_at END, \
-         delivered_at = CASE WHEN $6 = 1 THEN $7 ELSE delivered_at END WHERE id = $8",
+         delivered_at = CASE WHEN $6 = 1 THEN $7 ELSE delivered_at END \
+         WHERE id = $8 AND lease_token = $9 AND state = 'queued'",
     )
     .bind(state)
     .bind(a.status)
@@ -251,16 +255,18 @@ pub async fn record_attempt(
     .bind(i64::from(delivered))
     .bind(a.at)
     .bind(a.delivery_id)
+    .bind(claim)
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// Ends a delivery that will not be sent, with the reason.
 pub async fn cancel(conn: &mut AnyConnection, id: &str, reason: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE webhook_deliveries SET state = 'cancelled', lease_until = NULL, last_error = $1 \
-         WHERE id = $2",
+        "UPDATE webhook_deliveries SET state = 'cancelled', lease_until = NULL, \
+         lease_token = NULL, last_error = $1 WHERE id = $2 AND state = 'queued'",
     )
     .bind(reason)
     .bind(id)

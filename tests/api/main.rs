@@ -12,6 +12,7 @@ mod audit;
 mod authz;
 mod cli;
 mod csrf;
+mod delivery;
 mod edge;
 mod expiry;
 mod exposure;

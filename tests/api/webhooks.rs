@@ -252,6 +252,7 @@ async fn nothing_is_lost_across_a_restart() {
         keyward::repo::queue::claim(&mut conn, Queue::WebhookDeliveries, &leased, now, now + 120)
             .await
             .unwrap()
+            .is_some()
     );
     drop(conn);
 

@@ -18,6 +18,19 @@ pub enum Mode {
     /// Accept `n` messages in all, then never answer the end of the next one's data (on
     /// connections opened in this mode, also after the mode changes).
     StallAfter(usize),
+    /// The first `n` connections opened stall once at `step` until [`SmtpServer::release`],
+    /// then go on normally (a released stall at the data reply accepts the message, as a slow
+    /// server that had queued it would); later connections do not stall.
+    StallFirst(Step, usize),
+}
+
+/// A point of the conversation where the server can sit on its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Greeting,
+    Mail,
+    Rcpt,
+    DataReply,
 }
 
 /// A message the server accepted.
@@ -46,6 +59,8 @@ impl Received {
 struct Inner {
     mode: Mode,
     accepted: Vec<Received>,
+    /// Connections opened so far.
+    connections: usize,
 }
 
 /// A running server; stopped when dropped.
@@ -54,6 +69,8 @@ pub struct SmtpServer {
     inner: Arc<Mutex<Inner>>,
     /// Notified when the server starts stalling on a message.
     pub stalled: Arc<Notify>,
+    /// Wakes every stalled conversation.
+    released: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -72,18 +89,21 @@ impl SmtpServer {
         let inner = Arc::new(Mutex::new(Inner {
             mode,
             accepted: Vec::new(),
+            connections: 0,
         }));
         let stalled = Arc::new(Notify::new());
-        let (i, s) = (inner.clone(), stalled.clone());
+        let released = Arc::new(Notify::new());
+        let (i, s, r) = (inner.clone(), stalled.clone(), released.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(converse(stream, i.clone(), s.clone()));
+                tokio::spawn(converse(stream, i.clone(), s.clone(), r.clone()));
             }
         });
         SmtpServer {
             port,
             inner,
             stalled,
+            released,
             task,
         }
     }
@@ -96,6 +116,11 @@ impl SmtpServer {
     /// Changes how the server answers from now on.
     pub fn set_mode(&self, mode: Mode) {
         self.inner.lock().unwrap().mode = mode;
+    }
+
+    /// Lets every conversation stalled so far go on.
+    pub fn release(&self) {
+        self.released.notify_waiters();
     }
 
     /// Every message accepted so far.
@@ -116,7 +141,12 @@ pub async fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-async fn converse(stream: TcpStream, inner: Arc<Mutex<Inner>>, stalled: Arc<Notify>) {
+async fn converse(
+    stream: TcpStream,
+    inner: Arc<Mutex<Inner>>,
+    stalled: Arc<Notify>,
+    released: Arc<Notify>,
+) {
     // Answers go out at once, as a real server's do (no Nagle delay against delayed ACKs).
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
@@ -124,6 +154,25 @@ async fn converse(stream: TcpStream, inner: Arc<Mutex<Inner>>, stalled: Arc<Noti
     let say = async |w: &mut tokio::net::tcp::OwnedWriteHalf, text: &str| {
         w.write_all(text.as_bytes()).await.is_ok()
     };
+    // Where this connection stalls, once.
+    let mut stall_at = {
+        let mut inner = inner.lock().unwrap();
+        inner.connections += 1;
+        match inner.mode {
+            Mode::StallFirst(step, n) if inner.connections <= n => Some(step),
+            _ => None,
+        }
+    };
+    // Sits on the answer at `step` (when this connection stalls there) until released.
+    let mut hold = async |step: Step| {
+        if stall_at == Some(step) {
+            stall_at = None;
+            let woken = released.notified();
+            stalled.notify_one();
+            woken.await;
+        }
+    };
+    hold(Step::Greeting).await;
     if !say(&mut write, "220 localhost test ESMTP\r\n").await {
         return;
     }
@@ -149,6 +198,7 @@ async fn converse(stream: TcpStream, inner: Arc<Mutex<Inner>>, stalled: Arc<Noti
             (from, to) = (String::new(), Vec::new());
             "250 OK\r\n".to_string()
         } else if upper.starts_with("MAIL FROM:") {
+            hold(Step::Mail).await;
             if mode == Mode::TempFail {
                 "451 4.3.0 Mailbox busy, try again later\r\n".to_string()
             } else {
@@ -156,6 +206,7 @@ async fn converse(stream: TcpStream, inner: Arc<Mutex<Inner>>, stalled: Arc<Noti
                 "250 OK\r\n".to_string()
             }
         } else if upper.starts_with("RCPT TO:") {
+            hold(Step::Rcpt).await;
             to.push(line[8..].trim().trim_matches(['<', '>']).to_string());
             "250 OK\r\n".to_string()
         } else if upper.starts_with("DATA") {
@@ -173,6 +224,7 @@ async fn converse(stream: TcpStream, inner: Arc<Mutex<Inner>>, stalled: Arc<Noti
                 }
                 data.push_str(l.strip_prefix('.').unwrap_or(&l));
             }
+            hold(Step::DataReply).await;
             let stall = {
                 let mut inner = inner.lock().unwrap();
                 let limit = match inner.mode {

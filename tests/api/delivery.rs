@@ -1,0 +1,187 @@
+//! A mail server that stalls (issue 13): one stalled conversation holds up only its own email,
+//! at any step of the conversation; the conversation has a deadline inside the lease; an
+//! outcome that comes after the lease ran out is not recorded over the newer one, and a finished
+//! row never changes again.
+
+use std::collections::HashSet;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+
+use crate::common::smtp::{Mode, SmtpServer, Step};
+use crate::common::{TestApp, UnixNow, spawn_app_with};
+use crate::mail::invite;
+
+async fn app_on(url: String, deadline_secs: u64) -> TestApp {
+    let app = spawn_app_with(move |s| {
+        s.smtp_url = Some(url.into());
+        s.smtp_timeout_secs = deadline_secs;
+    })
+    .await;
+    app.signed_in_admin().await;
+    app
+}
+
+/// Waits (for an event, bounded) until `check` holds.
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    tokio::time::timeout(StdDuration::from_secs(20), async {
+        while !check().await {
+            tokio::time::sleep(StdDuration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}"));
+}
+
+#[tokio::test]
+async fn a_stall_at_any_step_holds_up_only_its_own_email() {
+    for step in [Step::Greeting, Step::Mail, Step::Rcpt, Step::DataReply] {
+        let server = SmtpServer::start(Mode::StallFirst(step, 1)).await;
+        let app = app_on(server.url(), 2).await;
+        for i in 0..5 {
+            invite(&app, &format!("User {i}"), &format!("user{i}@example.com")).await;
+        }
+        let jobs = app.state.jobs.clone();
+        let pass = tokio::spawn(async move { jobs.send_due().await });
+        tokio::time::timeout(StdDuration::from_secs(20), server.stalled.notified())
+            .await
+            .unwrap_or_else(|_| panic!("{step:?}: the server stalls"));
+        // While one conversation hangs, the other four are delivered.
+        until(
+            &format!("{step:?}: the others go out meanwhile"),
+            async || server.accepted().len() == 4,
+        )
+        .await;
+        assert!(
+            !pass.is_finished(),
+            "{step:?}: the stalled one is still open"
+        );
+        // The deadline ends the stalled conversation: a failed attempt, to be retried.
+        let sent = pass.await.unwrap().unwrap();
+        assert_eq!((sent.sent, sent.retrying), (4, 1), "{step:?}");
+        let (state, attempts, error): (String, i64, String) =
+            sqlx::query_as("SELECT state, attempts, last_error FROM outbox WHERE state <> 'sent'")
+                .fetch_one(&app.state.pool)
+                .await
+                .unwrap();
+        assert_eq!((state.as_str(), attempts), ("queued", 1), "{step:?}");
+        assert!(
+            error.contains("did not finish the conversation within 2 seconds"),
+            "{step:?}: {error}"
+        );
+        // Its retry goes out; every email arrived exactly once.
+        app.clock.advance(Duration::seconds(30));
+        assert_eq!(app.state.jobs.send_due().await.unwrap().sent, 1, "{step:?}");
+        let got = server.accepted();
+        let ids: HashSet<String> = got.iter().map(|m| m.message_id()).collect();
+        assert_eq!((got.len(), ids.len()), (5, 5), "{step:?}");
+        server.release();
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_after_the_lease_ran_out_is_not_recorded_over_the_newer_one() {
+    // The first connection sits on its answer to the data; the deadline is long, as a
+    // misconfigured one would be.
+    let server = SmtpServer::start(Mode::StallFirst(Step::DataReply, 1)).await;
+    let app = app_on(server.url(), 240).await;
+    invite(&app, "Grace Hopper", "grace@example.com").await;
+    let stuck = app.state.jobs.clone();
+    let first = tokio::spawn(async move { stuck.send_due().await });
+    tokio::time::timeout(StdDuration::from_secs(20), server.stalled.notified())
+        .await
+        .expect("the first sender's conversation stalls");
+
+    // The lease runs out; another instance's sender takes the email over and sends it.
+    app.clock
+        .advance(Duration::seconds(keyward::jobs::sender::LEASE_SECS + 1));
+    let pool = keyward::db::connect(&app.database_url).await.unwrap();
+    let second = keyward::jobs::Jobs::from_settings(
+        pool,
+        app.clock.clone(),
+        &app.state.vault,
+        &app.state.settings,
+    )
+    .unwrap();
+    assert_eq!(second.send_due().await.unwrap().sent, 1);
+    let after_second: (String, i64, String) =
+        sqlx::query_as("SELECT state, attempts, server_response FROM outbox")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!((after_second.0.as_str(), after_second.1), ("sent", 1));
+
+    // Now the first conversation ends too (the slow server accepts it after all): its
+    // outcome is not written over the row that is already sent.
+    server.release();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.sent, 0, "the late outcome is not counted");
+    let after_first: (String, i64, String) =
+        sqlx::query_as("SELECT state, attempts, server_response FROM outbox")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        after_first, after_second,
+        "one send recorded, the row untouched"
+    );
+    // The slow server did take it twice: that is the at-least-once edge, and both copies
+    // carry one Message-ID for the receiver to drop the second.
+    let got = server.accepted();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].message_id(), got[1].message_id());
+}
+
+#[tokio::test]
+async fn a_finished_email_is_never_changed_by_a_stale_claim() {
+    let server = SmtpServer::start(Mode::Accept).await;
+    let app = app_on(server.url(), 5).await;
+    invite(&app, "Grace Hopper", "grace@example.com").await;
+    let mut conn = app.state.pool.acquire().await.unwrap();
+    let now = app.clock.unix_now();
+    let id: String = sqlx::query_scalar("SELECT id FROM outbox")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    use keyward::repo::queue::{Queue, claim};
+    let stale = claim(&mut conn, Queue::Outbox, &id, now, now + 300)
+        .await
+        .unwrap()
+        .expect("claimed");
+    // A second claim is refused while the lease runs; after it, a new claim fences the old.
+    assert!(
+        claim(&mut conn, Queue::Outbox, &id, now, now + 300)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let fresh = claim(&mut conn, Queue::Outbox, &id, now + 301, now + 601)
+        .await
+        .unwrap()
+        .expect("claimed after the lease");
+    use keyward::repo::outbox::{mark_failed_attempt, mark_sent};
+    assert!(
+        !mark_sent(&mut conn, &id, &stale, now, "250 stale")
+            .await
+            .unwrap()
+    );
+    assert!(
+        mark_sent(&mut conn, &id, &fresh, now, "250 fresh")
+            .await
+            .unwrap()
+    );
+    // Sent is final: neither claim can turn it back into a queued or failed email.
+    for token in [&stale, &fresh] {
+        assert!(
+            !mark_failed_attempt(&mut conn, &id, token, "late failure", Some(now + 60))
+                .await
+                .unwrap()
+        );
+    }
+    let row: (String, i64, String) =
+        sqlx::query_as("SELECT state, attempts, server_response FROM outbox")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(row, ("sent".into(), 1, "250 fresh".into()));
+}
