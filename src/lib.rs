@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod edge;
 pub mod error;
+pub mod files;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;

@@ -73,7 +73,8 @@ pub struct Prepared {
 pub async fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     let backend = Backend::of_url(&settings.database_url);
     if backend == Backend::Sqlite || settings.master_key.is_none() {
-        std::fs::create_dir_all(&settings.data_dir)?;
+        let sqlite = crate::files::sqlite_path(&settings.database_url);
+        crate::files::secure_data_dir(&settings.data_dir, sqlite.as_deref())?;
     }
     let mut master_key =
         MasterKey::load_or_create(settings.master_key.as_ref(), &settings.data_dir)?;

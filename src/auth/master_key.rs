@@ -71,7 +71,7 @@ impl MasterKey {
                 Self::from_base64(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir)?;
+                crate::files::private_dir(data_dir)?;
                 let key = Self::generate();
                 write_private(&path, &Zeroizing::new(format!("{}\n", *key.to_base64())))?;
                 tracing::info!(path = %path.display(), "created a new master key file");

@@ -168,21 +168,20 @@ pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
         .unwrap_or(false)
 }
 
+/// The SQLite file's directory (private when keyward creates it) and the file itself, created
+/// readable by keyward's account only before SQLite opens it: SQLite gives the WAL and
+/// shared-memory files the database file's mode.
 fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
-    let path = url
-        .trim_start_matches("sqlite:")
-        .trim_start_matches("//")
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
+    let Some(path) = crate::files::sqlite_path(url) else {
         return Ok(());
-    }
-    if let Some(parent) = std::path::Path::new(path).parent()
+    };
+    if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
+        && !parent.exists()
     {
-        std::fs::create_dir_all(parent)?;
+        crate::files::private_dir(parent)?;
     }
+    crate::files::create_private_file(&path)?;
     Ok(())
 }
 

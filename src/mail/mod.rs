@@ -107,7 +107,7 @@ impl Mailer {
                 }
             }
             None => {
-                std::fs::create_dir_all(&dir)?;
+                crate::files::private_dir(&dir)?;
                 Transport::Files(AsyncFileTransport::<Tokio1Executor>::new(&dir))
             }
         };
@@ -190,7 +190,10 @@ impl Mailer {
             Transport::Files(files) => files
                 .send(message)
                 .await
-                .map(|id| format!("written as {id}.eml"))
+                .map(|id| {
+                    crate::files::made_private(&self.dir.join(format!("{id}.eml")));
+                    format!("written as {id}.eml")
+                })
                 .map_err(|e| DeliveryError {
                     permanent: false,
                     message: e.to_string(),

@@ -15,6 +15,7 @@ mod csrf;
 mod delivery;
 mod edge;
 mod expiry;
+mod files;
 mod exposure;
 mod frame;
 mod health;
