@@ -128,14 +128,11 @@ pub async fn count(
     limit: Limit,
     now: i64,
 ) -> sqlx::Result<Count> {
-    let verdicts = reserve_many(conn, bucket, limit, now, 1).await?;
-    let retry_after = verdicts.first().copied().flatten();
-    let hits = rate_limits::window_hits(conn, bucket, oldest_counted(now, limit))
-        .await?
-        .iter()
-        .map(|(_, h)| h)
-        .sum();
-    Ok(Count { hits, retry_after })
+    let (verdicts, hits) = reserve_counted(conn, bucket, limit, now, 1).await?;
+    Ok(Count {
+        hits,
+        retry_after: verdicts.first().copied().flatten(),
+    })
 }
 
 /// Marks `bucket` in the current window of `window_secs`: true for exactly one caller per
@@ -154,6 +151,11 @@ pub async fn first_in_window(
 /// Counts `n` attempts in one go (a batch of failures from one client) and says, for each in
 /// order, whether it is over the limit: `Some(seconds to wait)` when it is. Those over it are
 /// taken back.
+///
+/// The earlier slots of the window are read first and the current slot is counted up with one
+/// atomic statement that returns its new total: attempts racing in one slot each see a distinct
+/// total, so exactly as many pass as the limit leaves room for (an attempt over the limit is
+/// only ever counted once the limit is full, and is taken back).
 pub async fn reserve_many(
     conn: &mut AnyConnection,
     bucket: &str,
@@ -161,22 +163,33 @@ pub async fn reserve_many(
     now: i64,
     n: i64,
 ) -> sqlx::Result<Vec<Option<i64>>> {
+    Ok(reserve_counted(conn, bucket, limit, now, n).await?.0)
+}
+
+/// [`reserve_many`], also telling the attempts in the window afterwards.
+async fn reserve_counted(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    limit: Limit,
+    now: i64,
+    n: i64,
+) -> sqlx::Result<(Vec<Option<i64>>, i64)> {
     let slot = slot_start(now, limit);
-    rate_limits::hit_n(conn, bucket, slot, n).await?;
     let mut slots = rate_limits::window_hits(conn, bucket, oldest_counted(now, limit)).await?;
-    let total: i64 = slots.iter().map(|(_, h)| h).sum();
-    let over = (total - limit.max).clamp(0, n);
+    slots.retain(|(start, _)| *start < slot);
+    let earlier: i64 = slots.iter().map(|(_, h)| h).sum();
+    let current = rate_limits::hit_n(conn, bucket, slot, n).await?;
+    let over = (earlier + current - limit.max).clamp(0, n);
     if over == 0 {
-        return Ok(vec![None; n as usize]);
+        return Ok((vec![None; n as usize], earlier + current));
     }
     rate_limits::unhit_n(conn, bucket, slot, over).await?;
-    if let Some(current) = slots.iter_mut().find(|(start, _)| *start == slot) {
-        current.1 -= over;
-    }
+    slots.push((slot, current - over));
     let retry_after = wait_for_room(&slots, limit, now);
-    Ok((1..=n)
+    let verdicts = (1..=n)
         .map(|k| (k > n - over).then_some(retry_after))
-        .collect())
+        .collect();
+    Ok((verdicts, earlier + current - over))
 }
 
 /// Gives back an attempt that succeeded, so that successes never use up the limit.
