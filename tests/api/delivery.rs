@@ -185,3 +185,87 @@ async fn a_finished_email_is_never_changed_by_a_stale_claim() {
             .unwrap();
     assert_eq!(row, ("sent".into(), 1, "250 fresh".into()));
 }
+
+#[tokio::test]
+async fn a_webhook_delivery_takes_only_the_current_claims_outcome() {
+    let app = crate::webhooks::spawn_receiving_app().await;
+    app.signed_in_admin().await;
+    let (key_id, _) = crate::secret_keys::create_signing_key(&app, "Receiver").await;
+    crate::webhooks::add_endpoint(&app, "http://127.0.0.1:9/hook", &["key.created"], &key_id).await;
+    crate::webhooks::add_key(&app, "ci").await;
+    let (id, endpoint): (String, String) =
+        sqlx::query_as("SELECT id, endpoint_id FROM webhook_deliveries")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+    let now = app.clock.unix_now();
+    let mut conn = app.state.pool.acquire().await.unwrap();
+    use keyward::repo::queue::{Queue, claim};
+    use keyward::repo::webhooks::{Attempt, record_attempt};
+    let stale = claim(&mut conn, Queue::WebhookDeliveries, &id, now, now + 60)
+        .await
+        .unwrap()
+        .unwrap();
+    let fresh = claim(
+        &mut conn,
+        Queue::WebhookDeliveries,
+        &id,
+        now + 61,
+        now + 121,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let attempt = |status: i64, error: Option<&'static str>| Attempt {
+        delivery_id: &id,
+        endpoint_id: &endpoint,
+        at: now,
+        status: Some(status),
+        latency_ms: 5,
+        error,
+    };
+    assert!(
+        !record_attempt(
+            &mut conn,
+            &attempt(500, Some("late")),
+            &stale,
+            false,
+            Some(now + 30)
+        )
+        .await
+        .unwrap(),
+        "a claim whose lease ran out writes no outcome"
+    );
+    assert!(
+        record_attempt(&mut conn, &attempt(204, None), &fresh, true, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !record_attempt(
+            &mut conn,
+            &attempt(500, Some("later")),
+            &fresh,
+            false,
+            Some(now + 30)
+        )
+        .await
+        .unwrap(),
+        "a delivered row never reopens"
+    );
+    let row: (String, i64, Option<i64>) =
+        sqlx::query_as("SELECT state, attempts, last_status FROM webhook_deliveries WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(row, ("delivered".into(), 1, Some(204)));
+    // Every attempt made is in the delivery log, the late ones too.
+    let logged: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_attempts WHERE delivery_id = $1")
+            .bind(&id)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(logged, 3);
+}
