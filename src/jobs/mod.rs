@@ -218,9 +218,11 @@ impl Jobs {
 /// Messages handled at the same time: each waits mostly on the far side.
 const AT_ONCE: usize = 8;
 
-/// Runs `one` on every ID `due` names, a few at a time, round after round, until nothing is
-/// due or everything due is held by another sender (`one` answers `None` for those). Returns
-/// what each handled message came to.
+/// Runs `one` on every ID `due` names, a few at a time, until nothing due is left that this
+/// pass has not handled yet (`one` answers `None` for a message another sender holds). Up to
+/// AT_ONCE are in flight and the next starts as soon as one ends; when the IDs in hand run out,
+/// `due` is asked again at once, so a stalled server connection holds one place until its
+/// deadline and never the messages behind it. Returns what each handled message came to.
 async fn in_rounds<K, Due, DueFut, One, OneFut>(due: Due, one: One) -> anyhow::Result<Vec<K>>
 where
     Due: Fn() -> DueFut,
@@ -230,36 +232,37 @@ where
     K: Send + 'static,
 {
     let mut outcomes = Vec::new();
+    // Each message once per pass: one tried and due again (or held by a dead sender's lease
+    // that ran out meanwhile) waits for the next pass.
+    let mut seen = std::collections::HashSet::new();
+    let mut waiting = std::collections::VecDeque::new();
+    let mut running = tokio::task::JoinSet::new();
+    let mut exhausted = false;
     loop {
-        let ids = due().await?;
-        if ids.is_empty() {
-            return Ok(outcomes);
-        }
-        let mut progressed = false;
-        // Up to AT_ONCE in flight, the next starting as soon as one ends: a stalled server
-        // connection holds one place until its deadline, never the others.
-        let mut waiting = ids.into_iter();
-        let mut running = tokio::task::JoinSet::new();
-        for id in waiting.by_ref().take(AT_ONCE) {
-            running.spawn(one(id));
-        }
-        while let Some(joined) = running.join_next().await {
-            if let Some(id) = waiting.next() {
+        while running.len() < AT_ONCE {
+            if let Some(id) = waiting.pop_front() {
                 running.spawn(one(id));
-            }
-            match joined? {
-                Ok(Some(outcome)) => {
-                    progressed = true;
-                    outcomes.push(outcome);
-                }
-                Ok(None) => {}
-                // One message's trouble (its endpoint deleted mid-send, a lost connection)
-                // does not stop the others; its lease runs out and it is tried again.
-                Err(e) => tracing::warn!(error = %e, "a message could not be handled"),
+            } else if !exhausted {
+                let fresh: Vec<String> = due()
+                    .await?
+                    .into_iter()
+                    .filter(|id| seen.insert(id.clone()))
+                    .collect();
+                exhausted = fresh.is_empty();
+                waiting.extend(fresh);
+            } else {
+                break;
             }
         }
-        if !progressed {
+        let Some(joined) = running.join_next().await else {
             return Ok(outcomes);
+        };
+        match joined? {
+            Ok(Some(outcome)) => outcomes.push(outcome),
+            Ok(None) => {}
+            // One message's trouble (its endpoint deleted mid-send, a lost connection) does
+            // not stop the others; its lease runs out and it is tried again.
+            Err(e) => tracing::warn!(error = %e, "a message could not be handled"),
         }
     }
 }

@@ -269,3 +269,30 @@ async fn a_webhook_delivery_takes_only_the_current_claims_outcome() {
             .unwrap();
     assert_eq!(logged, 3);
 }
+
+#[tokio::test]
+async fn a_stalled_conversation_does_not_hold_up_the_emails_behind_it() {
+    // More emails than one claim round (50): the ones behind the stalled one go out too.
+    let server = SmtpServer::start(Mode::StallFirst(Step::DataReply, 1)).await;
+    let app = app_on(server.url(), 60).await;
+    for i in 0..60 {
+        invite(&app, &format!("User {i}"), &format!("user{i}@example.com")).await;
+    }
+    let jobs = app.state.jobs.clone();
+    let pass = tokio::spawn(async move { jobs.send_due().await });
+    tokio::time::timeout(StdDuration::from_secs(20), server.stalled.notified())
+        .await
+        .expect("the server stalls");
+    until(
+        "the 59 others go out while one conversation hangs",
+        async || server.accepted().len() == 59,
+    )
+    .await;
+    assert!(!pass.is_finished());
+    // The slow server answers at last: all 60 are sent, each once.
+    server.release();
+    let sent = pass.await.unwrap().unwrap();
+    assert_eq!(sent.sent, 60);
+    let ids: HashSet<String> = server.accepted().iter().map(|m| m.message_id()).collect();
+    assert_eq!(ids.len(), 60);
+}
