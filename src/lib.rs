@@ -6,7 +6,6 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod edge;
 pub mod error;
 pub mod files;
 pub mod jobs;

@@ -24,7 +24,6 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::error::AppError;
-use crate::startup::AppState;
 
 const SESSION_KEY: &str = "csrf";
 /// The form field that carries the token.
@@ -58,14 +57,36 @@ pub fn anonymous_cookie_name(secure: bool) -> &'static str {
     }
 }
 
-fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, AppError> {
-    req.app_data::<web::Data<AppState>>()
-        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("application state missing")))
+/// What signing and checking anonymous forms' tokens needs, kept as application data: the key
+/// (derived from the master key), whether cookies are `Secure`, and the clock.
+pub struct FormTokens {
+    key: secrecy::zeroize::Zeroizing<[u8; 32]>,
+    secure: bool,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
-fn anonymous_mac(state: &AppState, nonce: &str, issued_at: i64) -> [u8; 32] {
-    let key = state.master_key.derive(ANONYMOUS_KEY_LABEL);
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key[..])
+impl FormTokens {
+    /// The tokens of an application with this master key, cookie setting and clock.
+    pub fn new(
+        master_key: &crate::auth::master_key::MasterKey,
+        secure: bool,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        Self {
+            key: master_key.derive(ANONYMOUS_KEY_LABEL),
+            secure,
+            clock,
+        }
+    }
+}
+
+fn app_state(req: &HttpRequest) -> Result<&web::Data<FormTokens>, AppError> {
+    req.app_data::<web::Data<FormTokens>>()
+        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("form token keys missing")))
+}
+
+fn anonymous_mac(state: &FormTokens, nonce: &str, issued_at: i64) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&state.key[..])
         .expect("HMAC takes a key of any length");
     mac.update(nonce.as_bytes());
     mac.update(b".");
@@ -100,7 +121,7 @@ impl AnonymousToken {
     /// A fresh token for `req`.
     pub fn issue(req: &HttpRequest) -> Result<Self, AppError> {
         let state = app_state(req)?;
-        let secure = state.settings.secure_cookies();
+        let secure = state.secure;
         let nonce = presented_nonce(req, secure).unwrap_or_else(|| {
             let mut bytes = [0u8; 32];
             rand::fill(&mut bytes);
@@ -145,7 +166,7 @@ pub fn anonymous_matches(req: &HttpRequest, presented: &str) -> bool {
     let Ok(state) = app_state(req) else {
         return false;
     };
-    let Some(nonce) = presented_nonce(req, state.settings.secure_cookies()) else {
+    let Some(nonce) = presented_nonce(req, state.secure) else {
         return false;
     };
     let Some((issued_at, mac)) = presented.split_once('.') else {

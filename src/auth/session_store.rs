@@ -68,28 +68,6 @@ fn store_error(e: sqlx::Error) -> anyhow::Error {
     }
 }
 
-/// Middleware around the session middleware: a session that could not be loaded or saved
-/// because the database is unreachable is answered like any other request that needs it, with
-/// a 503 and `Retry-After` (the API's JSON error under `/api/`, else the console's page), not
-/// an empty 500.
-pub async fn unavailable_as_503(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let api = req.path().starts_with("/api/");
-    next.call(req).await.map_err(|e| {
-        if e.to_string() != StoreUnavailable.to_string() {
-            return e;
-        }
-        let unavailable = crate::error::AppError::Unavailable(anyhow::Error::new(StoreUnavailable));
-        if api {
-            crate::api::ApiError::from(unavailable).into()
-        } else {
-            unavailable.into()
-        }
-    })
-}
-
 fn expiry(now: i64, ttl: &Duration) -> i64 {
     now.saturating_add(ttl.whole_seconds())
 }

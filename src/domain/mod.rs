@@ -1,11 +1,13 @@
 //! Pure types and rules, no I/O: each `parse` returns the value or a message for the person who typed it.
 
+mod actor;
 mod email;
 mod key;
 mod password;
 mod permission;
 mod text;
 
+pub use actor::Actor;
 pub use email::Email;
 pub use key::{BridgeClientId, KeyId, KeyName, KeyType, SECRET_LEN, Secret, is_system_key_name};
 pub use password::{NewPassword, PASSWORD_MAX, PASSWORD_MIN};

@@ -36,6 +36,20 @@ pub struct Pass {
     pub webhooks_failed: usize,
 }
 
+impl Pass {
+    /// The messages this pass handled, as (channel, outcome, how many), for the metrics.
+    pub fn message_counts(&self) -> [(&'static str, &'static str, usize); 6] {
+        [
+            ("email", "sent", self.emails_sent),
+            ("email", "retrying", self.emails_retrying),
+            ("email", "failed", self.emails_failed),
+            ("webhook", "delivered", self.webhooks_delivered),
+            ("webhook", "retrying", self.webhooks_retrying),
+            ("webhook", "failed", self.webhooks_failed),
+        ]
+    }
+}
+
 /// Everything the job needs; cheap to clone.
 #[derive(Clone)]
 pub struct Jobs {
@@ -205,7 +219,7 @@ impl Jobs {
                     .with_label_values(&[if full { "pass" } else { "send" }, outcome])
                     .inc();
                 if let Ok(p) = &result {
-                    m.count_messages(p);
+                    m.count_messages(&p.message_counts());
                 }
             }
             if let Err(e) = result {

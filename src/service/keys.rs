@@ -28,38 +28,8 @@ pub const GRACE_PERIODS: [i64; 3] = [3600, 86_400, 7 * 86_400];
 /// The latest expiry accepted: the end of 2099.
 const LATEST_EXPIRY: i64 = 4_102_444_799;
 
-/// Who is acting, and from where.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub user_id: String,
-    pub label: String,
-    pub is_admin: bool,
-    /// What the actor may do (`keys:read`, `keys:write`, …): a person's roles through their
-    /// groups, or a calling key's effective permissions.
-    pub permissions: Vec<String>,
-    pub client_ip: String,
-    /// The key making the request, when a program acts through the API.
-    pub acting_key: Option<String>,
-    /// Whether that key was presented with its replaced secret (inside the grace period):
-    /// such a request may read, never change (see `grants`).
-    pub previous_secret: bool,
-}
-
-impl Actor {
-    /// Whether the actor holds a permission.
-    pub fn may(&self, permission: Permission) -> bool {
-        self.permissions.iter().any(|p| p == permission.as_str())
-    }
-
-    /// Refuses (`Forbidden`) unless the actor holds a permission.
-    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
-        if self.may(permission) {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden)
-        }
-    }
-}
+/// Who is acting (defined below service, where the request edge builds it).
+pub use crate::domain::Actor;
 
 /// Where a request manages keys from: every key of the tenant (administrators), or the actor's
 /// own personal keys.

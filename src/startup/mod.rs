@@ -24,6 +24,8 @@ use crate::service::bootstrap;
 use crate::telemetry::RequestSpan;
 use crate::web as console;
 
+pub mod edge;
+
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "keyward_session";
 
@@ -251,6 +253,17 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
         actix_web::cookie::time::Duration::minutes(i64::from(state.settings.session_idle_mins));
     let secure = state.settings.secure_cookies();
     let store = DbSessionStore::new(state.pool.clone(), state.clock.clone());
+    let metrics = web::Data::new(state.metrics.clone());
+    let form_tokens = web::Data::new(csrf::FormTokens::new(
+        &state.master_key,
+        secure,
+        state.clock.clone(),
+    ));
+    let metrics_token = state
+        .settings
+        .metrics_token
+        .clone()
+        .map(|t| web::Data::new(crate::metrics::MetricsToken(t)));
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(store.clone(), cookie_key.clone())
             .cookie_name(SESSION_COOKIE.to_string())
@@ -266,23 +279,24 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .build();
         App::new()
             .app_data(state.clone())
+            .app_data(metrics.clone())
+            .app_data(form_tokens.clone())
             .app_data(console::form_config())
             .app_data(console::query_config())
-            .app_data(crate::edge::payload_config())
+            .app_data(edge::payload_config())
             .app_data(web::Data::new(console::Transport { https: secure }))
             .wrap(middleware::from_fn(csrf::guard))
-            .wrap(middleware::from_fn(crate::edge::refuse_nul))
+            .wrap(middleware::from_fn(edge::refuse_nul))
             .wrap(session)
-            .wrap(middleware::from_fn(
-                crate::auth::session_store::unavailable_as_503,
-            ))
+            .wrap(middleware::from_fn(edge::unavailable_as_503))
             .wrap(middleware::from_fn(console::security_headers))
             .wrap(middleware::from_fn(crate::metrics::record))
             .wrap(TracingLogger::<RequestSpan>::new())
             .configure(|cfg| {
                 // Without a token the path does not exist here: an ordinary 404 page.
-                if state.settings.metrics_token.is_some() {
-                    cfg.route("/metrics", web::get().to(crate::metrics::endpoint));
+                if let Some(token) = &metrics_token {
+                    cfg.app_data(token.clone())
+                        .route("/metrics", web::get().to(crate::metrics::endpoint));
                 }
             })
             .configure(crate::api::routes)

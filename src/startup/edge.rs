@@ -189,6 +189,30 @@ fn too_large(req: &HttpRequest) -> actix_web::HttpResponse {
     }
 }
 
+/// Middleware around the session middleware: a session that could not be loaded or saved
+/// because the database is unreachable is answered like any other request that needs it, with
+/// a 503 and `Retry-After` (the API's JSON error under `/api/`, else the console's page), not
+/// an empty 500.
+pub async fn unavailable_as_503(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let api = req.path().starts_with("/api/");
+    next.call(req).await.map_err(|e| {
+        if e.to_string() != crate::auth::session_store::StoreUnavailable.to_string() {
+            return e;
+        }
+        let unavailable = crate::error::AppError::Unavailable(anyhow::Error::new(
+            crate::auth::session_store::StoreUnavailable,
+        ));
+        if api {
+            crate::api::ApiError::from(unavailable).into()
+        } else {
+            unavailable.into()
+        }
+    })
+}
+
 /// The body limit the edge reads with, for the application's payload configuration.
 pub fn payload_config() -> web::PayloadConfig {
     web::PayloadConfig::new(BODY_LIMIT)
