@@ -20,6 +20,9 @@ pub enum AppError {
     /// Signed in, but not allowed.
     #[error("forbidden")]
     Forbidden,
+    /// Signed in, but without the permission this needs (SPEC §7); the answer names it.
+    #[error("missing the {0} permission")]
+    MissingPermission(crate::domain::Permission),
     /// Not allowed, with a message that says why (a rule of who may do what, not a missing
     /// permission).
     #[error("{0}")]
@@ -57,7 +60,10 @@ impl AppError {
         match self {
             AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::NotFound | AppError::Gone(_) => StatusCode::NOT_FOUND,
-            AppError::Forbidden | AppError::Denied(_) | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden
+            | AppError::MissingPermission(_)
+            | AppError::Denied(_)
+            | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::SignInRequired { .. } => StatusCode::SEE_OTHER,

@@ -133,6 +133,11 @@ impl From<AppError> for ApiError {
                 "forbidden",
                 "The calling key lacks the permission this needs.",
             ),
+            AppError::MissingPermission(permission) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("The calling key lacks the {permission} permission this needs."),
+            ),
             AppError::Denied(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             AppError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             AppError::Unauthorized | AppError::SignInRequired { .. } | AppError::Csrf => {

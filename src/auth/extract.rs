@@ -1,5 +1,6 @@
-//! Who is asking. A handler that takes `CurrentUser` runs only for a signed-in, active user; one
-//! that takes `AdminUser` only for a member of Administrators: the type is the permission check.
+//! Who is asking. A handler that takes `CurrentUser` runs only for a signed-in, active user. What
+//! that person may open is decided by their permissions, as for an API key: the console's
+//! `web::granted::Granted<P>` is obtained only by holding `P`.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -25,7 +26,10 @@ pub struct CurrentUser {
     pub id: String,
     pub name: String,
     pub email: String,
+    /// Member of the built-in Administrators group: only the grant rules of SPEC §11 ask this
+    /// (who gives Tenant Administrator or Administrators); pages decide by `permissions`.
     pub is_admin: bool,
+    /// The union of the permissions of the person's roles, through their groups.
     pub permissions: Vec<String>,
     pub unread_notifications: i64,
     /// The session's CSRF token, for the forms on the page (sign-out is on every page).
@@ -47,18 +51,17 @@ impl CurrentUser {
             previous_secret: false,
         }
     }
-}
 
-/// A signed-in member of the built-in Administrators group.
-#[derive(Debug, Clone)]
-pub struct AdminUser(pub CurrentUser);
-
-impl std::ops::Deref for AdminUser {
-    type Target = CurrentUser;
-    fn deref(&self) -> &CurrentUser {
-        &self.0
+    /// Whether the person holds a permission, decided as for an API key (`Actor::may`).
+    pub fn may(&self, permission: crate::domain::Permission) -> bool {
+        self.actor().may(permission)
     }
 }
+
+/// Unused: the console decides by permission (`web::granted::Granted`), never by membership of
+/// Administrators. Kept only for the re-export in `auth/mod.rs`; it is no extractor.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub CurrentUser);
 
 /// The address of the client: the TCP peer, or, when the peer is one of
 /// `KEYWARD_TRUSTED_PROXIES`, the address its forwarding headers name (see
@@ -262,23 +265,5 @@ impl FromRequest for CurrentUser {
         let req = req.clone();
         let session = req.get_session();
         Box::pin(load_current_user(req, session))
-    }
-}
-
-impl FromRequest for AdminUser {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let session = req.get_session();
-        Box::pin(async move {
-            let user = load_current_user(req, session).await?;
-            if user.is_admin {
-                Ok(AdminUser(user))
-            } else {
-                Err(AppError::Forbidden)
-            }
-        })
     }
 }

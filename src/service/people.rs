@@ -23,11 +23,61 @@ use crate::service::{FieldErrors, FormError};
 /// How long an invitation link works.
 pub const INVITATION_TTL_SECS: i64 = 7 * 86_400;
 
-fn require_admin(actor: &Actor) -> Result<(), AppError> {
-    if actor.is_admin {
+/// Adds a message for each group among `added` that the actor may not give a person (SPEC §11:
+/// only groups whose permissions the actor holds; Administrators only by administrators), and
+/// refuses taking anyone out of Administrators unless the actor is an administrator.
+async fn check_group_grants(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    added: &[&String],
+    removed: &[&String],
+    field: &'static str,
+    errors: &mut FieldErrors,
+) -> Result<(), AppError> {
+    if removed.iter().any(|g| g.as_str() == ADMINISTRATORS) && !actor.is_admin {
+        errors.add(
+            field,
+            "Only an administrator can take someone out of the Administrators group.",
+        );
+    }
+    if added.is_empty() {
+        return Ok(());
+    }
+    let groups: Vec<(String, String)> = repo::groups::list(conn)
+        .await?
+        .into_iter()
+        .filter(|g| added.contains(&&g.id))
+        .map(|g| (g.id, g.name))
+        .collect();
+    let map = repo::keys::load_access_map(conn).await?;
+    for (_, message) in crate::service::grants::refused_grants(&map, actor, &[], &groups) {
+        errors.add(field, message);
+    }
+    Ok(())
+}
+
+/// Refuses acting on a person who may do more than the actor (disabling or enabling them):
+/// holding `users:write` does not make anyone the keeper of an administrator's account.
+async fn require_holds_theirs(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    user: &repo::users::UserRow,
+) -> Result<(), AppError> {
+    let theirs = repo::roles::user_permissions(conn, &user.id).await?;
+    let lacking: Vec<&str> = theirs
+        .iter()
+        .filter(|p| !actor.permissions.contains(p))
+        .map(String::as_str)
+        .collect();
+    if lacking.is_empty() {
         Ok(())
     } else {
-        Err(AppError::Forbidden)
+        Err(AppError::Denied(format!(
+            "{} may do more than you may ({}); only someone who holds all of their permissions \
+             can disable or enable them.",
+            user.name,
+            lacking.join(", ")
+        )))
     }
 }
 
@@ -97,7 +147,7 @@ pub async fn invite(
     actor: &Actor,
     input: NewUser,
 ) -> Result<Invitation, FormError> {
-    require_admin(actor)?;
+    actor.require(Permission::UsersWrite)?;
     let now = clock.unix();
     let mut errors = FieldErrors::default();
     let name = PersonName::parse(&input.name)
@@ -115,6 +165,8 @@ pub async fn invite(
             "One of the chosen groups no longer exists. Choose again.",
         );
     }
+    let given: Vec<&String> = groups.iter().collect();
+    check_group_grants(&mut tx, actor, &given, &[], "groups", &mut errors).await?;
     let (Some(name), Some(email), true) = (name, email, errors.is_empty()) else {
         return Err(FormError::Invalid(errors));
     };
@@ -164,7 +216,7 @@ pub async fn reinvite(
     actor: &Actor,
     user_id: &str,
 ) -> Result<Invitation, AppError> {
-    require_admin(actor)?;
+    actor.require(Permission::UsersWrite)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
     let user = repo::users::find(&mut tx, user_id)
@@ -305,7 +357,7 @@ pub async fn set_active(
     user_id: &str,
     active: bool,
 ) -> Result<(), AppError> {
-    require_admin(actor)?;
+    actor.require(Permission::UsersWrite)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
     lock_administrators(&mut tx).await?;
@@ -315,6 +367,7 @@ pub async fn set_active(
     if (user.active == 1) == active {
         return Ok(());
     }
+    require_holds_theirs(&mut tx, actor, &user).await?;
     if !active {
         if user.id == actor.user_id {
             return Err(AppError::Conflict(
@@ -394,7 +447,7 @@ pub async fn set_user_groups(
     user_id: &str,
     group_ids: &[String],
 ) -> Result<(), FormError> {
-    require_admin(actor)?;
+    actor.require(Permission::UsersWrite)?;
     let now = clock.unix();
     let wanted: BTreeSet<String> = chosen(group_ids).into_iter().collect();
     let mut tx = begin_write(pool).await?;
@@ -418,6 +471,12 @@ pub async fn set_user_groups(
             .await?
             .into_iter()
             .collect();
+    let added: Vec<&String> = wanted.difference(&current).collect();
+    let removed: Vec<&String> = current.difference(&wanted).collect();
+    check_group_grants(&mut tx, actor, &added, &removed, "groups", &mut errors).await?;
+    if !errors.is_empty() {
+        return Err(FormError::Invalid(errors));
+    }
     if current.contains(ADMINISTRATORS)
         && !wanted.contains(ADMINISTRATORS)
         && user.active == 1
@@ -530,7 +589,7 @@ pub async fn create_group(
     actor: &Actor,
     input: GroupInput,
 ) -> Result<String, FormError> {
-    require_admin(actor)?;
+    actor.require(Permission::GroupsWrite)?;
     let now = clock.unix();
     let mut errors = FieldErrors::default();
     let text = parse_group_text(&input, &mut errors);
@@ -590,7 +649,7 @@ pub async fn update_group(
     group_id: &str,
     input: GroupInput,
 ) -> Result<(), FormError> {
-    require_admin(actor)?;
+    actor.require(Permission::GroupsWrite)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
     lock_administrators(&mut tx).await?;
@@ -630,6 +689,29 @@ pub async fn update_group(
         &mut errors,
     )
     .await?;
+    let current_members: BTreeSet<String> =
+        sqlx::query_scalar::<_, String>("SELECT user_id FROM group_members WHERE group_id = $1")
+            .bind(group_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    // Adding people gives them the group's permissions; taking them out of Administrators
+    // is for administrators.
+    let this = group_id.to_string();
+    let (added, removed): (Vec<&String>, Vec<&String>) = (
+        members
+            .difference(&current_members)
+            .take(1)
+            .map(|_| &this)
+            .collect(),
+        current_members
+            .difference(&members)
+            .take(1)
+            .map(|_| &this)
+            .collect(),
+    );
+    check_group_grants(&mut tx, actor, &added, &removed, "members", &mut errors).await?;
     if builtin {
         roles = current_roles.clone();
         if let Some((name, _)) = &text
@@ -664,13 +746,6 @@ pub async fn update_group(
     let (Some((name, description)), true) = (text, errors.is_empty()) else {
         return Err(FormError::Invalid(errors));
     };
-    let current_members: BTreeSet<String> =
-        sqlx::query_scalar::<_, String>("SELECT user_id FROM group_members WHERE group_id = $1")
-            .bind(group_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
     let renamed = sqlx::query("UPDATE user_groups SET name = $1, description = $2 WHERE id = $3")
         .bind(&name)
         .bind(&description)
@@ -744,7 +819,7 @@ pub async fn delete_group(
     actor: &Actor,
     group_id: &str,
 ) -> Result<String, AppError> {
-    require_admin(actor)?;
+    actor.require(Permission::GroupsWrite)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
     let group = repo::groups::find(&mut tx, group_id)
@@ -834,7 +909,7 @@ pub async fn create_role(
     actor: &Actor,
     input: RoleInput,
 ) -> Result<String, FormError> {
-    require_admin(actor)?;
+    actor.require(Permission::RolesWrite)?;
     let now = clock.unix();
     let mut errors = FieldErrors::default();
     let parsed = parse_role(&input, &mut errors);
@@ -887,7 +962,7 @@ pub async fn update_role(
     role_id: &str,
     input: RoleInput,
 ) -> Result<(), FormError> {
-    require_admin(actor)?;
+    actor.require(Permission::RolesWrite)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
     let role = repo::roles::find(&mut tx, role_id)
@@ -965,7 +1040,7 @@ pub async fn delete_role(
     actor: &Actor,
     role_id: &str,
 ) -> Result<String, AppError> {
-    require_admin(actor)?;
+    actor.require(Permission::RolesWrite)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
     let role = repo::roles::find(&mut tx, role_id)

@@ -9,7 +9,6 @@ use askama::Template;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::auth::AdminUser;
 use crate::error::AppError;
 use crate::repo::secret_keys::{BRIDGE, SecretKeyRow};
 use crate::repo::webhooks as hooks_repo;
@@ -17,6 +16,7 @@ use crate::service::secret_keys::{self, GeneratedSecret, Tools};
 use crate::service::webhooks::{self, AddressRule, EndpointInput, EventType};
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
+use crate::web::granted::{ConfigWrite, Granted};
 use crate::web::keys::no_store;
 use crate::web::pages::When;
 use crate::web::{Frame, html, see_other};
@@ -156,7 +156,7 @@ fn tools(state: &AppState) -> Tools<'_> {
 
 /// GET /configuration/api-access
 pub async fn page(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     q: web::Query<Notice>,
 ) -> Result<HttpResponse, AppError> {
@@ -221,7 +221,7 @@ struct NewKeyPage {
 }
 
 /// GET the form for a new webhook signing key.
-pub async fn new_key_form(user: AdminUser) -> HttpResponse {
+pub async fn new_key_form(user: Granted<ConfigWrite>) -> HttpResponse {
     html(
         StatusCode::OK,
         NewKeyPage {
@@ -256,7 +256,7 @@ struct GeneratedView {
 }
 
 fn value_page(
-    user: &AdminUser,
+    user: &Granted<ConfigWrite>,
     state: &AppState,
     g: GeneratedSecret,
     created: bool,
@@ -281,7 +281,7 @@ fn value_page(
 
 /// POST a new webhook signing key: its value, shown once.
 pub async fn create_key(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     form: web::Form<NameForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -317,7 +317,7 @@ fn once_key(id: &str) -> String {
 /// GET the warning to read before a new secret is generated. Its OK carries a one-time token,
 /// so that reloading the value page cannot generate (and silently replace) another secret.
 pub async fn generate_warning(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<String>,
@@ -347,7 +347,7 @@ pub struct OnceForm {
 /// POST (OK on the warning): a new secret, shown once; the old one stops at once. A second
 /// POST of the same warning (a reload) shows nothing and changes nothing.
 pub async fn generate(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<String>,
@@ -377,7 +377,7 @@ struct DeleteKeyPage {
 
 /// GET the confirmation before a signing key is deleted.
 pub async fn delete_key_confirm(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -396,7 +396,7 @@ pub async fn delete_key_confirm(
 
 /// POST: deletes a signing key no endpoint uses.
 pub async fn delete_key(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -499,7 +499,7 @@ struct NewEndpointPage {
 
 /// GET the form for a new endpoint: every event, enabled, the only signing key preselected.
 pub async fn new_endpoint_form(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let keys = signing_keys(&state).await?;
@@ -526,7 +526,7 @@ pub async fn new_endpoint_form(
 
 /// POST a new endpoint.
 pub async fn create_endpoint(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -620,7 +620,7 @@ pub struct EndpointNotice {
 const LOG_ROWS: i64 = 50;
 
 async fn endpoint_view(
-    user: &AdminUser,
+    user: &Granted<ConfigWrite>,
     state: &AppState,
     id: &str,
     edited: Option<EndpointForm>,
@@ -689,7 +689,7 @@ async fn endpoint_view(
 
 /// GET an endpoint: its settings, the test button and its delivery log.
 pub async fn endpoint_page(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<EndpointNotice>,
@@ -715,7 +715,7 @@ pub async fn endpoint_page(
 
 /// POST changes to an endpoint.
 pub async fn update_endpoint(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Bytes,
@@ -743,7 +743,7 @@ pub async fn update_endpoint(
 
 /// POST: queues a test event for the endpoint and sends it at once.
 pub async fn send_test(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -757,7 +757,7 @@ pub async fn send_test(
 
 /// POST: sends a failed delivery again.
 pub async fn redeliver(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
@@ -789,7 +789,7 @@ struct DeleteEndpointPage {
 
 /// GET the confirmation before an endpoint is deleted.
 pub async fn delete_endpoint_confirm(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -807,7 +807,7 @@ pub async fn delete_endpoint_confirm(
 
 /// POST: deletes an endpoint with its deliveries.
 pub async fn delete_endpoint(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {

@@ -87,7 +87,15 @@ impl ResponseError for AppError {
             AppError::Forbidden => page(
                 StatusCode::FORBIDDEN,
                 "You do not have access to this page",
-                "This page is for administrators. Ask a member of the Administrators group if you need access.",
+                "Your roles do not allow this. Ask an administrator if you need access.",
+            ),
+            AppError::MissingPermission(permission) => page(
+                StatusCode::FORBIDDEN,
+                "You do not have access to this page",
+                format!(
+                    "You need the {permission} permission for this. Ask an administrator if you \
+                     need access."
+                ),
             ),
             AppError::Denied(message) => page(
                 StatusCode::FORBIDDEN,

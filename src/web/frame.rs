@@ -1,5 +1,5 @@
-//! What the page frame (top bar, menus) needs: the signed-in user, the unread count, the
-//! CSRF token for the sign-out form, and which section is current.
+//! What the page frame (top bar, menus) needs: the signed-in user, what they may open, the
+//! unread count, the CSRF token for the sign-out form, and which section is current.
 
 use crate::auth::CurrentUser;
 use crate::web::asset_url;
@@ -8,7 +8,8 @@ use crate::web::asset_url;
 pub struct Frame {
     pub user_name: String,
     pub user_email: String,
-    pub is_admin: bool,
+    /// The person's permissions (the union of their roles), to show only what they may open.
+    pub permissions: Vec<String>,
     pub unread: i64,
     pub csrf: String,
     /// The current section, for `aria-current`: "keys", "users", "api-access", "my-keys", …
@@ -24,13 +25,31 @@ impl Frame {
         Self {
             user_name: user.name.clone(),
             user_email: user.email.clone(),
-            is_admin: user.is_admin,
+            permissions: user.permissions.clone(),
             unread: user.unread_notifications,
             csrf: user.csrf.clone(),
             section,
             css: asset_url("app.css"),
             js: asset_url("app.js"),
             icon: asset_url("favicon.svg"),
+        }
+    }
+
+    /// Whether the person holds a permission (`"keys:write"`): the menu and the controls that
+    /// change things show only when it is held. The handlers check the same permission.
+    pub fn may(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
+    /// Where "Users and keys" in the menu leads: the Access keys tab for those who may see
+    /// keys, else the Users tab; `None` when they may see neither.
+    pub fn users_and_keys(&self) -> Option<&'static str> {
+        if self.may("keys:read") {
+            Some("/user-access/keys")
+        } else if self.may("users:read") {
+            Some("/user-access/users")
+        } else {
+            None
         }
     }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::clock::{format_utc, relative};
-use crate::domain::{KeyType, is_system_key_name};
+use crate::domain::{KeyType, Permission, is_system_key_name};
 use crate::error::AppError;
 use crate::repo;
 use crate::repo::keys::{KeyRow, ListFilter, SortKey};
@@ -19,6 +19,7 @@ use crate::service::keys::{
 };
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
+use crate::web::granted::{Granted, KeysRead, KeysWrite, Signed};
 use crate::web::{Frame, html, see_other};
 
 const PAGE_SIZE: i64 = 25;
@@ -50,13 +51,16 @@ impl Place {
     }
 }
 
-/// The user as the actor of a change here. The Access keys tab is for administrators only,
-/// whatever roles a user holds; the service checks the permissions behind it.
-fn actor(user: &CurrentUser, place: Place) -> Result<Actor, AppError> {
-    if place.scope == Scope::Tenant && !user.is_admin {
-        return Err(AppError::Forbidden);
-    }
-    Ok(user.actor())
+/// The user as the actor of a change here. Who may open the page was checked by its extractor
+/// (`Granted` on the Access keys tab); the service checks the same permission again.
+fn actor(user: &CurrentUser) -> Actor {
+    user.actor()
+}
+
+/// Whether the person may change what a page of `place` shows: their own keys always, the
+/// tenant's with `keys:write`. Pages offer the controls that change keys only then.
+fn writable(user: &CurrentUser, place: Place) -> bool {
+    place.scope != Scope::Tenant || user.may(Permission::KeysWrite)
 }
 
 pub(super) fn no_store(mut res: HttpResponse) -> HttpResponse {
@@ -284,6 +288,8 @@ struct ListPage {
     personal_count: i64,
     limit: i64,
     add: AddForm,
+    /// Whether to offer Add key and the row actions that change keys.
+    writable: bool,
 }
 
 /// The Add key form's state (blank, or as submitted with messages).
@@ -351,12 +357,13 @@ async fn blank_add_form(state: &AppState, place: Place) -> Result<AddForm, AppEr
 }
 
 /// GET the list of keys.
-pub async fn list(
+pub async fn list<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     let place = **place;
     let q = query.into_inner();
     let now = state.clock.unix();
@@ -379,8 +386,7 @@ pub async fn list(
         offset: (page - 1).saturating_mul(PAGE_SIZE),
     };
     let mut conn = state.pool.acquire().await?;
-    let (rows, total) =
-        keys::list(&mut conn, &actor(&user, place)?, place.scope, filter, now).await?;
+    let (rows, total) = keys::list(&mut conn, &actor(user), place.scope, filter, now).await?;
     let personal_count = match place.scope {
         Scope::Personal | Scope::OwnKey => total,
         Scope::Tenant => 0,
@@ -429,7 +435,7 @@ pub async fn list(
     Ok(html(
         StatusCode::OK,
         ListPage {
-            frame: Frame::new(&user, place.section()),
+            frame: Frame::new(user, place.section()),
             tab: "keys",
             tenant: place.scope == Scope::Tenant,
             base: place.base,
@@ -447,6 +453,7 @@ pub async fn list(
             personal_count,
             limit: keys::PERSONAL_KEY_LIMIT,
             add,
+            writable: writable(user, place),
         },
     ))
 }
@@ -461,20 +468,18 @@ struct AddPage {
 }
 
 /// GET the Add key form as a page (the list opens the same form in a dialog when scripts run).
-pub async fn add_form(
+pub async fn add_form<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     let place = **place;
-    if place.scope == Scope::Tenant && !user.is_admin {
-        return Err(AppError::Forbidden);
-    }
     let add = blank_add_form(&state, place).await?;
     Ok(html(
         StatusCode::OK,
         AddPage {
-            frame: Frame::new(&user, place.section()),
+            frame: Frame::new(user, place.section()),
             tenant: place.scope == Scope::Tenant,
             base: place.base,
             add,
@@ -588,19 +593,20 @@ fn secret_page(
 }
 
 /// POST a new key: the one-time secret page, or the form again with messages.
-pub async fn create(
+pub async fn create<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     let place = **place;
     let form = KeyForm::parse(&body);
     let ring = state.keyring();
     match keys::create(
         &state.pool,
         &ring,
-        &actor(&user, place)?,
+        &actor(user),
         place.scope,
         form.new_key(),
     )
@@ -608,11 +614,11 @@ pub async fn create(
     {
         Ok(created) => {
             state.jobs.wake();
-            Ok(secret_page(&user, place, created, false))
+            Ok(secret_page(user, place, created, false))
         }
         Err(FormError::Other(AppError::Conflict(message))) => {
             add_again(
-                &user,
+                user,
                 &state,
                 place,
                 form,
@@ -624,7 +630,7 @@ pub async fn create(
         }
         Err(FormError::Invalid(errors)) => {
             add_again(
-                &user,
+                user,
                 &state,
                 place,
                 form,
@@ -685,11 +691,27 @@ struct DetailsPage {
     errors: FieldErrors,
     saved: bool,
     notice: String,
+    /// Whether to offer the controls and the form that change the key.
+    writable: bool,
 }
 
 impl DetailsPage {
     fn error(&self, field: &str) -> String {
         self.errors.get(field).unwrap_or_default().to_string()
+    }
+
+    /// The names of the chosen groups or roles, for a reader ("None" when there are none).
+    fn assigned(&self, choices: &[(String, String, bool)]) -> String {
+        let names: Vec<&str> = choices
+            .iter()
+            .filter(|c| c.2)
+            .map(|c| c.1.as_str())
+            .collect();
+        if names.is_empty() {
+            "None".into()
+        } else {
+            names.join(", ")
+        }
     }
 }
 
@@ -711,7 +733,7 @@ async fn details_page(
 ) -> Result<DetailsPage, AppError> {
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
-    let row = keys::load(&mut conn, &actor(user, place)?, place.scope, id).await?;
+    let row = keys::load(&mut conn, &actor(user), place.scope, id).await?;
     let repo::keys::AuthRow {
         permissions,
         group_ids: assigned_groups,
@@ -780,19 +802,21 @@ async fn details_page(
         errors,
         saved,
         notice: notice.to_string(),
+        writable: writable(user, place),
     })
 }
 
 /// GET a key's details.
-pub async fn details(
+pub async fn details<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<DetailsQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     let page = details_page(
-        &user,
+        user,
         &state,
         **place,
         &path,
@@ -805,13 +829,14 @@ pub async fn details(
 }
 
 /// POST changes from the Key details pane.
-pub async fn update(
+pub async fn update<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     let place = **place;
     let form = KeyForm::parse(&body);
     let changes = form.changes();
@@ -819,7 +844,7 @@ pub async fn update(
     match keys::update(
         &state.pool,
         &ring,
-        &actor(&user, place)?,
+        &actor(user),
         place.scope,
         &path,
         changes,
@@ -833,7 +858,7 @@ pub async fn update(
         ))),
         Err(FormError::Invalid(errors)) => {
             let page =
-                details_page(&user, &state, place, &path, Some((form, errors)), false, "").await?;
+                details_page(user, &state, place, &path, Some((form, errors)), false, "").await?;
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page))
         }
         Err(FormError::Other(e)) => Err(e),
@@ -849,16 +874,17 @@ struct RegeneratePage {
 }
 
 /// GET the warning before a new secret is generated.
-pub async fn regenerate_form(
+pub async fn regenerate_form<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     let place = **place;
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
-    let row = keys::load(&mut conn, &actor(&user, place)?, place.scope, &path).await?;
+    let row = keys::load(&mut conn, &actor(user), place.scope, &path).await?;
     let key = KeyView::of(&row, now, &state.tenant_id, notice_secs(&state), &user.id);
     if key.system {
         return Err(AppError::Conflict(format!(
@@ -876,7 +902,7 @@ pub async fn regenerate_form(
     Ok(html(
         StatusCode::OK,
         RegeneratePage {
-            frame: Frame::new(&user, place.section()),
+            frame: Frame::new(user, place.section()),
             base: place.base,
             key,
         },
@@ -890,13 +916,14 @@ pub struct RegenerateForm {
 }
 
 /// POST: a new secret, shown once.
-pub async fn regenerate(
+pub async fn regenerate<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     path: web::Path<String>,
     form: web::Form<RegenerateForm>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     let place = **place;
     let grace = if form.grace.is_empty() {
         0
@@ -906,17 +933,10 @@ pub async fn regenerate(
         })?
     };
     let ring = state.keyring();
-    let created = keys::regenerate(
-        &state.pool,
-        &ring,
-        &actor(&user, place)?,
-        place.scope,
-        &path,
-        grace,
-    )
-    .await?;
+    let created =
+        keys::regenerate(&state.pool, &ring, &actor(user), place.scope, &path, grace).await?;
     state.jobs.wake();
-    Ok(secret_page(&user, place, created, true))
+    Ok(secret_page(user, place, created, true))
 }
 
 #[derive(Deserialize)]
@@ -934,13 +954,14 @@ fn back(place: Place, id: &str, return_to: &str, notice: &str) -> HttpResponse {
 }
 
 /// POST: activate.
-pub async fn activate(
+pub async fn activate<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     path: web::Path<String>,
     form: web::Form<ReturnTo>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     flip(
         **place,
         user,
@@ -954,13 +975,14 @@ pub async fn activate(
 }
 
 /// POST: deactivate.
-pub async fn deactivate(
+pub async fn deactivate<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     path: web::Path<String>,
     form: web::Form<ReturnTo>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     flip(
         **place,
         user,
@@ -974,19 +996,20 @@ pub async fn deactivate(
 }
 
 /// POST: unlock.
-pub async fn unlock(
+pub async fn unlock<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     path: web::Path<String>,
     form: web::Form<ReturnTo>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     flip(**place, user, state, path, form, Switch::Unlock, "unlocked").await
 }
 
 async fn flip(
     place: Place,
-    user: CurrentUser,
+    user: &CurrentUser,
     state: web::Data<AppState>,
     path: web::Path<String>,
     form: web::Form<ReturnTo>,
@@ -994,15 +1017,7 @@ async fn flip(
     notice: &str,
 ) -> Result<HttpResponse, AppError> {
     let ring = state.keyring();
-    keys::switch(
-        &state.pool,
-        &ring,
-        &actor(&user, place)?,
-        place.scope,
-        &path,
-        switch,
-    )
-    .await?;
+    keys::switch(&state.pool, &ring, &actor(user), place.scope, &path, switch).await?;
     Ok(back(place, &path, &form.return_to, notice))
 }
 
@@ -1015,16 +1030,17 @@ struct DeletePage {
 }
 
 /// GET the confirmation before a key is deleted.
-pub async fn delete_form(
+pub async fn delete_form<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     let place = **place;
     let now = state.clock.unix();
     let mut conn = state.pool.acquire().await?;
-    let row = keys::load(&mut conn, &actor(&user, place)?, place.scope, &path).await?;
+    let row = keys::load(&mut conn, &actor(user), place.scope, &path).await?;
     let key = KeyView::of(&row, now, &state.tenant_id, notice_secs(&state), &user.id);
     if key.system {
         return Err(AppError::Conflict(format!(
@@ -1035,7 +1051,7 @@ pub async fn delete_form(
     Ok(html(
         StatusCode::OK,
         DeletePage {
-            frame: Frame::new(&user, place.section()),
+            frame: Frame::new(user, place.section()),
             base: place.base,
             key,
         },
@@ -1043,44 +1059,46 @@ pub async fn delete_form(
 }
 
 /// POST: delete, then back to the list with a confirmation.
-pub async fn delete(
+pub async fn delete<A: Signed>(
     place: web::Data<Place>,
-    user: CurrentUser,
+    who: A,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
+    let user = who.user();
     let place = **place;
     let ring = state.keyring();
-    let name = keys::delete(
-        &state.pool,
-        &ring,
-        &actor(&user, place)?,
-        place.scope,
-        &path,
-    )
-    .await?;
+    let name = keys::delete(&state.pool, &ring, &actor(user), place.scope, &path).await?;
     state.jobs.wake();
     let q = serde_urlencoded::to_string([("deleted", name.as_str())]).unwrap_or_default();
     Ok(see_other(&format!("{}?{q}", place.base)))
 }
 
-/// Registers the key routes under a place.
+/// Registers the key routes under a place. On the Access keys tab each page and action needs
+/// `keys:read` or `keys:write` (SPEC §7); a person's own keys need only the sign-in.
 pub fn routes(cfg: &mut web::ServiceConfig, place: Place) {
-    let base = place.base;
+    match place.scope {
+        Scope::Tenant => routes_as::<Granted<KeysRead>, Granted<KeysWrite>>(cfg, place),
+        Scope::Personal | Scope::OwnKey => routes_as::<CurrentUser, CurrentUser>(cfg, place),
+    }
+}
+
+/// The routes of `place`, read by an `R` and changed by a `W`.
+fn routes_as<R: Signed, W: Signed>(cfg: &mut web::ServiceConfig, place: Place) {
     cfg.service(
-        web::scope(base)
+        web::scope(place.base)
             .app_data(web::Data::new(place))
-            .route("", web::get().to(list))
-            .route("", web::post().to(create))
-            .route("/new", web::get().to(add_form))
-            .route("/{id}", web::get().to(details))
-            .route("/{id}", web::post().to(update))
-            .route("/{id}/regenerate", web::get().to(regenerate_form))
-            .route("/{id}/regenerate", web::post().to(regenerate))
-            .route("/{id}/activate", web::post().to(activate))
-            .route("/{id}/deactivate", web::post().to(deactivate))
-            .route("/{id}/unlock", web::post().to(unlock))
-            .route("/{id}/delete", web::get().to(delete_form))
-            .route("/{id}/delete", web::post().to(delete)),
+            .route("", web::get().to(list::<R>))
+            .route("", web::post().to(create::<W>))
+            .route("/new", web::get().to(add_form::<W>))
+            .route("/{id}", web::get().to(details::<R>))
+            .route("/{id}", web::post().to(update::<W>))
+            .route("/{id}/regenerate", web::get().to(regenerate_form::<W>))
+            .route("/{id}/regenerate", web::post().to(regenerate::<W>))
+            .route("/{id}/activate", web::post().to(activate::<W>))
+            .route("/{id}/deactivate", web::post().to(deactivate::<W>))
+            .route("/{id}/unlock", web::post().to(unlock::<W>))
+            .route("/{id}/delete", web::get().to(delete_form::<W>))
+            .route("/{id}/delete", web::post().to(delete::<W>)),
     );
 }

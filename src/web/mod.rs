@@ -5,6 +5,7 @@ mod api_access;
 mod assets;
 mod errors;
 mod frame;
+pub mod granted;
 mod keys;
 mod pages;
 mod people;

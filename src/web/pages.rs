@@ -8,18 +8,20 @@ use askama::Template;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+use crate::auth::CurrentUser;
 use crate::auth::session_store::USER_ID;
-use crate::auth::{AdminUser, CurrentUser};
 use crate::clock::{format_utc, relative};
+use crate::domain::Permission;
 use crate::error::AppError;
 use crate::repo;
 use crate::startup::AppState;
+use crate::web::granted::{AuditRead, ConfigWrite, Granted};
 use crate::web::{Frame, html, see_other};
 
-/// GET / — administrators to the Access keys tab, users to their own keys.
+/// GET / — holders of `keys:read` to the Access keys tab, everyone else to their own keys.
 pub async fn home(session: Session, user: Result<CurrentUser, AppError>) -> HttpResponse {
     match user {
-        Ok(u) if u.is_admin => see_other("/user-access/keys"),
+        Ok(u) if u.may(Permission::KeysRead) => see_other("/user-access/keys"),
         Ok(_) => see_other("/my/keys"),
         Err(_) => {
             if session.get::<String>(USER_ID).ok().flatten().is_some() {
@@ -170,7 +172,7 @@ fn parse_day(raw: &str, end_of_day: bool) -> Result<Option<i64>, String> {
 
 /// GET /audit — filter by actor, action, target and time; newest first, 50 a page.
 pub async fn audit(
-    user: AdminUser,
+    user: Granted<AuditRead>,
     state: web::Data<AppState>,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -295,7 +297,7 @@ const MAIL_STATES: [(&str, &str); 5] = [
 
 /// GET /mail — every email, newest first, filtered by state, 50 a page.
 pub async fn mail(
-    user: AdminUser,
+    user: Granted<AuditRead>,
     state: web::Data<AppState>,
     query: web::Query<MailQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -370,7 +372,7 @@ pub async fn mail(
 
 /// POST /mail/{id}/retry — puts a failed email back in the queue.
 pub async fn retry_mail(
-    user: AdminUser,
+    user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {

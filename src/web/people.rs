@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::AdminUser;
+use crate::auth::CurrentUser;
 use crate::auth::csrf::AnonymousToken;
 use crate::auth::extract::client_ip;
 use crate::clock::format_utc;
@@ -19,6 +19,7 @@ use crate::service::bootstrap::LINK_TOKEN_LEN;
 use crate::service::people::{self, GroupInput, Invitation, NewUser, RoleInput};
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
+use crate::web::granted::{Granted, GroupsWrite, RolesWrite, UsersRead, UsersWrite};
 use crate::web::pages::When;
 use crate::web::sign_in::start_session;
 use crate::web::{Frame, asset_url, html, see_other};
@@ -72,6 +73,20 @@ fn field_error(errors: &FieldErrors, field: &str) -> String {
     errors.get(field).unwrap_or_default().to_string()
 }
 
+/// The names of the chosen entries of a checkbox list, for a reader's page ("None" if none).
+fn names_of(choices: &[(String, String, bool)]) -> String {
+    let names: Vec<&str> = choices
+        .iter()
+        .filter(|c| c.2)
+        .map(|c| c.1.as_str())
+        .collect();
+    if names.is_empty() {
+        "None".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 // ---- Users -------------------------------------------------------------------------------
 
 struct UserItem {
@@ -96,7 +111,7 @@ struct UsersPage {
 
 /// GET /user-access/users
 pub async fn users(
-    user: AdminUser,
+    user: Granted<UsersRead>,
     state: web::Data<AppState>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -168,7 +183,7 @@ async fn group_choices(
 
 /// GET /user-access/users/new
 pub async fn new_user_form(
-    user: AdminUser,
+    user: Granted<UsersWrite>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let groups = group_choices(&state, &[]).await?;
@@ -263,7 +278,7 @@ fn with_notice(path: &str, notice: &str) -> HttpResponse {
 
 /// POST /user-access/users — adds a user and emails the invitation.
 pub async fn create_user(
-    user: AdminUser,
+    user: Granted<UsersWrite>,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -322,8 +337,14 @@ struct UserPage {
     notice: String,
 }
 
+impl UserPage {
+    fn chosen_names(&self) -> String {
+        names_of(&self.groups)
+    }
+}
+
 async fn user_page(
-    admin: &AdminUser,
+    admin: &CurrentUser,
     state: &AppState,
     id: &str,
     chosen: Option<Vec<String>>,
@@ -356,7 +377,7 @@ async fn user_page(
 
 /// GET /user-access/users/{id}
 pub async fn user(
-    admin: AdminUser,
+    admin: Granted<UsersRead>,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<NoticeQuery>,
@@ -373,7 +394,7 @@ pub async fn user(
 
 /// POST /user-access/users/{id} — replaces the user's groups.
 pub async fn update_user(
-    admin: AdminUser,
+    admin: Granted<UsersWrite>,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Bytes,
@@ -410,7 +431,7 @@ pub async fn update_user(
 
 /// POST /user-access/users/{id}/disable
 pub async fn disable_user(
-    admin: AdminUser,
+    admin: Granted<UsersWrite>,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -430,7 +451,7 @@ pub async fn disable_user(
 
 /// POST /user-access/users/{id}/enable
 pub async fn enable_user(
-    admin: AdminUser,
+    admin: Granted<UsersWrite>,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -450,7 +471,7 @@ pub async fn enable_user(
 
 /// POST /user-access/users/{id}/invite — a new invitation link.
 pub async fn reinvite_user(
-    admin: AdminUser,
+    admin: Granted<UsersWrite>,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -605,7 +626,7 @@ struct GroupsPage {
 
 /// GET /user-access/groups
 pub async fn groups(
-    user: AdminUser,
+    user: Granted<UsersRead>,
     state: web::Data<AppState>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -656,10 +677,13 @@ impl GroupPage {
     fn error(&self, field: &str) -> String {
         field_error(&self.errors, field)
     }
+    fn chosen_names(&self, choices: &[(String, String, bool)]) -> String {
+        names_of(choices)
+    }
 }
 
 async fn group_page(
-    admin: &AdminUser,
+    admin: &CurrentUser,
     state: &AppState,
     id: Option<&str>,
     form: Option<(GroupInput, FieldErrors)>,
@@ -743,7 +767,7 @@ fn group_input(body: &[u8]) -> GroupInput {
 
 /// GET /user-access/groups/new
 pub async fn new_group_form(
-    admin: AdminUser,
+    admin: Granted<GroupsWrite>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     Ok(html(
@@ -754,7 +778,7 @@ pub async fn new_group_form(
 
 /// POST /user-access/groups
 pub async fn create_group(
-    admin: AdminUser,
+    admin: Granted<GroupsWrite>,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -778,7 +802,7 @@ pub async fn create_group(
 
 /// GET /user-access/groups/{id}
 pub async fn group(
-    admin: AdminUser,
+    admin: Granted<UsersRead>,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<NoticeQuery>,
@@ -791,7 +815,7 @@ pub async fn group(
 
 /// POST /user-access/groups/{id}
 pub async fn update_group(
-    admin: AdminUser,
+    admin: Granted<GroupsWrite>,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Bytes,
@@ -829,7 +853,7 @@ struct GroupDeletePage {
 
 /// GET /user-access/groups/{id}/delete
 pub async fn delete_group_form(
-    admin: AdminUser,
+    admin: Granted<GroupsWrite>,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -855,7 +879,7 @@ pub async fn delete_group_form(
 
 /// POST /user-access/groups/{id}/delete
 pub async fn delete_group(
-    admin: AdminUser,
+    admin: Granted<GroupsWrite>,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -884,7 +908,7 @@ struct RolesPage {
 
 /// GET /user-access/roles
 pub async fn roles(
-    user: AdminUser,
+    user: Granted<UsersRead>,
     state: web::Data<AppState>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -936,7 +960,7 @@ impl RolePage {
 }
 
 async fn role_page(
-    admin: &AdminUser,
+    admin: &CurrentUser,
     state: &AppState,
     id: Option<&str>,
     form: Option<(RoleInput, FieldErrors)>,
@@ -1012,7 +1036,7 @@ fn role_input(body: &[u8]) -> RoleInput {
 
 /// GET /user-access/roles/new
 pub async fn new_role_form(
-    admin: AdminUser,
+    admin: Granted<RolesWrite>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     Ok(html(
@@ -1023,7 +1047,7 @@ pub async fn new_role_form(
 
 /// POST /user-access/roles
 pub async fn create_role(
-    admin: AdminUser,
+    admin: Granted<RolesWrite>,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -1047,7 +1071,7 @@ pub async fn create_role(
 
 /// GET /user-access/roles/{id}
 pub async fn role(
-    admin: AdminUser,
+    admin: Granted<UsersRead>,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<NoticeQuery>,
@@ -1060,7 +1084,7 @@ pub async fn role(
 
 /// POST /user-access/roles/{id}
 pub async fn update_role(
-    admin: AdminUser,
+    admin: Granted<RolesWrite>,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Bytes,
@@ -1089,7 +1113,7 @@ pub async fn update_role(
 
 /// POST /user-access/roles/{id}/delete
 pub async fn delete_role(
-    admin: AdminUser,
+    admin: Granted<RolesWrite>,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {

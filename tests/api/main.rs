@@ -11,6 +11,7 @@ mod anonymous;
 mod audit;
 mod authz;
 mod cli;
+mod console_permissions;
 mod csrf;
 mod delivery;
 mod edge;
