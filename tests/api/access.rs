@@ -11,6 +11,16 @@ const ADMIN_PAGES: [&str; 7] = [
     "/audit",
     "/mail",
 ];
+/// The permission each of `ADMIN_PAGES` needs (SPEC §7).
+const NEEDS: [&str; 7] = [
+    "users:read",
+    "keys:read",
+    "users:read",
+    "users:read",
+    "config:write",
+    "audit:read",
+    "audit:read",
+];
 const USER_PAGES: [&str; 3] = ["/my/keys", "/notifications", "/account/password"];
 
 #[tokio::test]
@@ -29,10 +39,10 @@ async fn anonymous_visitors_are_sent_to_sign_in() {
 }
 
 #[tokio::test]
-async fn a_user_is_denied_administrator_pages() {
+async fn a_user_without_roles_is_refused_the_tenant_pages_naming_the_permission() {
     let app = spawn_app().await;
     app.signed_in_user().await;
-    for path in ADMIN_PAGES {
+    for (path, permission) in ADMIN_PAGES.into_iter().zip(NEEDS) {
         let page = app.get(path).await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
         assert_eq!(
@@ -40,6 +50,13 @@ async fn a_user_is_denied_administrator_pages() {
             "You do not have access to this page",
             "{path}"
         );
+        assert!(
+            page.text(".missing-permission")
+                .starts_with(&format!("You need the {permission} permission")),
+            "{path}: {}",
+            page.text(".missing-permission")
+        );
+        assert_eq!(page.text(".user-menu .user-name"), "Grace Hopper", "{path}");
     }
     for path in USER_PAGES {
         assert_eq!(app.get(path).await.status, StatusCode::OK, "{path}");
