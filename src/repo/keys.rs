@@ -98,8 +98,31 @@ pub async fn insert(conn: &mut AnyConnection, k: &NewKeyRow<'_>) -> sqlx::Result
     Ok(())
 }
 
+tokio::task_local! {
+    /// Statements the key reads below have sent in the current task, while a test counts them
+    /// (`count_round_trips`).
+    static ROUND_TRIPS: std::cell::Cell<u32>;
+}
+
+/// Notes one statement sent to the database, when a test counts them; nothing otherwise.
+fn round_trip() {
+    let _ = ROUND_TRIPS.try_with(|n| n.set(n.get() + 1));
+}
+
+/// Runs `work` and counts the statements the key reads send inside it (tests use it to show
+/// that a list costs the same number of queries whatever its size).
+pub async fn count_round_trips<T>(work: impl std::future::Future<Output = T>) -> (T, u32) {
+    ROUND_TRIPS
+        .scope(std::cell::Cell::new(0), async {
+            let out = work.await;
+            (out, ROUND_TRIPS.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// A key by ID.
 pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<KeyRow>> {
+    round_trip();
     sqlx::query_as(select_keys!("WHERE k.id = $1"))
         .bind(id)
         .fetch_optional(conn)
@@ -231,6 +254,7 @@ impl AccessMap {
 /// Reads the role and group mappings and their version in one statement (one snapshot).
 pub async fn load_access_map(conn: &mut AnyConnection) -> sqlx::Result<AccessMap> {
     use sqlx::Row;
+    round_trip();
     let rows = sqlx::query(
         "SELECT 'v' AS kind, '' AS a, '' AS b, value AS version FROM settings \
          WHERE name = 'access_version' \
@@ -343,12 +367,78 @@ pub async fn lookup_for_auth(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    round_trip();
     let mut query = sqlx::query(AssertSqlSafe(auth_sql(backend, ids.len())));
     for id in ids {
         query = query.bind(*id);
     }
     let rows = query.fetch_all(conn).await?;
     rows.iter().map(auth_lookup_of).collect()
+}
+
+/// Keys as listed, with their own groups and roles and their owners' groups, read in one
+/// statement whatever their number (a list page reads its keys first, then this). The result
+/// is in the order of `keys`; its `access_version` is left empty.
+pub async fn with_assignments(
+    conn: &mut AnyConnection,
+    keys: Vec<KeyRow>,
+) -> sqlx::Result<Vec<AuthLookup>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = (1..=keys.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT key_id, 'g' AS kind, group_id AS item FROM key_groups WHERE key_id IN ({placeholders}) \
+         UNION ALL SELECT key_id, 'r', role_id FROM key_roles WHERE key_id IN ({placeholders}) \
+         UNION ALL SELECT k.id, 'o', m.group_id FROM access_keys k \
+         JOIN group_members m ON m.user_id = k.owner_user_id WHERE k.id IN ({placeholders})"
+    );
+    let mut query = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql));
+    for key in &keys {
+        query = query.bind(key.id.clone());
+    }
+    round_trip();
+    let rows = query.fetch_all(conn).await?;
+    let mut found: Vec<AuthLookup> = keys
+        .into_iter()
+        .map(|key| AuthLookup {
+            key,
+            group_ids: Vec::new(),
+            role_ids: Vec::new(),
+            owner_group_ids: Vec::new(),
+            access_version: String::new(),
+        })
+        .collect();
+    let position: std::collections::HashMap<String, usize> = found
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.key.id.clone(), i))
+        .collect();
+    for (key_id, kind, item) in rows {
+        let Some(&i) = position.get(&key_id) else {
+            continue;
+        };
+        let entry = &mut found[i];
+        match kind.as_str() {
+            "g" => entry.group_ids.push(item),
+            "r" => entry.role_ids.push(item),
+            _ => entry.owner_group_ids.push(item),
+        }
+    }
+    for entry in &mut found {
+        for list in [
+            &mut entry.group_ids,
+            &mut entry.role_ids,
+            &mut entry.owner_group_ids,
+        ] {
+            list.sort();
+            list.dedup();
+        }
+    }
+    Ok(found)
 }
 
 /// Keys by ID with their permissions, the mappings read afresh (the console's view of a key;
@@ -881,9 +971,11 @@ pub async fn list(
         f.limit.clamp(1, 500),
         f.offset.max(0)
     );
+    round_trip();
     let rows: Vec<KeyRow> = bind_all(sqlx::query_as(AssertSqlSafe(sql)), &args)
         .fetch_all(&mut *conn)
         .await?;
+    round_trip();
     let count_sql = format!("SELECT COUNT(*) FROM access_keys k {clause}");
     let (total,): (i64,) = bind_all(sqlx::query_as(AssertSqlSafe(count_sql)), &args)
         .fetch_one(conn)

@@ -8,6 +8,7 @@ mod common;
 mod access;
 mod account;
 mod anonymous;
+mod api_list;
 mod audit;
 mod authz;
 mod cli;
