@@ -9,3 +9,4 @@ mod driver;
 mod flows;
 mod keys;
 mod people;
+mod permissions;
