@@ -7,10 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::error::ErrorBody;
 use crate::api::{ApiCaller, ApiError};
-use crate::domain::Permission;
-use crate::repo::keys::{KeyRow, ListFilter, SortKey};
+use crate::domain::{KeyType, Permission};
 use crate::service::keys::{
-    self, ExpiryChoice, KeyChanges, KeyStatus, NewKey, OneTimeSecret, Scope, Switch,
+    self, ExpiryChoice, KeyChanges, KeyDetails, KeyQuery, KeySort, KeyStatus, NewKey,
+    OneTimeSecret, Scope, Switch,
 };
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
@@ -72,66 +72,36 @@ pub struct KeyWithSecret {
     tenant_id: String,
 }
 
-async fn view(state: &AppState, row: KeyRow) -> Result<KeyView, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    let found = keys::assignments(&mut conn, state.backend, &row.id).await?;
-    Ok(shape(
-        state,
-        row,
-        found.permissions,
-        found.group_ids,
-        found.role_ids,
-    ))
-}
-
-/// A key's view from its row and what was read beside it.
-fn shape(
-    state: &AppState,
-    row: KeyRow,
-    permissions: Vec<String>,
-    group_ids: Vec<String>,
-    role_ids: Vec<String>,
-) -> KeyView {
-    let now = state.clock.unix();
+/// A key's view from its details.
+fn shape(key: KeyDetails) -> KeyView {
     KeyView {
-        status: match KeyStatus::of(&row, now) {
-            KeyStatus::Active => "active",
-            KeyStatus::Inactive => "inactive",
-            KeyStatus::Expired => "expired",
-            KeyStatus::Locked => "locked",
-        },
-        system: crate::domain::is_system_key_name(&row.name, &state.tenant_id),
-        owner: match (row.owner_user_id, row.owner_name) {
-            (Some(id), Some(name)) => Some(Owner { id, name }),
-            _ => None,
-        },
-        id: row.id,
-        name: row.name,
-        description: row.description,
-        key_type: row.key_type,
-        active: row.active == 1,
-        locked: row.locked == 1,
-        expires_at: row.expires_at.and_then(rfc3339),
-        created_at: rfc3339(row.created_at),
-        created_by: row.created_by_label,
-        modified_at: rfc3339(row.modified_at),
-        modified_by: row.modified_by_label,
-        last_used: row.last_used_at.map(|t| LastUsed {
-            at: rfc3339(t),
-            client_ip: row.last_used_ip.unwrap_or_default(),
-            user_agent: row.last_used_agent.unwrap_or_default(),
+        status: key.status.as_str(),
+        owner: key.owner.map(|o| Owner {
+            id: o.id,
+            name: o.name,
         }),
-        failed_attempts: row.failed_attempts,
-        allowed_networks: row
-            .allowed_networks
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
-        group_ids,
-        role_ids,
-        permissions,
+        id: key.id,
+        name: key.name,
+        description: key.description,
+        key_type: key.key_type.as_str().to_string(),
+        active: key.active,
+        locked: key.locked,
+        system: key.system,
+        expires_at: key.expires_at.and_then(rfc3339),
+        created_at: rfc3339(key.created_at),
+        created_by: key.created_by,
+        modified_at: rfc3339(key.modified_at),
+        modified_by: key.modified_by,
+        last_used: key.last_used.map(|u| LastUsed {
+            at: rfc3339(u.at),
+            client_ip: u.client_ip,
+            user_agent: u.user_agent,
+        }),
+        failed_attempts: key.failed_attempts,
+        allowed_networks: key.allowed_networks,
+        group_ids: key.group_ids,
+        role_ids: key.role_ids,
+        permissions: key.permissions,
     }
 }
 
@@ -141,11 +111,8 @@ async fn with_secret(
     scope: Scope,
     shown: OneTimeSecret,
 ) -> Result<KeyWithSecret, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    let row = keys::load(&mut conn, &caller.actor, scope, &shown.key_id).await?;
-    drop(conn);
     Ok(KeyWithSecret {
-        key: view(state, row).await?,
+        key: load_view(state, caller, scope, &shown.key_id).await?,
         secret_key: shown.secret.expose().to_string(),
         tenant_id: shown.tenant_id,
     })
@@ -244,83 +211,50 @@ pub struct KeyPage {
     per_page: i64,
 }
 
-fn list_filter(q: ListQuery) -> Result<(ListFilter, i64, i64), ApiError> {
+fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
+    let bad = |field: &str, message: &str| ApiError::field(StatusCode::BAD_REQUEST, field, message);
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(25);
     if !(1..=1_000_000).contains(&page) {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "page",
-            "must be between 1 and 1000000",
-        ));
+        return Err(bad("page", "must be between 1 and 1000000"));
     }
     if !(1..=100).contains(&per_page) {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "per_page",
-            "must be between 1 and 100",
-        ));
+        return Err(bad("per_page", "must be between 1 and 100"));
     }
-    if !["", "active", "inactive", "expired", "locked"].contains(&q.status.as_str()) {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "status",
-            "must be active, inactive, expired or locked",
-        ));
-    }
-    if !["", "access", "api"].contains(&q.key_type.as_str()) {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "type",
-            "must be access or api",
-        ));
-    }
+    let status = match q.status.as_str() {
+        "" => None,
+        raw => Some(
+            KeyStatus::parse(raw)
+                .ok_or_else(|| bad("status", "must be active, inactive, expired or locked"))?,
+        ),
+    };
+    let key_type = match q.key_type.as_str() {
+        "" => None,
+        raw => Some(KeyType::parse(raw).ok_or_else(|| bad("type", "must be access or api"))?),
+    };
     let sort = match q.sort.as_str() {
-        "" | "created" => SortKey::Created,
-        "name" => SortKey::Name,
-        "expires" => SortKey::Expires,
-        "last_used" => SortKey::LastUsed,
-        _ => {
-            return Err(ApiError::field(
-                StatusCode::BAD_REQUEST,
-                "sort",
-                "must be created, name, expires or last_used",
-            ));
-        }
+        "" => KeySort::default(),
+        raw => KeySort::parse(raw)
+            .ok_or_else(|| bad("sort", "must be created, name, expires or last_used"))?,
     };
     let descending = match q.order.as_str() {
-        "" => sort == SortKey::Created || sort == SortKey::LastUsed,
-        "desc" => true,
-        "asc" => false,
-        _ => {
-            return Err(ApiError::field(
-                StatusCode::BAD_REQUEST,
-                "order",
-                "must be asc or desc",
-            ));
-        }
+        "" => None,
+        "desc" => Some(true),
+        "asc" => Some(false),
+        _ => return Err(bad("order", "must be asc or desc")),
     };
     if q.q.chars().count() > 100 {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "q",
-            "at most 100 characters",
-        ));
+        return Err(bad("q", "at most 100 characters"));
     }
-    Ok((
-        ListFilter {
-            owner: None,
-            search: q.q,
-            status: q.status,
-            key_type: q.key_type,
-            sort,
-            descending,
-            limit: per_page,
-            offset: (page - 1) * per_page,
-        },
+    Ok(KeyQuery {
+        search: q.q,
+        status,
+        key_type,
+        sort,
+        descending,
         page,
         per_page,
-    ))
+    })
 }
 
 async fn list_in(
@@ -329,18 +263,14 @@ async fn list_in(
     scope: Scope,
     q: ListQuery,
 ) -> Result<HttpResponse, ApiError> {
-    let (filter, page, per_page) = list_filter(q)?;
+    let query = key_query(q)?;
+    let (page, per_page) = (query.page, query.per_page);
     let mut conn = state.pool.acquire().await?;
-    let (rows, total) =
-        keys::list(&mut conn, &caller.actor, scope, filter, state.clock.unix()).await?;
-    drop(conn);
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        items.push(view(state, row).await?);
-    }
+    let found =
+        keys::list_details(&mut conn, &caller.actor, scope, query, &state.keyring()).await?;
     Ok(HttpResponse::Ok().json(KeyPage {
-        items,
-        total,
+        items: found.items.into_iter().map(shape).collect(),
+        total: found.total,
         page,
         per_page,
     }))
@@ -415,9 +345,8 @@ async fn load_view(
     id: &str,
 ) -> Result<KeyView, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let row = keys::load(&mut conn, &caller.actor, scope, id).await?;
-    drop(conn);
-    view(state, row).await
+    let key = keys::details(&mut conn, &caller.actor, scope, id, &state.keyring()).await?;
+    Ok(shape(key))
 }
 
 /// GET /api/v1/apikeys/{id}
@@ -578,14 +507,8 @@ pub async fn current(
     caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = caller.own_key()?.clone();
-    Ok(HttpResponse::Ok().json(shape(
-        &state,
-        key.row,
-        key.permissions,
-        key.group_ids,
-        key.role_ids,
-    )))
+    let key = caller.own_key()?.details(&state.keyring());
+    Ok(HttpResponse::Ok().json(shape(key)))
 }
 
 /// POST /api/v1/apikeys/current/secretkey — the calling key rotates its own secret.
@@ -595,12 +518,12 @@ pub async fn rotate_current(
     state: web::Data<AppState>,
     body: Option<web::Json<RegenerateBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = caller.own_key()?.row.id.clone();
+    let id = caller.own_key()?.id().to_string();
     regenerate_in(&state, &caller, Scope::OwnKey, &id, body).await
 }
 
 fn personal_only(caller: &ApiCaller) -> Result<(), ApiError> {
-    if caller.own_key()?.row.owner_user_id.is_none() {
+    if !caller.own_key()?.is_personal() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -5,10 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
 use crate::api::error::ErrorBody;
-use crate::api::extract::{Presentation, observe};
-use crate::auth::key_auth;
-use crate::domain::Permission;
-use crate::service::key_auth::{Attempt, AuthError, AuthenticatedKey, Refusal};
+use crate::api::extract::credentials;
+use crate::service::key_auth::{self, VerifyQuestion};
 use crate::startup::AppState;
 
 /// Body of a verify request.
@@ -50,90 +48,50 @@ pub async fn verify(
     state: web::Data<AppState>,
     body: Result<web::Json<VerifyBody>, actix_web::Error>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    // The caller is checked before the body is judged, so that a stranger learns nothing from
-    // the answer; when the body reads, the caller's key and the presented one are looked up
-    // together.
-    let caller = Presentation::of(&req);
-    let ring = state.keyring();
-    let (body, client_ip) = match body.map(web::Json::into_inner) {
-        Ok(body) => match checked(&body) {
-            Ok(ip) => (Ok(body), ip),
-            Err(e) => (Err(actix_web::Error::from(e)), String::new()),
-        },
-        Err(e) => (Err(e), String::new()),
-    };
-    let presented = body
+    let body = body.and_then(|b| {
+        let b = b.into_inner();
+        let client_ip = checked(&b)?;
+        Ok((b.key, client_ip))
+    });
+    let question = body
         .as_ref()
         .ok()
-        .and_then(|b| key_auth::from_pair(b.key.trim()));
-    let by_bridge = caller.bridge.is_some();
-    let asked = body.is_ok().then(|| Attempt {
-        presented,
-        client_ip: &client_ip,
-        user_agent: "verify",
-        limit_client: false,
-        // A caller without valid credentials and keys:verify leaves no trace on the key.
-        needs_caller: (!by_bridge).then_some(Permission::KeysVerify),
-    });
-    let refused = || Err(AuthError::Refused(Refusal::Malformed));
-    let outcome = if by_bridge {
-        // The bridge is checked on its own first; only then is the presented key judged.
-        let bridge = caller.bridge_caller(&state).await?;
-        bridge.require(Permission::KeysVerify)?;
-        body?;
-        match asked {
-            Some(attempt) => state.key_checker.check(&ring, attempt).await,
-            None => refused(),
-        }
-    } else {
-        let mut attempts = vec![caller.attempt()];
-        attempts.extend(asked);
-        let mut outcomes = state
-            .key_checker
-            .check_all(&ring, attempts)
-            .await
-            .into_iter();
-        let caller_outcome = outcomes.next().unwrap_or_else(refused);
-        let caller = caller.into_caller(&state, caller_outcome)?;
-        caller.require(Permission::KeysVerify)?;
-        body?;
-        outcomes.next().unwrap_or_else(refused)
+        .map(|(key, client_ip)| VerifyQuestion { key, client_ip });
+    // The caller is judged before the body: a stranger learns nothing from a bad one.
+    let answer = key_auth::verify(
+        &state.key_checker,
+        &state.keyring(),
+        &state.metrics,
+        credentials(&req),
+        question,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    let Some(answer) = answer else {
+        return Err(body.err().unwrap_or_else(|| {
+            ApiError::from(crate::error::AppError::Unexpected(anyhow::anyhow!(
+                "a verify question went unanswered"
+            )))
+            .into()
+        }));
     };
-    let answer = match observe(&state, "verify", outcome) {
-        Ok(AuthenticatedKey {
-            row: key,
-            permissions,
-            ..
-        }) => VerifyAnswer {
-            valid: true,
-            code: "VALID",
-            key: Some(VerifiedKey {
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(VerifyAnswer {
+            valid: answer.valid,
+            code: answer.code,
+            key: answer.key.map(|key| VerifiedKey {
                 expires_at: key.expires_at.and_then(|t| {
                     chrono::DateTime::from_timestamp(t, 0)
                         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 }),
-                owner: key.owner_name.clone(),
+                owner: key.owner,
                 id: key.id,
                 name: key.name,
-                key_type: key.key_type,
-                permissions,
+                key_type: key.key_type.as_str().to_string(),
+                permissions: key.permissions,
             }),
-        },
-        Err(AuthError::Refused(refusal)) => VerifyAnswer {
-            valid: false,
-            code: refusal.code(),
-            key: None,
-        },
-        Err(AuthError::Throttled { .. }) => VerifyAnswer {
-            valid: false,
-            code: Refusal::NotFound.code(),
-            key: None,
-        },
-        Err(AuthError::Internal(e)) => return Err(ApiError::from(e).into()),
-    };
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(answer))
+        }))
 }
 
 /// Checks a verify body's fields; returns the reported client address (empty when none: a key

@@ -3,6 +3,10 @@
 //! the key's state, its owner's and its allowed networks. Wrong secrets count towards the key's
 //! lockout; failures also count per client address so that nobody can lock other people's keys
 //! at will. Every refusal looks the same to the caller; the reason goes to the audit log.
+//!
+//! Both doors that take keys come through here: `authenticate` (who calls the API: an access
+//! key or the bridge, in `caller`) and `verify` (the verify endpoint's rules, in `verify`).
+//! Refusals are written by one task (`refusals`).
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -17,10 +21,15 @@ use crate::error::AppError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::repo::keys::{self as repo, AccessMap, AuthLookup, AuthRow, KeyRow};
-use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
-use crate::service::keys::{KeyStatus, Keyring};
-use crate::service::notices::{self, KeyEvent, KeyFacts};
+use crate::service::keys::{KeyDetails, KeyStatus, Keyring};
 use crate::service::throttle::{self, Limit};
+
+mod caller;
+mod refusals;
+mod verify;
+
+pub use caller::{BRIDGE_ROLE, BridgeCheck, Caller, CallerCredentials, authenticate};
+pub use verify::{VerifiedKey, VerifyAnswer, VerifyQuestion, verify};
 
 /// Why a presented key was refused. Callers show one answer for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +231,7 @@ impl KeyChecker {
         wake: std::sync::Arc<tokio::sync::Notify>,
     ) -> Self {
         let (refusals, queue) = mpsc::channel(4 * BATCH);
-        tokio::spawn(write_refusals(
+        tokio::spawn(refusals::write_refusals(
             pool.clone(),
             policy,
             public_url.to_string(),
@@ -498,182 +507,6 @@ fn judge(
     }
 }
 
-/// The writer task: takes every refusal that has queued up, writes them in one transaction,
-/// answers each. Ends when the checker is dropped.
-async fn write_refusals(
-    pool: AnyPool,
-    policy: Policy,
-    public_url: String,
-    mut queue: mpsc::Receiver<Pending>,
-    wake: std::sync::Arc<tokio::sync::Notify>,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
-        match write_batch(&pool, policy, &public_url, &batch).await {
-            Ok((written, locked)) => {
-                if locked {
-                    wake.notify_one();
-                }
-                for (pending, outcome) in batch.drain(..).zip(written) {
-                    let _ = pending.done.send(Ok(outcome));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "recording refused key checks failed");
-                let message = e.to_string();
-                for pending in batch.drain(..) {
-                    let _ = pending.done.send(Err(message.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// Writes a batch with a handful of statements whatever its size: one counter update per
-/// client address, one failure count per key, one insert for every audit entry.
-async fn write_batch(
-    pool: &AnyPool,
-    policy: Policy,
-    public_url: &str,
-    batch: &[Pending],
-) -> Result<(Vec<Written>, bool), sqlx::Error> {
-    let mut tx = crate::db::begin_write(pool).await?;
-    let mut written = vec![Written::Refused; batch.len()];
-    let mut locked = false;
-
-    // The client's counter first: over its limit, the key's own counter does not move.
-    if let Some(limit) = client_limit(policy.client_failure_limit) {
-        let clients = group_by(batch, |p| p.limit_client.then_some(p.client_ip.as_str()));
-        for (ip, members) in clients {
-            let bucket = client_bucket(ip);
-            let now = batch[members[0]].now;
-            let verdicts =
-                throttle::reserve_many(&mut tx, &bucket, limit, now, members.len() as i64).await?;
-            for (&i, verdict) in members.iter().zip(verdicts) {
-                if let Some(retry_after) = verdict {
-                    written[i] = Written::Throttled { retry_after };
-                }
-            }
-        }
-    }
-
-    // Wrong secrets count towards their key's lockout, in order of arrival.
-    let mut reasons: Vec<String> = batch.iter().map(|p| p.refusal.reason().into()).collect();
-    let wrong = group_by(batch, |p| {
-        (p.refusal == Refusal::WrongSecret).then_some(p.key_id.as_str())
-    });
-    for (key_id, members) in wrong {
-        let members: Vec<usize> = members
-            .into_iter()
-            .filter(|&i| matches!(written[i], Written::Refused))
-            .collect();
-        let n = members.len() as i64;
-        if n == 0 {
-            continue;
-        }
-        let threshold = i64::from(policy.lockout_threshold);
-        let Some(failure) = repo::record_failures(&mut tx, key_id, n, threshold).await? else {
-            continue;
-        };
-        let before = failure.count - n;
-        for (k, &i) in members.iter().enumerate() {
-            reasons[i] = format!("{} ({} in a row)", reasons[i], before + k as i64 + 1);
-        }
-        if failure.now_locked {
-            // The failure that reached the threshold is the one that locked the key.
-            let at = threshold.max(before + 1);
-            let first = &batch[members[(at - before - 1) as usize]];
-            announce_lock(&mut tx, public_url, key_id, at, first.now, &first.client_ip).await?;
-            locked = true;
-        }
-    }
-
-    let entries: Vec<(i64, NewEntry<'_>)> = batch
-        .iter()
-        .zip(&written)
-        .zip(&reasons)
-        .filter(|((_, w), _)| matches!(w, Written::Refused))
-        .map(|((p, _), reason)| {
-            (
-                p.now,
-                NewEntry {
-                    actor_id: None,
-                    actor_label: &p.client_ip,
-                    action: "key.auth_refused",
-                    target_type: "access_key",
-                    target_id: &p.key_id,
-                    target_label: "",
-                    client_ip: &p.client_ip,
-                    outcome: FAILURE,
-                    details: reason,
-                },
-            )
-        })
-        .collect();
-    crate::repo::audit::insert_many(&mut tx, &entries).await?;
-    tx.commit().await?;
-    Ok((written, locked))
-}
-
-/// The batch's positions grouped by a key, groups in order of first appearance.
-fn group_by<'a>(
-    batch: &'a [Pending],
-    key: impl Fn(&'a Pending) -> Option<&'a str>,
-) -> Vec<(&'a str, Vec<usize>)> {
-    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-    for (i, p) in batch.iter().enumerate() {
-        let Some(k) = key(p) else { continue };
-        match groups.iter_mut().find(|(g, _)| *g == k) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((k, vec![i])),
-        }
-    }
-    groups
-}
-
-/// Audit entry, emails and bell notices when a key locks: the people responsible for it and
-/// its owner are told.
-async fn announce_lock(
-    conn: &mut sqlx::AnyConnection,
-    public_url: &str,
-    key_id: &str,
-    count: i64,
-    now: i64,
-    client_ip: &str,
-) -> Result<(), sqlx::Error> {
-    let Some(key) = repo::find(conn, key_id).await? else {
-        return Ok(());
-    };
-    let details = format!("locked after {count} wrong secrets in a row");
-    audit::record(
-        conn,
-        now,
-        NewEntry {
-            actor_id: None,
-            actor_label: "keyward",
-            action: "key.locked",
-            target_type: "access_key",
-            target_id: key_id,
-            target_label: &key.name,
-            client_ip,
-            outcome: SUCCESS,
-            details: &details,
-        },
-    )
-    .await?;
-    let facts = KeyFacts {
-        id: &key.id,
-        name: &key.name,
-        key_type: &key.key_type,
-        owner_user_id: key.owner_user_id.as_deref(),
-        created_by: key.created_by.as_deref(),
-        modified_by: key.modified_by.as_deref(),
-        expires_at: key.expires_at,
-    };
-    notices::tell(conn, now, public_url, &facts, KeyEvent::Locked { count }).await?;
-    Ok(())
-}
-
 /// A key that passed every check, with the permissions it acts with and its assignments.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedKey {
@@ -686,6 +519,30 @@ pub struct AuthenticatedKey {
     /// Whether it was presented with its replaced secret, inside the grace period: such a
     /// request may read and verify, never change anything.
     pub previous_secret: bool,
+}
+
+impl AuthenticatedKey {
+    /// The key's ID.
+    pub fn id(&self) -> &str {
+        &self.row.id
+    }
+
+    /// Whether it is a personal key (it acts with its owner's permissions).
+    pub fn is_personal(&self) -> bool {
+        self.row.owner_user_id.is_some()
+    }
+
+    /// The key as screens and the API show it, from what its check read (no query).
+    pub fn details(&self, ring: &Keyring<'_>) -> KeyDetails {
+        let found = AuthRow {
+            key: self.row.clone(),
+            permissions: self.permissions.clone(),
+            group_ids: self.group_ids.clone(),
+            role_ids: self.role_ids.clone(),
+            administrator: self.administrator,
+        };
+        crate::service::keys::details_of(found, ring.clock.unix(), ring.tenant_id)
+    }
 }
 
 #[cfg(test)]

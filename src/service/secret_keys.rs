@@ -5,7 +5,6 @@
 
 use sqlx::AnyConnection;
 
-use crate::auth::key_auth::PresentedBridge;
 use crate::auth::key_secret::SecretHasher;
 use crate::auth::vault::{Binding, Vault};
 use crate::clock::Clock;
@@ -15,7 +14,6 @@ use crate::repo::secret_keys::{self as repo, BRIDGE, BRIDGE_ID, SecretKeyRow, WE
 use crate::service::audit::{self, NewEntry};
 use crate::service::keys::Actor;
 use crate::service::{FieldErrors, FormError};
-use crate::service::{key_auth, throttle};
 
 /// A secret just generated, to show once.
 #[derive(Debug, Clone)]
@@ -232,68 +230,4 @@ pub async fn delete(
     audit::record(&mut tx, now, entry(actor, "secret_key.deleted", &key)).await?;
     tx.commit().await?;
     Ok(key.name)
-}
-
-/// The role the bridge acts with.
-pub const BRIDGE_ROLE: &str = "role_integration";
-
-/// What checking the bridge's credentials came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BridgeCheck {
-    /// Right: the permissions of the Integration role.
-    Accepted { permissions: Vec<String> },
-    /// Wrong or unknown (audited).
-    Refused,
-    /// Wrong, and the client address is over its failure limit (not audited, so a flood
-    /// cannot fill the audit log).
-    Throttled { retry_after: i64 },
-}
-
-/// Checks the bridge's client credentials: the client ID names the bridge key, a secret has
-/// been generated and this is it (HMAC, constant-time compare). Records use on success; a
-/// failure counts against the client address with the same limit as wrong key secrets.
-pub async fn authenticate_bridge(
-    conn: &mut AnyConnection,
-    hasher: &SecretHasher,
-    presented: &PresentedBridge,
-    client_ip: &str,
-    client_failure_limit: u32,
-    over_limit: &throttle::KnownOver,
-    now: i64,
-) -> sqlx::Result<BridgeCheck> {
-    let key = repo::find_bridge(conn, presented.client_id.as_str()).await?;
-    let matches = key.as_ref().is_some_and(|k| {
-        k.secret_hash
-            .as_deref()
-            .is_some_and(|stored| hasher.matches(&presented.secret, stored))
-    });
-    if matches {
-        repo::touch_used(conn, BRIDGE_ID, now).await?;
-        let permissions = crate::repo::roles::role_permissions(conn, BRIDGE_ROLE).await?;
-        return Ok(BridgeCheck::Accepted { permissions });
-    }
-    if let Some(limit) = key_auth::client_limit(client_failure_limit) {
-        let bucket = key_auth::client_bucket(client_ip);
-        if let Some(retry_after) = over_limit.retry_after(&bucket, limit, now) {
-            return Ok(BridgeCheck::Throttled { retry_after });
-        }
-        if let Some(retry_after) = throttle::reserve(conn, &bucket, limit, now).await? {
-            over_limit.remember(&bucket, now, retry_after);
-            return Ok(BridgeCheck::Throttled { retry_after });
-        }
-    }
-    let label = format!("bridge {}", presented.client_id.as_str());
-    let entry = NewEntry {
-        actor_id: None,
-        actor_label: &label,
-        action: "bridge.authentication_failed",
-        target_type: "secret_key",
-        target_id: BRIDGE_ID,
-        target_label: "Bridge key",
-        client_ip,
-        outcome: audit::FAILURE,
-        details: "unknown client ID or wrong secret",
-    };
-    audit::record(conn, now, entry).await?;
-    Ok(BridgeCheck::Refused)
 }

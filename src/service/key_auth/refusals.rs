@@ -1,0 +1,187 @@
+//! The refusal writer: wrong secrets and other refusals of key checks, written in batches by
+//! one task (client counters, the key's failure count and lock, audit entries, lock notices).
+
+use sqlx::AnyPool;
+use tokio::sync::mpsc;
+
+use super::{BATCH, Pending, Policy, Refusal, Written, client_bucket, client_limit};
+use crate::repo::keys as repo;
+use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
+use crate::service::notices::{self, KeyEvent, KeyFacts};
+use crate::service::throttle;
+
+/// The writer task: takes every refusal that has queued up, writes them in one transaction,
+/// answers each. Ends when the checker is dropped.
+pub(super) async fn write_refusals(
+    pool: AnyPool,
+    policy: Policy,
+    public_url: String,
+    mut queue: mpsc::Receiver<Pending>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        match write_batch(&pool, policy, &public_url, &batch).await {
+            Ok((written, locked)) => {
+                if locked {
+                    wake.notify_one();
+                }
+                for (pending, outcome) in batch.drain(..).zip(written) {
+                    let _ = pending.done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recording refused key checks failed");
+                let message = e.to_string();
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch with a handful of statements whatever its size: one counter update per
+/// client address, one failure count per key, one insert for every audit entry.
+async fn write_batch(
+    pool: &AnyPool,
+    policy: Policy,
+    public_url: &str,
+    batch: &[Pending],
+) -> Result<(Vec<Written>, bool), sqlx::Error> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let mut written = vec![Written::Refused; batch.len()];
+    let mut locked = false;
+
+    // The client's counter first: over its limit, the key's own counter does not move.
+    if let Some(limit) = client_limit(policy.client_failure_limit) {
+        let clients = group_by(batch, |p| p.limit_client.then_some(p.client_ip.as_str()));
+        for (ip, members) in clients {
+            let bucket = client_bucket(ip);
+            let now = batch[members[0]].now;
+            let verdicts =
+                throttle::reserve_many(&mut tx, &bucket, limit, now, members.len() as i64).await?;
+            for (&i, verdict) in members.iter().zip(verdicts) {
+                if let Some(retry_after) = verdict {
+                    written[i] = Written::Throttled { retry_after };
+                }
+            }
+        }
+    }
+
+    // Wrong secrets count towards their key's lockout, in order of arrival.
+    let mut reasons: Vec<String> = batch.iter().map(|p| p.refusal.reason().into()).collect();
+    let wrong = group_by(batch, |p| {
+        (p.refusal == Refusal::WrongSecret).then_some(p.key_id.as_str())
+    });
+    for (key_id, members) in wrong {
+        let members: Vec<usize> = members
+            .into_iter()
+            .filter(|&i| matches!(written[i], Written::Refused))
+            .collect();
+        let n = members.len() as i64;
+        if n == 0 {
+            continue;
+        }
+        let threshold = i64::from(policy.lockout_threshold);
+        let Some(failure) = repo::record_failures(&mut tx, key_id, n, threshold).await? else {
+            continue;
+        };
+        let before = failure.count - n;
+        for (k, &i) in members.iter().enumerate() {
+            reasons[i] = format!("{} ({} in a row)", reasons[i], before + k as i64 + 1);
+        }
+        if failure.now_locked {
+            // The failure that reached the threshold is the one that locked the key.
+            let at = threshold.max(before + 1);
+            let first = &batch[members[(at - before - 1) as usize]];
+            announce_lock(&mut tx, public_url, key_id, at, first.now, &first.client_ip).await?;
+            locked = true;
+        }
+    }
+
+    let entries: Vec<(i64, NewEntry<'_>)> = batch
+        .iter()
+        .zip(&written)
+        .zip(&reasons)
+        .filter(|((_, w), _)| matches!(w, Written::Refused))
+        .map(|((p, _), reason)| {
+            (
+                p.now,
+                NewEntry {
+                    actor_id: None,
+                    actor_label: &p.client_ip,
+                    action: "key.auth_refused",
+                    target_type: "access_key",
+                    target_id: &p.key_id,
+                    target_label: "",
+                    client_ip: &p.client_ip,
+                    outcome: FAILURE,
+                    details: reason,
+                },
+            )
+        })
+        .collect();
+    crate::repo::audit::insert_many(&mut tx, &entries).await?;
+    tx.commit().await?;
+    Ok((written, locked))
+}
+
+/// The batch's positions grouped by a key, groups in order of first appearance.
+fn group_by<'a>(
+    batch: &'a [Pending],
+    key: impl Fn(&'a Pending) -> Option<&'a str>,
+) -> Vec<(&'a str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, p) in batch.iter().enumerate() {
+        let Some(k) = key(p) else { continue };
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    groups
+}
+
+/// Audit entry, emails and bell notices when a key locks: the people responsible for it and
+/// its owner are told.
+async fn announce_lock(
+    conn: &mut sqlx::AnyConnection,
+    public_url: &str,
+    key_id: &str,
+    count: i64,
+    now: i64,
+    client_ip: &str,
+) -> Result<(), sqlx::Error> {
+    let Some(key) = repo::find(conn, key_id).await? else {
+        return Ok(());
+    };
+    let details = format!("locked after {count} wrong secrets in a row");
+    audit::record(
+        conn,
+        now,
+        NewEntry {
+            actor_id: None,
+            actor_label: "keyward",
+            action: "key.locked",
+            target_type: "access_key",
+            target_id: key_id,
+            target_label: &key.name,
+            client_ip,
+            outcome: SUCCESS,
+            details: &details,
+        },
+    )
+    .await?;
+    let facts = KeyFacts {
+        id: &key.id,
+        name: &key.name,
+        key_type: &key.key_type,
+        owner_user_id: key.owner_user_id.as_deref(),
+        created_by: key.created_by.as_deref(),
+        modified_by: key.modified_by.as_deref(),
+        expires_at: key.expires_at,
+    };
+    notices::tell(conn, now, public_url, &facts, KeyEvent::Locked { count }).await?;
+    Ok(())
+}
