@@ -1352,3 +1352,138 @@ async fn metrics_count_requests_by_route_and_key_outcomes() {
         "routes, never raw paths with key IDs"
     );
 }
+
+#[tokio::test]
+async fn verify_judges_its_caller_first_by_either_door_and_counts_every_outcome() {
+    const METRICS_TOKEN: &str = "metrics-token-for-verify-tests";
+    let app = spawn_app_with(|s| {
+        s.metrics_token = Some(METRICS_TOKEN.into());
+        s.client_failure_limit = 2;
+        s.lockout_threshold = 10;
+    })
+    .await;
+    let admin_id = app.signed_in_admin().await;
+    let verifier = tenant_key(&app, "gateway", "access", &["role_integration"]).await;
+    let reader = tenant_key(&app, "reader", "access", &["role_read_only"]).await;
+    let target = tenant_key(&app, "partner feed", "api", &["role_read_only"]).await;
+    let admin = keyward::domain::Actor {
+        user_id: admin_id,
+        label: "ada".into(),
+        is_admin: true,
+        permissions: vec!["config:write".into()],
+        client_ip: "127.0.0.1".into(),
+        acting_key: None,
+        previous_secret: false,
+    };
+    let bridge = keyward::service::secret_keys::regenerate(
+        &app.state.pool,
+        keyward::service::secret_keys::Tools {
+            clock: app.state.clock.as_ref(),
+            vault: &app.state.vault,
+            hasher: &app.state.key_hasher,
+        },
+        &admin,
+        "sk_bridge",
+    )
+    .await
+    .unwrap();
+    let basic = |id: &str, secret: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    };
+    let client_id = bridge.client_id.clone().unwrap();
+    let bridge_auth = basic(&client_id, bridge.secret.expose());
+    let wrong = || keyward::domain::Secret::generate().expose().to_string();
+    let verify = |auth: Option<String>, body: Value| {
+        let app = &app;
+        async move {
+            let (status, body, _) = call(
+                app,
+                Method::POST,
+                "/api/v1/verify",
+                auth.as_deref(),
+                Some(body),
+            )
+            .await;
+            (status, body)
+        }
+    };
+
+    // A bad body: only a caller who may verify learns that it is bad.
+    let bad = json!({"key": "x", "client_ip": "not an ip"});
+    for (auth, expected) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (
+            Some(format!("Bearer {}::{}", verifier.id, wrong())),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (Some(basic(&client_id, &wrong())), StatusCode::UNAUTHORIZED),
+        (Some(reader.bearer()), StatusCode::FORBIDDEN),
+        (Some(verifier.bearer()), StatusCode::BAD_REQUEST),
+        (Some(bridge_auth.clone()), StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(
+            verify(auth.clone(), bad.clone()).await.0,
+            expected,
+            "{auth:?}"
+        );
+    }
+
+    // Both doors give the same answers.
+    let target_wrong = json!({"key": format!("{}::{}", target.id, wrong())});
+    let target_right = json!({"key": format!("{}::{}", target.id, target.secret)});
+    for auth in [verifier.bearer(), bridge_auth.clone()] {
+        let (status, body) = verify(Some(auth.clone()), target_right.clone()).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::OK, &json!("VALID")),
+            "{auth}"
+        );
+        assert_eq!(body["key"]["type"], "api");
+        assert_eq!(
+            body["key"]["permissions"],
+            json!(["audit:read", "keys:read", "users:read"])
+        );
+        // Wrong secrets of the presented key: never a 429 (the caller speaks for many
+        // clients, the limit here is 2), but each counts towards the key's lockout.
+        for _ in 0..2 {
+            let (status, body) = verify(Some(auth.clone()), target_wrong.clone()).await;
+            assert_eq!(
+                (status, &body["code"]),
+                (StatusCode::OK, &json!("NOT_FOUND"))
+            );
+        }
+    }
+    let failed: i64 = sqlx::query_scalar("SELECT failed_attempts FROM access_keys WHERE id = $1")
+        .bind(&target.id)
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    // The two wrong secrets before each right one are reset by it; the last two remain.
+    assert_eq!(failed, 2);
+
+    let text = reqwest::Client::new()
+        .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"keyward_key_verifications_total{outcome="VALID",via="verify"} 2"#,
+        r#"keyward_key_verifications_total{outcome="NOT_FOUND",via="verify"} 4"#,
+        r#"keyward_key_verifications_total{outcome="REFUSED",via="bridge"} 1"#,
+        // Every right bridge call: one bad body, one right key, two wrong ones.
+        r#"keyward_key_verifications_total{outcome="VALID",via="bridge"} 4"#,
+        // The callers without credentials and with a wrong secret.
+        r#"keyward_key_verifications_total{outcome="NOT_FOUND",via="api"} 2"#,
+        // The reader, and the verifier's bad body, right key and two wrong ones.
+        r#"keyward_key_verifications_total{outcome="VALID",via="api"} 5"#,
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}
