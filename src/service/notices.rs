@@ -1,15 +1,22 @@
-//! Telling people about a key: an email through the outbox and a bell notification for each
-//! person responsible for it (SPEC §4), and a webhook event, written in the caller's transaction
-//! so that the decision and the messages commit together.
+//! Telling people: about a key, an email through the outbox and a bell notification for each
+//! person responsible for it (SPEC §4) and a webhook event; an invitation email; all written in
+//! the caller's transaction so that the decision and its messages commit together, and the
+//! sender woken only after the commit. Also the two actions on messages themselves: retrying a
+//! failed email and marking the bell's notices read.
 
 use askama::Template;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AnyPool};
+use tokio::sync::Notify;
 
 use crate::auth::vault::{Binding, Vault};
-use crate::clock::format_utc;
+use crate::clock::{Clock, format_utc};
+use crate::db::begin_write;
+use crate::domain::Permission;
 use crate::error::AppError;
 use crate::repo::groups::ADMINISTRATORS;
 use crate::repo::outbox::{self, NewMail};
+use crate::service::audit;
+use crate::service::keys::Actor;
 use crate::service::keys::{EXPIRED, EXPIRING, LOCKED};
 use crate::service::webhooks::{self, EventType, KeyPayload};
 
@@ -244,6 +251,132 @@ pub async fn queue_sealed(
     };
     outbox::insert_as(conn, &id, now, &sealed).await?;
     Ok(id)
+}
+
+/// What queuing an email needs beyond the transaction: the vault that seals a credential in
+/// it, the public URL its links point at, and the sender to wake once the transaction commits.
+#[derive(Clone, Copy)]
+pub struct Mailing<'a> {
+    pub vault: &'a Vault,
+    pub public_url: &'a str,
+    pub sender: &'a Notify,
+}
+
+impl Mailing<'_> {
+    /// Tells the outbox sender there is something to send (call after the commit: a sender
+    /// woken earlier would find nothing yet).
+    pub fn wake_sender(&self) {
+        self.sender.notify_one();
+    }
+}
+
+#[derive(Template)]
+#[template(path = "emails/invitation.txt")]
+struct InvitationText<'a> {
+    name: &'a str,
+    inviter: &'a str,
+    link: &'a str,
+    expires: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "emails/invitation.html")]
+struct InvitationHtml<'a> {
+    name: &'a str,
+    inviter: &'a str,
+    link: &'a str,
+    expires: &'a str,
+}
+
+/// Who is invited, by whom, with which one-time link token (valid until `expires_at`).
+pub struct InvitationMail<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub inviter: &'a str,
+    pub token: &'a str,
+    pub expires_at: i64,
+}
+
+/// Queues an invitation email in the caller's transaction, its link sealed to the row (the
+/// sender empties it once sent). Returns the email's ID.
+pub async fn queue_invitation(
+    conn: &mut AnyConnection,
+    mailing: &Mailing<'_>,
+    now: i64,
+    inv: &InvitationMail<'_>,
+) -> Result<String, AppError> {
+    use secrecy::zeroize::Zeroizing;
+    let link = Zeroizing::new(format!("{}/invite?token={}", mailing.public_url, inv.token));
+    let expires = format_utc(inv.expires_at);
+    let text = InvitationText {
+        name: inv.name,
+        inviter: inv.inviter,
+        link: &link,
+        expires: &expires,
+    };
+    let html = InvitationHtml {
+        name: inv.name,
+        inviter: inv.inviter,
+        link: &link,
+        expires: &expires,
+    };
+    let text = Zeroizing::new(text.render().map_err(anyhow::Error::from)?);
+    let html = Zeroizing::new(html.render().map_err(anyhow::Error::from)?);
+    let mail = NewMail {
+        kind: "invitation",
+        key_id: None,
+        recipient: inv.email,
+        recipient_name: inv.name,
+        subject: "You are invited to keyward",
+        body_text: &text,
+        body_html: &html,
+        sealed: true,
+    };
+    queue_sealed(conn, mailing.vault, now, mail).await
+}
+
+/// Puts a failed email back in the queue, with its audit entry, in one transaction; wakes the
+/// sender after the commit. Needs `config:write` (SPEC §7).
+pub async fn retry_email(
+    pool: &AnyPool,
+    clock: &dyn Clock,
+    actor: &Actor,
+    sender: &Notify,
+    id: &str,
+) -> Result<(), AppError> {
+    actor.require(Permission::ConfigWrite)?;
+    let now = clock.unix();
+    let mut tx = begin_write(pool).await?;
+    let row = outbox::find(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    if !outbox::retry(&mut tx, id, now).await? {
+        return Err(AppError::Conflict(format!(
+            "Only a failed email can be retried; this one is {}.",
+            row.state
+        )));
+    }
+    let details = format!("to {}: {}", row.recipient, row.subject);
+    let entry = audit::success(
+        actor,
+        "mail.retried",
+        "email",
+        &row.id,
+        &row.subject,
+        &details,
+    );
+    audit::record(&mut tx, now, entry).await?;
+    tx.commit().await?;
+    sender.notify_one();
+    Ok(())
+}
+
+/// Marks every bell notice of a person read. Returns how many were unread.
+pub async fn mark_all_read(
+    pool: &AnyPool,
+    clock: &dyn Clock,
+    user_id: &str,
+) -> Result<u64, AppError> {
+    let mut conn = pool.acquire().await?;
+    Ok(crate::repo::notifications::mark_all_read(&mut conn, user_id, clock.unix()).await?)
 }
 
 /// "in 47 hours", "in 6 days": hours below two days, so that a notice never says less time is

@@ -18,7 +18,9 @@ use crate::service::audit::success as entry;
 use crate::service::audit::{self, NewEntry, SUCCESS};
 use crate::service::bootstrap::hash_setup_token;
 use crate::service::keys::Actor;
+use crate::service::notices::{self, InvitationMail, Mailing};
 use crate::service::{FieldErrors, FormError};
+use secrecy::zeroize::Zeroizing;
 
 /// How long an invitation link works.
 pub const INVITATION_TTL_SECS: i64 = 7 * 86_400;
@@ -106,25 +108,40 @@ pub struct NewUser {
     pub group_ids: Vec<String>,
 }
 
-/// An invitation to send: to whom, and the one-time link token (wiped when dropped, never
-/// shown by `Debug`).
-#[derive(Debug, Clone)]
-pub struct Invitation {
-    pub user_id: String,
-    pub name: String,
-    pub email: String,
-    pub token: secrecy::SecretString,
-    pub expires_at: i64,
+/// Replaces a user's unused invitation with a new one and queues its email, in the caller's
+/// transaction: the link exists only sealed in that email, so the invitation and its email
+/// commit together or not at all.
+async fn send_invitation(
+    conn: &mut AnyConnection,
+    mailing: &Mailing<'_>,
+    actor: &Actor,
+    user: (&str, &str, &str),
+    now: i64,
+) -> Result<(), AppError> {
+    let (user_id, name, email) = user;
+    let (token, expires_at) = new_invitation(conn, user_id, now).await?;
+    let inviter = repo::users::find(conn, &actor.user_id)
+        .await?
+        .map_or_else(|| actor.label.clone(), |u| u.name);
+    let mail = InvitationMail {
+        name,
+        email,
+        inviter: &inviter,
+        token: &token,
+        expires_at,
+    };
+    notices::queue_invitation(conn, mailing, now, &mail).await?;
+    Ok(())
 }
 
 async fn new_invitation(
     conn: &mut AnyConnection,
     user_id: &str,
     now: i64,
-) -> sqlx::Result<(String, i64)> {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    let token = URL_SAFE_NO_PAD.encode(bytes);
+) -> sqlx::Result<(Zeroizing<String>, i64)> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rand::fill(&mut bytes[..]);
+    let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes));
     let expires_at = now + INVITATION_TTL_SECS;
     sqlx::query("DELETE FROM invitations WHERE user_id = $1 AND used_at IS NULL")
         .bind(user_id)
@@ -140,13 +157,16 @@ async fn new_invitation(
     Ok((token, expires_at))
 }
 
-/// Adds a user who sets a password through an invitation link; the caller sends the email.
+/// Adds a user who sets a password through an invitation link: the user, their groups, the
+/// bell notices, the audit entry and the invitation email in one transaction; the sender is
+/// woken after the commit. Returns the new user's ID.
 pub async fn invite(
     pool: &AnyPool,
     clock: &dyn Clock,
     actor: &Actor,
+    mailing: &Mailing<'_>,
     input: NewUser,
-) -> Result<Invitation, FormError> {
+) -> Result<String, FormError> {
     actor.require(Permission::UsersWrite)?;
     let now = clock.unix();
     let mut errors = FieldErrors::default();
@@ -184,7 +204,8 @@ pub async fn invite(
         repo::groups::add_member(&mut tx, g, &id, now).await?;
         notify_membership(&mut tx, &id, &names[g], true, now).await?;
     }
-    let (token, expires_at) = new_invitation(&mut tx, &id, now).await?;
+    let invited = (id.as_str(), name.as_str(), email.as_str());
+    send_invitation(&mut tx, mailing, actor, invited, now).await?;
     let details = format!(
         "groups: {}",
         if groups.is_empty() {
@@ -200,22 +221,19 @@ pub async fn invite(
     )
     .await?;
     tx.commit().await?;
-    Ok(Invitation {
-        user_id: id,
-        name: name.as_str().into(),
-        email: email.as_str().into(),
-        token: token.into(),
-        expires_at,
-    })
+    mailing.wake_sender();
+    Ok(id)
 }
 
 /// A fresh invitation for a user who has not set a password yet; earlier links stop working.
+/// The new link, its email and the audit entry commit together; the sender is woken after.
 pub async fn reinvite(
     pool: &AnyPool,
     clock: &dyn Clock,
     actor: &Actor,
+    mailing: &Mailing<'_>,
     user_id: &str,
-) -> Result<Invitation, AppError> {
+) -> Result<(), AppError> {
     actor.require(Permission::UsersWrite)?;
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
@@ -228,7 +246,8 @@ pub async fn reinvite(
             user.name
         )));
     }
-    let (token, expires_at) = new_invitation(&mut tx, user_id, now).await?;
+    let invited = (user.id.as_str(), user.name.as_str(), user.email.as_str());
+    send_invitation(&mut tx, mailing, actor, invited, now).await?;
     audit::record(
         &mut tx,
         now,
@@ -236,13 +255,8 @@ pub async fn reinvite(
     )
     .await?;
     tx.commit().await?;
-    Ok(Invitation {
-        user_id: user.id,
-        name: user.name,
-        email: user.email,
-        token: token.into(),
-        expires_at,
-    })
+    mailing.wake_sender();
+    Ok(())
 }
 
 /// The user an unused, unexpired invitation token belongs to.

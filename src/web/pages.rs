@@ -14,6 +14,7 @@ use crate::clock::{format_utc, relative};
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::repo;
+use crate::service::notices;
 use crate::startup::AppState;
 use crate::web::granted::{AuditRead, ConfigWrite, Granted};
 use crate::web::{Frame, html, see_other};
@@ -113,8 +114,7 @@ pub async fn mark_notifications_read(
     user: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = state.pool.acquire().await?;
-    repo::notifications::mark_all_read(&mut conn, &user.id, state.clock.unix()).await?;
+    notices::mark_all_read(&state.pool, state.clock.as_ref(), &user.id).await?;
     Ok(see_other("/notifications"))
 }
 
@@ -376,34 +376,14 @@ pub async fn retry_mail(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.unix();
-    let mut conn = state.pool.acquire().await?;
-    let Some(row) = repo::outbox::find(&mut conn, &id).await? else {
-        return Err(AppError::NotFound);
-    };
-    if !repo::outbox::retry(&mut conn, &id, now).await? {
-        return Err(AppError::Conflict(format!(
-            "Only a failed email can be retried; this one is {}.",
-            row.state
-        )));
-    }
-    let details = format!("to {}: {}", row.recipient, row.subject);
-    crate::service::audit::record(
-        &mut conn,
-        now,
-        crate::service::audit::NewEntry {
-            actor_id: Some(&user.id),
-            actor_label: &user.email,
-            action: "mail.retried",
-            target_type: "email",
-            target_id: &row.id,
-            target_label: &row.subject,
-            client_ip: &user.client_ip,
-            outcome: crate::service::audit::SUCCESS,
-            details: &details,
-        },
+    let sender = state.jobs.waker();
+    notices::retry_email(
+        &state.pool,
+        state.clock.as_ref(),
+        &user.actor(),
+        &sender,
+        &id,
     )
     .await?;
-    state.jobs.wake();
     Ok(see_other("/mail?state=queued&notice=retried"))
 }

@@ -11,12 +11,12 @@ use serde::Deserialize;
 use crate::auth::CurrentUser;
 use crate::auth::csrf::AnonymousToken;
 use crate::auth::extract::client_ip;
-use crate::clock::format_utc;
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::repo;
 use crate::service::bootstrap::LINK_TOKEN_LEN;
-use crate::service::people::{self, GroupInput, Invitation, NewUser, RoleInput};
+use crate::service::notices::Mailing;
+use crate::service::people::{self, GroupInput, NewUser, RoleInput};
 use crate::service::{FieldErrors, FormError};
 use crate::startup::AppState;
 use crate::web::granted::{Granted, GroupsWrite, RolesWrite, UsersRead, UsersWrite};
@@ -52,8 +52,9 @@ fn notice_text(code: &str) -> String {
     match code {
         "invited" => "Invitation sent. The link works once, for 7 days.",
         "reinvited" => "A new invitation was sent; earlier links no longer work.",
-        "invite_failed" => "The user was added, but the invitation email could not be sent. Use “Send a new invitation” to try again.",
-        "disabled" => "The user is disabled: they are signed out and their personal keys stop authenticating.",
+        "disabled" => {
+            "The user is disabled: they are signed out and their personal keys stop authenticating."
+        }
         "enabled" => "The user is enabled again.",
         "group_deleted" => "The group was deleted.",
         "role_deleted" => "The role was deleted.",
@@ -199,76 +200,13 @@ pub async fn new_user_form(
     ))
 }
 
-#[derive(Template)]
-#[template(path = "emails/invitation.txt")]
-struct InvitationText<'a> {
-    name: &'a str,
-    inviter: &'a str,
-    link: &'a str,
-    expires: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "emails/invitation.html")]
-struct InvitationHtml<'a> {
-    name: &'a str,
-    inviter: &'a str,
-    link: &'a str,
-    expires: &'a str,
-}
-
-/// Queues an invitation email for the outbox sender.
-async fn send_invitation(
-    state: &AppState,
-    inviter: &str,
-    inv: &Invitation,
-) -> Result<(), AppError> {
-    let link = secrecy::zeroize::Zeroizing::new(format!(
-        "{}/invite?token={}",
-        state.settings.public_url,
-        secrecy::ExposeSecret::expose_secret(&inv.token)
-    ));
-    let expires = format_utc(inv.expires_at);
-    let text = InvitationText {
-        name: &inv.name,
-        inviter,
-        link: &link,
-        expires: &expires,
+/// What queuing an invitation needs: the vault, the public URL and the sender to wake.
+fn mailing<'a>(state: &'a AppState, sender: &'a tokio::sync::Notify) -> Mailing<'a> {
+    Mailing {
+        vault: &state.jobs.vault,
+        public_url: &state.settings.public_url,
+        sender,
     }
-    .render()
-    .map_err(anyhow::Error::from)?;
-    let html = InvitationHtml {
-        name: &inv.name,
-        inviter,
-        link: &link,
-        expires: &expires,
-    }
-    .render()
-    .map_err(anyhow::Error::from)?;
-    let (text, html) = (
-        secrecy::zeroize::Zeroizing::new(text),
-        secrecy::zeroize::Zeroizing::new(html),
-    );
-    // The link is a credential: the outbox keeps it sealed to its row, and empties it once sent.
-    let mut conn = state.pool.acquire().await?;
-    crate::service::notices::queue_sealed(
-        &mut conn,
-        &state.jobs.vault,
-        state.clock.unix(),
-        crate::repo::outbox::NewMail {
-            kind: "invitation",
-            key_id: None,
-            recipient: &inv.email,
-            recipient_name: &inv.name,
-            subject: "You are invited to keyward",
-            body_text: &text,
-            body_html: &html,
-            sealed: true,
-        },
-    )
-    .await?;
-    state.jobs.wake();
-    Ok(())
 }
 
 fn with_notice(path: &str, notice: &str) -> HttpResponse {
@@ -288,24 +226,17 @@ pub async fn create_user(
         email: f.one("email"),
         group_ids: f.many("groups"),
     };
+    let sender = state.jobs.waker();
     match people::invite(
         &state.pool,
         state.clock.as_ref(),
         &user.actor(),
+        &mailing(&state, &sender),
         input.clone(),
     )
     .await
     {
-        Ok(inv) => match send_invitation(&state, &user.name, &inv).await {
-            Ok(()) => Ok(with_notice("/user-access/users", "invited")),
-            Err(e) => {
-                tracing::error!(error = %e, "the invitation email could not be sent");
-                Ok(with_notice(
-                    &format!("/user-access/users/{}", inv.user_id),
-                    "invite_failed",
-                ))
-            }
-        },
+        Ok(_) => Ok(with_notice("/user-access/users", "invited")),
         Err(FormError::Invalid(errors)) => {
             let groups = group_choices(&state, &input.group_ids).await?;
             Ok(html(
@@ -475,17 +406,18 @@ pub async fn reinvite_user(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let inv = people::reinvite(&state.pool, state.clock.as_ref(), &admin.actor(), &path).await?;
-    let notice = match send_invitation(&state, &admin.name, &inv).await {
-        Ok(()) => "reinvited",
-        Err(e) => {
-            tracing::error!(error = %e, "the invitation email could not be sent");
-            "invite_failed"
-        }
-    };
+    let sender = state.jobs.waker();
+    people::reinvite(
+        &state.pool,
+        state.clock.as_ref(),
+        &admin.actor(),
+        &mailing(&state, &sender),
+        &path,
+    )
+    .await?;
     Ok(with_notice(
         &format!("/user-access/users/{}", path.as_str()),
-        notice,
+        "reinvited",
     ))
 }
 

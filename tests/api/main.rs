@@ -34,4 +34,5 @@ mod secret_keys;
 mod sessions;
 mod setup;
 mod sign_in;
+mod transactions;
 mod webhooks;
