@@ -58,11 +58,6 @@ impl CurrentUser {
     }
 }
 
-/// Unused: the console decides by permission (`web::granted::Granted`), never by membership of
-/// Administrators. Kept only for the re-export in `auth/mod.rs`; it is no extractor.
-#[derive(Debug, Clone)]
-pub struct AdminUser(pub CurrentUser);
-
 /// The address of the client: the TCP peer, or, when the peer is one of
 /// `KEYWARD_TRUSTED_PROXIES`, the address its forwarding headers name (see
 /// [`forwarded_client`]). IPv4-mapped IPv6 addresses are shown as IPv4.

@@ -10,4 +10,4 @@ pub mod password;
 pub mod session_store;
 pub mod vault;
 
-pub use extract::{AdminUser, CurrentUser};
+pub use extract::CurrentUser;

@@ -28,12 +28,12 @@ impl Actor {
         self.permissions.iter().any(|p| p == permission.as_str())
     }
 
-    /// Refuses (`Forbidden`) unless the actor holds a permission.
+    /// Refuses, naming the permission, unless the actor holds it.
     pub fn require(&self, permission: Permission) -> Result<(), AppError> {
         if self.may(permission) {
             Ok(())
         } else {
-            Err(AppError::Forbidden)
+            Err(AppError::MissingPermission(permission))
         }
     }
 }
