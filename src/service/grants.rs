@@ -187,14 +187,19 @@ pub fn require_current_secret(actor: &Actor) -> Result<(), AppError> {
     }
 }
 
-/// Refuses to hand `actor` a secret for a key that may do more than the actor: it would give
-/// the actor those permissions.
-pub fn require_holds_all(actor: &Actor, key_permissions: &[String]) -> Result<(), AppError> {
-    let lacking: Vec<&str> = key_permissions
+/// The permissions among `permissions` that `actor` does not hold.
+pub fn lacking<'a>(actor: &Actor, permissions: &'a [String]) -> Vec<&'a str> {
+    permissions
         .iter()
         .filter(|p| !actor.permissions.contains(p))
         .map(String::as_str)
-        .collect();
+        .collect()
+}
+
+/// Refuses to hand `actor` a secret for a key that may do more than the actor: it would give
+/// the actor those permissions.
+pub fn require_holds_all(actor: &Actor, key_permissions: &[String]) -> Result<(), AppError> {
+    let lacking = lacking(actor, key_permissions);
     if lacking.is_empty() {
         Ok(())
     } else {

@@ -66,11 +66,7 @@ async fn require_holds_theirs(
     user: &repo::users::UserRow,
 ) -> Result<(), AppError> {
     let theirs = repo::roles::user_permissions(conn, &user.id).await?;
-    let lacking: Vec<&str> = theirs
-        .iter()
-        .filter(|p| !actor.permissions.contains(p))
-        .map(String::as_str)
-        .collect();
+    let lacking = crate::service::grants::lacking(actor, &theirs);
     if lacking.is_empty() {
         Ok(())
     } else {

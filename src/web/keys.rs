@@ -702,16 +702,7 @@ impl DetailsPage {
 
     /// The names of the chosen groups or roles, for a reader ("None" when there are none).
     fn assigned(&self, choices: &[(String, String, bool)]) -> String {
-        let names: Vec<&str> = choices
-            .iter()
-            .filter(|c| c.2)
-            .map(|c| c.1.as_str())
-            .collect();
-        if names.is_empty() {
-            "None".into()
-        } else {
-            names.join(", ")
-        }
+        crate::web::names_of(choices)
     }
 }
 

@@ -128,3 +128,17 @@ pub fn html(status: actix_web::http::StatusCode, body: impl askama::Template) ->
         Err(e) => errors::render_failure(&e),
     }
 }
+
+/// The names of the chosen entries of a checkbox list, for a reader's page ("None" if none).
+pub(crate) fn names_of(choices: &[(String, String, bool)]) -> String {
+    let names: Vec<&str> = choices
+        .iter()
+        .filter(|c| c.2)
+        .map(|c| c.1.as_str())
+        .collect();
+    if names.is_empty() {
+        "None".into()
+    } else {
+        names.join(", ")
+    }
+}

@@ -74,20 +74,6 @@ fn field_error(errors: &FieldErrors, field: &str) -> String {
     errors.get(field).unwrap_or_default().to_string()
 }
 
-/// The names of the chosen entries of a checkbox list, for a reader's page ("None" if none).
-fn names_of(choices: &[(String, String, bool)]) -> String {
-    let names: Vec<&str> = choices
-        .iter()
-        .filter(|c| c.2)
-        .map(|c| c.1.as_str())
-        .collect();
-    if names.is_empty() {
-        "None".into()
-    } else {
-        names.join(", ")
-    }
-}
-
 // ---- Users -------------------------------------------------------------------------------
 
 struct UserItem {
@@ -270,7 +256,7 @@ struct UserPage {
 
 impl UserPage {
     fn chosen_names(&self) -> String {
-        names_of(&self.groups)
+        crate::web::names_of(&self.groups)
     }
 }
 
@@ -610,7 +596,7 @@ impl GroupPage {
         field_error(&self.errors, field)
     }
     fn chosen_names(&self, choices: &[(String, String, bool)]) -> String {
-        names_of(choices)
+        crate::web::names_of(choices)
     }
 }
 
