@@ -8,11 +8,11 @@ use std::pin::Pin;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::api::ApiError;
-use crate::auth::extract::client_ip;
+use crate::auth::client_ip::client_ip;
 use crate::domain::Permission;
 use crate::service::key_auth::{self, AuthenticatedKey, Caller, CallerCredentials};
 use crate::service::keys::Actor;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// An authenticated caller and what it may do.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use crate::service::keys::{
     OneTimeSecret, Scope, Switch,
 };
 use crate::service::{FieldErrors, FormError};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 fn rfc3339(secs: i64) -> Option<String> {
     Utc.timestamp_opt(secs, 0)
@@ -322,7 +322,6 @@ async fn create_in(
     let shown = keys::create(&state.pool, &state.keyring(), &caller.actor, scope, input)
         .await
         .map_err(form_error)?;
-    state.jobs.wake();
     let body = with_secret(state, caller, scope, shown).await?;
     Ok(no_store(HttpResponse::Created().json(body)))
 }
@@ -453,7 +452,6 @@ pub async fn delete(
         &id,
     )
     .await?;
-    state.jobs.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -484,7 +482,6 @@ async fn regenerate_in(
         grace,
     )
     .await?;
-    state.jobs.wake();
     let body = with_secret(state, caller, scope, shown).await?;
     Ok(no_store(HttpResponse::Ok().json(body)))
 }

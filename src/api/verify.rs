@@ -7,7 +7,7 @@ use crate::api::ApiError;
 use crate::api::error::ErrorBody;
 use crate::api::extract::credentials;
 use crate::service::key_auth::{self, VerifyQuestion};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Body of a verify request.
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -1,13 +1,11 @@
 //! Authentication: passwords (Argon2id), the master key and keys derived from it, sessions in the
-//! database, CSRF tokens, and the extractors that say who is asking.
+//! database, CSRF tokens, and the client's address.
 
+pub mod client_ip;
 pub mod csrf;
-pub mod extract;
 pub mod key_auth;
 pub mod key_secret;
 pub mod master_key;
 pub mod password;
 pub mod session_store;
 pub mod vault;
-
-pub use extract::CurrentUser;

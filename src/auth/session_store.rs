@@ -16,6 +16,10 @@ use crate::repo::sessions;
 
 /// The session state key that holds the signed-in user's ID.
 pub const USER_ID: &str = "uid";
+/// Session key holding the unix time of sign-in, for the absolute timeout.
+pub const SIGNED_IN_AT: &str = "auth_at";
+/// A session ends this long after sign-in however active it is.
+pub const ABSOLUTE_TIMEOUT_SECS: i64 = 12 * 3600;
 
 /// Sessions in the `sessions` table.
 #[derive(Clone)]
@@ -148,7 +152,7 @@ impl SessionStore for DbSessionStore {
         // disabled account): start a new one, but never signed in.
         let mut state = state;
         state.remove(USER_ID);
-        state.remove(crate::auth::extract::SIGNED_IN_AT);
+        state.remove(SIGNED_IN_AT);
         self.save(state, ttl).await.map_err(|e| match e {
             SaveError::Serialization(e) => UpdateError::Serialization(e),
             SaveError::Other(e) => UpdateError::Other(e),

@@ -127,16 +127,6 @@ impl Jobs {
         Self::new(pool, clock, mailer, vault.clone(), settings)
     }
 
-    /// How long finished messages are kept, as a sentence for the pages that list them;
-    /// `finished` names them ("Sent, failed and cancelled emails").
-    pub fn retention_note(&self, finished: &str) -> String {
-        match self.retention_days {
-            0 => format!("{finished} are kept for ever (KEYWARD_MESSAGE_RETENTION_DAYS is 0)."),
-            1 => format!("{finished} are removed a day after they were queued."),
-            days => format!("{finished} are removed {days} days after they were queued."),
-        }
-    }
-
     /// Asks the running loop to send now (something was just queued).
     pub fn wake(&self) {
         self.wake.notify_one();

@@ -543,3 +543,36 @@ mod tests {
         assert!(!format!("{change:?}").contains("secret"));
     }
 }
+
+/// The person behind a session, as every console page needs them.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    /// Member of the built-in Administrators group.
+    pub is_admin: bool,
+    /// The union of the permissions of the person's roles, through their groups.
+    pub permissions: Vec<String>,
+    pub unread_notifications: i64,
+}
+
+/// The person a session names, while they exist and are active; `None` ends the session.
+pub async fn signed_in(pool: &AnyPool, user_id: &str) -> AppResult<Option<Person>> {
+    let mut conn = pool.acquire().await?;
+    let user = match repo::users::find(&mut conn, user_id).await? {
+        Some(user) if user.active == 1 => user,
+        _ => return Ok(None),
+    };
+    let permissions = repo::roles::user_permissions(&mut conn, &user.id).await?;
+    let is_admin = repo::groups::is_member(&mut conn, ADMINISTRATORS, &user.id).await?;
+    let unread_notifications = repo::notifications::unread_count(&mut conn, &user.id).await?;
+    Ok(Some(Person {
+        id: user.id,
+        name: user.name,
+        email: user.email,
+        is_admin,
+        permissions,
+        unread_notifications,
+    }))
+}

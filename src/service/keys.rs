@@ -46,6 +46,16 @@ pub struct Keyring<'a> {
     pub clock: &'a dyn Clock,
     pub hasher: &'a SecretHasher,
     pub tenant_id: &'a str,
+    /// Wakes the outbox sender: a change that committed may have queued emails or webhook
+    /// deliveries ([`Keyring::committed`]).
+    pub sender: &'a tokio::sync::Notify,
+}
+
+impl Keyring<'_> {
+    /// Called after a change commits: what it queued goes out now rather than at the next pass.
+    pub fn committed(&self) {
+        self.sender.notify_one();
+    }
 }
 
 /// A key's state as people see it.
@@ -450,6 +460,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    ring.committed();
     Ok(OneTimeSecret {
         key_id: id.to_string(),
         name: name.as_str().to_string(),
@@ -675,6 +686,7 @@ pub async fn update(
         repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
     }
     tx.commit().await?;
+    ring.committed();
     Ok(())
 }
 
@@ -800,6 +812,7 @@ pub async fn regenerate(
     )
     .await?;
     tx.commit().await?;
+    ring.committed();
     Ok(OneTimeSecret {
         key_id: key.id,
         name: key.name,
@@ -880,6 +893,7 @@ pub async fn switch(
         audit::record(&mut tx, now, entry(actor, action, id, &key.name, details)).await?;
     }
     tx.commit().await?;
+    ring.committed();
     Ok(())
 }
 
@@ -917,6 +931,7 @@ pub async fn delete(
     audit::record(&mut tx, now, entry(actor, "key.deleted", id, &key.name, "")).await?;
     webhooks::emit(&mut tx, now, EventType::KeyDeleted, &payload_of(&key)).await?;
     tx.commit().await?;
+    ring.committed();
     Ok(key.name)
 }
 

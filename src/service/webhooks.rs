@@ -420,6 +420,7 @@ pub async fn delete(
 pub async fn send_test(
     pool: &sqlx::AnyPool,
     clock: &dyn Clock,
+    sender: &tokio::sync::Notify,
     actor: &Actor,
     id: &str,
 ) -> Result<String, AppError> {
@@ -458,6 +459,7 @@ pub async fn send_test(
     )
     .await?;
     tx.commit().await?;
+    sender.notify_one();
     Ok(event_id)
 }
 
@@ -465,6 +467,7 @@ pub async fn send_test(
 pub async fn redeliver(
     pool: &sqlx::AnyPool,
     clock: &dyn Clock,
+    sender: &tokio::sync::Notify,
     actor: &Actor,
     endpoint_id: &str,
     delivery_id: &str,
@@ -489,6 +492,7 @@ pub async fn redeliver(
         .await?;
     }
     tx.commit().await?;
+    sender.notify_one();
     Ok(done)
 }
 

@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use sqlx::AnyPool;
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::client_ip::TrustedProxies;
 use crate::auth::csrf;
 use crate::auth::master_key::MasterKey;
 use crate::auth::password::PasswordHasher;
@@ -21,6 +22,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, Backend};
 use crate::service::bootstrap;
+use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 use crate::web as console;
 
@@ -28,37 +30,6 @@ pub mod edge;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "keyward_session";
-
-/// What every request handler can reach.
-pub struct AppState {
-    pub pool: AnyPool,
-    pub backend: Backend,
-    pub clock: Arc<dyn Clock>,
-    pub settings: Settings,
-    pub hasher: PasswordHasher,
-    pub master_key: MasterKey,
-    /// Values sealed under the master key.
-    pub vault: Vault,
-    pub tenant_id: String,
-    /// The background job: expiry scan and outbox sender.
-    pub jobs: crate::jobs::Jobs,
-    pub metrics: crate::metrics::Metrics,
-    /// Hashes key secrets under a key derived once from the master key.
-    pub key_hasher: crate::auth::key_secret::SecretHasher,
-    /// Checks the keys programs present, and records refusals in batches.
-    pub key_checker: crate::service::key_auth::KeyChecker,
-}
-
-impl AppState {
-    /// What the key rules need: the clock, the secret hasher and the tenant ID.
-    pub fn keyring(&self) -> crate::service::keys::Keyring<'_> {
-        crate::service::keys::Keyring {
-            clock: self.clock.as_ref(),
-            hasher: &self.key_hasher,
-            tenant_id: &self.tenant_id,
-        }
-    }
-}
 
 /// The database, migrated, with the tenant ID settled. Shared by `serve` and the CLI commands.
 pub struct Prepared {
@@ -110,6 +81,8 @@ pub struct Application {
     server: Server,
     setup_url: Option<String>,
     state: web::Data<AppState>,
+    /// The background job: expiry scan, outbox sender, webhook deliveries, housekeeping.
+    jobs: crate::jobs::Jobs,
     /// The `KEYWARD_METRICS_BIND` listener's port and server, when set.
     metrics: Option<(u16, Server)>,
 }
@@ -163,6 +136,7 @@ impl Application {
             &settings.public_url,
             jobs.waker(),
         );
+        let sender = jobs.waker();
         let state = web::Data::new(AppState {
             key_checker,
             pool: prepared.pool,
@@ -173,9 +147,10 @@ impl Application {
             master_key: prepared.master_key,
             vault: prepared.vault,
             tenant_id: prepared.tenant_id,
-            jobs,
+            mail_transport: jobs.mailer.transport_label(),
             metrics: crate::metrics::Metrics::new()?,
             key_hasher,
+            sender,
         });
         let server = run(listener, state.clone())?;
         let metrics = match metrics_listener {
@@ -192,6 +167,7 @@ impl Application {
             server,
             setup_url,
             state,
+            jobs,
             metrics,
         })
     }
@@ -216,9 +192,14 @@ impl Application {
         self.state.clone()
     }
 
+    /// The background job, for tests and commands that run a pass themselves.
+    pub fn jobs(&self) -> crate::jobs::Jobs {
+        self.jobs.clone()
+    }
+
     /// Serves until stopped, with the background job and the metrics listener beside it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let jobs = self.state.jobs.clone().run_forever(
+        let jobs = self.jobs.clone().run_forever(
             std::time::Duration::from_secs(self.state.settings.job_interval_secs),
             Some(self.state.metrics.clone()),
         );
@@ -259,6 +240,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
         secure,
         state.clock.clone(),
     ));
+    let trusted_proxies = web::Data::new(TrustedProxies(state.settings.trusted_proxies.clone()));
     let metrics_token = state
         .settings
         .metrics_token
@@ -281,6 +263,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(state.clone())
             .app_data(metrics.clone())
             .app_data(form_tokens.clone())
+            .app_data(trusted_proxies.clone())
             .app_data(console::form_config())
             .app_data(console::query_config())
             .app_data(edge::payload_config())

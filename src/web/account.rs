@@ -6,11 +6,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::service::accounts::{self, PasswordChange};
 use crate::service::{FieldErrors, FormError};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::current_user::CurrentUser;
 use crate::web::errors::wait_phrase;
 use crate::web::sign_in::start_session;
 use crate::web::{Frame, html, see_other};

@@ -15,7 +15,7 @@ use crate::repo::webhooks as hooks_repo;
 use crate::service::secret_keys::{self, GeneratedSecret, Tools};
 use crate::service::webhooks::{self, AddressRule, EndpointInput, EventType};
 use crate::service::{FieldErrors, FormError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::granted::{ConfigWrite, Granted};
 use crate::web::keys::no_store;
 use crate::web::pages::When;
@@ -680,9 +680,10 @@ async fn endpoint_view(
         keys: signing_keys(state).await?,
         deliveries,
         attempts,
-        retention: state
-            .jobs
-            .retention_note("Delivered, failed and cancelled deliveries and their attempts"),
+        retention: crate::web::retention_note(
+            &state.settings,
+            "Delivered, failed and cancelled deliveries and their attempts",
+        ),
         notice,
     })
 }
@@ -747,9 +748,14 @@ pub async fn send_test(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let event_id =
-        webhooks::send_test(&state.pool, state.clock.as_ref(), &user.actor(), &id).await?;
-    state.jobs.wake();
+    let event_id = webhooks::send_test(
+        &state.pool,
+        state.clock.as_ref(),
+        &state.sender,
+        &user.actor(),
+        &id,
+    )
+    .await?;
     Ok(see_other(&format!(
         "{BASE}/webhooks/{id}?tested={event_id}"
     )))
@@ -765,6 +771,7 @@ pub async fn redeliver(
     let queued = webhooks::redeliver(
         &state.pool,
         state.clock.as_ref(),
+        &state.sender,
         &user.actor(),
         &id,
         &delivery,
@@ -775,7 +782,6 @@ pub async fn redeliver(
             "That delivery has not failed, so there is nothing to send again.".into(),
         ));
     }
-    state.jobs.wake();
     Ok(see_other(&format!("{BASE}/webhooks/{id}?redelivered=1")))
 }
 

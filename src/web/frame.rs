@@ -1,8 +1,8 @@
 //! What the page frame (top bar, menus) needs: the signed-in user, what they may open, the
 //! unread count, the CSRF token for the sign-out form, and which section is current.
 
-use crate::auth::CurrentUser;
 use crate::web::asset_url;
+use crate::web::current_user::CurrentUser;
 
 /// The top bar and layout data of every signed-in page.
 pub struct Frame {

@@ -13,9 +13,9 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
 use askama::Template;
 
-use crate::auth::CurrentUser;
 use crate::domain::Permission;
 use crate::error::AppError;
+use crate::web::current_user::CurrentUser;
 use crate::web::{Frame, html};
 
 /// A permission a page or action needs, as a type.

@@ -8,7 +8,6 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::clock::{format_utc, relative};
 use crate::domain::{KeyType, Permission, is_system_key_name};
 use crate::error::AppError;
@@ -18,7 +17,8 @@ use crate::service::keys::{
     self, Actor, ExpiryChoice, KeyChanges, KeyStatus, NewKey, OneTimeSecret, Scope, Switch,
 };
 use crate::service::{FieldErrors, FormError};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::current_user::CurrentUser;
 use crate::web::granted::{Granted, KeysRead, KeysWrite, Signed};
 use crate::web::{Frame, html, see_other};
 
@@ -612,10 +612,7 @@ pub async fn create<A: Signed>(
     )
     .await
     {
-        Ok(created) => {
-            state.jobs.wake();
-            Ok(secret_page(user, place, created, false))
-        }
+        Ok(created) => Ok(secret_page(user, place, created, false)),
         Err(FormError::Other(AppError::Conflict(message))) => {
             add_again(
                 user,
@@ -926,7 +923,6 @@ pub async fn regenerate<A: Signed>(
     let ring = state.keyring();
     let created =
         keys::regenerate(&state.pool, &ring, &actor(user), place.scope, &path, grace).await?;
-    state.jobs.wake();
     Ok(secret_page(user, place, created, true))
 }
 
@@ -1060,7 +1056,6 @@ pub async fn delete<A: Signed>(
     let place = **place;
     let ring = state.keyring();
     let name = keys::delete(&state.pool, &ring, &actor(user), place.scope, &path).await?;
-    state.jobs.wake();
     let q = serde_urlencoded::to_string([("deleted", name.as_str())]).unwrap_or_default();
     Ok(see_other(&format!("{}?{q}", place.base)))
 }

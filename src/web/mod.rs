@@ -3,6 +3,7 @@
 mod account;
 mod api_access;
 mod assets;
+pub mod current_user;
 mod errors;
 mod frame;
 pub mod granted;
@@ -140,5 +141,15 @@ pub(crate) fn names_of(choices: &[(String, String, bool)]) -> String {
         "None".into()
     } else {
         names.join(", ")
+    }
+}
+
+/// How long finished messages are kept (`KEYWARD_MESSAGE_RETENTION_DAYS`), as a sentence for
+/// the pages that list them; `finished` names them ("Sent, failed and cancelled emails").
+pub(crate) fn retention_note(settings: &crate::config::Settings, finished: &str) -> String {
+    match settings.message_retention_days {
+        0 => format!("{finished} are kept for ever (KEYWARD_MESSAGE_RETENTION_DAYS is 0)."),
+        1 => format!("{finished} are removed a day after they were queued."),
+        days => format!("{finished} are removed {days} days after they were queued."),
     }
 }

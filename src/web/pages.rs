@@ -8,14 +8,14 @@ use askama::Template;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::auth::session_store::USER_ID;
 use crate::clock::{format_utc, relative};
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::repo;
 use crate::service::notices;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::current_user::CurrentUser;
 use crate::web::granted::{AuditRead, ConfigWrite, Granted};
 use crate::web::{Frame, html, see_other};
 
@@ -358,10 +358,11 @@ pub async fn mail(
         StatusCode::OK,
         MailPage {
             frame: Frame::new(&user, "mail"),
-            transport: state.jobs.mailer.transport_label(),
-            retention: state
-                .jobs
-                .retention_note("Sent, failed and cancelled emails"),
+            transport: state.mail_transport.clone(),
+            retention: crate::web::retention_note(
+                &state.settings,
+                "Sent, failed and cancelled emails",
+            ),
             notice,
             filters,
             items,
@@ -376,7 +377,7 @@ pub async fn retry_mail(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let sender = state.jobs.waker();
+    let sender = state.sender.clone();
     notices::retry_email(
         &state.pool,
         state.clock.as_ref(),

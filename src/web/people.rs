@@ -8,9 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
+use crate::auth::client_ip::client_ip;
 use crate::auth::csrf::AnonymousToken;
-use crate::auth::extract::client_ip;
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::repo;
@@ -18,7 +17,8 @@ use crate::service::bootstrap::LINK_TOKEN_LEN;
 use crate::service::notices::Mailing;
 use crate::service::people::{self, GroupInput, NewUser, RoleInput};
 use crate::service::{FieldErrors, FormError};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::current_user::CurrentUser;
 use crate::web::granted::{Granted, GroupsWrite, RolesWrite, UsersRead, UsersWrite};
 use crate::web::pages::When;
 use crate::web::sign_in::start_session;
@@ -189,7 +189,7 @@ pub async fn new_user_form(
 /// What queuing an invitation needs: the vault, the public URL and the sender to wake.
 fn mailing<'a>(state: &'a AppState, sender: &'a tokio::sync::Notify) -> Mailing<'a> {
     Mailing {
-        vault: &state.jobs.vault,
+        vault: &state.vault,
         public_url: &state.settings.public_url,
         sender,
     }
@@ -212,7 +212,7 @@ pub async fn create_user(
         email: f.one("email"),
         group_ids: f.many("groups"),
     };
-    let sender = state.jobs.waker();
+    let sender = state.sender.clone();
     match people::invite(
         &state.pool,
         state.clock.as_ref(),
@@ -392,7 +392,7 @@ pub async fn reinvite_user(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let sender = state.jobs.waker();
+    let sender = state.sender.clone();
     people::reinvite(
         &state.pool,
         state.clock.as_ref(),

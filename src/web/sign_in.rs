@@ -6,13 +6,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::auth::client_ip::client_ip;
 use crate::auth::csrf::AnonymousToken;
-use crate::auth::extract::{SIGNED_IN_AT, client_ip};
+use crate::auth::session_store::SIGNED_IN_AT;
 use crate::auth::session_store::USER_ID;
 use crate::error::AppError;
 use crate::service::accounts::{self, NewAdmin, SetupLink, SignInError};
 use crate::service::{FieldErrors, FormError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::errors::wait_phrase;
 use crate::web::{asset_url, html, see_other};
 

@@ -377,13 +377,13 @@ async fn the_job_deletes_audit_entries_past_the_retention() {
     app.other_client()
         .sign_in("nobody@example.com", "a wrong guess here")
         .await;
-    let pass = app.state.jobs.run_once().await.unwrap();
+    let pass = app.jobs.run_once().await.unwrap();
     assert_eq!(pass.audit_purged, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_log").await, 3);
 
     // Day 31: the day-0 entries (creation, sign-in) are past 30 days; day 29's stays.
     app.clock.advance(Duration::days(2));
-    let pass = app.state.jobs.run_once().await.unwrap();
+    let pass = app.jobs.run_once().await.unwrap();
     assert_eq!(pass.audit_purged, 2);
     let left: Vec<String> = sqlx::query_scalar("SELECT actor_label FROM audit_log")
         .fetch_all(&app.state.pool)
@@ -407,7 +407,7 @@ async fn the_audit_purge_works_through_more_rows_than_one_batch() {
     .execute(&app.state.pool)
     .await
     .unwrap();
-    let pass = app.state.jobs.run_once().await.unwrap();
+    let pass = app.jobs.run_once().await.unwrap();
     assert_eq!(pass.audit_purged, 12345);
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_log").await, 0);
 }
@@ -418,7 +418,7 @@ async fn a_retention_of_zero_keeps_audit_entries_for_ever() {
     assert_eq!(app.state.settings.audit_retention_days, 0, "the default");
     app.signed_in_admin().await;
     app.clock.advance(Duration::days(4000));
-    let pass = app.state.jobs.run_once().await.unwrap();
+    let pass = app.jobs.run_once().await.unwrap();
     assert_eq!(pass.audit_purged, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_log").await, 2);
 }
@@ -633,7 +633,7 @@ async fn guessing_from_many_addresses_is_bounded_per_account() {
 #[test]
 fn the_client_is_the_right_most_address_that_is_not_a_trusted_proxy() {
     use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-    use keyward::auth::extract::forwarded_client;
+    use keyward::auth::client_ip::forwarded_client;
     use std::net::IpAddr;
 
     let peer: IpAddr = "10.0.0.2".parse().unwrap();

@@ -41,7 +41,7 @@ async fn a_stall_at_any_step_holds_up_only_its_own_email() {
         for i in 0..5 {
             invite(&app, &format!("User {i}"), &format!("user{i}@example.com")).await;
         }
-        let jobs = app.state.jobs.clone();
+        let jobs = app.jobs.clone();
         let pass = tokio::spawn(async move { jobs.send_due().await });
         tokio::time::timeout(StdDuration::from_secs(20), server.stalled.notified())
             .await
@@ -71,7 +71,7 @@ async fn a_stall_at_any_step_holds_up_only_its_own_email() {
         );
         // Its retry goes out; every email arrived exactly once.
         app.clock.advance(Duration::seconds(30));
-        assert_eq!(app.state.jobs.send_due().await.unwrap().sent, 1, "{step:?}");
+        assert_eq!(app.jobs.send_due().await.unwrap().sent, 1, "{step:?}");
         let got = server.accepted();
         let ids: HashSet<String> = got.iter().map(|m| m.message_id()).collect();
         assert_eq!((got.len(), ids.len()), (5, 5), "{step:?}");
@@ -86,7 +86,7 @@ async fn an_outcome_after_the_lease_ran_out_is_not_recorded_over_the_newer_one()
     let server = SmtpServer::start(Mode::StallFirst(Step::DataReply, 1)).await;
     let app = app_on(server.url(), 240).await;
     invite(&app, "Grace Hopper", "grace@example.com").await;
-    let stuck = app.state.jobs.clone();
+    let stuck = app.jobs.clone();
     let first = tokio::spawn(async move { stuck.send_due().await });
     tokio::time::timeout(StdDuration::from_secs(20), server.stalled.notified())
         .await
@@ -278,7 +278,7 @@ async fn a_stalled_conversation_does_not_hold_up_the_emails_behind_it() {
     for i in 0..60 {
         invite(&app, &format!("User {i}"), &format!("user{i}@example.com")).await;
     }
-    let jobs = app.state.jobs.clone();
+    let jobs = app.jobs.clone();
     let pass = tokio::spawn(async move { jobs.send_due().await });
     tokio::time::timeout(StdDuration::from_secs(20), server.stalled.notified())
         .await

@@ -42,7 +42,7 @@ async fn move_to_before_expiry(app: &TestApp, id: &str, secs: i64) {
 }
 
 async fn scan(app: &TestApp) -> usize {
-    app.state.jobs.scan().await.expect("scan runs")
+    app.jobs.scan().await.expect("scan runs")
 }
 
 /// (recipient, subject) of every queued email, in order.
@@ -249,6 +249,6 @@ async fn deactivating_or_deleting_a_key_cancels_its_unsent_notices() {
         .await
         .unwrap();
     assert_eq!(states, vec!["cancelled", "cancelled"]);
-    let sent = app.state.jobs.send_due().await.unwrap();
+    let sent = app.jobs.send_due().await.unwrap();
     assert_eq!(sent.sent, 0, "nothing is sent about them");
 }

@@ -300,7 +300,7 @@ async fn an_endpoint_saved_while_private_receivers_were_allowed_gets_nothing_onc
     ];
     // While allowed, both reach the receiver: the refusal below is not a broken receiver.
     add_key(&allowed, "first").await;
-    assert_eq!(allowed.state.jobs.deliver_due().await.unwrap().delivered, 2);
+    assert_eq!(allowed.jobs.deliver_due().await.unwrap().delivered, 2);
     assert_eq!(receiver.wait_for(2).await.len(), 2);
 
     // The same database under the default setting: nothing reaches the receiver any more.
@@ -312,7 +312,7 @@ async fn an_endpoint_saved_while_private_receivers_were_allowed_gets_nothing_onc
     .await
     .unwrap();
     add_key(&allowed, "second").await;
-    let pass = restarted.state.jobs.deliver_due().await.unwrap();
+    let pass = restarted.jobs.deliver_due().await.unwrap();
     assert_eq!((pass.delivered, pass.retrying, pass.failed), (0, 0, 2));
     assert_eq!(receiver.received().len(), 2, "nothing more was sent");
 

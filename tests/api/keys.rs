@@ -635,6 +635,7 @@ async fn sixteen_concurrent_personal_key_creates_make_exactly_two() {
                 clock: clock.as_ref(),
                 hasher: &hasher,
                 tenant_id: &state.tenant_id,
+                sender: &state.sender,
             };
             let input = keyward::service::keys::NewKey {
                 name: format!("racer {i}"),

@@ -57,7 +57,7 @@ async fn an_email_arrives_with_both_parts_for_its_recipient_and_is_logged_sent()
         "the waiting invitation is sealed"
     );
 
-    let sent = app.state.jobs.send_due().await.unwrap();
+    let sent = app.jobs.send_due().await.unwrap();
     assert_eq!(sent.sent, 1);
     let got = server.accepted();
     assert_eq!(got.len(), 1);
@@ -90,7 +90,7 @@ async fn a_temporary_failure_is_retried_after_the_backoff_and_arrives_once() {
     let server = SmtpServer::start(Mode::TempFail).await;
     let app = app_on(server.url(), 8).await;
     invite(&app, "Grace Hopper", "grace@example.com").await;
-    let first = app.state.jobs.send_due().await.unwrap();
+    let first = app.jobs.send_due().await.unwrap();
     assert_eq!((first.sent, first.retrying), (0, 1));
     let error: String = sqlx::query_scalar("SELECT last_error FROM outbox")
         .fetch_one(&app.state.pool)
@@ -103,10 +103,10 @@ async fn a_temporary_failure_is_retried_after_the_backoff_and_arrives_once() {
     assert_eq!(states(&app).await, vec![("queued".into(), 1)]);
 
     server.set_mode(Mode::Accept);
-    let early = app.state.jobs.send_due().await.unwrap();
+    let early = app.jobs.send_due().await.unwrap();
     assert_eq!(early.sent, 0, "not before its backoff");
     app.clock.advance(Duration::seconds(31));
-    let later = app.state.jobs.send_due().await.unwrap();
+    let later = app.jobs.send_due().await.unwrap();
     assert_eq!(later.sent, 1);
     assert_eq!(server.accepted().len(), 1);
     assert_eq!(states(&app).await, vec![("sent".into(), 2)]);
@@ -118,7 +118,7 @@ async fn with_the_mail_server_down_the_email_waits_and_goes_out_when_it_is_back(
     let app = app_on(format!("smtp://127.0.0.1:{port}"), 8).await;
     invite(&app, "Grace Hopper", "grace@example.com").await;
     for minutes in [1, 2] {
-        let pass = app.state.jobs.send_due().await.unwrap();
+        let pass = app.jobs.send_due().await.unwrap();
         assert_eq!(pass.sent, 0);
         app.clock.advance(Duration::minutes(minutes));
     }
@@ -126,7 +126,7 @@ async fn with_the_mail_server_down_the_email_waits_and_goes_out_when_it_is_back(
 
     let server = SmtpServer::start_on(port, Mode::Accept).await;
     app.clock.advance(Duration::minutes(2));
-    assert_eq!(app.state.jobs.send_due().await.unwrap().sent, 1);
+    assert_eq!(app.jobs.send_due().await.unwrap().sent, 1);
     assert_eq!(server.accepted().len(), 1);
 }
 
@@ -165,11 +165,11 @@ async fn a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice() {
     assert_eq!(server.accepted().len(), 2);
 
     server.set_mode(Mode::Accept);
-    let early = app.state.jobs.send_due().await.unwrap();
+    let early = app.jobs.send_due().await.unwrap();
     assert_eq!(early.sent, 0, "what the dead sender claimed stays leased");
     app.clock
         .advance(Duration::seconds(keyward::jobs::sender::LEASE_SECS + 1));
-    let leased = app.state.jobs.send_due().await.unwrap();
+    let leased = app.jobs.send_due().await.unwrap();
     assert_eq!(leased.sent, 3, "and goes out when the lease ends");
 
     let got = server.accepted();
@@ -203,7 +203,7 @@ async fn two_runners_on_one_database_send_every_notice_exactly_once() {
     app.clock.advance(Duration::days(29));
     // A second instance: its own pool on the same database, its own mailer.
     let other = second_runner(&app, &server).await;
-    let mine = app.state.jobs.clone();
+    let mine = app.jobs.clone();
     let (a, b) = tokio::join!(mine.run_once(), other.run_once());
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
@@ -229,9 +229,9 @@ async fn an_email_that_keeps_failing_is_given_up_and_can_be_retried_from_the_mai
     let server = SmtpServer::start(Mode::TempFail).await;
     let app = app_on(server.url(), 2).await;
     invite(&app, "Grace Hopper", "grace@example.com").await;
-    app.state.jobs.send_due().await.unwrap();
+    app.jobs.send_due().await.unwrap();
     app.clock.advance(Duration::seconds(31));
-    let second = app.state.jobs.send_due().await.unwrap();
+    let second = app.jobs.send_due().await.unwrap();
     assert_eq!(second.failed, 1, "given up after two attempts");
     app.signed_in_again().await;
 
@@ -251,7 +251,7 @@ async fn an_email_that_keeps_failing_is_given_up_and_can_be_retried_from_the_mai
         StatusCode::CONFLICT,
         "only a failed email is retried"
     );
-    assert_eq!(app.state.jobs.send_due().await.unwrap().sent, 1);
+    assert_eq!(app.jobs.send_due().await.unwrap().sent, 1);
     assert_eq!(server.accepted().len(), 1);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'mail.retried'")

@@ -46,19 +46,19 @@ async fn finished_messages_go_after_the_retention_and_unfinished_ones_stay() {
     // Day 0: an invitation sent, one event delivered, the same event still being retried.
     invite(&app, "Grace Hopper", "grace@example.com").await;
     add_key(&app, "nightly export").await;
-    let (mail, hooks) = app.state.jobs.send_all().await.unwrap();
+    let (mail, hooks) = app.jobs.send_all().await.unwrap();
     assert_eq!((mail.sent, hooks.delivered, hooks.retrying), (1, 1, 1));
 
     // Day 89: the key's expiry notice goes to the administrator. Nothing is old enough yet.
     app.clock.advance(Duration::days(89));
-    let pass = app.state.jobs.run_once().await.unwrap();
+    let pass = app.jobs.run_once().await.unwrap();
     assert_eq!((pass.emails_sent, pass.messages_purged), (1, 0));
     assert_eq!(recipients(&app).await, [ADMIN_EMAIL, "grace@example.com"]);
 
     // Day 91: the day-0 email and the delivered event are past the 90 days and go, with the
     // delivery's attempt log; the delivery still being retried stays, whatever its age.
     app.clock.advance(Duration::days(2));
-    let pass = app.state.jobs.run_once().await.unwrap();
+    let pass = app.jobs.run_once().await.unwrap();
     assert_eq!(pass.messages_purged, 2);
     let left = recipients(&app).await;
     assert!(!left.iter().any(|r| r == "grace@example.com"), "{left:?}");
@@ -99,7 +99,7 @@ async fn the_purge_works_through_more_rows_than_one_statement_deletes() {
     .execute(&app.state.pool)
     .await
     .unwrap();
-    let pass = app.state.jobs.run_once().await.unwrap();
+    let pass = app.jobs.run_once().await.unwrap();
     assert_eq!(pass.messages_purged, 2345);
     assert!(recipients(&app).await.is_empty());
 }
@@ -109,9 +109,9 @@ async fn a_retention_of_zero_keeps_messages_for_ever() {
     let app = spawn_app_with(|s| s.message_retention_days = 0).await;
     app.signed_in_admin().await;
     invite(&app, "Grace Hopper", "grace@example.com").await;
-    assert_eq!(app.state.jobs.send_due().await.unwrap().sent, 1);
+    assert_eq!(app.jobs.send_due().await.unwrap().sent, 1);
     app.clock.advance(Duration::days(4000));
-    let pass = app.state.jobs.run_once().await.unwrap();
+    let pass = app.jobs.run_once().await.unwrap();
     assert_eq!(pass.messages_purged, 0);
     assert_eq!(recipients(&app).await, ["grace@example.com"]);
 }

@@ -173,7 +173,7 @@ async fn a_signing_secret_copied_into_another_row_is_refused_and_never_signs() {
     let alpha_sealed = sealed_secret(&app, &alpha).await;
     set_sealed_secret(&app, &beta, &alpha_sealed).await;
     add_key(&app, "billing export").await;
-    let pass = app.state.jobs.deliver_due().await.unwrap();
+    let pass = app.jobs.deliver_due().await.unwrap();
     assert_eq!((pass.delivered, pass.failed), (0, 1));
     assert!(
         receiver.received().is_empty(),
@@ -195,7 +195,7 @@ async fn a_signing_secret_copied_into_another_row_is_refused_and_never_signs() {
     // Put back where it belongs, Beta's own value signs again.
     set_sealed_secret(&app, &beta, &beta_sealed).await;
     add_key(&app, "second").await;
-    assert_eq!(app.state.jobs.deliver_due().await.unwrap().delivered, 1);
+    assert_eq!(app.jobs.deliver_due().await.unwrap().delivered, 1);
     let got = receiver.wait_for(1).await;
     let header = got[0].header("keyward-signature").unwrap();
     assert!(verify_signature(&beta_secret, header, &got[0].body).is_some());
@@ -220,7 +220,7 @@ async fn an_invitation_copied_into_another_email_is_never_sent_to_its_recipient(
         .execute(&app.state.pool)
         .await
         .unwrap();
-    let sent = app.state.jobs.send_due().await.unwrap();
+    let sent = app.jobs.send_due().await.unwrap();
     assert_eq!((sent.sent, sent.failed), (1, 1));
     let (state, error): (String, String) =
         sqlx::query_as("SELECT state, last_error FROM outbox WHERE id = $1")
@@ -298,10 +298,7 @@ async fn values_sealed_before_binding_are_bound_at_start_and_keep_working() {
     restarted.signed_in_again().await;
     add_endpoint(&restarted, &receiver.url(), &["key.created"], &signing).await;
     add_key(&restarted, "after the upgrade").await;
-    assert_eq!(
-        restarted.state.jobs.deliver_due().await.unwrap().delivered,
-        1
-    );
+    assert_eq!(restarted.jobs.deliver_due().await.unwrap().delivered, 1);
     let got = receiver.wait_for(1).await;
     let header = got[0].header("keyward-signature").unwrap();
     assert!(verify_signature(&secret, header, &got[0].body).is_some());
@@ -334,7 +331,7 @@ async fn a_value_sealed_the_old_way_after_the_upgrade_is_refused_not_bound() {
     assert_eq!(sealed_secret(&restarted, &beta).await, planted);
     restarted.signed_in_again().await;
     add_key(&restarted, "billing export").await;
-    let pass = restarted.state.jobs.deliver_due().await.unwrap();
+    let pass = restarted.jobs.deliver_due().await.unwrap();
     assert_eq!((pass.delivered, pass.failed), (0, 1));
     assert!(receiver.received().is_empty());
     let error: String = sqlx::query_scalar("SELECT last_error FROM webhook_deliveries")

@@ -514,10 +514,7 @@ async fn rotation_reseals_every_value_and_keeps_keys_and_bridge_working() {
         )
         .await;
     assert_eq!(tested.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        restarted.state.jobs.deliver_due().await.unwrap().delivered,
-        1
-    );
+    assert_eq!(restarted.jobs.deliver_due().await.unwrap().delivered, 1);
     let got = receiver.wait_for(1).await;
     let header = got[0].header("keyward-signature").unwrap();
     assert!(crate::common::receiver::verify_signature(&secret, header, &got[0].body).is_some());

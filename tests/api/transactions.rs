@@ -119,7 +119,7 @@ async fn an_invitation_whose_audit_entry_cannot_be_written_sends_no_email() {
         StatusCode::INTERNAL_SERVER_ERROR
     );
     assert_eq!(footprint(&app).await, before);
-    let pass = app.state.jobs.send_due().await.unwrap();
+    let pass = app.jobs.send_due().await.unwrap();
     assert_eq!(pass.sent, 0, "no invitation email goes out");
     assert!(
         std::fs::read_dir(app.data_dir.path().join("outbox"))
@@ -182,7 +182,7 @@ async fn a_retry_whose_audit_entry_cannot_be_written_leaves_the_email_failed() {
         1,
         "the email is not queued again without its audit entry"
     );
-    assert_eq!(app.state.jobs.send_due().await.unwrap().sent, 0);
+    assert_eq!(app.jobs.send_due().await.unwrap().sent, 0);
 }
 
 #[tokio::test]
@@ -206,7 +206,7 @@ async fn a_retried_email_is_queued_with_its_audit_entry() {
             .await,
         1
     );
-    assert_eq!(app.state.jobs.send_due().await.unwrap().sent, 1);
+    assert_eq!(app.jobs.send_due().await.unwrap().sent, 1);
     // Retrying what is no longer failed is refused, and audits nothing more.
     let again = app.post(&format!("/mail/{id}/retry"), &[]).await;
     assert_eq!(again.status, StatusCode::CONFLICT);

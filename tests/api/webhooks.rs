@@ -98,7 +98,7 @@ async fn an_event_arrives_signed_with_the_shown_secret_and_describes_the_key() {
     .await;
     let id = add_key(&app, "billing export").await;
 
-    let done = app.state.jobs.deliver_due().await.unwrap();
+    let done = app.jobs.deliver_due().await.unwrap();
     assert_eq!(done.delivered, 1);
     let got = receiver.wait_for(1).await;
     let event_id = signed_event(&got[0], &secret);
@@ -124,7 +124,7 @@ async fn an_event_arrives_signed_with_the_shown_secret_and_describes_the_key() {
         .post(&format!("/user-access/keys/{id}/delete"), &[])
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
-    app.state.jobs.deliver_due().await.unwrap();
+    app.jobs.deliver_due().await.unwrap();
     let got = receiver.wait_for(2).await;
     assert_eq!(got[1].header("keyward-event-type"), Some("key.deleted"));
     assert_ne!(signed_event(&got[1], &secret), event_id);
@@ -140,16 +140,16 @@ async fn a_receiver_answering_500_then_200_gets_the_same_event_twice() {
     let endpoint = add_endpoint(&app, &receiver.url(), &["key.created"], &key_id).await;
     add_key(&app, "ci").await;
 
-    let first = app.state.jobs.deliver_due().await.unwrap();
+    let first = app.jobs.deliver_due().await.unwrap();
     assert_eq!((first.delivered, first.retrying), (0, 1));
     assert_eq!(
         deliveries(&app).await,
         [("key.created".into(), "queued".into(), 1)]
     );
     // Not due again before its backoff.
-    assert_eq!(app.state.jobs.deliver_due().await.unwrap().delivered, 0);
+    assert_eq!(app.jobs.deliver_due().await.unwrap().delivered, 0);
     app.clock.advance(Duration::seconds(31));
-    assert_eq!(app.state.jobs.deliver_due().await.unwrap().delivered, 1);
+    assert_eq!(app.jobs.deliver_due().await.unwrap().delivered, 1);
 
     let got = receiver.wait_for(2).await;
     assert_eq!(got.len(), 2);
@@ -201,7 +201,7 @@ async fn a_receiver_that_hangs_is_timed_out_and_retried_later() {
         .await;
     assert_eq!(tested.status, StatusCode::SEE_OTHER);
 
-    let pass = app.state.jobs.deliver_due().await.unwrap();
+    let pass = app.jobs.deliver_due().await.unwrap();
     assert_eq!(pass.retrying, 1);
     let (status, error, latency): (Option<i64>, String, i64) =
         sqlx::query_as("SELECT status, error, latency_ms FROM webhook_attempts")
@@ -213,7 +213,7 @@ async fn a_receiver_that_hangs_is_timed_out_and_retried_later() {
     assert!((900..5_000).contains(&latency), "{latency} ms");
 
     app.clock.advance(Duration::seconds(31));
-    assert_eq!(app.state.jobs.deliver_due().await.unwrap().delivered, 1);
+    assert_eq!(app.jobs.deliver_due().await.unwrap().delivered, 1);
     let got = receiver.wait_for(2).await;
     assert_eq!(got[0].header("keyward-event-type"), Some("ping"));
     assert_eq!(
@@ -237,7 +237,7 @@ async fn nothing_is_lost_across_a_restart() {
     .await;
     add_key(&app, "one").await;
     // The receiver is down: the first event waits for its retry.
-    let pass = app.state.jobs.deliver_due().await.unwrap();
+    let pass = app.jobs.deliver_due().await.unwrap();
     assert_eq!(pass.retrying, 1);
     // A second event is claimed by a sender that dies before sending (its lease stays).
     let id = add_key(&app, "two").await;
@@ -287,16 +287,13 @@ async fn nothing_is_lost_across_a_restart() {
     );
 
     app.clock.advance(Duration::seconds(31));
-    let pass = restarted.state.jobs.deliver_due().await.unwrap();
+    let pass = restarted.jobs.deliver_due().await.unwrap();
     assert_eq!(
         pass.delivered, 1,
         "the retry goes out; the leased one waits for its lease"
     );
     app.clock.advance(Duration::seconds(120));
-    assert_eq!(
-        restarted.state.jobs.deliver_due().await.unwrap().delivered,
-        1
-    );
+    assert_eq!(restarted.jobs.deliver_due().await.unwrap().delivered, 1);
     let got = receiver.wait_for(2).await;
     let keys: Vec<String> = got
         .iter()
@@ -328,7 +325,7 @@ async fn regenerating_a_signing_key_changes_signatures_at_once() {
     let new = page.attr("#secret-value", "value").unwrap();
     app.post(&format!("{PAGE}/webhooks/{endpoint}/test"), &[])
         .await;
-    app.state.jobs.deliver_due().await.unwrap();
+    app.jobs.deliver_due().await.unwrap();
     let got = receiver.wait_for(1).await;
     let header = got[0].header("keyward-signature").unwrap();
     assert!(verify_signature(&new, header, &got[0].body).is_some());
@@ -365,7 +362,7 @@ async fn only_enabled_endpoints_subscribed_to_an_event_get_it() {
     // The test button works on a disabled endpoint.
     app.post(&format!("{PAGE}/webhooks/{disabled}/test"), &[])
         .await;
-    app.state.jobs.deliver_due().await.unwrap();
+    app.jobs.deliver_due().await.unwrap();
     let got = receiver.wait_for(1).await;
     assert_eq!(got[0].header("keyward-event-type"), Some("ping"));
     let actions: Vec<String> = sqlx::query_scalar(
@@ -485,9 +482,9 @@ async fn a_failed_delivery_is_given_up_after_the_last_attempt_and_can_be_sent_ag
     let (key_id, _) = create_signing_key(&app, "Receiver").await;
     let endpoint = add_endpoint(&app, &receiver.url(), &["key.created"], &key_id).await;
     add_key(&app, "ci").await;
-    app.state.jobs.deliver_due().await.unwrap();
+    app.jobs.deliver_due().await.unwrap();
     app.clock.advance(Duration::seconds(31));
-    let pass = app.state.jobs.deliver_due().await.unwrap();
+    let pass = app.jobs.deliver_due().await.unwrap();
     assert_eq!(pass.failed, 1);
     assert_eq!(
         deliveries(&app).await,
@@ -501,7 +498,7 @@ async fn a_failed_delivery_is_given_up_after_the_last_attempt_and_can_be_sent_ag
         .expect("a Send again button");
     let again = app.post(&action, &[]).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
-    assert_eq!(app.state.jobs.deliver_due().await.unwrap().delivered, 1);
+    assert_eq!(app.jobs.deliver_due().await.unwrap().delivered, 1);
     assert_eq!(receiver.wait_for(3).await.len(), 3);
 }
 
@@ -517,7 +514,7 @@ async fn a_key_that_locks_after_wrong_secrets_is_reported() {
         let wrong = keyward::domain::Secret::generate();
         assert!(app.authenticate(&id, wrong.expose()).await.is_err());
     }
-    assert_eq!(app.state.jobs.deliver_due().await.unwrap().delivered, 1);
+    assert_eq!(app.jobs.deliver_due().await.unwrap().delivered, 1);
     let got = receiver.wait_for(1).await;
     signed_event(&got[0], &secret);
     assert_eq!(got[0].header("keyward-event-type"), Some("key.locked"));

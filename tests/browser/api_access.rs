@@ -257,9 +257,9 @@ async fn an_administrator_adds_a_webhook_endpoint_and_reads_its_delivery_log() {
     b.click("form[action$='/test'] button").await;
     b.wait_for_text_containing("[role=status]", "A test event")
         .await;
-    app.state.jobs.deliver_due().await.unwrap();
+    app.jobs.deliver_due().await.unwrap();
     app.clock.advance(chrono::Duration::seconds(31));
-    app.state.jobs.deliver_due().await.unwrap();
+    app.jobs.deliver_due().await.unwrap();
     let got = receiver.wait_for(2).await;
     assert!(
         verify_signature(

@@ -112,7 +112,7 @@ async fn the_mail_log_shows_each_email_and_retries_a_failed_one() {
         b.wait_for_text_containing("[role=status]", "Invitation sent.")
             .await;
         // The first meets a mail server that refuses; the second one that accepts.
-        app.state.jobs.send_due().await.unwrap();
+        app.jobs.send_due().await.unwrap();
         server.set_mode(Mode::Accept);
     }
 
@@ -134,7 +134,7 @@ async fn the_mail_log_shows_each_email_and_retries_a_failed_one() {
     assert!(b.text("tbody").await.contains("grace@example.com"));
     assert!(b.text("tbody").await.contains("Retrying"));
     b.screenshot("mail-log-retried").await;
-    assert_eq!(app.state.jobs.send_due().await.unwrap().sent, 1);
+    assert_eq!(app.jobs.send_due().await.unwrap().sent, 1);
     assert_eq!(server.accepted().len(), 2);
     b.quit().await;
 }

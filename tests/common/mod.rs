@@ -13,7 +13,8 @@ use actix_web::web::Data;
 use chrono::{TimeZone, Utc};
 use keyward::clock::ManualClock;
 use keyward::config::Settings;
-use keyward::startup::{AppState, Application};
+use keyward::startup::Application;
+use keyward::state::AppState;
 use reqwest::StatusCode;
 use scraper::{Html, Selector};
 use sqlx::{Connection, Executor};
@@ -72,6 +73,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub state: Data<AppState>,
+    /// The background job, run by hand in tests (the server's loop runs it too).
+    pub jobs: keyward::jobs::Jobs,
     pub setup_url: Option<String>,
     pub database_url: String,
     pub data_dir: tempfile::TempDir,
@@ -132,6 +135,7 @@ async fn start(
     let app = Application::build(settings, clock.clone()).await?;
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
+    let jobs = app.jobs();
     let setup_url = app.setup_url().map(str::to_string);
     tokio::spawn(app.into_server());
     Ok(TestApp {
@@ -139,6 +143,7 @@ async fn start(
         client: client(),
         clock,
         state,
+        jobs,
         setup_url,
         database_url,
         data_dir: dir,
@@ -350,6 +355,7 @@ impl TestApp {
             client: client(),
             clock: self.clock.clone(),
             state: self.state.clone(),
+            jobs: self.jobs.clone(),
             setup_url: self.setup_url.clone(),
             database_url: self.database_url.clone(),
             data_dir: tempfile::tempdir().expect("temp dir"),
@@ -460,7 +466,7 @@ impl TestApp {
 
 /// Sends what the outbox holds, then returns the newest `.eml` file and the invitation link in it.
 pub async fn last_invitation(app: &TestApp) -> (String, String) {
-    app.state.jobs.send_due().await.expect("the outbox is sent");
+    app.jobs.send_due().await.expect("the outbox is sent");
     let dir = app.data_dir.path().join("outbox");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
