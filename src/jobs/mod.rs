@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use crate::auth::vault::Vault;
 use crate::clock::Clock;
 use crate::mail::Mailer;
-use crate::repo::queue::Queue;
+use crate::service::housekeeping::{self, Retention};
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -145,28 +145,18 @@ impl Jobs {
 
     /// One pass: housekeeping, the expiry scan, then the outbox.
     pub async fn run_once(&self) -> anyhow::Result<Pass> {
-        let now = self.clock.unix();
-        let mut conn = self.pool.acquire().await?;
-        let sessions_purged = crate::repo::sessions::purge_expired(&mut conn, now).await?;
-        let windows_purged = crate::repo::rate_limits::purge(&mut conn, now - 86_400).await?;
-        let mut messages_purged = 0;
-        if self.retention_days > 0 {
-            let before = now - i64::from(self.retention_days) * 86_400;
-            for queue in [Queue::Outbox, Queue::WebhookDeliveries] {
-                messages_purged +=
-                    crate::repo::queue::purge_finished(&mut conn, queue, before).await?;
-            }
-        }
-        let audit_purged =
-            crate::service::audit::purge_expired(&mut conn, now, self.audit_retention_days).await?;
-        drop(conn);
+        let retention = Retention {
+            messages_days: self.retention_days,
+            audit_days: self.audit_retention_days,
+        };
+        let purged = housekeeping::purge(&self.pool, self.clock.unix(), retention).await?;
         let keys_noticed = self.scan().await?;
         let (sent, hooks) = self.send_all().await?;
         Ok(Pass {
-            sessions_purged,
-            windows_purged,
-            messages_purged,
-            audit_purged,
+            sessions_purged: purged.sessions,
+            windows_purged: purged.windows,
+            messages_purged: purged.messages,
+            audit_purged: purged.audit,
             keys_noticed,
             emails_sent: sent.sent,
             emails_retrying: sent.retrying,

@@ -3,13 +3,8 @@
 //! gives up after the configured number of attempts. A sender that dies mid-send leaves its
 //! email leased; once the lease ends another pass sends it.
 
-use secrecy::ExposeSecret;
-
-use crate::auth::vault::Binding;
 use crate::jobs::{Jobs, in_rounds};
-use crate::mail::Email;
-use crate::repo::outbox;
-use crate::repo::queue::{self, Queue};
+use crate::service::dispatch::{self, Queue, Taken};
 
 /// How long a claimed email is reserved for its sender: comfortably longer than the deadline of
 /// one SMTP conversation (`KEYWARD_SMTP_TIMEOUT_SECS`, at most 240 s).
@@ -36,8 +31,7 @@ impl Jobs {
     /// Sends every due email, round after round, until none is left.
     pub async fn send_due(&self) -> anyhow::Result<Sent> {
         let due = || async {
-            let mut conn = self.pool.acquire().await?;
-            Ok(queue::due(&mut conn, Queue::Outbox, self.clock.unix(), ROUND).await?)
+            Ok(dispatch::due(&self.pool, Queue::Outbox, self.clock.unix(), ROUND).await?)
         };
         let one = |id: String| {
             let jobs = self.clone();
@@ -57,71 +51,38 @@ impl Jobs {
     /// Claims and sends one email; `None` when another sender has it.
     async fn send_one(&self, id: &str) -> anyhow::Result<Option<Outcome>> {
         let now = self.clock.unix();
-        let mut conn = self.pool.acquire().await?;
-        let Some(claim) = queue::claim(&mut conn, Queue::Outbox, id, now, now + LEASE_SECS).await?
-        else {
-            return Ok(None);
-        };
-        let Some(row) = outbox::find(&mut conn, id).await? else {
-            return Ok(None);
-        };
-        drop(conn);
-        let (text, html) = if row.sealed == 1 {
-            let text = self
-                .vault
-                .open_sealed(Binding::email_text(&row.id), &row.body_text);
-            let html = self
-                .vault
-                .open_sealed(Binding::email_html(&row.id), &row.body_html);
-            match (text, html) {
-                (Ok(t), Ok(h)) => (t.expose_secret().to_string(), h.expose_secret().to_string()),
-                (Err(e), _) | (_, Err(e)) => {
-                    let mut conn = self.pool.acquire().await?;
-                    let message = format!("the body cannot be opened: {e}");
-                    if !outbox::mark_failed_attempt(&mut conn, id, &claim, &message, None).await? {
-                        return Ok(None);
-                    }
-                    return Ok(Some(Outcome::Failed));
-                }
-            }
-        } else {
-            (row.body_text.clone(), row.body_html.clone())
-        };
-        let email = Email {
-            to: row.recipient.clone(),
-            subject: row.subject.clone(),
-            text,
-            html,
+        let taken =
+            dispatch::take_email(&self.pool, &self.vault, id, now, now + LEASE_SECS).await?;
+        let (claim, message) = match taken {
+            None => return Ok(None),
+            Some(Taken::Failed) => return Ok(Some(Outcome::Failed)),
+            Some(Taken::Ready(claim, message)) => (claim, message),
         };
         // The whole conversation has a deadline well inside the lease, so that no other sender
         // takes the email over while this one may still deliver it.
         let result = self
             .mailer
-            .deliver(&row.id, &email, self.send_deadline)
+            .deliver(&message.id, &message.email, self.send_deadline)
             .await;
         let done = self.clock.unix();
-        let mut conn = self.pool.acquire().await?;
         let (written, outcome) = match result {
             Ok(response) => (
-                outbox::mark_sent(&mut conn, id, &claim, done, &response).await?,
+                dispatch::email_sent(&self.pool, id, &claim, done, &response).await?,
                 Outcome::Sent,
             ),
             Err(e) => {
-                let attempts = row.attempts + 1;
+                let attempts = message.attempts + 1;
                 let give_up = e.permanent || attempts >= i64::from(self.max_attempts);
                 let retry_at = (!give_up).then(|| done + backoff(attempts));
                 tracing::warn!(email = %id, attempts, give_up, error = %e.message, "sending an email failed");
                 let written =
-                    outbox::mark_failed_attempt(&mut conn, id, &claim, &e.message, retry_at)
-                        .await?;
-                (
-                    written,
-                    if give_up {
-                        Outcome::Failed
-                    } else {
-                        Outcome::Retrying
-                    },
-                )
+                    dispatch::email_failed(&self.pool, id, &claim, &e.message, retry_at).await?;
+                let outcome = if give_up {
+                    Outcome::Failed
+                } else {
+                    Outcome::Retrying
+                };
+                (written, outcome)
             }
         };
         if !written {

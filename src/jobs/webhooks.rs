@@ -14,11 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::vault::Binding;
 use crate::jobs::sender::backoff;
 use crate::jobs::{Jobs, in_rounds};
-use crate::repo::queue::{self, Queue};
-use crate::repo::webhooks::{self as repo, Attempt, DeliveryToSend};
+use crate::service::dispatch::{self, Attempt, DeliveryToSend, Queue, Taken};
 pub use crate::service::webhooks::address::AddressRule;
 use crate::service::webhooks::address::{is_local_name, is_public};
 use crate::service::webhooks::signature;
@@ -138,14 +136,8 @@ impl Jobs {
     /// Sends every due delivery, round after round, until none is left.
     pub async fn deliver_due(&self) -> anyhow::Result<Delivered> {
         let due = || async {
-            let mut conn = self.pool.acquire().await?;
-            Ok(queue::due(
-                &mut conn,
-                Queue::WebhookDeliveries,
-                self.clock.unix(),
-                ROUND,
-            )
-            .await?)
+            let now = self.clock.unix();
+            Ok(dispatch::due(&self.pool, Queue::WebhookDeliveries, now, ROUND).await?)
         };
         let one = |id: String| {
             let jobs = self.clone();
@@ -165,57 +157,18 @@ impl Jobs {
     /// Claims and sends one delivery; `None` when another sender has it.
     async fn deliver_one(&self, id: &str) -> anyhow::Result<Option<Outcome>> {
         let now = self.clock.unix();
-        let mut conn = self.pool.acquire().await?;
         let lease_until = now + self.webhook_lease();
-        let Some(claim) =
-            queue::claim(&mut conn, Queue::WebhookDeliveries, id, now, lease_until).await?
-        else {
-            return Ok(None);
+        let taken = dispatch::take_delivery(&self.pool, &self.vault, id, now, lease_until).await?;
+        let (claim, d) = match taken {
+            None => return Ok(None),
+            Some(Taken::Failed) => return Ok(Some(Outcome::Failed)),
+            Some(Taken::Ready(claim, d)) => (claim, d),
         };
-        let Some(d) = repo::find_to_send(&mut conn, id).await? else {
-            return Ok(None);
-        };
-        if d.enabled == 0 && d.event_type != "ping" {
-            repo::cancel(
-                &mut conn,
-                id,
-                "the endpoint was disabled before it was sent",
-            )
-            .await?;
-            return Ok(None);
-        }
-        let secret = match d.sealed_secret.as_deref() {
-            Some(sealed) => self
-                .vault
-                .open_sealed(Binding::signing_key(&d.signing_key_id), sealed),
-            None => Err(crate::auth::vault::SealError::Malformed),
-        };
-        let secret = match secret {
-            Ok(s) => s,
-            Err(e) => {
-                let error = format!("the signing key cannot be read: {e}");
-                let attempt = Attempt {
-                    delivery_id: id,
-                    endpoint_id: &d.endpoint_id,
-                    at: now,
-                    status: None,
-                    latency_ms: 0,
-                    error: Some(&error),
-                };
-                if !repo::record_attempt(&mut conn, &attempt, &claim, false, None).await? {
-                    return Ok(None);
-                }
-                tracing::warn!(delivery = %id, error = %error, "a webhook could not be signed");
-                return Ok(Some(Outcome::Failed));
-            }
-        };
-        drop(conn);
         let started = Instant::now();
         let result = if literal_forbidden(&d.url, self.webhook_rule) {
             Err(Unsent::NotPublic)
         } else {
-            self.post(&d, secrecy::ExposeSecret::expose_secret(&secret))
-                .await
+            self.post(&d).await
         };
         let refused = matches!(result, Err(Unsent::NotPublic));
         // No connection was tried for a refused receiver: no time to report either.
@@ -225,22 +178,7 @@ impl Jobs {
             started.elapsed().as_millis() as i64
         };
         let done = self.clock.unix();
-        let (status, error) = match result {
-            Ok(status) if (200..300).contains(&status) => (Some(status), None),
-            Ok(status) if (300..400).contains(&status) => (
-                Some(status),
-                Some(format!(
-                    "the receiver answered {status}; keyward does not follow redirects, so \
-                     update the endpoint URL"
-                )),
-            ),
-            Ok(status) => (
-                Some(status),
-                Some(format!("the receiver answered {status}")),
-            ),
-            Err(Unsent::NotPublic) => (None, Some(NOT_PUBLIC.to_string())),
-            Err(Unsent::Failed(message)) => (None, Some(message)),
-        };
+        let (status, error) = answer(result);
         let delivered = error.is_none();
         let attempts = d.attempts + 1;
         let give_up = refused || (!delivered && attempts >= i64::from(self.webhook_max_attempts));
@@ -253,9 +191,16 @@ impl Jobs {
             latency_ms,
             error: error.as_deref(),
         };
-        let mut conn = self.pool.acquire().await?;
-        crate::repo::secret_keys::touch_used(&mut conn, &d.signing_key_id, done).await?;
-        if !repo::record_attempt(&mut conn, &attempt, &claim, delivered, retry_at).await? {
+        let recorded = dispatch::delivery_attempted(
+            &self.pool,
+            &attempt,
+            &d.signing_key_id,
+            &claim,
+            delivered,
+            retry_at,
+        )
+        .await?;
+        if !recorded {
             // Our lease ran out and another sender took the delivery over (or it was
             // finished meanwhile): its outcome stands.
             tracing::warn!(delivery = %id, "a webhook attempt finished after its lease; its outcome was not recorded");
@@ -272,7 +217,8 @@ impl Jobs {
     }
 
     /// POSTs a delivery, signed now; the status code, or why there was none.
-    async fn post(&self, d: &DeliveryToSend, secret: &str) -> Result<u16, Unsent> {
+    async fn post(&self, d: &DeliveryToSend) -> Result<u16, Unsent> {
+        let secret = secrecy::ExposeSecret::expose_secret(&d.secret);
         let t = self.clock.unix();
         let response = self
             .http
@@ -287,6 +233,26 @@ impl Jobs {
             .await
             .map_err(|e| describe(&e, self.webhook_timeout))?;
         Ok(response.status().as_u16())
+    }
+}
+
+/// The status code to log and, unless it was a 2xx, why the attempt did not deliver.
+fn answer(result: Result<u16, Unsent>) -> (Option<u16>, Option<String>) {
+    match result {
+        Ok(status) if (200..300).contains(&status) => (Some(status), None),
+        Ok(status) if (300..400).contains(&status) => (
+            Some(status),
+            Some(format!(
+                "the receiver answered {status}; keyward does not follow redirects, so update \
+                 the endpoint URL"
+            )),
+        ),
+        Ok(status) => (
+            Some(status),
+            Some(format!("the receiver answered {status}")),
+        ),
+        Err(Unsent::NotPublic) => (None, Some(NOT_PUBLIC.to_string())),
+        Err(Unsent::Failed(message)) => (None, Some(message)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! session store call these.
 
 pub mod audit;
+pub mod expiry_notices;
 pub mod groups;
 pub mod keys;
 pub mod notifications;

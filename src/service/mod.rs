@@ -3,7 +3,10 @@
 pub mod accounts;
 pub mod audit;
 pub mod bootstrap;
+pub mod dispatch;
+pub mod expiry;
 pub mod grants;
+pub mod housekeeping;
 pub mod key_auth;
 pub mod keys;
 pub mod notices;
