@@ -193,37 +193,6 @@ impl Drop for RotationLock {
     }
 }
 
-/// After a rotation that committed but stopped before replacing the key file: opens the vault
-/// with the next key and, when that works, makes it the master key file.
-pub async fn finish_rotation(
-    data_dir: &Path,
-    conn: &mut sqlx::AnyConnection,
-) -> anyhow::Result<(MasterKey, crate::auth::vault::Vault)> {
-    let path = data_dir.join(NEXT_FILE_NAME);
-    let current = MasterKey::load_or_create(None, data_dir)?;
-    let next = match std::fs::read_to_string(&path).map(Zeroizing::new) {
-        Ok(raw) => MasterKey::from_base64(&raw)?,
-        // No rotation was under way: the file simply holds another key.
-        Err(_) => {
-            return Err(crate::auth::vault::Vault::open(conn, &current)
-                .await
-                .err()
-                .map_or_else(
-                    || anyhow::anyhow!("the master key does not open the database"),
-                    anyhow::Error::from,
-                ));
-        }
-    };
-    let vault = crate::auth::vault::Vault::open(conn, &next).await?;
-    promote_next(data_dir, &next)?;
-    tracing::warn!(
-        "finished an interrupted master key rotation: {} now holds master key version {}",
-        data_dir.join(FILE_NAME).display(),
-        vault.version()
-    );
-    Ok((next, vault))
-}
-
 #[cfg(unix)]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;

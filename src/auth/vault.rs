@@ -29,7 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::AnyConnection;
 
 use crate::auth::key_secret::SecretHasher;
-use crate::auth::master_key::MasterKey;
+use crate::auth::master_key::{self, MasterKey};
 use crate::repo::settings;
 
 /// Settings rows the vault keeps.
@@ -572,6 +572,34 @@ pub async fn rotate(
         secret_keys: keys.len(),
         emails: emails.len(),
     })
+}
+
+/// After a rotation that committed but stopped before replacing the key file: opens the vault
+/// with the next key and, when that works, makes it the master key file.
+pub async fn finish_rotation(
+    data_dir: &std::path::Path,
+    conn: &mut sqlx::AnyConnection,
+) -> anyhow::Result<(MasterKey, Vault)> {
+    let path = data_dir.join(master_key::NEXT_FILE_NAME);
+    let current = MasterKey::load_or_create(None, data_dir)?;
+    let next = match std::fs::read_to_string(&path).map(Zeroizing::new) {
+        Ok(raw) => MasterKey::from_base64(&raw)?,
+        // No rotation was under way: the file simply holds another key.
+        Err(_) => {
+            return Err(Vault::open(conn, &current).await.err().map_or_else(
+                || anyhow::anyhow!("the master key does not open the database"),
+                anyhow::Error::from,
+            ));
+        }
+    };
+    let vault = Vault::open(conn, &next).await?;
+    master_key::promote_next(data_dir, &next)?;
+    tracing::warn!(
+        "finished an interrupted master key rotation: {} now holds master key version {}",
+        data_dir.join(master_key::FILE_NAME).display(),
+        vault.version()
+    );
+    Ok((next, vault))
 }
 
 #[cfg(test)]

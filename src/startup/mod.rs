@@ -59,7 +59,7 @@ pub async fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
         Err(VaultError::WrongMasterKey { .. }) if settings.master_key.is_none() => {
             // A rotation that committed but did not get to replace the key file finishes here.
             let (key, vault) =
-                crate::auth::master_key::finish_rotation(&settings.data_dir, &mut conn).await?;
+                crate::auth::vault::finish_rotation(&settings.data_dir, &mut conn).await?;
             master_key = key;
             vault
         }
