@@ -73,10 +73,25 @@ pub async fn security_headers(
     let https = req
         .app_data::<web::Data<Transport>>()
         .is_some_and(|t| t.https);
-    // Middleware inside this one answer refusals as responses, not errors (an error would leave
-    // without these headers): see `csrf::guard` and `edge::refuse_nul`.
-    let mut res = next.call(req).await?.map_into_boxed_body();
-    let headers = res.headers_mut();
+    // Middleware inside this one answer refusals as responses (see `csrf::guard` and
+    // `edge::refuse_nul`); an error that still comes out (the session store's 503) is answered
+    // here, with the headers, as the error it is for the layers outside.
+    match next.call(req).await {
+        Ok(res) => {
+            let mut res = res.map_into_boxed_body();
+            add_security_headers(res.headers_mut(), https);
+            Ok(res)
+        }
+        Err(e) => {
+            let mut answer = e.error_response();
+            add_security_headers(answer.headers_mut(), https);
+            Err(actix_web::error::InternalError::from_response(e.to_string(), answer).into())
+        }
+    }
+}
+
+/// The security headers of SPEC §5, where a response does not set its own.
+fn add_security_headers(headers: &mut actix_web::http::header::HeaderMap, https: bool) {
     for (name, value) in [
         ("content-security-policy", CONTENT_SECURITY_POLICY),
         ("x-frame-options", "DENY"),
@@ -97,7 +112,6 @@ pub async fn security_headers(
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    Ok(res)
 }
 
 /// Form bodies that cannot be parsed get the error page, not a bare text response.

@@ -142,6 +142,9 @@ async fn a_database_that_cannot_be_reached_is_a_503_to_try_again_not_a_500() {
             .unwrap();
         assert_eq!(res.status(), 503);
         assert_eq!(res.headers()["retry-after"], "5");
+        // The answer is an ordinary response to the middleware outside: it carries the
+        // security headers like any other.
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff");
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unavailable");
         assert_eq!(
@@ -154,5 +157,7 @@ async fn a_database_that_cannot_be_reached_is_a_503_to_try_again_not_a_500() {
     let page = app.get("/user-access/keys").await;
     assert_eq!(page.status, 503);
     assert_eq!(page.headers["retry-after"], "5");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    assert!(page.headers.contains_key("content-security-policy"));
     assert_eq!(page.text("h1"), "keyward cannot reach its database");
 }
