@@ -2,30 +2,13 @@
 //! no harm: escalation through roles and groups, another person's personal key, a replaced
 //! secret taking a key over, an owner undoing an administrator's decision.
 
-use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::common::rest::{self, Key};
 use crate::common::{PASSWORD, TestApp, USER_EMAIL, spawn_app};
 
-struct Key {
-    id: String,
-    secret: String,
-}
-
-impl Key {
-    fn bearer(&self) -> String {
-        format!("Bearer {}::{}", self.id, self.secret)
-    }
-    fn with_secret(&self, secret: &str) -> String {
-        let raw = format!("{}:{}", self.id, secret);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
-    }
-}
-
+/// One request with this authorization: its status and JSON body.
 async fn call(
     app: &TestApp,
     method: Method,
@@ -33,30 +16,13 @@ async fn call(
     auth: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, app.url(path))
-        .header("authorization", auth);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let (status, value, _) = rest::call(app, method, path, Some(auth), body).await;
     (status, value)
 }
 
-/// A tenant key made by the signed-in administrator in the console, with these roles.
+/// An access key made by the signed-in administrator in the console, with these roles.
 async fn tenant_key(app: &TestApp, name: &str, roles: &[&str]) -> Key {
-    let mut fields = vec![("name", name), ("key_type", "access"), ("validity", "90")];
-    for r in roles {
-        fields.push(("roles", r));
-    }
-    let shown = app.add_key("/user-access/keys", &fields).await;
-    Key {
-        id: shown.id,
-        secret: shown.secret,
-    }
+    rest::tenant_key(app, name, "access", roles).await
 }
 
 async fn permissions_of(app: &TestApp, key: &Key) -> Value {

@@ -5,66 +5,8 @@ use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::common::rest::{Key, call, tenant_key};
 use crate::common::{PASSWORD, TestApp, USER_EMAIL, spawn_app, spawn_app_with};
-
-struct Key {
-    id: String,
-    secret: String,
-}
-
-impl Key {
-    fn bearer(&self) -> String {
-        format!("Bearer {}::{}", self.id, self.secret)
-    }
-    fn basic(&self) -> String {
-        let raw = format!("{}:{}", self.id, self.secret);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
-    }
-}
-
-/// A tenant key made by an administrator in the console, with the given roles.
-async fn tenant_key(app: &TestApp, name: &str, key_type: &str, roles: &[&str]) -> Key {
-    let mut fields = vec![("name", name), ("key_type", key_type), ("validity", "90")];
-    for r in roles {
-        fields.push(("roles", r));
-    }
-    let shown = app.add_key("/user-access/keys", &fields).await;
-    Key {
-        id: shown.id,
-        secret: shown.secret,
-    }
-}
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    auth: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-    let mut req = reqwest::Client::new()
-        .request(method, app.url(path))
-        .header("user-agent", "deploy-bot/1.0");
-    if let Some(a) = auth {
-        req = req.header("authorization", a);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let text = res.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value, headers)
-}
 
 async fn admin_app() -> TestApp {
     let app = spawn_app().await;

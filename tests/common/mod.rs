@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod rest;
 pub mod smtp;
 
 use std::io::Write;
