@@ -22,6 +22,7 @@ mod files;
 mod frame;
 mod health;
 mod key_lookup;
+mod key_transactions;
 mod keys;
 mod logging;
 mod mail;

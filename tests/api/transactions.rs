@@ -3,41 +3,9 @@
 //! trigger that refuses an insert, as a full disk or a dropped connection would at that step)
 //! and shows that nothing of the action remains.
 
+use crate::common::faults::fail_inserts_into;
+use crate::common::{TestApp, captured_logs, last_invitation, spawn_app};
 use reqwest::StatusCode;
-use sqlx::{AssertSqlSafe, Executor};
-
-use crate::common::{TestApp, captured_logs, database_kind, last_invitation, spawn_app};
-
-/// From now on every insert into `table` fails; returns the fault's message, unique to this
-/// call, to find in the logs.
-async fn fail_inserts_into(app: &TestApp, table: &str) -> String {
-    let fault = keyward::repo::new_id("injected_fault");
-    let statements = if database_kind() == "postgres" {
-        vec![
-            format!(
-                "CREATE FUNCTION {fault}() RETURNS trigger LANGUAGE plpgsql \
-                 AS $$ BEGIN RAISE EXCEPTION '{fault}'; END $$"
-            ),
-            format!(
-                "CREATE TRIGGER {fault} BEFORE INSERT ON {table} \
-                 FOR EACH ROW EXECUTE FUNCTION {fault}()"
-            ),
-        ]
-    } else {
-        vec![format!(
-            "CREATE TRIGGER {fault} BEFORE INSERT ON {table} \
-             BEGIN SELECT RAISE(ABORT, '{fault}'); END"
-        )]
-    };
-    for sql in statements {
-        app.state
-            .pool
-            .execute(AssertSqlSafe(sql))
-            .await
-            .expect("fault installed");
-    }
-    fault
-}
 
 /// What an invitation writes: users, memberships, invitations, bell notices, audit entries
 /// other than signing in, emails.

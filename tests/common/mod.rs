@@ -3,6 +3,7 @@
 //! names a server), an injected clock, and a cookie-keeping HTTP client.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod receiver;
 pub mod rest;
 pub mod smtp;
