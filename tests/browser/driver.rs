@@ -33,9 +33,48 @@ fn chromium_path() -> String {
     std::env::var("KEYWARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
 
+/// axe-core's script: `KEYWARD_AXE_CORE`, else where `scripts/check` installs it from npm.
+pub fn axe_source() -> String {
+    let path = std::env::var("KEYWARD_AXE_CORE").map_or_else(
+        |_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/axe/node_modules/axe-core/axe.min.js")
+        },
+        PathBuf::from,
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core not found at {} ({e}): npm install --prefix target/axe axe-core@4.14.1",
+            path.display()
+        )
+    })
+}
+
+/// The colour scheme the page is asked for (`prefers-color-scheme`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Theme {
+    Light,
+    Dark,
+}
+
+impl Theme {
+    pub fn name(self) -> &'static str {
+        match self {
+            Theme::Light => "light",
+            Theme::Dark => "dark",
+        }
+    }
+}
+
 impl Browser {
     /// Starts chromedriver and a headless Chromium window of the given size.
     pub async fn start(width: u32, height: u32) -> Browser {
+        Self::start_themed(width, height, Theme::Light).await
+    }
+
+    /// Starts chromedriver and a headless Chromium window of the given size, asking pages for
+    /// the given colour scheme.
+    pub async fn start_themed(width: u32, height: u32, theme: Theme) -> Browser {
         let port = free_port();
         // A process group of its own, so that a test that fails takes the browser down too.
         let driver = Command::new(chromedriver_path())
@@ -56,6 +95,10 @@ impl Browser {
                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                     "--hide-scrollbars", "--force-device-scale-factor=1",
                     format!("--window-size={width},{height}"),
+                    format!("--blink-settings=preferredColorScheme={}", match theme {
+                        Theme::Dark => 0,
+                        Theme::Light => 1,
+                    }),
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
             }
@@ -152,6 +195,70 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("expected to reach {path}, still at {}", self.path().await);
+    }
+
+    /// The serious and critical accessibility violations axe-core (`axe`, its script) finds on
+    /// the current page, one line each: every rule of WCAG 2.0, 2.1 and 2.2 A and AA and the best
+    /// practices, and the check that a control's accessible name holds its visible text.
+    pub async fn axe_violations(&self, axe: &str) -> Vec<String> {
+        self.client
+            .execute(axe, vec![])
+            .await
+            .expect("axe-core loads");
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {
+                     runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',
+                                                      'wcag22aa', 'best-practice']},
+                     rules: {'label-content-name-mismatch': {enabled: true}}})
+                   .then(r => done(r.violations
+                       .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                       .map(v => v.id + ' (' + v.impact + '): '
+                           + v.nodes.map(n => n.target.join(' ')).join(', '))))
+                   .catch(e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .expect("axe-core runs");
+        serde_json::from_value(found).expect("a list of violations")
+    }
+
+    /// The page's width beyond the window's, in CSS pixels (0 when nothing scrolls sideways).
+    pub async fn overflow_x(&self) -> i64 {
+        self.client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_i64()
+            .unwrap()
+    }
+
+    /// The first visible element matching `css` that does not lie wholly inside the window, as
+    /// `selector: left..right x top..bottom`; `None` when all do (or none is visible).
+    pub async fn outside_viewport(&self, css: &str) -> Option<String> {
+        let found = self
+            .client
+            .execute(
+                "const w = window.innerWidth, h = window.innerHeight;
+                 for (const el of document.querySelectorAll(arguments[0])) {
+                   const r = el.getBoundingClientRect();
+                   if (r.width === 0 && r.height === 0) continue;
+                   if (r.left < 0 || r.right > w + 0.5 || r.top < 0 || r.bottom > h + 0.5)
+                     return arguments[0] + ': ' + Math.round(r.left) + '..' + Math.round(r.right)
+                       + ' x ' + Math.round(r.top) + '..' + Math.round(r.bottom)
+                       + ' in ' + w + ' x ' + h;
+                 }
+                 return null;",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .unwrap();
+        found.as_str().map(str::to_string)
     }
 
     /// Saves a screenshot as `target/screens/<name>.png`.

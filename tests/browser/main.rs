@@ -8,5 +8,6 @@ mod api_access;
 mod driver;
 mod flows;
 mod keys;
+mod layout;
 mod people;
 mod permissions;

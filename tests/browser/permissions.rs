@@ -2,48 +2,11 @@
 //! desktop and phone sizes, without any control that changes something; a change is refused on
 //! a page that keeps the frame. Each page is checked with axe-core.
 
-use std::path::PathBuf;
-
 use crate::common::{PASSWORD, TestApp, UnixNow, spawn_app};
-use crate::driver::Browser;
+use crate::driver::{Browser, axe_source};
 use crate::flows::sign_in;
 
 const READER: &str = "rita@example.com";
-
-/// axe-core's script: `KEYWARD_AXE_CORE`, else where `scripts/check` installs it from npm.
-fn axe_source() -> String {
-    let path = std::env::var("KEYWARD_AXE_CORE").map_or_else(
-        |_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/axe/node_modules/axe-core/axe.min.js")
-        },
-        PathBuf::from,
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "axe-core not found at {} ({e}): npm install --prefix target/axe axe-core@4.14.1",
-            path.display()
-        )
-    })
-}
-
-/// The WCAG 2 A and AA violations axe-core finds on the current page, one line each.
-async fn axe_violations(b: &Browser, axe: &str) -> Vec<String> {
-    b.client.execute(axe, vec![]).await.expect("axe-core loads");
-    let found = b
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})
-               .then(r => done(r.violations.map(v =>
-                   v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
-               .catch(e => done(['axe failed: ' + e]));",
-            vec![],
-        )
-        .await
-        .expect("axe-core runs");
-    serde_json::from_value(found).expect("a list of violations")
-}
 
 /// A tenant with a key and an audit trail, and a Read Only person (a group holding the role).
 async fn tenant_with_a_reader() -> TestApp {
@@ -90,7 +53,7 @@ async fn check_page(b: &Browser, axe: &str, name: &str) {
         b.find_all(CHANGE_CONTROLS).await.is_empty(),
         "{name}: a control that changes something is offered"
     );
-    let violations = axe_violations(b, axe).await;
+    let violations = b.axe_violations(axe).await;
     assert!(violations.is_empty(), "{name}: {violations:#?}");
 }
 
@@ -149,7 +112,7 @@ async fn a_read_only_person_asking_to_add_a_key_is_told_which_permission_is_miss
     b.wait_for_path("/audit").await;
     b.goto(&format!("{}/user-access/keys/new", app.address))
         .await;
-    let violations = axe_violations(&b, &axe).await;
+    let violations = b.axe_violations(&axe).await;
     assert!(violations.is_empty(), "{violations:#?}");
     b.quit().await;
 }

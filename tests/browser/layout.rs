@@ -1,0 +1,94 @@
+//! The console at real sizes (issue 15): the main pages at 1280×800 and on a 390×844 phone, in
+//! light and dark, are no wider than the window, their open dialog and menus stay inside it,
+//! axe-core finds no serious or critical violation, and a screenshot of each is saved to look at.
+
+use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app};
+use crate::driver::{Browser, Theme, axe_source};
+use crate::flows::sign_in;
+
+const SIZES: [(u32, u32, &str); 2] = [(1280, 800, "desktop"), (390, 844, "phone")];
+
+/// A tenant with 40 keys (a full page and a second one), an audit trail and another user.
+async fn busy_tenant() -> (TestApp, String) {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let mut first = String::new();
+    for i in 0..40 {
+        let name = format!("service-account-{i:02}-billing-export-nightly");
+        let shown = app
+            .add_key(
+                "/user-access/keys",
+                &[("name", &name), ("key_type", "access"), ("validity", "90")],
+            )
+            .await;
+        if i == 0 {
+            first = shown.id;
+        }
+    }
+    app.create_user("grace@example.com", "Grace Hopper", PASSWORD)
+        .await;
+    (app, first)
+}
+
+/// Fails with the page's name when it scrolls sideways or axe-core finds a serious violation;
+/// saves its screenshot.
+async fn check(b: &Browser, axe: &str, shot: &str) {
+    let overflow = b.overflow_x().await;
+    assert!(
+        overflow <= 0,
+        "{shot}: the page is {overflow}px wider than the window"
+    );
+    let violations = b.axe_violations(axe).await;
+    assert!(violations.is_empty(), "{shot}: {violations:#?}");
+    b.screenshot(shot).await;
+}
+
+#[tokio::test]
+async fn the_main_pages_fit_a_desktop_and_a_phone_in_light_and_dark() {
+    let (app, key) = busy_tenant().await;
+    let axe = axe_source();
+    for (width, height, size) in SIZES {
+        for theme in [Theme::Light, Theme::Dark] {
+            let b = Browser::start_themed(width, height, theme).await;
+            sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
+            b.wait_for_path("/user-access/keys").await;
+            let name = |page: &str| format!("layout-{size}-{}-{page}", theme.name());
+            for (path, page) in [
+                ("/user-access/keys".to_string(), "keys"),
+                (format!("/user-access/keys/{key}"), "key-details"),
+                ("/user-access/keys/new".to_string(), "add-key-page"),
+                ("/configuration/api-access".to_string(), "api-access"),
+                ("/audit".to_string(), "audit"),
+                ("/user-access/users".to_string(), "users"),
+                ("/my/keys".to_string(), "my-keys"),
+                ("/mail".to_string(), "mail"),
+            ] {
+                b.goto(&format!("{}{path}", app.address)).await;
+                check(&b, &axe, &name(page)).await;
+            }
+
+            // The row menu and the main menu open inside the window.
+            b.goto(&format!("{}/user-access/keys", app.address)).await;
+            b.click("tbody tr:first-child .row-menu summary").await;
+            let outside = b.outside_viewport(".row-menu[open] .menu-panel").await;
+            assert_eq!(outside, None, "{size}: the row menu leaves the window");
+            b.screenshot(&name("row-menu")).await;
+            b.click("tbody tr:first-child .row-menu summary").await;
+
+            // The Add key dialog opens inside the window, and the secret page fits it.
+            b.click(".toolbar a[data-dialog]").await;
+            let outside = b.outside_viewport("dialog[open]").await;
+            assert_eq!(
+                outside, None,
+                "{size}: the Add key dialog leaves the window"
+            );
+            b.screenshot(&name("add-key-dialog")).await;
+            b.fill("dialog #key-name", &format!("checked on a {size}"))
+                .await;
+            b.click("dialog button[type=submit]").await;
+            b.wait_for_text("h1", "Key details").await;
+            check(&b, &axe, &name("secret")).await;
+            b.quit().await;
+        }
+    }
+}
