@@ -1,13 +1,35 @@
 // Small enhancements only: every page works without this file.
 (function () {
   "use strict";
+  document.documentElement.classList.add("js");
   var menus = function () { return document.querySelectorAll("details.menu"); };
+
+  // A row's menu floats beside its button, inside the window: below it when there is room,
+  // else above; right-aligned with it, moved left or right to stay on screen.
+  function place(menu) {
+    var panel = menu.querySelector(".menu-panel");
+    var button = menu.querySelector("summary");
+    if (!panel || !button) return;
+    var b = button.getBoundingClientRect();
+    var w = panel.offsetWidth, h = panel.offsetHeight, gap = 6, edge = 8;
+    var left = Math.min(Math.max(edge, b.right - w), window.innerWidth - w - edge);
+    var top = b.bottom + gap + h <= window.innerHeight - edge ? b.bottom + gap : b.top - gap - h;
+    panel.style.left = Math.max(edge, left) + "px";
+    panel.style.top = Math.max(edge, top) + "px";
+  }
+  var rowMenus = function () { return document.querySelectorAll("details.row-menu"); };
+  ["scroll", "resize"].forEach(function (name) {
+    window.addEventListener(name, function () {
+      rowMenus().forEach(function (m) { if (m.open) m.open = false; });
+    }, true);
+  });
 
   // One open menu at a time; Escape or a click elsewhere closes it.
   document.addEventListener("toggle", function (event) {
     var opened = event.target;
     if (!(opened instanceof HTMLDetailsElement) || !opened.classList.contains("menu") || !opened.open) return;
     menus().forEach(function (m) { if (m !== opened) m.open = false; });
+    if (opened.classList.contains("row-menu")) place(opened);
   }, true);
 
   document.addEventListener("click", function (event) {

@@ -69,9 +69,15 @@ async fn the_main_pages_fit_a_desktop_and_a_phone_in_light_and_dark() {
 
             // The row menu and the main menu open inside the window.
             b.goto(&format!("{}/user-access/keys", app.address)).await;
+            let row_name = b.text("tbody tr:first-child td:first-child").await;
             b.click("tbody tr:first-child .row-menu summary").await;
             let outside = b.outside_viewport(".row-menu[open] .menu-panel").await;
             assert_eq!(outside, None, "{size}: the row menu leaves the window");
+            assert_eq!(
+                b.text(".row-menu[open] .menu-title").await,
+                row_name.trim(),
+                "{size}: the menu names its row"
+            );
             b.screenshot(&name("row-menu")).await;
             b.click("tbody tr:first-child .row-menu summary").await;
 
