@@ -35,7 +35,7 @@ async fn an_administrator_adds_a_key_and_sees_its_secret_exactly_once() {
     );
     assert_eq!(tenant, app.state.tenant_id);
     assert_eq!(
-        page.attr("#copy-all", "data-copy-text").unwrap(),
+        page.attr("#key-details", "value").unwrap(),
         format!("key:{id}::{secret},tenant id: {tenant}")
     );
     assert!(app.authenticate(&id, &secret).await.is_ok());

@@ -75,6 +75,15 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium window of the given size, asking pages for
     /// the given colour scheme.
     pub async fn start_themed(width: u32, height: u32, theme: Theme) -> Browser {
+        Self::launch(width, height, theme, true).await
+    }
+
+    /// Starts a window of the given size in which pages run no JavaScript at all.
+    pub async fn start_without_javascript(width: u32, height: u32) -> Browser {
+        Self::launch(width, height, Theme::Light, false).await
+    }
+
+    async fn launch(width: u32, height: u32, theme: Theme, javascript: bool) -> Browser {
         let port = free_port();
         // A process group of its own, so that a test that fails takes the browser down too.
         let driver = Command::new(chromedriver_path())
@@ -85,10 +94,13 @@ impl Browser {
             .spawn()
             .unwrap_or_else(|e| panic!("chromedriver at {} could not start: {e} (scripts/check installs chromium-driver)", chromedriver_path()));
         let profile = tempfile::tempdir().unwrap();
+        // 2 blocks JavaScript on every page (the WebDriver commands of the test still run).
+        let scripts = if javascript { 1 } else { 2 };
         let caps = serde_json::json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium_path(),
+                "prefs": {"profile.managed_default_content_settings.javascript": scripts},
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",

@@ -98,3 +98,47 @@ async fn the_main_pages_fit_a_desktop_and_a_phone_in_light_and_dark() {
         }
     }
 }
+
+#[tokio::test]
+async fn without_javascript_the_secret_page_shows_every_value_to_select_and_no_dead_button() {
+    let app = spawn_app().await;
+    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
+        .await;
+    let b = Browser::start_without_javascript(390, 844).await;
+    sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
+    b.wait_for_path("/user-access/keys").await;
+    // Add key is a page of its own without the dialog.
+    b.click(".toolbar a[data-dialog]").await;
+    b.wait_for_path("/user-access/keys/new").await;
+    b.fill("#key-name", "no-script deploy").await;
+    b.click("main form button[type=submit]").await;
+    b.wait_for_text("h1", "Key details").await;
+
+    let b = &b;
+    let value = |id: &'static str| async move {
+        b.find(&format!("#{id}"))
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let (key_id, secret, tenant) = (
+        value("access-key").await,
+        value("secret-key").await,
+        value("tenant-id").await,
+    );
+    assert!(secret.starts_with("kws_"), "{secret}");
+    assert_eq!(
+        value("key-details").await,
+        format!("key:{key_id}::{secret},tenant id: {tenant}")
+    );
+    for button in b.find_all("[data-copy-from]").await {
+        assert!(
+            !button.is_displayed().await.unwrap(),
+            "a Copy button that does nothing is shown"
+        );
+    }
+    assert!(b.overflow_x().await <= 0);
+    b.screenshot("no-script-secret-phone").await;
+}

@@ -427,8 +427,8 @@ impl TestApp {
             secret: page.attr("#secret-key", "value").expect("secret shown"),
             tenant_id: page.attr("#tenant-id", "value").expect("tenant ID shown"),
             copy_all: page
-                .attr("#copy-all", "data-copy-text")
-                .expect("copy key details"),
+                .attr("#key-details", "value")
+                .expect("key details in one line"),
         }
     }
 
