@@ -504,7 +504,7 @@ pub async fn current(
     caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = caller.own_key()?.details(&state.keyring());
+    let key = keys::own_details(caller.own_key()?, &state.keyring());
     Ok(HttpResponse::Ok().json(shape(key)))
 }
 
