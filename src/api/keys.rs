@@ -7,10 +7,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::error::ErrorBody;
 use crate::api::{ApiCaller, ApiError};
-use crate::domain::{KeyType, Permission};
+use crate::domain::{KeyDetails, KeyStatus, KeyType, Permission};
 use crate::service::keys::{
-    self, ExpiryChoice, KeyChanges, KeyDetails, KeyQuery, KeySort, KeyStatus, NewKey,
-    OneTimeSecret, Scope, Switch,
+    self, ExpiryChoice, KeyChanges, KeyQuery, KeySort, NewKey, OneTimeSecret, Scope, Switch,
 };
 use crate::service::{FieldErrors, FormError};
 use crate::state::AppState;
