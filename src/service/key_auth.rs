@@ -6,7 +6,8 @@
 //!
 //! Both doors that take keys come through here: `authenticate` (who calls the API: an access
 //! key or the bridge, in `caller`) and `verify` (the verify endpoint's rules, in `verify`).
-//! Refusals are written by one task (`refusals`).
+//! Refusals are written by one task (`refusals`). What keys need beyond the database
+//! (`Keyring`) is defined here, below `service::keys`, which shares it.
 
 use std::sync::{Arc, RwLock};
 
