@@ -9,9 +9,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::api::ApiError;
 use crate::auth::client_ip::client_ip;
-use crate::domain::Permission;
+use crate::domain::{Actor, Permission};
 use crate::service::key_auth::{self, AuthenticatedKey, Caller, CallerCredentials};
-use crate::service::keys::Actor;
 use crate::state::AppState;
 
 /// An authenticated caller and what it may do.

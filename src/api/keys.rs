@@ -7,10 +7,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::error::ErrorBody;
 use crate::api::{ApiCaller, ApiError};
-use crate::domain::{KeyType, Permission};
+use crate::domain::{KeyDetails, KeyStatus, KeyType, Permission};
 use crate::service::keys::{
-    self, ExpiryChoice, KeyChanges, KeyDetails, KeyQuery, KeySort, KeyStatus, NewKey,
-    OneTimeSecret, Scope, Switch,
+    self, ExpiryChoice, KeyChanges, KeyQuery, KeySort, NewKey, OneTimeSecret, Scope, Switch,
 };
 use crate::service::{FieldErrors, FormError};
 use crate::state::AppState;
@@ -504,7 +503,7 @@ pub async fn current(
     caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = caller.own_key()?.details(&state.keyring());
+    let key = keys::own_details(caller.own_key()?, &state.keyring());
     Ok(HttpResponse::Ok().json(shape(key)))
 }
 

@@ -216,6 +216,71 @@ impl KeyType {
     }
 }
 
+/// A key's state as people see it: inactive before locked before expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+    Expired,
+    Locked,
+}
+
+impl KeyStatus {
+    /// The state at `now` of a key with these switches and expiry.
+    pub fn at(active: bool, locked: bool, expires_at: Option<i64>, now: i64) -> Self {
+        if !active {
+            KeyStatus::Inactive
+        } else if locked {
+            KeyStatus::Locked
+        } else if expires_at.is_some_and(|t| t <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    /// The label shown in the console.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "Active",
+            KeyStatus::Inactive => "Inactive",
+            KeyStatus::Expired => "Expired",
+            KeyStatus::Locked => "Locked",
+        }
+    }
+
+    /// The state as the API names it: `active`, `inactive`, `expired` or `locked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Inactive => "inactive",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Locked => "locked",
+        }
+    }
+
+    /// Reads the API's (and the console's filter's) name of a state.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "active" => Some(KeyStatus::Active),
+            "inactive" => Some(KeyStatus::Inactive),
+            "expired" => Some(KeyStatus::Expired),
+            "locked" => Some(KeyStatus::Locked),
+            _ => None,
+        }
+    }
+}
+
+/// Kinds of email about a key, as the outbox records them.
+pub mod mail {
+    /// The key expires within the notice window.
+    pub const EXPIRING: &str = "key.expiring";
+    /// The key has expired.
+    pub const EXPIRED: &str = "key.expired";
+    /// The key locked after wrong secrets.
+    pub const LOCKED: &str = "key.locked";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +339,18 @@ mod tests {
             "T8K2M4Q9ZP3X"
         ));
         assert!(!is_system_key_name("ci deploy", "T8K2M4Q9ZP3X"));
+    }
+
+    #[test]
+    fn status_goes_inactive_then_locked_then_expired() {
+        assert_eq!(KeyStatus::at(false, true, Some(0), 10), KeyStatus::Inactive);
+        assert_eq!(KeyStatus::at(true, true, Some(0), 10), KeyStatus::Locked);
+        assert_eq!(KeyStatus::at(true, false, Some(10), 10), KeyStatus::Expired);
+        assert_eq!(KeyStatus::at(true, false, Some(11), 10), KeyStatus::Active);
+        assert_eq!(KeyStatus::at(true, false, None, 10), KeyStatus::Active);
+        for s in ["active", "inactive", "expired", "locked"] {
+            assert_eq!(KeyStatus::parse(s).unwrap().as_str(), s);
+        }
     }
 
     #[test]

@@ -3,13 +3,19 @@
 mod actor;
 mod email;
 mod key;
+mod key_details;
+pub mod networks;
 mod password;
 mod permission;
 mod text;
 
 pub use actor::Actor;
 pub use email::Email;
-pub use key::{BridgeClientId, KeyId, KeyName, KeyType, SECRET_LEN, Secret, is_system_key_name};
+pub use key::{
+    BridgeClientId, KeyId, KeyName, KeyStatus, KeyType, SECRET_LEN, Secret, is_system_key_name,
+    mail as key_mail,
+};
+pub use key_details::{DecidedBy, KeyDetails, KeyOwner, LastUse};
 pub use password::{NewPassword, PASSWORD_MAX, PASSWORD_MIN};
 pub use permission::Permission;
 pub use text::{PersonName, TenantId};

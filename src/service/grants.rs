@@ -10,11 +10,9 @@
 
 use std::collections::BTreeSet;
 
-use ipnet::IpNet;
-
+use crate::domain::{Actor, KeyDetails};
 use crate::error::AppError;
 use crate::repo::keys::{AccessMap, KeyRow};
-use crate::service::keys::Actor;
 
 /// The built-in role that holds every permission.
 pub const TENANT_ADMINISTRATOR: &str = "role_tenant_admin";
@@ -37,12 +35,12 @@ impl Decider {
     /// Who is deciding about `key`: the owner of a personal key (in person or through one of
     /// their personal keys), else the administration.
     pub fn of(actor: &Actor, key: &KeyRow) -> Self {
-        Self::of_user(&actor.user_id, key)
+        Self::of_user(&actor.user_id, key.owner_user_id.as_deref())
     }
 
-    /// Who a person is to `key`.
-    pub fn of_user(user_id: &str, key: &KeyRow) -> Self {
-        if key.owner_user_id.as_deref() == Some(user_id) {
+    /// Who a person is to a key owned by `owner` (`None`: a tenant key).
+    pub fn of_user(user_id: &str, owner: Option<&str>) -> Self {
+        if owner == Some(user_id) {
             Decider::Owner
         } else {
             Decider::Administrator
@@ -76,24 +74,16 @@ pub struct KeyControls {
 }
 
 /// What `user_id` may do to `key`'s secret and state (system keys are not regenerated).
-pub fn controls(user_id: &str, key: &KeyRow, system: bool) -> KeyControls {
-    let decider = Decider::of_user(user_id, key);
-    let personal = key.owner_user_id.is_some();
+pub fn controls(user_id: &str, key: &KeyDetails) -> KeyControls {
+    let decider = Decider::of_user(user_id, key.owner_id());
+    let personal = key.is_personal();
+    let may_reverse = |recorded: Option<crate::domain::DecidedBy>| {
+        !personal || decider.may_reverse(recorded.map(|d| d.as_str()))
+    };
     KeyControls {
-        regenerate: !system && (!personal || decider == Decider::Owner),
-        activate: key.active == 0
-            && (!personal || decider.may_reverse(key.deactivated_by.as_deref())),
-        unlock: key.locked == 1 && (!personal || decider.may_reverse(key.locked_by.as_deref())),
-    }
-}
-
-/// Who deactivated or locked a key, in words (empty when not known or not set).
-pub fn decided_by(recorded: Option<&str>) -> &'static str {
-    match recorded {
-        Some("owner") => "by its owner",
-        Some("administrator") => "by an administrator",
-        Some("lockout") => "after wrong secrets in a row",
-        _ => "",
+        regenerate: !key.system && (!personal || decider == Decider::Owner),
+        activate: !key.active && may_reverse(key.deactivated_by),
+        unlock: key.locked && may_reverse(key.locked_by),
     }
 }
 
@@ -211,36 +201,9 @@ pub fn require_holds_all(actor: &Actor, key_permissions: &[String]) -> Result<()
     }
 }
 
-/// Whether `new` allows no address that `old` refuses (empty: every address).
-pub fn networks_narrow(old: &str, new: &str) -> bool {
-    let parse = |raw: &str| -> Vec<IpNet> {
-        raw.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| s.parse().ok())
-            .collect()
-    };
-    let (old, new) = (parse(old), parse(new));
-    if old.is_empty() {
-        return true;
-    }
-    !new.is_empty() && new.iter().all(|n| old.iter().any(|o| o.contains(n)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn narrowing_networks_stays_inside_the_old_ones() {
-        assert!(networks_narrow("", "10.0.0.0/8"));
-        assert!(networks_narrow("", ""));
-        assert!(networks_narrow("10.0.0.0/8", "10.1.0.0/16, 10.2.3.4/32"));
-        assert!(!networks_narrow("10.0.0.0/8", ""));
-        assert!(!networks_narrow("10.0.0.0/8", "10.0.0.0/7"));
-        assert!(!networks_narrow("10.0.0.0/8", "10.1.0.0/16, 192.0.2.0/24"));
-        assert!(networks_narrow("2001:db8::/32", "2001:db8:1::/48"));
-    }
 
     fn actor(permissions: &[&str], is_admin: bool) -> Actor {
         Actor {

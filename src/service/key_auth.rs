@@ -6,29 +6,30 @@
 //!
 //! Both doors that take keys come through here: `authenticate` (who calls the API: an access
 //! key or the bridge, in `caller`) and `verify` (the verify endpoint's rules, in `verify`).
-//! Refusals are written by one task (`refusals`).
+//! Refusals are written by one task (`refusals`). What keys need beyond the database
+//! (`Keyring`) is defined here, below `service::keys`, which shares it.
 
-use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use ipnet::IpNet;
 use sqlx::AnyPool;
 
 use crate::auth::key_auth::PresentedKey;
 use crate::db::Reader;
-use crate::domain::Permission;
+use crate::domain::networks::network_allows;
+use crate::domain::{KeyStatus, Permission};
 use crate::error::AppError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::repo::keys::{self as repo, AccessMap, AuthLookup, AuthRow, KeyRow};
-use crate::service::keys::{KeyDetails, KeyStatus, Keyring};
 use crate::service::throttle::{self, Limit};
 
 mod caller;
+mod keyring;
 mod refusals;
 mod verify;
 
 pub use caller::{BRIDGE_ROLE, BridgeCheck, Caller, CallerCredentials, authenticate};
+pub use keyring::Keyring;
 pub use verify::{VerifiedKey, VerifyAnswer, VerifyQuestion, verify};
 
 /// Why a presented key was refused. Callers show one answer for all of them.
@@ -110,58 +111,6 @@ pub struct Attempt<'a> {
     /// holding this permission; otherwise it is refused without a trace, so that nobody can
     /// push a key towards its lockout without valid credentials of their own.
     pub needs_caller: Option<Permission>,
-}
-
-/// Whether an address is inside the allowed networks (a comma-separated CIDR list; empty
-/// allows every address). An unreadable address is outside.
-pub fn network_allows(allowed: &str, client_ip: &str) -> bool {
-    let nets: Vec<IpNet> = allowed
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    if nets.is_empty() {
-        return true;
-    }
-    match client_ip.parse::<IpAddr>() {
-        Ok(ip) => {
-            // An IPv4 client seen through an IPv6 socket (::ffff:a.b.c.d) matches IPv4 ranges.
-            let ip = match ip {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-                v4 => v4,
-            };
-            nets.iter().any(|n| n.contains(&ip))
-        }
-        Err(_) => false,
-    }
-}
-
-/// Checks a list of CIDR ranges typed by a person; returns it normalised, or what is wrong.
-pub fn parse_networks(raw: &str) -> Result<String, String> {
-    let mut out = Vec::new();
-    for part in raw
-        .split([',', '\n', ' '])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let net: IpNet = match part.parse::<IpNet>() {
-            Ok(n) => n,
-            Err(_) => match part.parse::<IpAddr>() {
-                Ok(ip) => IpNet::from(ip),
-                Err(_) => {
-                    return Err(format!(
-                        "“{part}” is not an IP address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32."
-                    ));
-                }
-            },
-        };
-        out.push(net.trunc().to_string());
-    }
-    if out.len() > 50 {
-        return Err("At most 50 networks.".into());
-    }
-    Ok(out.join(", "))
 }
 
 const CLIENT_WINDOW: i64 = 60;
@@ -493,7 +442,7 @@ fn judge(
         (false, true) => SecretUsed::Previous,
         (false, false) => return Err(Refusal::WrongSecret),
     };
-    match KeyStatus::of(key, now) {
+    match KeyStatus::at(key.active != 0, key.locked == 1, key.expires_at, now) {
         KeyStatus::Inactive => Err(Refusal::Inactive),
         KeyStatus::Locked => Err(Refusal::Locked),
         KeyStatus::Expired => Err(Refusal::Expired),
@@ -530,49 +479,5 @@ impl AuthenticatedKey {
     /// Whether it is a personal key (it acts with its owner's permissions).
     pub fn is_personal(&self) -> bool {
         self.row.owner_user_id.is_some()
-    }
-
-    /// The key as screens and the API show it, from what its check read (no query).
-    pub fn details(&self, ring: &Keyring<'_>) -> KeyDetails {
-        let found = AuthRow {
-            key: self.row.clone(),
-            permissions: self.permissions.clone(),
-            group_ids: self.group_ids.clone(),
-            role_ids: self.role_ids.clone(),
-            administrator: self.administrator,
-        };
-        crate::service::keys::details_of(found, ring.clock.unix(), ring.tenant_id)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn networks_allow_what_they_contain() {
-        assert!(network_allows("", "203.0.113.9"));
-        assert!(network_allows("10.0.0.0/8, 192.168.1.0/24", "10.20.30.40"));
-        assert!(!network_allows("10.0.0.0/8", "11.0.0.1"));
-        assert!(network_allows("2001:db8::/32", "2001:db8::1"));
-        assert!(!network_allows("2001:db8::/32", "2001:db9::1"));
-        assert!(network_allows("127.0.0.0/8", "::ffff:127.0.0.1"));
-        assert!(!network_allows("10.0.0.0/8", "not an address"));
-    }
-
-    #[test]
-    fn typed_networks_are_checked_and_normalised() {
-        assert_eq!(
-            parse_networks("10.1.2.3/8,  2001:db8::1/32").unwrap(),
-            "10.0.0.0/8, 2001:db8::/32"
-        );
-        assert_eq!(parse_networks("192.0.2.7").unwrap(), "192.0.2.7/32");
-        assert_eq!(parse_networks("").unwrap(), "");
-        assert!(
-            parse_networks("10.0.0.0/33")
-                .unwrap_err()
-                .contains("not an IP address")
-        );
-        assert!(parse_networks("example.com").is_err());
     }
 }

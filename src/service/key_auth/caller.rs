@@ -9,10 +9,11 @@ use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::repo::secret_keys::{self as bridges, BRIDGE_ID};
 use crate::service::audit::{self, NewEntry};
-use crate::service::keys::Keyring;
 use crate::service::throttle;
 
-use super::{Attempt, AuthError, AuthenticatedKey, KeyChecker, client_bucket, client_limit};
+use super::{
+    Attempt, AuthError, AuthenticatedKey, KeyChecker, Keyring, client_bucket, client_limit,
+};
 
 /// What a request presents as its caller (from its `Authorization` header): an access key, or
 /// the bridge's client credentials; and where it came from.

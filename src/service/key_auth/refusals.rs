@@ -1,7 +1,7 @@
 //! The refusal writer: wrong secrets and other refusals of key checks, written in batches by
 //! one task (client counters, the key's failure count and lock, audit entries, lock notices).
 
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::mpsc;
 
 use super::{BATCH, Pending, Policy, Refusal, Written, client_bucket, client_limit};
@@ -51,26 +51,53 @@ async fn write_batch(
 ) -> Result<(Vec<Written>, bool), sqlx::Error> {
     let mut tx = crate::db::begin_write(pool).await?;
     let mut written = vec![Written::Refused; batch.len()];
-    let mut locked = false;
-
     // The client's counter first: over its limit, the key's own counter does not move.
-    if let Some(limit) = client_limit(policy.client_failure_limit) {
-        let clients = group_by(batch, |p| p.limit_client.then_some(p.client_ip.as_str()));
-        for (ip, members) in clients {
-            let bucket = client_bucket(ip);
-            let now = batch[members[0]].now;
-            let verdicts =
-                throttle::reserve_many(&mut tx, &bucket, limit, now, members.len() as i64).await?;
-            for (&i, verdict) in members.iter().zip(verdicts) {
-                if let Some(retry_after) = verdict {
-                    written[i] = Written::Throttled { retry_after };
-                }
+    count_clients(&mut tx, policy, batch, &mut written).await?;
+    let mut reasons: Vec<String> = batch.iter().map(|p| p.refusal.reason().into()).collect();
+    let locked =
+        count_wrong_secrets(&mut tx, policy, public_url, batch, &written, &mut reasons).await?;
+    audit_refusals(&mut tx, batch, &written, &reasons).await?;
+    tx.commit().await?;
+    Ok((written, locked))
+}
+
+/// Counts the batch's failures against their client addresses; those over the limit are
+/// throttled.
+async fn count_clients(
+    conn: &mut AnyConnection,
+    policy: Policy,
+    batch: &[Pending],
+    written: &mut [Written],
+) -> Result<(), sqlx::Error> {
+    let Some(limit) = client_limit(policy.client_failure_limit) else {
+        return Ok(());
+    };
+    let clients = group_by(batch, |p| p.limit_client.then_some(p.client_ip.as_str()));
+    for (ip, members) in clients {
+        let bucket = client_bucket(ip);
+        let now = batch[members[0]].now;
+        let verdicts =
+            throttle::reserve_many(conn, &bucket, limit, now, members.len() as i64).await?;
+        for (&i, verdict) in members.iter().zip(verdicts) {
+            if let Some(retry_after) = verdict {
+                written[i] = Written::Throttled { retry_after };
             }
         }
     }
+    Ok(())
+}
 
-    // Wrong secrets count towards their key's lockout, in order of arrival.
-    let mut reasons: Vec<String> = batch.iter().map(|p| p.refusal.reason().into()).collect();
+/// Counts wrong secrets towards their key's lockout, in order of arrival, noting the count in
+/// each reason; announces a lock. Whether any key locked.
+async fn count_wrong_secrets(
+    conn: &mut AnyConnection,
+    policy: Policy,
+    public_url: &str,
+    batch: &[Pending],
+    written: &[Written],
+    reasons: &mut [String],
+) -> Result<bool, sqlx::Error> {
+    let mut locked = false;
     let wrong = group_by(batch, |p| {
         (p.refusal == Refusal::WrongSecret).then_some(p.key_id.as_str())
     });
@@ -84,7 +111,7 @@ async fn write_batch(
             continue;
         }
         let threshold = i64::from(policy.lockout_threshold);
-        let Some(failure) = repo::record_failures(&mut tx, key_id, n, threshold).await? else {
+        let Some(failure) = repo::record_failures(conn, key_id, n, threshold).await? else {
             continue;
         };
         let before = failure.count - n;
@@ -95,15 +122,24 @@ async fn write_batch(
             // The failure that reached the threshold is the one that locked the key.
             let at = threshold.max(before + 1);
             let first = &batch[members[(at - before - 1) as usize]];
-            announce_lock(&mut tx, public_url, key_id, at, first.now, &first.client_ip).await?;
+            announce_lock(conn, public_url, key_id, at, first.now, &first.client_ip).await?;
             locked = true;
         }
     }
+    Ok(locked)
+}
 
+/// One audit entry per refusal that was not throttled, in one statement.
+async fn audit_refusals(
+    conn: &mut AnyConnection,
+    batch: &[Pending],
+    written: &[Written],
+    reasons: &[String],
+) -> Result<(), sqlx::Error> {
     let entries: Vec<(i64, NewEntry<'_>)> = batch
         .iter()
-        .zip(&written)
-        .zip(&reasons)
+        .zip(written)
+        .zip(reasons)
         .filter(|((_, w), _)| matches!(w, Written::Refused))
         .map(|((p, _), reason)| {
             (
@@ -122,9 +158,7 @@ async fn write_batch(
             )
         })
         .collect();
-    crate::repo::audit::insert_many(&mut tx, &entries).await?;
-    tx.commit().await?;
-    Ok((written, locked))
+    crate::repo::audit::insert_many(conn, &entries).await
 }
 
 /// The batch's positions grouped by a key, groups in order of first appearance.
@@ -146,7 +180,7 @@ fn group_by<'a>(
 /// Audit entry, emails and bell notices when a key locks: the people responsible for it and
 /// its owner are told.
 async fn announce_lock(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut AnyConnection,
     public_url: &str,
     key_id: &str,
     count: i64,

@@ -5,10 +5,11 @@ use crate::auth::key_auth as header;
 use crate::domain::{KeyType, Permission};
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::service::keys::Keyring;
 
 use super::caller::{bridge_caller, key_caller, observe};
-use super::{Attempt, AuthError, AuthenticatedKey, Caller, CallerCredentials, KeyChecker, Refusal};
+use super::{
+    Attempt, AuthError, AuthenticatedKey, Caller, CallerCredentials, KeyChecker, Keyring, Refusal,
+};
 
 /// What a verify call asks about: the key a program presented to the caller
 /// (`<key ID>::<secret>`), and that program's address (empty when not reported: a key

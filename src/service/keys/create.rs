@@ -1,0 +1,187 @@
+//! Creating a key: a tenant key, or one of a person's two personal keys (the place taken in
+//! the same transaction, so concurrent requests cannot pass the limit).
+
+use sqlx::AnyConnection;
+
+use super::assignments::{AssignmentChange, check_assignments};
+use super::expiry::expiry_phrase;
+use super::{
+    ExpiryChoice, Keyring, OneTimeSecret, PERSONAL_KEY_LIMIT, Scope, entry, require,
+    require_current_secret,
+};
+use crate::domain::{Actor, KeyId, KeyName, KeyType, Permission, Secret};
+use crate::error::AppError;
+use crate::repo::keys::{self as repo, NewKeyRow};
+use crate::service::audit;
+use crate::service::webhooks::{self, EventType, KeyPayload};
+use crate::service::{FieldErrors, FormError};
+
+/// A new key as submitted.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub key_type: String,
+    /// The chosen expiry, or why the choice could not be read.
+    pub expiry: Result<ExpiryChoice, String>,
+    pub group_ids: Vec<String>,
+    pub role_ids: Vec<String>,
+}
+
+/// A new key's parts, each checked.
+struct Checked {
+    name: KeyName,
+    key_type: KeyType,
+    expires_at: Option<i64>,
+    group_ids: Vec<String>,
+    role_ids: Vec<String>,
+}
+
+/// Creates a key. In the personal scope it belongs to the actor and takes one of their two
+/// places inside the same transaction; in the tenant scope it is a tenant key.
+pub async fn create(
+    pool: &sqlx::AnyPool,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    scope: Scope,
+    input: NewKey,
+) -> Result<OneTimeSecret, FormError> {
+    require(actor, scope, Permission::KeysWrite)?;
+    let now = ring.clock.unix();
+    require_current_secret(pool, now, actor, "creating a key", "").await?;
+    let mut tx = crate::db::begin_write(pool).await?;
+    let checked = validate(&mut tx, ring, actor, scope, input, now).await?;
+    let owner = take_place(&mut tx, actor, scope).await?;
+    let created = insert(&mut tx, ring, actor, owner, checked, now).await?;
+    tx.commit().await?;
+    ring.committed();
+    Ok(created)
+}
+
+/// Checks every part of a new key, with a message for each part that is wrong.
+async fn validate(
+    conn: &mut AnyConnection,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    scope: Scope,
+    input: NewKey,
+    now: i64,
+) -> Result<Checked, FormError> {
+    let mut errors = FieldErrors::default();
+    let name = KeyName::parse(&input.name)
+        .map_err(|m| errors.add("name", m))
+        .ok();
+    if name.as_ref().is_some_and(|n| n.is_system(ring.tenant_id)) {
+        errors.add(
+            "name",
+            format!(
+                "Names starting with “{}@” are reserved for system keys.",
+                ring.tenant_id
+            ),
+        );
+    }
+    let key_type = KeyType::parse(&input.key_type);
+    if key_type.is_none() {
+        errors.add("key_type", "Choose Access key or API.");
+    }
+    let expires_at = input
+        .expiry
+        .and_then(|c| c.resolve(now))
+        .map_err(|m| errors.add("validity", m))
+        .ok();
+    if scope == Scope::Personal && (!input.group_ids.is_empty() || !input.role_ids.is_empty()) {
+        errors.add(
+            "groups",
+            "Personal keys act with your own permissions; they take no groups or roles.",
+        );
+    }
+    let change = AssignmentChange {
+        old_groups: &[],
+        old_roles: &[],
+        group_ids: &input.group_ids,
+        role_ids: &input.role_ids,
+        key_id: None,
+    };
+    let (group_ids, role_ids) = check_assignments(conn, actor, change, &mut errors).await?;
+    match (name, key_type, expires_at, errors.is_empty()) {
+        (Some(name), Some(key_type), Some(expires_at), true) => Ok(Checked {
+            name,
+            key_type,
+            expires_at,
+            group_ids,
+            role_ids,
+        }),
+        _ => Err(FormError::Invalid(errors)),
+    }
+}
+
+/// The owner of the new key: the actor for a personal key, once one of their places is taken;
+/// nobody for a tenant key.
+async fn take_place<'a>(
+    conn: &mut AnyConnection,
+    actor: &'a Actor,
+    scope: Scope,
+) -> Result<Option<&'a str>, FormError> {
+    match scope {
+        Scope::Personal => {
+            if !repo::take_personal_slot(conn, &actor.user_id, PERSONAL_KEY_LIMIT).await? {
+                return Err(FormError::Other(AppError::Conflict(format!(
+                    "You already have {PERSONAL_KEY_LIMIT} personal access keys, the most a user can hold. \
+                     Delete one to create another."
+                ))));
+            }
+            Ok(Some(actor.user_id.as_str()))
+        }
+        Scope::Tenant => Ok(None),
+        Scope::OwnKey => Err(FormError::Other(AppError::Forbidden)),
+    }
+}
+
+/// Writes the key with the hash of a new secret, its assignments, its webhook event and its
+/// audit entry; returns the secret for its one showing.
+async fn insert(
+    conn: &mut AnyConnection,
+    ring: &Keyring<'_>,
+    actor: &Actor,
+    owner: Option<&str>,
+    key: Checked,
+    now: i64,
+) -> Result<OneTimeSecret, FormError> {
+    let id = KeyId::generate();
+    let secret = Secret::generate();
+    let (name, key_type, expires_at) = (key.name.as_str(), key.key_type.as_str(), key.expires_at);
+    let row = NewKeyRow {
+        id: id.as_str(),
+        name,
+        key_type,
+        owner_user_id: owner,
+        secret_hash: &ring.hasher.hash(&secret),
+        expires_at,
+        actor_id: Some(&actor.user_id),
+        actor_label: &actor.label,
+        now,
+    };
+    repo::insert(conn, &row).await?;
+    repo::set_groups(conn, id.as_str(), &key.group_ids).await?;
+    repo::set_roles(conn, id.as_str(), &key.role_ids).await?;
+    let payload = KeyPayload {
+        id: id.as_str(),
+        name,
+        key_type,
+        owner_user_id: owner,
+        expires_at,
+    };
+    webhooks::emit(conn, now, EventType::KeyCreated, &payload).await?;
+    let details = format!(
+        "type {}, {}",
+        key.key_type.label(),
+        expiry_phrase(expires_at)
+    );
+    let entry = entry(actor, "key.created", id.as_str(), name, &details);
+    audit::record(conn, now, entry).await?;
+    Ok(OneTimeSecret {
+        key_id: id.to_string(),
+        name: name.to_string(),
+        secret,
+        tenant_id: ring.tenant_id.to_string(),
+    })
+}

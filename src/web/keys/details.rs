@@ -1,0 +1,193 @@
+//! Key details: the facts, the effective permissions and (for those who may change the key)
+//! the form that renames it, changes its expiry, networks and assignments.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::domain::KeyDetails;
+use crate::error::AppError;
+use crate::service::keys::{self, Choices};
+use crate::service::{FieldErrors, FormError};
+use crate::state::AppState;
+use crate::web::current_user::CurrentUser;
+use crate::web::granted::Signed;
+use crate::web::{Frame, html, see_other};
+
+use super::form::{KeyForm, choices};
+use super::view::{KeyView, notice_secs};
+use super::{Place, writable};
+
+#[derive(Template)]
+#[template(path = "keys/details.html")]
+struct DetailsPage {
+    frame: Frame,
+    base: &'static str,
+    tenant: bool,
+    key: KeyView,
+    permissions: Vec<String>,
+    groups: Vec<(String, String, bool)>,
+    roles: Vec<(String, String, bool)>,
+    name: String,
+    validity: String,
+    custom_date: String,
+    networks: String,
+    today: String,
+    errors: FieldErrors,
+    saved: bool,
+    notice: String,
+    /// Whether to offer the controls and the form that change the key.
+    writable: bool,
+}
+
+impl DetailsPage {
+    fn error(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or_default().to_string()
+    }
+
+    /// The names of the chosen groups or roles, for a reader ("None" when there are none).
+    fn assigned(&self, choices: &[(String, String, bool)]) -> String {
+        crate::web::names_of(choices)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DetailsQuery {
+    saved: Option<String>,
+    #[serde(default)]
+    notice: String,
+}
+
+/// The edit form as the key is, before anything was submitted.
+fn form_of(key: &KeyDetails) -> KeyForm {
+    KeyForm {
+        name: key.name.clone(),
+        validity: "keep".to_string(),
+        groups: key.group_ids.clone(),
+        roles: key.role_ids.clone(),
+        networks: key.allowed_networks.join(", "),
+        ..KeyForm::default()
+    }
+}
+
+/// Every choice, marked when it is among `chosen`.
+fn marked(all: Vec<(String, String)>, chosen: &[String]) -> Vec<(String, String, bool)> {
+    all.into_iter()
+        .map(|(id, name)| {
+            let on = chosen.contains(&id);
+            (id, name, on)
+        })
+        .collect()
+}
+
+/// What a switch's notice says on the page it comes back to.
+fn notice_text(notice: &str) -> &'static str {
+    match notice {
+        "activated" => "The key is active again.",
+        "deactivated" => "The key is inactive: it no longer authenticates until you activate it.",
+        "unlocked" => "The key is unlocked.",
+        _ => "",
+    }
+}
+
+/// What the details page shows besides the key: a submitted form with its messages (or the
+/// key as it is), whether it was just saved, and a switch's notice.
+struct Shown {
+    form: Option<(KeyForm, FieldErrors)>,
+    saved: bool,
+    notice: &'static str,
+}
+
+async fn details_page(
+    user: &CurrentUser,
+    state: &AppState,
+    place: Place,
+    id: &str,
+    shown: Shown,
+) -> Result<DetailsPage, AppError> {
+    let mut conn = state.pool.acquire().await?;
+    let ring = state.keyring();
+    let key = keys::details(&mut conn, &user.actor(), place.scope, id, &ring).await?;
+    drop(conn);
+    let Choices { groups, roles } = choices(state, !key.is_personal()).await?;
+    let (form, errors) = shown
+        .form
+        .unwrap_or_else(|| (form_of(&key), FieldErrors::default()));
+    Ok(DetailsPage {
+        frame: Frame::new(user, place.section()),
+        base: place.base,
+        tenant: place.tenant(),
+        key: KeyView::of(&key, state.clock.unix(), notice_secs(state), &user.id),
+        permissions: key.permissions,
+        groups: marked(groups, &form.groups),
+        roles: marked(roles, &form.roles),
+        name: form.name,
+        validity: form.validity,
+        custom_date: form.custom_date,
+        networks: form.networks,
+        today: state.clock.now().format("%Y-%m-%d").to_string(),
+        errors,
+        saved: shown.saved,
+        notice: shown.notice.to_string(),
+        writable: writable(user, place),
+    })
+}
+
+/// GET a key's details.
+pub async fn details<A: Signed>(
+    place: web::Data<Place>,
+    who: A,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<DetailsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let shown = Shown {
+        form: None,
+        saved: query.saved.is_some(),
+        notice: notice_text(&query.notice),
+    };
+    let page = details_page(who.user(), &state, **place, &path, shown).await?;
+    Ok(html(StatusCode::OK, page))
+}
+
+/// POST changes from the Key details pane.
+pub async fn update<A: Signed>(
+    place: web::Data<Place>,
+    who: A,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let user = who.user();
+    let place = **place;
+    let form = KeyForm::parse(&body);
+    let ring = state.keyring();
+    let changes = form.changes();
+    match keys::update(
+        &state.pool,
+        &ring,
+        &user.actor(),
+        place.scope,
+        &path,
+        changes,
+    )
+    .await
+    {
+        Ok(()) => Ok(see_other(&format!(
+            "{}/{}?saved=1",
+            place.base,
+            path.as_str()
+        ))),
+        Err(FormError::Invalid(errors)) => {
+            let shown = Shown {
+                form: Some((form, errors)),
+                saved: false,
+                notice: "",
+            };
+            let page = details_page(user, &state, place, &path, shown).await?;
+            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page))
+        }
+        Err(FormError::Other(e)) => Err(e),
+    }
+}

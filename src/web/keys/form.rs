@@ -1,0 +1,147 @@
+//! The fields of the Add key and Key details forms, as typed, and the Add key form's state.
+
+use crate::error::AppError;
+use crate::service::FieldErrors;
+use crate::service::keys::{self, Choices, ExpiryChoice, KeyChanges, NewKey};
+use crate::state::AppState;
+
+use super::Place;
+
+/// The fields of the Add key and Key details forms, as typed. Multi-selects arrive as repeated
+/// fields.
+#[derive(Clone, Default)]
+pub struct KeyForm {
+    pub name: String,
+    pub key_type: String,
+    pub validity: String,
+    pub custom_date: String,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub networks: String,
+}
+
+impl KeyForm {
+    /// Reads a submitted form body; missing fields are empty.
+    pub fn parse(body: &[u8]) -> Self {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+        let one = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let many = |name: &str| {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
+        Self {
+            name: one("name"),
+            key_type: one("key_type"),
+            validity: one("validity"),
+            custom_date: one("custom_date"),
+            groups: many("groups"),
+            roles: many("roles"),
+            networks: one("allowed_networks"),
+        }
+    }
+
+    /// A new key from the Add key form.
+    pub fn new_key(&self) -> NewKey {
+        NewKey {
+            name: self.name.clone(),
+            key_type: self.key_type.clone(),
+            expiry: ExpiryChoice::from_form(&self.validity, &self.custom_date),
+            group_ids: self.groups.clone(),
+            role_ids: self.roles.clone(),
+        }
+    }
+
+    /// Changes from the Key details form: every part is submitted; "keep" keeps the expiry.
+    pub fn changes(&self) -> KeyChanges {
+        KeyChanges {
+            name: Some(self.name.clone()),
+            description: None,
+            expiry: (self.validity != "keep")
+                .then(|| ExpiryChoice::from_form(&self.validity, &self.custom_date)),
+            group_ids: Some(self.groups.clone()),
+            role_ids: Some(self.roles.clone()),
+            allowed_networks: Some(self.networks.clone()),
+        }
+    }
+}
+
+/// The Add key form's state (blank, or as submitted with messages).
+pub struct AddForm {
+    pub name: String,
+    pub key_type: String,
+    pub validity: String,
+    pub custom_date: String,
+    pub group_ids: Vec<String>,
+    pub role_ids: Vec<String>,
+    pub errors: FieldErrors,
+    pub conflict: String,
+    pub groups: Vec<(String, String)>,
+    pub roles: Vec<(String, String)>,
+    pub today: String,
+}
+
+impl AddForm {
+    /// The message for a field, empty when there is none.
+    pub fn error(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or_default().to_string()
+    }
+
+    /// Whether a group is chosen.
+    pub fn has_group(&self, id: &str) -> bool {
+        self.group_ids.iter().any(|g| g == id)
+    }
+
+    /// Whether a role is chosen.
+    pub fn has_role(&self, id: &str) -> bool {
+        self.role_ids.iter().any(|r| r == id)
+    }
+
+    /// The form as submitted, with what was wrong with it.
+    pub fn again(mut self, input: KeyForm, errors: FieldErrors, conflict: String) -> Self {
+        self.name = input.name;
+        self.key_type = input.key_type;
+        self.validity = input.validity;
+        self.custom_date = input.custom_date;
+        self.group_ids = input.groups;
+        self.role_ids = input.roles;
+        self.errors = errors;
+        self.conflict = conflict;
+        self
+    }
+}
+
+/// The groups and roles a key can be given, when `wanted`: personal keys take none.
+pub async fn choices(state: &AppState, wanted: bool) -> Result<Choices, AppError> {
+    if !wanted {
+        return Ok(Choices::default());
+    }
+    let mut conn = state.pool.acquire().await?;
+    keys::choices(&mut conn).await
+}
+
+/// The Add key form as it first opens: an access key valid for 90 days.
+pub async fn blank_add_form(state: &AppState, place: Place) -> Result<AddForm, AppError> {
+    let Choices { groups, roles } = choices(state, place.tenant()).await?;
+    Ok(AddForm {
+        name: String::new(),
+        key_type: "access".into(),
+        validity: "90".into(),
+        custom_date: String::new(),
+        group_ids: Vec::new(),
+        role_ids: Vec::new(),
+        errors: FieldErrors::default(),
+        conflict: String::new(),
+        groups,
+        roles,
+        today: state.clock.now().format("%Y-%m-%d").to_string(),
+    })
+}
