@@ -3,7 +3,9 @@
 
 pub mod audit;
 pub mod groups;
+pub mod invitations;
 pub mod keys;
+mod named;
 pub mod notifications;
 pub mod outbox;
 pub mod queue;
