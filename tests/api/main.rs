@@ -25,6 +25,7 @@ mod key_lookup;
 mod keys;
 mod logging;
 mod mail;
+mod memberships;
 mod people;
 mod rest;
 mod retention;

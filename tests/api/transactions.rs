@@ -10,7 +10,7 @@ use crate::common::{TestApp, captured_logs, database_kind, last_invitation, spaw
 
 /// From now on every insert into `table` fails; returns the fault's message, unique to this
 /// call, to find in the logs.
-async fn fail_inserts_into(app: &TestApp, table: &str) -> String {
+pub(crate) async fn fail_inserts_into(app: &TestApp, table: &str) -> String {
     let fault = keyward::repo::new_id("injected_fault");
     let statements = if database_kind() == "postgres" {
         vec![
