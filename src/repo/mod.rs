@@ -4,7 +4,9 @@
 pub mod audit;
 pub mod expiry_notices;
 pub mod groups;
+pub mod invitations;
 pub mod keys;
+mod named;
 pub mod notifications;
 pub mod outbox;
 pub mod queue;

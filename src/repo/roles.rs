@@ -1,3 +1,5 @@
+//! Roles and the permissions they hold (`roles`, `role_permissions`, `permissions`).
+
 use sqlx::AnyConnection;
 
 /// A role row.
@@ -22,6 +24,49 @@ pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Rol
         .bind(id)
         .fetch_optional(conn)
         .await
+}
+
+// `ids`, `insert`, `update` and `delete`, as for groups.
+crate::repo::named::named_table!("roles");
+
+/// Replaces the permissions of a role.
+pub async fn set_permissions(
+    conn: &mut AnyConnection,
+    role_id: &str,
+    permissions: &[&str],
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
+        .bind(role_id)
+        .execute(&mut *conn)
+        .await?;
+    for permission in permissions {
+        sqlx::query("INSERT INTO role_permissions (role_id, permission) VALUES ($1, $2)")
+            .bind(role_id)
+            .bind(permission)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// (permission, what it allows) for every permission.
+pub async fn permission_descriptions(
+    conn: &mut AnyConnection,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT name, description FROM permissions")
+        .fetch_all(conn)
+        .await
+}
+
+/// The users who hold a role through one of their groups.
+pub async fn holders(conn: &mut AnyConnection, role_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT m.user_id FROM group_roles gr \
+         JOIN group_members m ON m.group_id = gr.group_id WHERE gr.role_id = $1",
+    )
+    .bind(role_id)
+    .fetch_all(conn)
+    .await
 }
 
 /// (role id, permission) pairs for every role.

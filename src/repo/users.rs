@@ -1,3 +1,5 @@
+//! Users: the people who sign in to the console.
+
 use sqlx::AnyConnection;
 
 /// A user row.
@@ -75,6 +77,36 @@ pub async fn list(conn: &mut AnyConnection) -> sqlx::Result<Vec<UserRow>> {
     sqlx::query_as(select_users!("ORDER BY name, email"))
         .fetch_all(conn)
         .await
+}
+
+/// The ID of every user.
+pub async fn ids(conn: &mut AnyConnection) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT id FROM users")
+        .fetch_all(conn)
+        .await
+}
+
+/// The IDs of the users who can sign in: enabled, with a password set.
+pub async fn ids_who_can_sign_in(conn: &mut AnyConnection) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT id FROM users WHERE active = 1 AND password_hash IS NOT NULL")
+        .fetch_all(conn)
+        .await
+}
+
+/// Enables or disables a user.
+pub async fn set_active(
+    conn: &mut AnyConnection,
+    id: &str,
+    active: bool,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(active))
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Replaces a user's password hash.

@@ -26,6 +26,7 @@ mod key_transactions;
 mod keys;
 mod logging;
 mod mail;
+mod memberships;
 mod people;
 mod rest;
 mod retention;
