@@ -11,6 +11,7 @@ use crate::domain::{KeyDetails, KeyStatus, KeyType, Permission};
 use crate::service::keys::{
     self, ExpiryChoice, KeyChanges, KeyQuery, KeySort, NewKey, OneTimeSecret, Scope, Switch,
 };
+use crate::service::once::FormOnce;
 use crate::service::{FieldErrors, FormError};
 use crate::state::AppState;
 
@@ -317,6 +318,7 @@ async fn create_in(
         expiry: expiry_from(body.expires_at, Some(90)).unwrap_or(Ok(ExpiryChoice::Days(90))),
         group_ids: body.group_ids,
         role_ids: body.role_ids,
+        once: FormOnce::default(),
     };
     let shown = keys::create(&state.pool, &state.keyring(), &caller.actor, scope, input)
         .await
@@ -479,6 +481,7 @@ async fn regenerate_in(
         scope,
         id,
         grace,
+        &FormOnce::default(),
     )
     .await?;
     let body = with_secret(state, caller, scope, shown).await?;

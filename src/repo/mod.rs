@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod expiry_notices;
+pub mod form_submissions;
 pub mod groups;
 pub mod invitations;
 pub mod keys;

@@ -1,10 +1,10 @@
-//! Housekeeping between passes of the job: ended sessions, old throttle windows, finished
-//! messages past their retention, and audit entries past theirs.
+//! Housekeeping between passes of the job: ended sessions, old throttle windows and spent form
+//! tokens, finished messages past their retention, and audit entries past theirs.
 
 use sqlx::AnyPool;
 
 use crate::error::AppResult;
-use crate::repo::{queue, rate_limits, sessions};
+use crate::repo::{form_submissions, queue, rate_limits, sessions};
 use crate::service::dispatch::Queue;
 
 /// How long what is finished is kept, in days; 0 keeps it for ever.
@@ -31,6 +31,7 @@ pub async fn purge(pool: &AnyPool, now: i64, retention: Retention) -> AppResult<
     let mut conn = pool.acquire().await?;
     let sessions = sessions::purge_expired(&mut conn, now).await?;
     let windows = rate_limits::purge(&mut conn, now - 86_400).await?;
+    form_submissions::purge(&mut conn, now - crate::service::once::REMEMBERED_SECS).await?;
     let mut messages = 0;
     if retention.messages_days > 0 {
         let before = now - i64::from(retention.messages_days) * 86_400;

@@ -10,6 +10,7 @@ pub mod housekeeping;
 pub mod key_auth;
 pub mod keys;
 pub mod notices;
+pub mod once;
 pub mod people;
 pub mod secret_keys;
 pub mod throttle;

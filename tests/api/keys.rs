@@ -643,6 +643,7 @@ async fn sixteen_concurrent_personal_key_creates_make_exactly_two() {
                 expiry: Ok(keyward::service::keys::ExpiryChoice::Days(30)),
                 group_ids: vec![],
                 role_ids: vec![],
+                once: Default::default(),
             };
             keyward::service::keys::create(
                 &state.pool,
@@ -805,4 +806,58 @@ async fn deleting_one_key_twice_at_once_frees_one_place_only() {
         app.post("/my/keys", &form("four", "30")).await.status,
         StatusCode::CONFLICT
     );
+}
+
+#[tokio::test]
+async fn sending_a_secret_form_twice_creates_one_key_and_one_secret() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let form = app.get(&format!("{BASE}/new")).await;
+    let once = form
+        .attr("input[name=once]", "value")
+        .expect("a single-use token");
+    let fields = [
+        ("name", "billing export"),
+        ("key_type", "access"),
+        ("validity", "30"),
+        ("once", once.as_str()),
+    ];
+    let first = app.post(BASE, &fields).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let id = first.attr("#access-key", "value").unwrap();
+
+    // The browser posts the same form again (a reload of the secret page, a double click).
+    let again = app.post(BASE, &fields).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(
+        again
+            .text("#add-conflict")
+            .contains("This form was already sent")
+    );
+    assert!(!again.body.contains("kws_"), "no secret is shown again");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM access_keys WHERE name = 'billing export'")
+            .await,
+        1
+    );
+
+    // The same for Generate new secret key: the second post changes nothing.
+    let warning = app.get(&format!("{BASE}/{id}/regenerate")).await;
+    let once = warning.attr("input[name=once]", "value").unwrap();
+    let path = format!("{BASE}/{id}/regenerate");
+    let regenerated = app.post(&path, &[("grace", ""), ("once", &once)]).await;
+    assert_eq!(regenerated.status, StatusCode::OK);
+    let secret = regenerated.attr("#secret-key", "value").unwrap();
+    let again = app.post(&path, &[("grace", ""), ("once", &once)]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.body.contains("a new secret was generated then"));
+    assert!(
+        app.authenticate(&id, &secret).await.is_ok(),
+        "the shown secret still works"
+    );
+
+    // A fresh form works as before.
+    let form = app.get(&format!("{BASE}/new")).await;
+    let fresh = form.attr("input[name=once]", "value").unwrap();
+    assert_ne!(fresh, fields[3].1);
 }

@@ -13,6 +13,7 @@ use crate::domain::{Actor, KeyId, KeyName, KeyType, Permission, Secret};
 use crate::error::AppError;
 use crate::repo::keys::{self as repo, NewKeyRow};
 use crate::service::audit;
+use crate::service::once::{FormOnce, KEY_ALREADY_CREATED};
 use crate::service::webhooks::{self, EventType, KeyPayload};
 use crate::service::{FieldErrors, FormError};
 
@@ -25,6 +26,8 @@ pub struct NewKey {
     pub expiry: Result<ExpiryChoice, String>,
     pub group_ids: Vec<String>,
     pub role_ids: Vec<String>,
+    /// The form's single-use token: a second post of the same form creates nothing.
+    pub once: FormOnce,
 }
 
 /// A new key's parts, each checked.
@@ -34,6 +37,7 @@ struct Checked {
     expires_at: Option<i64>,
     group_ids: Vec<String>,
     role_ids: Vec<String>,
+    once: FormOnce,
 }
 
 /// Creates a key. In the personal scope it belongs to the actor and takes one of their two
@@ -109,6 +113,7 @@ async fn validate(
             expires_at,
             group_ids,
             role_ids,
+            once: input.once,
         }),
         _ => Err(FormError::Invalid(errors)),
     }
@@ -161,6 +166,9 @@ async fn insert(
         now,
     };
     repo::insert(conn, &row).await?;
+    key.once
+        .spend(conn, &actor.user_id, id.as_str(), now, KEY_ALREADY_CREATED)
+        .await?;
     repo::set_groups(conn, id.as_str(), &key.group_ids).await?;
     repo::set_roles(conn, id.as_str(), &key.role_ids).await?;
     let payload = KeyPayload {

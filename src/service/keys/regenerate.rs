@@ -12,10 +12,12 @@ use crate::error::AppError;
 use crate::repo::keys::{self as repo, KeyRow};
 use crate::service::audit;
 use crate::service::grants::{self, Decider};
+use crate::service::once::{FormOnce, SECRET_ALREADY_GENERATED};
 use crate::service::webhooks::{self, EventType};
 
 /// Replaces a key's secret. The old one stops at once, or after `grace_secs` (one of
-/// [`super::GRACE_PERIODS`]). Regenerating also ends a lock. System keys refuse.
+/// [`super::GRACE_PERIODS`]). Regenerating also ends a lock. System keys refuse. `once` is the
+/// form's single-use token: a second post of the same form changes nothing.
 pub async fn regenerate(
     pool: &sqlx::AnyPool,
     ring: &Keyring<'_>,
@@ -23,6 +25,7 @@ pub async fn regenerate(
     scope: Scope,
     id: &str,
     grace_secs: i64,
+    once: &FormOnce,
 ) -> Result<OneTimeSecret, AppError> {
     if !(0..=MAX_GRACE_SECS).contains(&grace_secs) {
         return Err(AppError::invalid(
@@ -41,6 +44,8 @@ pub async fn regenerate(
     // A new secret ends a lock, except one an administrator set on someone else's key.
     let unlock = key.owner_user_id.is_none() || decider.may_reverse(key.locked_by.as_deref());
     let hash = ring.hasher.hash(&secret);
+    once.spend(&mut tx, &actor.user_id, id, now, SECRET_ALREADY_GENERATED)
+        .await?;
     repo::replace_secret(&mut tx, id, &hash, previous, now, unlock || key.locked == 0).await?;
     repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
     let details = if grace_secs > 0 {

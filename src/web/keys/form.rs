@@ -3,6 +3,7 @@
 use crate::error::AppError;
 use crate::service::FieldErrors;
 use crate::service::keys::{self, Choices, ExpiryChoice, KeyChanges, NewKey};
+use crate::service::once::FormOnce;
 use crate::state::AppState;
 
 use super::Place;
@@ -18,6 +19,8 @@ pub struct KeyForm {
     pub groups: Vec<String>,
     pub roles: Vec<String>,
     pub networks: String,
+    /// The Add key form's single-use token.
+    pub once: String,
 }
 
 impl KeyForm {
@@ -46,6 +49,7 @@ impl KeyForm {
             groups: many("groups"),
             roles: many("roles"),
             networks: one("allowed_networks"),
+            once: one("once"),
         }
     }
 
@@ -57,6 +61,7 @@ impl KeyForm {
             expiry: ExpiryChoice::from_form(&self.validity, &self.custom_date),
             group_ids: self.groups.clone(),
             role_ids: self.roles.clone(),
+            once: FormOnce::from_field(&self.once),
         }
     }
 
@@ -87,6 +92,8 @@ pub struct AddForm {
     pub groups: Vec<(String, String)>,
     pub roles: Vec<(String, String)>,
     pub today: String,
+    /// The form's single-use token: a second post of it creates nothing.
+    pub once: String,
 }
 
 impl AddForm {
@@ -113,6 +120,8 @@ impl AddForm {
         self.custom_date = input.custom_date;
         self.group_ids = input.groups;
         self.role_ids = input.roles;
+        // Nothing was created: the same token serves the corrected form.
+        self.once = input.once;
         self.errors = errors;
         self.conflict = conflict;
         self
@@ -143,5 +152,6 @@ pub async fn blank_add_form(state: &AppState, place: Place) -> Result<AddForm, A
         groups,
         roles,
         today: state.clock.now().format("%Y-%m-%d").to_string(),
+        once: crate::service::once::issue(),
     })
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::service::keys::{self, Confirm, OneTimeSecret};
+use crate::service::once::FormOnce;
 use crate::state::AppState;
 use crate::web::current_user::CurrentUser;
 use crate::web::granted::Signed;
@@ -61,6 +62,8 @@ struct RegeneratePage {
     frame: Frame,
     base: &'static str,
     key: KeyView,
+    /// The form's single-use token: a second post of it generates nothing.
+    once: String,
 }
 
 /// GET the warning before a new secret is generated.
@@ -70,7 +73,12 @@ pub async fn regenerate_form<A: Signed>(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let page = |frame, base, key| RegeneratePage { frame, base, key };
+    let page = |frame, base, key| RegeneratePage {
+        frame,
+        base,
+        key,
+        once: crate::service::once::issue(),
+    };
     confirm_page(
         who.user(),
         &state,
@@ -86,6 +94,8 @@ pub async fn regenerate_form<A: Signed>(
 pub struct RegenerateForm {
     #[serde(default)]
     grace: String,
+    #[serde(default)]
+    once: String,
 }
 
 /// POST: a new secret, shown once.
@@ -106,7 +116,9 @@ pub async fn regenerate<A: Signed>(
         })?
     };
     let ring = state.keyring();
+    let once = FormOnce::from_field(&form.once);
+    let actor = user.actor();
     let created =
-        keys::regenerate(&state.pool, &ring, &user.actor(), place.scope, &path, grace).await?;
+        keys::regenerate(&state.pool, &ring, &actor, place.scope, &path, grace, &once).await?;
     Ok(secret_page(user, place, created, true))
 }
