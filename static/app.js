@@ -68,6 +68,20 @@
     }
   });
 
+  // Typing or picking a custom date chooses "Custom date" (the radio of Add key, the select of
+  // Key details). Without this script, a date typed beside another choice is refused with a
+  // message next to the field, and what was typed is kept.
+  document.addEventListener("input", function (event) {
+    var field = event.target;
+    if (!(field instanceof HTMLInputElement) || field.name !== "custom_date" || !field.value) return;
+    var form = field.form;
+    if (!form) return;
+    var radio = form.querySelector("input[name=validity][value=custom]");
+    if (radio) radio.checked = true;
+    var select = form.querySelector("select[name=validity]");
+    if (select) select.value = "custom";
+  });
+
   // Copy buttons: shown only when this script runs; without it the values stay selectable.
   function copy(text, button) {
     var status = document.querySelector(".copy-status");

@@ -139,6 +139,17 @@ async fn bad_key_forms_come_back_with_messages_and_write_nothing() {
             "Enter the date",
         ),
         (
+            // A date typed beside another choice is never silently dropped.
+            vec![
+                ("name", "k"),
+                ("key_type", "access"),
+                ("validity", "90"),
+                ("custom_date", "2027-08-01"),
+            ],
+            "#validity-error",
+            "You typed the date 2027-08-01, but “90 days” is chosen",
+        ),
+        (
             vec![("name", "k"), ("key_type", "robot"), ("validity", "90")],
             ".field-error",
             "Choose Access key or API.",
@@ -284,6 +295,26 @@ async fn key_details_change_name_expiry_and_extend_an_expired_key() {
     assert_eq!(saved.text("[role=status]"), "Your changes were saved.");
     assert!(saved.text("h1").starts_with("nightly export v2"));
     assert!(saved.text(".facts").contains("2027-06-30 23:59 UTC"));
+
+    // A date typed while Expiry stays on "Keep" is refused next to the field, and kept.
+    let res = app
+        .post(
+            &url,
+            &[
+                ("name", "nightly export v2"),
+                ("validity", "keep"),
+                ("custom_date", "2027-09-30"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text("#validity-error").contains("but “Keep” is chosen"));
+    assert_eq!(
+        res.attr("#custom-date", "value").as_deref(),
+        Some("2027-09-30")
+    );
+    let unchanged = app.get(&url).await;
+    assert!(unchanged.text(".facts").contains("2027-06-30 23:59 UTC"));
 
     // Past its expiry the key is refused; extending it brings it back.
     app.clock.advance(Duration::days(300));

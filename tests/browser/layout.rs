@@ -89,6 +89,22 @@ async fn the_main_pages_fit_a_desktop_and_a_phone_in_light_and_dark() {
                 "{size}: the Add key dialog leaves the window"
             );
             b.screenshot(&name("add-key-dialog")).await;
+            // Picking a date chooses "Custom date".
+            let chosen = b
+                .client
+                .execute(
+                    "const f = document.querySelector('dialog #custom-date');
+                     f.value = '2027-08-01';
+                     f.dispatchEvent(new Event('input', {bubbles: true}));
+                     return f.form.querySelector('input[name=validity]:checked').value;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                chosen, "custom",
+                "{size}: a picked date chooses Custom date"
+            );
             b.fill("dialog #key-name", &format!("checked on a {size}"))
                 .await;
             b.click("dialog button[type=submit]").await;

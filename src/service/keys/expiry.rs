@@ -19,7 +19,21 @@ pub enum ExpiryChoice {
 
 impl ExpiryChoice {
     /// Reads the `validity` field (`30`…`365`, `custom`, `never`) and the custom date.
+    /// A date typed while another choice is selected is an error, never silently dropped.
     pub fn from_form(validity: &str, custom_date: &str) -> Result<Self, String> {
+        let typed = custom_date.trim();
+        if validity != "custom" && !typed.is_empty() {
+            let chosen = match validity {
+                "keep" => "Keep".to_string(),
+                "never" => "Never expire".to_string(),
+                days if days.parse::<i64>().is_ok() => format!("{days} days"),
+                _ => "another expiry".to_string(),
+            };
+            return Err(format!(
+                "You typed the date {typed}, but “{chosen}” is chosen. Choose “Custom date” to \
+                 use the date, or clear it."
+            ));
+        }
         match validity {
             "never" => Ok(ExpiryChoice::Never),
             "custom" => Ok(ExpiryChoice::Date(custom_date.trim().to_string())),

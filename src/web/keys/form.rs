@@ -70,7 +70,8 @@ impl KeyForm {
         KeyChanges {
             name: Some(self.name.clone()),
             description: None,
-            expiry: (self.validity != "keep")
+            // "Keep" keeps the expiry, unless a date was typed too (then it is an error).
+            expiry: (self.validity != "keep" || !self.custom_date.trim().is_empty())
                 .then(|| ExpiryChoice::from_form(&self.validity, &self.custom_date)),
             group_ids: Some(self.groups.clone()),
             role_ids: Some(self.roles.clone()),
