@@ -892,3 +892,25 @@ async fn sending_a_secret_form_twice_creates_one_key_and_one_secret() {
     let fresh = form.attr("input[name=once]", "value").unwrap();
     assert_ne!(fresh, fields[3].1);
 }
+
+#[tokio::test]
+async fn a_page_past_the_end_says_so_and_links_to_the_last_page() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    for i in 0..3 {
+        app.add_key(BASE, &form(&format!("key {i}"), "30")).await;
+    }
+    let page = app.get(&format!("{BASE}?page=99&sort=name")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.text(".empty-state h3"), "There is no such page");
+    assert!(!page.body.contains("No access keys yet"));
+    let back = page.attr(".empty-state a", "href").unwrap();
+    assert_eq!(back, format!("{BASE}?sort=name"), "page 1 is the last one");
+    let last = app.get(&back).await;
+    assert_eq!(
+        last.html
+            .select(&scraper::Selector::parse("tbody tr").unwrap())
+            .count(),
+        3
+    );
+}

@@ -137,6 +137,8 @@ struct ListPage {
     add: AddForm,
     /// Whether to offer Add key and the row actions that change keys.
     writable: bool,
+    /// Past the last page: a link to the last one that has keys.
+    last_page: Option<String>,
 }
 
 /// GET the list of keys.
@@ -174,10 +176,13 @@ pub async fn list<A: Signed>(
     let last = (page - 1) * PAGE_SIZE + keys.len() as i64;
     let total = found.total;
     let link = |page| format!("{}?{}", place.base, q.link(&q.sort, &q.dir, page));
+    let pages = (total + PAGE_SIZE - 1) / PAGE_SIZE;
+    let past_the_end = keys.is_empty() && total > 0 && page > pages;
     let (prev, next) = (
-        (page > 1).then(|| link(page - 1)),
-        (last < total).then(|| link(page + 1)),
+        (page > 1 && !past_the_end).then(|| link(page - 1)),
+        (last < total && !past_the_end).then(|| link(page + 1)),
     );
+    let last_page = past_the_end.then(|| link(pages));
     Ok(html(
         StatusCode::OK,
         ListPage {
@@ -200,6 +205,7 @@ pub async fn list<A: Signed>(
             limit: keys::PERSONAL_KEY_LIMIT,
             add: blank_add_form(&state, place).await?,
             writable: writable(user, place),
+            last_page,
         },
     ))
 }
