@@ -914,3 +914,46 @@ async fn a_page_past_the_end_says_so_and_links_to_the_last_page() {
         3
     );
 }
+
+#[tokio::test]
+async fn deactivating_asks_first_and_the_list_says_what_happened() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let key = app.add_key(BASE, &form("nightly export", "30")).await;
+    let list = app.get(BASE).await;
+    let ask = list
+        .attr(".row-menu a[href*='/deactivate']", "href")
+        .expect("the row menu asks before deactivating");
+    assert!(
+        list.html
+            .select(&scraper::Selector::parse(".row-menu form[action$='/deactivate']").unwrap())
+            .next()
+            .is_none()
+    );
+
+    let confirm = app.get(&ask).await;
+    assert_eq!(confirm.text("h1"), "Deactivate access key?");
+    assert!(
+        confirm
+            .text("main")
+            .contains("programs that use it are refused")
+    );
+    assert!(
+        app.authenticate(&key.id, &key.secret).await.is_ok(),
+        "asking changes nothing"
+    );
+
+    let done = app
+        .post(
+            &format!("{BASE}/{}/deactivate", key.id),
+            &[("return_to", "list")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let back = app.get(&done.location()).await;
+    assert_eq!(
+        back.text("[role=status]"),
+        "Deactivated the key “nightly export”: it no longer authenticates until it is activated again."
+    );
+    assert!(app.authenticate(&key.id, &key.secret).await.is_err());
+}

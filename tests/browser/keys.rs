@@ -113,13 +113,20 @@ async fn an_administrator_manages_an_access_key_from_start_to_end() {
     // Deactivate, then delete.
     b.goto(&format!("{}/user-access/keys/{id}", app.address))
         .await;
-    b.click(".header-actions form[action$='/deactivate'] button")
-        .await;
+    b.click(".header-actions a[href$='/deactivate']").await;
+    b.wait_for_text("h1", "Deactivate access key?").await;
+    b.screenshot("deactivate-confirm").await;
+    b.click("button.button-danger").await;
     b.wait_for_text_containing("h1", "Inactive").await;
+    assert!(
+        b.text("[role=status]")
+            .await
+            .contains("no longer authenticates")
+    );
     b.click(".header-actions a[href$='/delete']").await;
     b.screenshot("delete-confirm").await;
     b.click("button.button-danger").await;
-    b.wait_for_path("/user-access/keys?deleted=billing+export")
+    b.wait_for_path("/user-access/keys?done=deleted&name=billing+export")
         .await;
     assert!(
         b.text("[role=status]")

@@ -44,7 +44,7 @@ async fn tenant_with_a_reader() -> TestApp {
 
 /// What a reader must never be offered on a page.
 const CHANGE_CONTROLS: &str = "a[href$='/new'], #add-key-dialog, a[href$='/regenerate'], \
-     a[href$='/delete'], form[action$='/deactivate'], form[action$='/activate'], \
+     a[href$='/delete'], a[href*='/deactivate'], form[action$='/deactivate'], form[action$='/activate'], \
      form[action$='/unlock'], form[action$='/retry'], main button.button-primary";
 
 /// Checks the current page: no change controls, no axe violations.

@@ -1,5 +1,5 @@
-//! The pages that ask before an action (Generate new secret key, Delete) refuse as the action
-//! itself would, before anyone confirms.
+//! The pages that ask before an action (Generate new secret key, Delete, Deactivate) refuse as
+//! the action itself would, before anyone confirms.
 
 use sqlx::AnyConnection;
 
@@ -15,6 +15,9 @@ pub enum Confirm {
     Regenerate,
     /// Deleting the key ([`super::delete`]).
     Delete,
+    /// Deactivating the key ([`super::switch`]): programs using it are refused until it is
+    /// activated again.
+    Deactivate,
 }
 
 impl Confirm {
@@ -23,6 +26,7 @@ impl Confirm {
         match self {
             Confirm::Regenerate => "its secret cannot be regenerated here",
             Confirm::Delete => "it cannot be deleted",
+            Confirm::Deactivate => "it cannot be deactivated",
         }
     }
 }
@@ -38,7 +42,9 @@ pub async fn before(
     action: Confirm,
 ) -> Result<KeyDetails, AppError> {
     let key = details(conn, actor, scope, id, ring).await?;
-    refuse_system_key(&key.name, ring.tenant_id, action.system_key())?;
+    if action != Confirm::Deactivate {
+        refuse_system_key(&key.name, ring.tenant_id, action.system_key())?;
+    }
     if action == Confirm::Regenerate && !grants::controls(&actor.user_id, &key).regenerate {
         return Err(personal_key_refusal("generate a new secret for"));
     }

@@ -28,7 +28,7 @@ pub async fn switch(
     scope: Scope,
     id: &str,
     switch: Switch,
-) -> Result<(), AppError> {
+) -> Result<String, AppError> {
     let now = ring.clock.unix();
     require_current_secret(pool, now, actor, "changing the key's state", id).await?;
     let mut tx = crate::db::begin_write(pool).await?;
@@ -56,7 +56,7 @@ pub async fn switch(
     }
     tx.commit().await?;
     ring.committed();
-    Ok(())
+    Ok(key.name)
 }
 
 /// Whoever deactivated or locked a personal key, owner or administration, reverses it; the

@@ -42,6 +42,7 @@ pub async fn delete<A: Signed>(
     let place = **place;
     let ring = state.keyring();
     let name = keys::delete(&state.pool, &ring, &user.actor(), place.scope, &path).await?;
-    let q = serde_urlencoded::to_string([("deleted", name.as_str())]).unwrap_or_default();
+    let q = serde_urlencoded::to_string([("done", "deleted"), ("name", name.as_str())]);
+    let q = q.unwrap_or_default();
     Ok(see_other(&format!("{}?{q}", place.base)))
 }

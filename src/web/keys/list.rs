@@ -34,8 +34,12 @@ pub struct ListQuery {
     #[serde(default)]
     dir: String,
     page: Option<i64>,
+    /// What was just done to the key `name` (`deleted`, `activated`, `deactivated`,
+    /// `unlocked`), for the notice.
     #[serde(default)]
-    deleted: String,
+    done: String,
+    #[serde(default)]
+    name: String,
 }
 
 impl ListQuery {
@@ -131,7 +135,8 @@ struct ListPage {
     sort_name: SortLink,
     sort_expires: SortLink,
     sort_last_used: SortLink,
-    deleted: String,
+    /// The notice after an action, in words; empty for none.
+    notice: String,
     personal_count: i64,
     limit: i64,
     add: AddForm,
@@ -139,6 +144,22 @@ struct ListPage {
     writable: bool,
     /// Past the last page: a link to the last one that has keys.
     last_page: Option<String>,
+}
+
+/// The notice after an action on the key `name`, back on the list.
+fn done_notice(done: &str, name: &str) -> String {
+    match done {
+        "deleted" => {
+            format!("Deleted the key “{name}”. Programs that used it can no longer authenticate.")
+        }
+        "deactivated" => format!(
+            "Deactivated the key “{name}”: it no longer authenticates until it is activated \
+             again."
+        ),
+        "activated" => format!("Activated the key “{name}”: it authenticates again."),
+        "unlocked" => format!("Unlocked the key “{name}”."),
+        _ => String::new(),
+    }
 }
 
 /// GET the list of keys.
@@ -190,7 +211,7 @@ pub async fn list<A: Signed>(
             tab: "keys",
             tenant: place.tenant(),
             base: place.base,
-            deleted: q.deleted.clone(),
+            notice: done_notice(&q.done, &q.name),
             q,
             keys,
             total,

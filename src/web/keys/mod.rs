@@ -24,7 +24,7 @@ mod secret;
 mod switches;
 mod view;
 
-use switches::{Activate, Deactivate, Unlock, flip};
+use switches::{Activate, Deactivate, Unlock, deactivate_form, flip};
 
 /// Where a page lives: the tenant's Access keys tab or the user's own keys.
 #[derive(Clone, Copy)]
@@ -97,6 +97,7 @@ fn routes_as<R: Signed, W: Signed>(cfg: &mut web::ServiceConfig, place: Place) {
             )
             .route("/{id}/regenerate", web::post().to(secret::regenerate::<W>))
             .route("/{id}/activate", web::post().to(flip::<W, Activate>))
+            .route("/{id}/deactivate", web::get().to(deactivate_form::<W>))
             .route("/{id}/deactivate", web::post().to(flip::<W, Deactivate>))
             .route("/{id}/unlock", web::post().to(flip::<W, Unlock>))
             .route("/{id}/delete", web::get().to(delete::delete_form::<W>))
