@@ -11,7 +11,7 @@ use crate::domain::{Actor, Permission};
 use crate::error::AppError;
 use crate::repo::secret_keys as keys_repo;
 use crate::repo::webhooks::{self as repo, EndpointFields, EndpointRow, NewDelivery};
-use crate::service::audit::{self, NewEntry};
+use crate::service::audit;
 use crate::service::{FieldErrors, FormError};
 
 /// An endpoint as submitted from its form.
@@ -90,14 +90,24 @@ fn require(actor: &Actor) -> Result<(), AppError> {
     actor.require(Permission::ConfigWrite)
 }
 
-fn entry<'a>(
-    actor: &'a Actor,
+/// The audit entry of an action on endpoint `id`, named by its URL without the query string.
+struct Audited<'a> {
     action: &'a str,
     id: &'a str,
-    shown_url: &'a str,
+    url: &'a str,
     details: &'a str,
-) -> NewEntry<'a> {
-    audit::success(actor, action, "webhook_endpoint", id, shown_url, details)
+}
+
+/// Writes the audit entry of an action by `actor` on an endpoint.
+async fn record(
+    conn: &mut AnyConnection,
+    now: i64,
+    actor: &Actor,
+    a: Audited<'_>,
+) -> sqlx::Result<()> {
+    let shown = redacted(a.url);
+    let entry = audit::success(actor, a.action, "webhook_endpoint", a.id, &shown, a.details);
+    audit::record(conn, now, entry).await
 }
 
 async fn check_input(
@@ -182,12 +192,13 @@ pub async fn create(
         .await
         .map_err(key_gone)?;
     let details = format!("events: {events}; signed with {}", input.signing_key_id);
-    audit::record(
-        &mut tx,
-        now,
-        entry(actor, "webhook.created", &id, &redacted(&url), &details),
-    )
-    .await?;
+    let audited = Audited {
+        action: "webhook.created",
+        id: &id,
+        url: &url,
+        details: &details,
+    };
+    record(&mut tx, now, actor, audited).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -222,12 +233,13 @@ pub async fn update(
         if input.enabled { "enabled" } else { "disabled" },
         input.signing_key_id
     );
-    audit::record(
-        &mut tx,
-        now,
-        entry(actor, "webhook.updated", id, &redacted(&url), &details),
-    )
-    .await?;
+    let audited = Audited {
+        action: "webhook.updated",
+        id,
+        url: &url,
+        details: &details,
+    };
+    record(&mut tx, now, actor, audited).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -255,15 +267,15 @@ pub async fn delete(
     let mut tx = crate::db::begin_write(pool).await?;
     let endpoint = load(&mut tx, id).await?;
     repo::delete_endpoint(&mut tx, id).await?;
-    let shown = redacted(&endpoint.url);
-    audit::record(
-        &mut tx,
-        now,
-        entry(actor, "webhook.deleted", id, &shown, ""),
-    )
-    .await?;
+    let audited = Audited {
+        action: "webhook.deleted",
+        id,
+        url: &endpoint.url,
+        details: "",
+    };
+    record(&mut tx, now, actor, audited).await?;
     tx.commit().await?;
-    Ok(shown)
+    Ok(redacted(&endpoint.url))
 }
 
 /// Queues a test event (`ping`) for one endpoint, enabled or not. Audited as
@@ -297,18 +309,13 @@ pub async fn send_test(
         body: &body,
     };
     repo::insert_delivery(&mut tx, &delivery, now).await?;
-    audit::record(
-        &mut tx,
-        now,
-        entry(
-            actor,
-            "webhook.test_sent",
-            id,
-            &redacted(&endpoint.url),
-            &event_id,
-        ),
-    )
-    .await?;
+    let audited = Audited {
+        action: "webhook.test_sent",
+        id,
+        url: &endpoint.url,
+        details: &event_id,
+    };
+    record(&mut tx, now, actor, audited).await?;
     tx.commit().await?;
     sender.notify_one();
     Ok(event_id)
@@ -329,18 +336,13 @@ pub async fn redeliver(
     let endpoint = load(&mut tx, endpoint_id).await?;
     let done = repo::redeliver(&mut tx, endpoint_id, delivery_id, now).await?;
     if done {
-        audit::record(
-            &mut tx,
-            now,
-            entry(
-                actor,
-                "webhook.redelivered",
-                endpoint_id,
-                &redacted(&endpoint.url),
-                delivery_id,
-            ),
-        )
-        .await?;
+        let audited = Audited {
+            action: "webhook.redelivered",
+            id: endpoint_id,
+            url: &endpoint.url,
+            details: delivery_id,
+        };
+        record(&mut tx, now, actor, audited).await?;
     }
     tx.commit().await?;
     sender.notify_one();
