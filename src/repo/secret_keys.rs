@@ -61,6 +61,15 @@ pub async fn find_bridge(
     .await
 }
 
+/// Whether a secret key of that name exists.
+pub async fn name_taken(conn: &mut AnyConnection, name: &str) -> sqlx::Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secret_keys WHERE name = $1")
+        .bind(name)
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
+}
+
 /// Creates the bridge key, without a secret, unless it exists.
 pub async fn insert_bridge_if_absent(
     conn: &mut AnyConnection,

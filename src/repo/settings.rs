@@ -34,3 +34,12 @@ pub async fn get_or_insert(
         .await?;
     Ok(get(conn, name).await?.unwrap_or_else(|| value.to_string()))
 }
+
+/// Whether the database answers a trivial query: the health check (it reads no table, and
+/// lives with the tenant's settings for want of a table of its own).
+pub async fn ping(pool: &sqlx::AnyPool) -> bool {
+    sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .is_ok()
+}

@@ -1,4 +1,4 @@
-//! Every rule and every write, once: the HTML console and (later) the REST API call these.
+//! Every rule and every write, once: the console, the REST API and the job call these.
 
 pub mod accounts;
 pub mod audit;
@@ -6,9 +6,11 @@ pub mod bootstrap;
 pub mod dispatch;
 pub mod expiry;
 pub mod grants;
+pub mod health;
 pub mod housekeeping;
 pub mod key_auth;
 pub mod keys;
+pub mod mail_log;
 pub mod notices;
 pub mod once;
 pub mod people;

@@ -1,8 +1,8 @@
 //! Telling people: about a key, an email through the outbox and a bell notification for each
 //! person responsible for it (SPEC §4) and a webhook event; an invitation email; all written in
 //! the caller's transaction so that the decision and its messages commit together, and the
-//! sender woken only after the commit. Also the two actions on messages themselves: retrying a
-//! failed email and marking the bell's notices read.
+//! sender woken only after the commit. Also the bell itself: a person's notices, and marking
+//! them read.
 
 use askama::Template;
 use sqlx::{AnyConnection, AnyPool};
@@ -10,15 +10,17 @@ use tokio::sync::Notify;
 
 use crate::auth::vault::{Binding, Vault};
 use crate::clock::{Clock, format_utc};
-use crate::db::begin_write;
-use crate::domain::Permission;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::repo::groups::ADMINISTRATORS;
 use crate::repo::outbox::{self, NewMail};
-use crate::service::audit;
-use crate::service::keys::Actor;
-use crate::service::keys::{EXPIRED, EXPIRING, LOCKED};
 use crate::service::webhooks::{self, EventType, KeyPayload};
+
+/// The kind of the emails and bell notices about a key that is about to expire.
+pub const EXPIRING: &str = "key.expiring";
+/// The kind of the emails and bell notices about a key that has expired.
+pub const EXPIRED: &str = "key.expired";
+/// The kind of the emails and bell notices about a key that locked.
+pub const LOCKED: &str = "key.locked";
 
 /// What happened to a key.
 #[derive(Debug, Clone, Copy)]
@@ -99,8 +101,73 @@ pub async fn recipients(
     .await
 }
 
-/// Queues one email and one bell notification per responsible person. Returns how many
-/// people were told.
+/// What a notice about a key says, whoever it goes to.
+struct Wording {
+    kind: &'static str,
+    subject: String,
+    headline: String,
+    when_label: &'static str,
+    when: String,
+    consequence: String,
+    action: &'static str,
+}
+
+/// The words of the notice about `event` happening to `key` at `now`.
+fn wording(key: &KeyFacts<'_>, event: KeyEvent, now: i64) -> Wording {
+    let expiry = key.expires_at.map(format_utc).unwrap_or_default();
+    match event {
+        KeyEvent::Expiring => {
+            let at = key.expires_at.unwrap_or(now);
+            Wording {
+                kind: EXPIRING,
+                subject: format!("Access key “{}” expires {}", key.name, time_left(at - now)),
+                headline: format!(
+                    "The access key “{}” expires {}.",
+                    key.name,
+                    time_left(at - now)
+                ),
+                when_label: "Expires",
+                when: expiry,
+                consequence: format!(
+                    "From {}, programs that present this key are refused (401), and the verify \
+                     endpoint answers EXPIRED for it.",
+                    format_utc(at)
+                ),
+                action: "To keep them working, open the key details and extend the expiry:",
+            }
+        }
+        KeyEvent::Expired => Wording {
+            kind: EXPIRED,
+            subject: format!("Access key “{}” has expired", key.name),
+            headline: format!("The access key “{}” has expired.", key.name),
+            when_label: "Expired",
+            when: expiry,
+            consequence: "Programs that present this key are now refused (401), and the verify \
+                 endpoint answers EXPIRED for it."
+                .to_string(),
+            action: "To restore access, open the key details and set a new expiry, or delete the \
+                 key if nothing needs it any more:",
+        },
+        KeyEvent::Locked { count } => Wording {
+            kind: LOCKED,
+            subject: format!("Access key “{}” was locked", key.name),
+            headline: format!(
+                "The access key “{}” was locked after {count} wrong secrets in a row.",
+                key.name
+            ),
+            when_label: "Locked",
+            when: format_utc(now),
+            consequence: "Programs that present this key are refused until it is unlocked or \
+                 given a new secret key. Find the program that presents a wrong secret before \
+                 unlocking it."
+                .to_string(),
+            action: "Open the key details to unlock it or generate a new secret key:",
+        },
+    }
+}
+
+/// Queues one email and one bell notification per responsible person, and the key's webhook
+/// event. Returns how many people were told.
 pub async fn tell(
     conn: &mut AnyConnection,
     now: i64,
@@ -122,106 +189,80 @@ pub async fn tell(
     };
     webhooks::emit(conn, now, hook, &payload).await?;
     let people = recipients(conn, key).await?;
-    let expiry = key.expires_at.map(format_utc).unwrap_or_default();
-    let (kind, subject, headline, when_label, when, consequence, action) = match event {
-        KeyEvent::Expiring => {
-            let at = key.expires_at.unwrap_or(now);
-            (
-                EXPIRING,
-                format!("Access key “{}” expires {}", key.name, time_left(at - now)),
-                format!(
-                    "The access key “{}” expires {}.",
-                    key.name,
-                    time_left(at - now)
-                ),
-                "Expires",
-                expiry,
-                format!(
-                    "From {}, programs that present this key are refused (401), and the verify \
-                     endpoint answers EXPIRED for it.",
-                    format_utc(at)
-                ),
-                "To keep them working, open the key details and extend the expiry:",
-            )
-        }
-        KeyEvent::Expired => (
-            EXPIRED,
-            format!("Access key “{}” has expired", key.name),
-            format!("The access key “{}” has expired.", key.name),
-            "Expired",
-            expiry,
-            "Programs that present this key are now refused (401), and the verify endpoint \
-             answers EXPIRED for it."
-                .to_string(),
-            "To restore access, open the key details and set a new expiry, or delete the key if \
-             nothing needs it any more:",
-        ),
-        KeyEvent::Locked { count } => (
-            LOCKED,
-            format!("Access key “{}” was locked", key.name),
-            format!(
-                "The access key “{}” was locked after {count} wrong secrets in a row.",
-                key.name
-            ),
-            "Locked",
-            format_utc(now),
-            "Programs that present this key are refused until it is unlocked or given a new \
-             secret key. Find the program that presents a wrong secret before unlocking it."
-                .to_string(),
-            "Open the key details to unlock it or generate a new secret key:",
-        ),
-    };
+    let words = wording(key, event, now);
     for person in &people {
         let others: Vec<&str> = people
             .iter()
             .filter(|p| p.id != person.id)
             .map(|p| p.name.as_str())
             .collect();
-        let others = others.join(", ");
         let place = if key.owner_user_id == Some(person.id.as_str()) {
             "/my/keys"
         } else {
             "/user-access/keys"
         };
         let path = format!("{place}/{}", key.id);
-        let link = format!("{public_url}{path}");
-        let render = |e: askama::Error| sqlx::Error::Protocol(format!("email template: {e}"));
-        let when_row = format!("{:<12}{when}", format!("{when_label}:"));
-        let notice = Notice {
-            name: &person.name,
-            headline: &headline,
-            key_name: key.name,
-            key_id: key.id,
-            when_label,
-            when: &when,
-            when_row: &when_row,
-            consequence: &consequence,
-            action,
-            button: "Open key details",
-            link: &link,
-            others: &others,
+        let to = Addressee {
+            person,
+            others: &others.join(", "),
+            path: &path,
+            link: &format!("{public_url}{path}"),
         };
-        let text = NoticeText { n: &notice }.render().map_err(render)?;
-        let html = NoticeHtml { n: &notice }.render().map_err(render)?;
-        outbox::insert(
-            conn,
-            now,
-            &NewMail {
-                kind,
-                key_id: Some(key.id),
-                recipient: &person.email,
-                recipient_name: &person.name,
-                subject: &subject,
-                body_text: &text,
-                body_html: &html,
-                sealed: false,
-            },
-        )
-        .await?;
-        crate::repo::notifications::insert(conn, &person.id, now, kind, &subject, &headline, &path)
-            .await?;
+        queue_notice(conn, now, key, &words, &to).await?;
     }
     Ok(people.len())
+}
+
+/// One person told about a key: who else was, and where the key's page is for them.
+struct Addressee<'a> {
+    person: &'a Recipient,
+    others: &'a str,
+    /// The key's page, as the bell links it.
+    path: &'a str,
+    /// The same page as the email links it (with the public URL).
+    link: &'a str,
+}
+
+/// Queues the email and the bell notice for one person.
+async fn queue_notice(
+    conn: &mut AnyConnection,
+    now: i64,
+    key: &KeyFacts<'_>,
+    words: &Wording,
+    to: &Addressee<'_>,
+) -> sqlx::Result<()> {
+    let render = |e: askama::Error| sqlx::Error::Protocol(format!("email template: {e}"));
+    let when_row = format!("{:<12}{}", format!("{}:", words.when_label), words.when);
+    let notice = Notice {
+        name: &to.person.name,
+        headline: &words.headline,
+        key_name: key.name,
+        key_id: key.id,
+        when_label: words.when_label,
+        when: &words.when,
+        when_row: &when_row,
+        consequence: &words.consequence,
+        action: words.action,
+        button: "Open key details",
+        link: to.link,
+        others: to.others,
+    };
+    let text = NoticeText { n: &notice }.render().map_err(render)?;
+    let html = NoticeHtml { n: &notice }.render().map_err(render)?;
+    let mail = NewMail {
+        kind: words.kind,
+        key_id: Some(key.id),
+        recipient: &to.person.email,
+        recipient_name: &to.person.name,
+        subject: &words.subject,
+        body_text: &text,
+        body_html: &html,
+        sealed: false,
+    };
+    outbox::insert(conn, now, &mail).await?;
+    let person = &to.person.id;
+    let (kind, subject, headline) = (words.kind, &words.subject, &words.headline);
+    crate::repo::notifications::insert(conn, person, now, kind, subject, headline, to.path).await
 }
 
 /// Queues an email whose bodies carry a credential (an invitation link): sealed under the
@@ -335,41 +376,38 @@ pub async fn queue_invitation(
     queue_sealed(conn, mailing.vault, now, mail).await
 }
 
-/// Puts a failed email back in the queue, with its audit entry, in one transaction; wakes the
-/// sender after the commit. Needs `config:write` (SPEC §7).
-pub async fn retry_email(
-    pool: &AnyPool,
-    clock: &dyn Clock,
-    actor: &Actor,
-    sender: &Notify,
-    id: &str,
-) -> Result<(), AppError> {
-    actor.require(Permission::ConfigWrite)?;
-    let now = clock.unix();
-    let mut tx = begin_write(pool).await?;
-    let row = outbox::find(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    if !outbox::retry(&mut tx, id, now).await? {
-        return Err(AppError::Conflict(format!(
-            "Only a failed email can be retried; this one is {}.",
-            row.state
-        )));
-    }
-    let details = format!("to {}: {}", row.recipient, row.subject);
-    let entry = audit::success(
-        actor,
-        "mail.retried",
-        "email",
-        &row.id,
-        &row.subject,
-        &details,
-    );
-    audit::record(&mut tx, now, entry).await?;
-    tx.commit().await?;
-    sender.notify_one();
-    Ok(())
+/// A bell notice as the Notifications page shows it.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub title: String,
+    pub body: String,
+    /// The page it is about, or empty.
+    pub link: String,
+    pub unread: bool,
+    pub created_at: i64,
 }
 
-/// Marks every bell notice of a person read. Returns how many were unread.
+/// How many notices the Notifications page shows.
+const BELL_ROWS: i64 = 100;
+
+/// A person's newest bell notices, newest first.
+pub async fn bell(pool: &AnyPool, user_id: &str) -> AppResult<Vec<Notification>> {
+    let mut conn = pool.acquire().await?;
+    let rows = crate::repo::notifications::list(&mut conn, user_id, BELL_ROWS).await?;
+    Ok(rows
+        .into_iter()
+        .map(|n| Notification {
+            title: n.title,
+            body: n.body,
+            link: n.link,
+            unread: n.read_at.is_none(),
+            created_at: n.created_at,
+        })
+        .collect())
+}
+
+/// Marks every bell notice of a person read (one statement: all of them or none). Returns how
+/// many were unread.
 pub async fn mark_all_read(
     pool: &AnyPool,
     clock: &dyn Clock,

@@ -3,24 +3,81 @@
 //! secret only has to be checked and so is kept as an HMAC like an access key's. A secret is
 //! shown once, when it is generated; generating a new one ends the old one at once.
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::auth::key_secret::SecretHasher;
 use crate::auth::vault::{Binding, Vault};
 use crate::clock::Clock;
-use crate::domain::{BridgeClientId, Permission, Secret};
-use crate::error::AppError;
-use crate::repo::secret_keys::{self as repo, BRIDGE, BRIDGE_ID, SecretKeyRow, WEBHOOK};
+use crate::domain::{Actor, BridgeClientId, Permission, Secret};
+use crate::error::{AppError, AppResult};
+use crate::repo::secret_keys::{self as repo, BRIDGE, BRIDGE_ID, SecretKeyRow};
 use crate::service::audit::{self, NewEntry};
-use crate::service::keys::Actor;
 use crate::service::{FieldErrors, FormError};
+
+/// What a secret key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKeyKind {
+    /// The tenant's one bridge key: client credentials of the on-premises connector.
+    Bridge,
+    /// A key that signs webhook events.
+    WebhookSigning,
+}
+
+impl SecretKeyKind {
+    /// The kind a stored row names.
+    fn of(stored: &str) -> Self {
+        if stored == BRIDGE {
+            SecretKeyKind::Bridge
+        } else {
+            SecretKeyKind::WebhookSigning
+        }
+    }
+
+    /// What the console calls it.
+    pub fn label(self) -> &'static str {
+        match self {
+            SecretKeyKind::Bridge => "Bridge key",
+            SecretKeyKind::WebhookSigning => "Webhook signing key",
+        }
+    }
+}
+
+/// A secret key as the console shows it: never its secret, only whether it has one.
+#[derive(Debug, Clone)]
+pub struct SecretKey {
+    pub id: String,
+    pub name: String,
+    pub kind: SecretKeyKind,
+    /// The Bridge Client ID, for the bridge key.
+    pub client_id: Option<String>,
+    pub created_at: i64,
+    pub regenerated_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    /// Whether a secret was ever generated (the bridge key starts without one).
+    pub has_secret: bool,
+}
+
+impl From<SecretKeyRow> for SecretKey {
+    fn from(row: SecretKeyRow) -> Self {
+        SecretKey {
+            kind: SecretKeyKind::of(&row.kind),
+            has_secret: row.secret_hash.is_some() || row.sealed_secret.is_some(),
+            id: row.id,
+            name: row.name,
+            client_id: row.client_id,
+            created_at: row.created_at,
+            regenerated_at: row.regenerated_at,
+            last_used_at: row.last_used_at,
+        }
+    }
+}
 
 /// A secret just generated, to show once.
 #[derive(Debug, Clone)]
 pub struct GeneratedSecret {
     pub id: String,
     pub name: String,
-    pub kind: String,
+    pub kind: SecretKeyKind,
     pub secret: Secret,
     /// The Bridge Client ID, for the bridge key.
     pub client_id: Option<String>,
@@ -41,18 +98,50 @@ pub async fn ensure_bridge(conn: &mut AnyConnection, now: i64) -> sqlx::Result<(
     repo::insert_bridge_if_absent(conn, BridgeClientId::generate().as_str(), now).await
 }
 
-/// Every secret key, the bridge first.
-pub async fn list(conn: &mut AnyConnection) -> sqlx::Result<Vec<SecretKeyRow>> {
-    repo::list(conn).await
+/// Every secret key, the bridge first, then signing keys by name.
+pub async fn list(conn: &mut AnyConnection) -> AppResult<Vec<SecretKey>> {
+    Ok(repo::list(conn)
+        .await?
+        .into_iter()
+        .map(SecretKey::from)
+        .collect())
 }
 
-/// What the console calls a kind.
-pub fn kind_label(kind: &str) -> &'static str {
-    if kind == BRIDGE {
-        "Bridge key"
-    } else {
-        "Webhook signing key"
-    }
+/// The webhook signing keys an endpoint may choose, by name.
+pub async fn signing_keys(pool: &AnyPool) -> AppResult<Vec<SecretKey>> {
+    let mut conn = pool.acquire().await?;
+    signing_keys_in(&mut conn).await
+}
+
+/// The webhook signing keys, read on the caller's connection.
+pub(crate) async fn signing_keys_in(conn: &mut AnyConnection) -> AppResult<Vec<SecretKey>> {
+    let mut keys = list(conn).await?;
+    keys.retain(|k| k.kind == SecretKeyKind::WebhookSigning);
+    Ok(keys)
+}
+
+/// One secret key, for its Generate Secret Key warning; `Gone` when it does not exist.
+pub async fn get(pool: &AnyPool, id: &str) -> AppResult<SecretKey> {
+    let mut conn = pool.acquire().await?;
+    Ok(load(&mut conn, id).await?.into())
+}
+
+/// A signing key about to be deleted, and how many endpoints still sign with it.
+#[derive(Debug, Clone)]
+pub struct KeyToDelete {
+    pub key: SecretKey,
+    pub endpoints_using: i64,
+}
+
+/// What the confirmation before deleting a key shows; `Gone` when it does not exist.
+pub async fn to_delete(pool: &AnyPool, id: &str) -> AppResult<KeyToDelete> {
+    let mut conn = pool.acquire().await?;
+    let key = load(&mut conn, id).await?.into();
+    let endpoints_using = repo::endpoints_using(&mut conn, id).await?;
+    Ok(KeyToDelete {
+        key,
+        endpoints_using,
+    })
 }
 
 fn require(actor: &Actor) -> Result<(), AppError> {
@@ -60,7 +149,7 @@ fn require(actor: &Actor) -> Result<(), AppError> {
 }
 
 fn entry<'a>(actor: &'a Actor, action: &'a str, key: &'a SecretKeyRow) -> NewEntry<'a> {
-    let kind = kind_label(&key.kind);
+    let kind = SecretKeyKind::of(&key.kind).label();
     audit::success(actor, action, "secret_key", &key.id, &key.name, kind)
 }
 
@@ -93,11 +182,7 @@ pub async fn create_signing_key(
     }
     let now = tools.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
-    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secret_keys WHERE name = $1")
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
-    if taken > 0 {
+    if repo::name_taken(&mut tx, name).await? {
         errors.add(
             "name",
             "A secret key with this name exists; choose another name.",
@@ -129,7 +214,7 @@ pub async fn create_signing_key(
     Ok(GeneratedSecret {
         id,
         name: name.to_string(),
-        kind: WEBHOOK.into(),
+        kind: SecretKeyKind::WebhookSigning,
         secret,
         client_id: None,
         replaced: false,
@@ -139,8 +224,8 @@ pub async fn create_signing_key(
 /// Said when a secret key was deleted meanwhile.
 pub const KEY_GONE: &str = "This secret key no longer exists.";
 
-/// One secret key; `Gone` when it does not exist.
-pub async fn load(conn: &mut AnyConnection, id: &str) -> Result<SecretKeyRow, AppError> {
+/// One stored secret key; `Gone` when it does not exist.
+async fn load(conn: &mut AnyConnection, id: &str) -> Result<SecretKeyRow, AppError> {
     repo::find(conn, id).await?.ok_or(AppError::Gone(KEY_GONE))
 }
 
@@ -158,7 +243,8 @@ pub async fn regenerate(
     let key = load(&mut tx, id).await?;
     let replaced = key.secret_hash.is_some() || key.sealed_secret.is_some();
     let secret = Secret::generate();
-    let (hash, sealed) = if key.kind == BRIDGE {
+    let kind = SecretKeyKind::of(&key.kind);
+    let (hash, sealed) = if kind == SecretKeyKind::Bridge {
         (Some(tools.hasher.hash(&secret)), None)
     } else {
         let [sealed] = tools
@@ -181,7 +267,7 @@ pub async fn regenerate(
     Ok(GeneratedSecret {
         id: key.id,
         name: key.name,
-        kind: key.kind,
+        kind,
         secret,
         client_id: key.client_id,
         replaced,

@@ -62,17 +62,7 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            AppError::SignInRequired { next } => {
-                let location = if next == "/" || next.is_empty() {
-                    "/login".to_string()
-                } else {
-                    format!("/login?next={}", urlencode(next))
-                };
-                HttpResponse::SeeOther()
-                    .insert_header(("Location", location))
-                    .insert_header(("Cache-Control", "no-store"))
-                    .finish()
-            }
+            AppError::SignInRequired { next } => sign_in_first(next),
             AppError::Validation { message, .. } => page(
                 StatusCode::BAD_REQUEST,
                 "That request could not be used",
@@ -116,31 +106,10 @@ impl ResponseError for AppError {
                 "Sign in required",
                 "Sign in to continue.",
             ),
-            AppError::TooManyRequests { retry_after } => {
-                let mut res = page(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many attempts",
-                    format!("Wait {} and try again.", wait_phrase(*retry_after as i64)),
-                );
-                if let Ok(v) = retry_after.to_string().parse() {
-                    res.headers_mut()
-                        .insert(actix_web::http::header::RETRY_AFTER, v);
-                }
-                res
-            }
+            AppError::TooManyRequests { retry_after } => too_many_attempts(*retry_after),
             AppError::Unavailable(e) => {
                 tracing::error!(error = ?e, "request failed: the database is unavailable");
-                let mut res = page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "keyward cannot reach its database",
-                    "The database is not answering just now; try again in a moment. If this lasts, \
-                     check that the database server is running.",
-                );
-                res.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    crate::error::UNAVAILABLE_RETRY_AFTER.into(),
-                );
-                res
+                database_unavailable()
             }
             AppError::Unexpected(e) => {
                 tracing::error!(error = ?e, "request failed");
@@ -152,6 +121,48 @@ impl ResponseError for AppError {
             }
         }
     }
+}
+
+/// The way to the sign-in page, coming back to `next` afterwards.
+fn sign_in_first(next: &str) -> HttpResponse {
+    let location = if next == "/" || next.is_empty() {
+        "/login".to_string()
+    } else {
+        format!("/login?next={}", urlencode(next))
+    };
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+/// The 429 page, with `Retry-After`.
+fn too_many_attempts(retry_after: u64) -> HttpResponse {
+    let mut res = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        format!("Wait {} and try again.", wait_phrase(retry_after as i64)),
+    );
+    if let Ok(v) = retry_after.to_string().parse() {
+        res.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    res
+}
+
+/// The 503 page while the database does not answer, with `Retry-After`.
+fn database_unavailable() -> HttpResponse {
+    let mut res = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "keyward cannot reach its database",
+        "The database is not answering just now; try again in a moment. If this lasts, check \
+         that the database server is running.",
+    );
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        crate::error::UNAVAILABLE_RETRY_AFTER.into(),
+    );
+    res
 }
 
 /// "3 minutes", "1 minute", "45 seconds".

@@ -5,15 +5,15 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::auth::session_store::USER_ID;
 use crate::clock::{format_utc, relative};
 use crate::domain::Permission;
 use crate::error::AppError;
-use crate::repo;
-use crate::service::notices;
+use crate::service::audit::{self, Search};
+use crate::service::mail_log::{self, Email, MailLog, MailState};
+use crate::service::{health, notices};
 use crate::state::AppState;
 use crate::web::current_user::CurrentUser;
 use crate::web::granted::{AuditRead, ConfigWrite, Granted};
@@ -35,10 +35,7 @@ pub async fn home(session: Session, user: Result<CurrentUser, AppError>) -> Http
 
 /// GET /healthz — 200 when the database answers, 503 otherwise.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let ok = sqlx::query_scalar::<_, i64>("SELECT 1")
-        .fetch_one(&state.pool)
-        .await
-        .is_ok();
+    let ok = health::database_answers(&state.pool).await;
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "unavailable" },
         "database": if ok { "ok" } else { "unreachable" },
@@ -88,15 +85,14 @@ pub async fn notifications(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.unix();
-    let mut conn = state.pool.acquire().await?;
-    let items = repo::notifications::list(&mut conn, &user.id, 100)
+    let items = notices::bell(&state.pool, &user.id)
         .await?
         .into_iter()
         .map(|n| NotificationItem {
             title: n.title,
             body: n.body,
             link: n.link,
-            unread: n.read_at.is_none(),
+            unread: n.unread,
             when: When::at(n.created_at, now),
         })
         .collect();
@@ -153,21 +149,34 @@ struct AuditPage {
     older: Option<String>,
 }
 
-const AUDIT_PAGE: i64 = 50;
-
-fn parse_day(raw: &str, end_of_day: bool) -> Result<Option<i64>, String> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
+impl AuditItem {
+    fn of(e: audit::Entry, now: i64) -> Self {
+        AuditItem {
+            when: When::at(e.at, now),
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            client_ip: e.client_ip,
+            success: e.succeeded,
+            details: e.details,
+        }
     }
-    let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map_err(|_| format!("“{raw}” is not a date: use YYYY-MM-DD."))?;
-    let t = if end_of_day {
-        day.and_hms_opt(23, 59, 59)
-    } else {
-        day.and_hms_opt(0, 0, 0)
-    };
-    Ok(t.map(|t| t.and_utc().timestamp()))
+}
+
+/// The link to the next page of entries, when this one is full.
+fn older_entries(q: &AuditQuery, entries: &[audit::Entry]) -> Option<String> {
+    let last = entries.last()?.id;
+    (entries.len() as i64 == audit::PAGE).then(|| {
+        serde_urlencoded::to_string([
+            ("actor", q.actor.as_str()),
+            ("action", q.action.as_str()),
+            ("target", q.target.as_str()),
+            ("from", q.from.as_str()),
+            ("to", q.to.as_str()),
+            ("before", &last.to_string()),
+        ])
+        .unwrap_or_default()
+    })
 }
 
 /// GET /audit — filter by actor, action, target and time; newest first, 50 a page.
@@ -178,58 +187,17 @@ pub async fn audit(
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
     let now = state.clock.unix();
-    let (from, to, date_error) = match (parse_day(&q.from, false), parse_day(&q.to, true)) {
-        (Ok(f), Ok(t)) => (f, t, None),
-        (Err(e), _) | (_, Err(e)) => (None, None, Some(e)),
+    let search = Search::parse(&q.actor, &q.action, &q.target, &q.from, &q.to, q.before);
+    let (status, entries, date_error) = match search {
+        Ok(search) => (
+            StatusCode::OK,
+            audit::search(&state.pool, &search).await?,
+            None,
+        ),
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Vec::new(), Some(e)),
     };
-    let filter = repo::audit::Filter {
-        actor: q.actor.trim().to_string(),
-        action: q.action.trim().to_string(),
-        target: q.target.trim().to_string(),
-        from,
-        to,
-        before_id: q.before,
-        limit: AUDIT_PAGE,
-    };
-    let mut conn = state.pool.acquire().await?;
-    let rows = if date_error.is_some() {
-        Vec::new()
-    } else {
-        repo::audit::list(&mut conn, &filter).await?
-    };
-    let older = (rows.len() as i64 == AUDIT_PAGE).then(|| {
-        let last = rows.last().map(|r| r.id).unwrap_or_default();
-        serde_urlencoded::to_string([
-            ("actor", q.actor.as_str()),
-            ("action", q.action.as_str()),
-            ("target", q.target.as_str()),
-            ("from", q.from.as_str()),
-            ("to", q.to.as_str()),
-            ("before", &last.to_string()),
-        ])
-        .unwrap_or_default()
-    });
-    let items = rows
-        .into_iter()
-        .map(|r| AuditItem {
-            when: When::at(r.at, now),
-            actor: r.actor_label,
-            action: r.action,
-            target: if r.target_label.is_empty() {
-                r.target_id
-            } else {
-                r.target_label
-            },
-            client_ip: r.client_ip,
-            success: r.outcome == "success",
-            details: r.details,
-        })
-        .collect();
-    let status = if date_error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let older = older_entries(&q, &entries);
+    let items = entries.into_iter().map(|e| AuditItem::of(e, now)).collect();
     Ok(html(
         status,
         AuditPage {
@@ -266,7 +234,7 @@ struct MailItem {
     recipient: String,
     recipient_name: String,
     subject: String,
-    state: String,
+    state: &'static str,
     attempts: i64,
     next_attempt: Option<When>,
     last_error: Option<String>,
@@ -286,14 +254,40 @@ struct MailPage {
     older: Option<String>,
 }
 
-const MAIL_PAGE: i64 = 50;
-const MAIL_STATES: [(&str, &str); 5] = [
-    ("", "All"),
-    (repo::outbox::QUEUED, "Queued"),
-    (repo::outbox::SENT, "Sent"),
-    (repo::outbox::FAILED, "Failed"),
-    (repo::outbox::CANCELLED, "Cancelled"),
-];
+impl MailItem {
+    fn of(m: Email, now: i64) -> Self {
+        MailItem {
+            queued: When::at(m.queued_at, now),
+            next_attempt: m.next_attempt_at.map(|t| When::at(t, now)),
+            sent: m.sent_at.map(|t| When::at(t, now)),
+            id: m.id,
+            recipient: m.recipient,
+            recipient_name: m.recipient_name,
+            subject: m.subject,
+            state: m.state.as_str(),
+            attempts: m.attempts,
+            last_error: m.last_error,
+            response: m.server_response,
+        }
+    }
+}
+
+/// The tabs above the mail log: all emails, then each state, with their counts.
+fn mail_filters(log: &MailLog, current: Option<MailState>) -> Vec<MailFilter> {
+    let all = MailFilter {
+        state: "",
+        label: "All",
+        count: log.count(None),
+        current: current.is_none(),
+    };
+    let states = MailState::ALL.into_iter().map(|s| MailFilter {
+        state: s.as_str(),
+        label: s.label(),
+        count: log.count(Some(s)),
+        current: current == Some(s),
+    });
+    std::iter::once(all).chain(states).collect()
+}
 
 /// GET /mail — every email, newest first, filtered by state, 50 a page.
 pub async fn mail(
@@ -303,53 +297,17 @@ pub async fn mail(
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
     let now = state.clock.unix();
-    let Some(&(filter, _)) = MAIL_STATES.iter().find(|(s, _)| *s == q.state) else {
-        return Err(AppError::NotFound);
+    let filter = match q.state.as_str() {
+        "" => None,
+        raw => Some(MailState::parse(raw).ok_or(AppError::NotFound)?),
     };
     let page = i64::from(q.page.unwrap_or(1).clamp(1, 100_000));
-    let mut conn = state.pool.acquire().await?;
-    let counts = repo::outbox::counts(&mut conn).await?;
-    let rows = repo::outbox::list(
-        &mut conn,
-        (!filter.is_empty()).then_some(filter),
-        MAIL_PAGE,
-        (page - 1) * MAIL_PAGE,
-    )
-    .await?;
-    let filters = MAIL_STATES
-        .iter()
-        .map(|&(s, label)| MailFilter {
-            state: s,
-            label,
-            count: counts
-                .iter()
-                .filter(|(st, _)| s.is_empty() || st == s)
-                .map(|(_, n)| n)
-                .sum(),
-            current: s == filter,
-        })
-        .collect();
-    let older = (rows.len() as i64 == MAIL_PAGE).then(|| {
-        serde_urlencoded::to_string([("state", filter), ("page", &(page + 1).to_string())])
+    let log = mail_log::page(&state.pool, filter, page).await?;
+    let older = (log.emails.len() as i64 == mail_log::PAGE).then(|| {
+        let shown = filter.map_or("", MailState::as_str);
+        serde_urlencoded::to_string([("state", shown), ("page", &(page + 1).to_string())])
             .unwrap_or_default()
     });
-    let items = rows
-        .into_iter()
-        .map(|r| MailItem {
-            queued: When::at(r.created_at, now),
-            next_attempt: (r.state == repo::outbox::QUEUED && r.attempts > 0)
-                .then(|| When::at(r.next_attempt_at, now)),
-            sent: r.sent_at.map(|t| When::at(t, now)),
-            id: r.id,
-            recipient: r.recipient,
-            recipient_name: r.recipient_name,
-            subject: r.subject,
-            state: r.state,
-            attempts: r.attempts,
-            last_error: r.last_error,
-            response: r.server_response,
-        })
-        .collect();
     let notice = match q.notice.as_str() {
         "retried" => "The email is queued again and will be sent shortly.".to_string(),
         _ => String::new(),
@@ -364,8 +322,12 @@ pub async fn mail(
                 "Sent, failed and cancelled emails",
             ),
             notice,
-            filters,
-            items,
+            filters: mail_filters(&log, filter),
+            items: log
+                .emails
+                .into_iter()
+                .map(|m| MailItem::of(m, now))
+                .collect(),
             older,
         },
     ))
@@ -377,12 +339,11 @@ pub async fn retry_mail(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let sender = state.sender.clone();
-    notices::retry_email(
+    mail_log::retry(
         &state.pool,
         state.clock.as_ref(),
         &user.actor(),
-        &sender,
+        &state.sender,
         &id,
     )
     .await?;

@@ -189,17 +189,10 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     if let Ok(Some(user_id)) = session.get::<String>(USER_ID) {
-        let mut conn = state.pool.acquire().await?;
-        let email = crate::repo::users::find(&mut conn, &user_id)
-            .await?
-            .map(|u| u.email)
-            .unwrap_or_default();
-        drop(conn);
-        accounts::record_sign_out(
+        accounts::sign_out(
             &state.pool,
             state.clock.as_ref(),
             &user_id,
-            &email,
             &client_ip(&req),
         )
         .await?;
