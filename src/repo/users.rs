@@ -134,3 +134,30 @@ pub async fn touch_sign_in(conn: &mut AnyConnection, id: &str, now: i64) -> sqlx
         .await?;
     Ok(())
 }
+
+/// A person to tell something, by email and bell.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Recipient {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+}
+
+/// The active members of `group_id` and the active people among `others`, each once, by name.
+pub async fn active_members_and(
+    conn: &mut AnyConnection,
+    group_id: &str,
+    others: [Option<&str>; 3],
+) -> sqlx::Result<Vec<Recipient>> {
+    sqlx::query_as(
+        "SELECT id, email, name FROM users WHERE active = 1 AND (\
+         id IN (SELECT user_id FROM group_members WHERE group_id = $1) \
+         OR id = $2 OR id = $3 OR id = $4) ORDER BY name, id",
+    )
+    .bind(group_id)
+    .bind(others[0])
+    .bind(others[1])
+    .bind(others[2])
+    .fetch_all(conn)
+    .await
+}

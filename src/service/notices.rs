@@ -15,12 +15,8 @@ use crate::repo::groups::ADMINISTRATORS;
 use crate::repo::outbox::{self, NewMail};
 use crate::service::webhooks::{self, EventType, KeyPayload};
 
-/// The kind of the emails and bell notices about a key that is about to expire.
-pub const EXPIRING: &str = "key.expiring";
-/// The kind of the emails and bell notices about a key that has expired.
-pub const EXPIRED: &str = "key.expired";
-/// The kind of the emails and bell notices about a key that locked.
-pub const LOCKED: &str = "key.locked";
+/// The kinds of the emails and bell notices about a key (about to expire, expired, locked).
+pub use crate::domain::key_mail::{EXPIRED, EXPIRING, LOCKED};
 
 /// What happened to a key.
 #[derive(Debug, Clone, Copy)]
@@ -75,12 +71,7 @@ struct NoticeHtml<'a> {
 }
 
 /// A person to tell.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Recipient {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-}
+pub use crate::repo::users::Recipient;
 
 /// The people responsible for a key: the Administrators group, its creator, its last modifier
 /// and its owner; each once, and only those who are active.
@@ -88,17 +79,8 @@ pub async fn recipients(
     conn: &mut AnyConnection,
     key: &KeyFacts<'_>,
 ) -> sqlx::Result<Vec<Recipient>> {
-    sqlx::query_as(
-        "SELECT id, email, name FROM users WHERE active = 1 AND (\
-         id IN (SELECT user_id FROM group_members WHERE group_id = $1) \
-         OR id = $2 OR id = $3 OR id = $4) ORDER BY name, id",
-    )
-    .bind(ADMINISTRATORS)
-    .bind(key.created_by)
-    .bind(key.modified_by)
-    .bind(key.owner_user_id)
-    .fetch_all(conn)
-    .await
+    let people = [key.created_by, key.modified_by, key.owner_user_id];
+    crate::repo::users::active_members_and(conn, ADMINISTRATORS, people).await
 }
 
 /// What a notice about a key says, whoever it goes to.
