@@ -70,18 +70,21 @@ pub fn format_utc(secs: i64) -> String {
     }
 }
 
-/// A short relative hint such as "in 2 days" or "5 minutes ago".
+/// A short relative hint such as "in 2 days" or "5 minutes ago", computed when the page is
+/// rendered. Whole units, rounded down, except that a unit short by less than the next smaller
+/// unit counts as whole: a key made for 90 days reads "in 90 days" a few minutes later, not
+/// "in 89 days".
 pub fn relative(secs: i64, now: i64) -> String {
     let delta = secs - now;
     let abs = delta.unsigned_abs();
     let (n, unit) = if abs < 60 {
         return String::from("just now");
     } else if abs < 3600 {
-        (abs / 60, "minute")
+        ((abs + 1) / 60, "minute")
     } else if abs < 86_400 {
-        (abs / 3600, "hour")
+        ((abs + 59) / 3600, "hour")
     } else {
-        (abs / 86_400, "day")
+        ((abs + 3599) / 86_400, "day")
     };
     let plural = if n == 1 { "" } else { "s" };
     if delta > 0 {
@@ -101,6 +104,10 @@ mod tests {
         assert_eq!(relative(1000 - 300, 1000), "5 minutes ago");
         assert_eq!(relative(1000 + 3600, 1000), "in 1 hour");
         assert_eq!(relative(1010, 1000), "just now");
+        // A 90-day key viewed minutes after it was made: 90 days, not 89.
+        assert_eq!(relative(1000 + 90 * 86_400 - 600, 1000), "in 90 days");
+        assert_eq!(relative(1000 + 90 * 86_400 - 2 * 3600, 1000), "in 89 days");
+        assert_eq!(relative(1000 + 3 * 3600 - 30, 1000), "in 3 hours");
     }
 
     #[test]

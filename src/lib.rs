@@ -11,7 +11,6 @@ pub mod files;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;
-pub mod repo;
 pub mod service;
 pub mod startup;
 pub mod state;

@@ -8,4 +8,5 @@ pub mod key_secret;
 pub mod master_key;
 pub mod password;
 pub mod session_store;
+pub mod store;
 pub mod vault;

@@ -11,8 +11,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
 
+use crate::auth::store::sessions;
 use crate::clock::Clock;
-use crate::repo::sessions;
 
 /// The session state key that holds the signed-in user's ID.
 pub const USER_ID: &str = "uid";

@@ -30,7 +30,7 @@ use sqlx::AnyConnection;
 
 use crate::auth::key_secret::SecretHasher;
 use crate::auth::master_key::{self, MasterKey};
-use crate::repo::settings;
+use crate::auth::store::settings;
 
 /// Settings rows the vault keeps.
 const VERSION: &str = "master_key_version";

@@ -44,7 +44,7 @@ pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Gro
 }
 
 // `ids`, `insert`, `update` and `delete`, as for roles.
-crate::repo::named::named_table!("user_groups");
+super::named::named_table!("user_groups");
 
 /// Locks a group's row for the rest of the transaction (a write that changes nothing), so that
 /// transactions that check and change its members run one after the other.

@@ -1,5 +1,6 @@
-//! SQL per table group, with `$N` placeholders that both backends accept. Only `service/` and the
-//! session store call these.
+//! SQL per table group, with `$N` placeholders that both backends accept. A private module of
+//! `service` (declared there, its files here): nothing else can call it, and the compiler says so.
+//! Authentication keeps its own two tables (`auth::store`).
 
 pub mod audit;
 pub mod expiry_notices;
@@ -14,8 +15,6 @@ pub mod queue;
 pub mod rate_limits;
 pub mod roles;
 pub mod secret_keys;
-pub mod sessions;
-pub mod settings;
 pub mod setup_tokens;
 pub mod users;
 pub mod webhooks;

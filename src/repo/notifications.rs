@@ -3,9 +3,7 @@ use sqlx::AnyConnection;
 /// A bell notification.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NotificationRow {
-    pub id: i64,
     pub created_at: i64,
-    pub kind: String,
     pub title: String,
     pub body: String,
     pub link: String,
@@ -52,7 +50,7 @@ pub async fn list(
     limit: i64,
 ) -> sqlx::Result<Vec<NotificationRow>> {
     sqlx::query_as(
-        "SELECT id, created_at, kind, title, body, link, read_at FROM notifications \
+        "SELECT created_at, title, body, link, read_at FROM notifications \
          WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(user_id)
@@ -71,23 +69,4 @@ pub async fn mark_all_read(conn: &mut AnyConnection, user_id: &str, now: i64) ->
             .await?
             .rows_affected(),
     )
-}
-
-/// Marks one of the user's notifications as read; false when it is not theirs.
-pub async fn mark_read(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    id: i64,
-    now: i64,
-) -> sqlx::Result<bool> {
-    Ok(sqlx::query(
-        "UPDATE notifications SET read_at = $1 WHERE id = $2 AND user_id = $3 AND read_at IS NULL",
-    )
-    .bind(now)
-    .bind(id)
-    .bind(user_id)
-    .execute(conn)
-    .await?
-    .rows_affected()
-        == 1)
 }

@@ -47,7 +47,7 @@ pub async fn claim(
     now: i64,
     lease_until: i64,
 ) -> sqlx::Result<Option<String>> {
-    let token = crate::repo::new_id("lease");
+    let token = super::new_id("lease");
     let claimed = sqlx::query(AssertSqlSafe(format!(
         "UPDATE {} SET lease_until = $1, lease_token = $4 WHERE id = $2 AND state = 'queued' \
          AND (lease_until IS NULL OR lease_until < $3)",

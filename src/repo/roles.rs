@@ -27,7 +27,7 @@ pub async fn find(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<Rol
 }
 
 // `ids`, `insert`, `update` and `delete`, as for groups.
-crate::repo::named::named_table!("roles");
+super::named::named_table!("roles");
 
 /// Replaces the permissions of a role.
 pub async fn set_permissions(

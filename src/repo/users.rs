@@ -10,8 +10,6 @@ pub struct UserRow {
     pub name: String,
     pub password_hash: Option<String>,
     pub active: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
     pub last_sign_in_at: Option<i64>,
 }
 
@@ -19,7 +17,7 @@ pub struct UserRow {
 macro_rules! select_users {
     ($tail:literal) => {
         concat!(
-            "SELECT id, email, name, password_hash, active, created_at, updated_at, last_sign_in_at ",
+            "SELECT id, email, name, password_hash, active, last_sign_in_at ",
             "FROM users ",
             $tail
         )

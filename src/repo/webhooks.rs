@@ -150,7 +150,7 @@ pub async fn insert_delivery(
     d: &NewDelivery<'_>,
     now: i64,
 ) -> sqlx::Result<String> {
-    let id = crate::repo::new_id("whd");
+    let id = super::new_id("whd");
     sqlx::query(
         "INSERT INTO webhook_deliveries \
          (id, endpoint_id, event_id, event_type, body, state, next_attempt_at, created_at) \

@@ -8,8 +8,8 @@ mod sign_in;
 use sqlx::AnyPool;
 
 use crate::error::AppResult;
-use crate::repo::{self, groups::ADMINISTRATORS};
 use crate::service::audit::NewEntry;
+use crate::service::repo::{self, groups::ADMINISTRATORS};
 
 pub use password::{PasswordChange, change_password};
 pub use setup::{INVALID_SETUP_LINK, NewAdmin, SetupLink, create_admin, setup_link};

@@ -7,9 +7,9 @@ use sqlx::{AnyConnection, AnyPool};
 
 use crate::domain::Actor;
 use crate::error::AppResult;
-use crate::repo::audit::{EntryRow, Filter};
+use crate::service::repo::audit::{EntryRow, Filter};
 
-pub use crate::repo::audit::NewEntry;
+pub use crate::service::repo::audit::NewEntry;
 
 /// Outcome of an audited action.
 pub const SUCCESS: &str = "success";
@@ -40,7 +40,7 @@ pub fn success<'a>(
 
 /// Appends an entry at `now`.
 pub async fn record(conn: &mut AnyConnection, now: i64, entry: NewEntry<'_>) -> sqlx::Result<()> {
-    crate::repo::audit::insert(conn, now, &entry).await
+    crate::service::repo::audit::insert(conn, now, &entry).await
 }
 
 /// Deletes entries older than `retention_days` days before `now`; `0` keeps them for ever.
@@ -52,7 +52,7 @@ pub async fn purge_expired(
     if retention_days == 0 {
         return Ok(0);
     }
-    crate::repo::audit::purge(conn, now - i64::from(retention_days) * 86_400).await
+    crate::service::repo::audit::purge(conn, now - i64::from(retention_days) * 86_400).await
 }
 
 /// How many entries a page of the audit log shows.
@@ -86,6 +86,15 @@ impl Search {
             (Ok(from), Ok(to)) => (from, to),
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
+        if let (Some(start), Some(end)) = (from, to)
+            && start > end
+        {
+            return Err(
+                "The From date is after the To date: no entry could match. Swap them, or \
+                 clear one."
+                    .to_string(),
+            );
+        }
         Ok(Search {
             actor: actor.trim().to_string(),
             action: action.trim().to_string(),
@@ -158,6 +167,6 @@ pub async fn search(pool: &AnyPool, search: &Search) -> AppResult<Vec<Entry>> {
         limit: PAGE,
     };
     let mut conn = pool.acquire().await?;
-    let rows = crate::repo::audit::list(&mut conn, &filter).await?;
+    let rows = crate::service::repo::audit::list(&mut conn, &filter).await?;
     Ok(rows.into_iter().map(Entry::from).collect())
 }

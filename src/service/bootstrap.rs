@@ -6,7 +6,8 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
 use crate::auth::session_store::hex;
-use crate::repo::{settings, setup_tokens, users};
+use crate::auth::store::settings;
+use crate::service::repo::{setup_tokens, users};
 
 /// Length of a setup or invitation token: 32 random bytes in unpadded base64url. A longer
 /// token is refused before it is hashed or looked up.

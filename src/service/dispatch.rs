@@ -9,9 +9,9 @@ use sqlx::AnyPool;
 use crate::auth::vault::{Binding, SealError, Vault};
 use crate::error::AppResult;
 use crate::mail::Email;
-use crate::repo::{outbox, queue, secret_keys, webhooks};
+use crate::service::repo::{outbox, queue, secret_keys, webhooks};
 
-pub use crate::repo::queue::Queue;
+pub use crate::service::repo::queue::Queue;
 
 /// A taken message: its lease's fencing token. Only the holder of the current claim may record
 /// an outcome; a sender whose lease ran out finds its write refused.

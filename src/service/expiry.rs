@@ -8,9 +8,9 @@
 use sqlx::AnyPool;
 
 use crate::error::AppResult;
-use crate::repo::expiry_notices;
-use crate::repo::outbox::{self, ExpiringKey};
 use crate::service::notices::{self, KeyEvent, KeyFacts};
+use crate::service::repo::expiry_notices;
+use crate::service::repo::outbox::{self, ExpiringKey};
 
 const DAY: i64 = 86_400;
 /// How far back the scan looks for keys that expired (while keyward was down, say).

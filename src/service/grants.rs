@@ -12,12 +12,12 @@ use std::collections::BTreeSet;
 
 use crate::domain::{Actor, KeyDetails};
 use crate::error::AppError;
-use crate::repo::keys::{AccessMap, KeyRow};
+use crate::service::repo::keys::{AccessMap, KeyRow};
 
 /// The built-in role that holds every permission.
 pub const TENANT_ADMINISTRATOR: &str = "role_tenant_admin";
 /// The built-in group of administrators.
-pub const ADMINISTRATORS: &str = crate::repo::groups::ADMINISTRATORS;
+pub const ADMINISTRATORS: &str = crate::service::repo::groups::ADMINISTRATORS;
 
 /// Refusal of any change made with a replaced secret.
 pub const PREVIOUS_SECRET_READ_ONLY: &str = "This request used the key's previous secret, which \

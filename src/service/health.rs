@@ -4,5 +4,5 @@ use sqlx::AnyPool;
 
 /// Whether the database answers.
 pub async fn database_answers(pool: &AnyPool) -> bool {
-    crate::repo::settings::ping(pool).await
+    crate::auth::store::settings::ping(pool).await
 }

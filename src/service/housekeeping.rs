@@ -3,9 +3,10 @@
 
 use sqlx::AnyPool;
 
+use crate::auth::store::sessions;
 use crate::error::AppResult;
-use crate::repo::{form_submissions, queue, rate_limits, sessions};
 use crate::service::dispatch::Queue;
+use crate::service::repo::{form_submissions, queue, rate_limits};
 
 /// How long what is finished is kept, in days; 0 keeps it for ever.
 #[derive(Debug, Clone, Copy)]

@@ -20,7 +20,7 @@ use crate::domain::{KeyStatus, Permission};
 use crate::error::AppError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::repo::keys::{self as repo, AccessMap, AuthLookup, AuthRow, KeyRow};
+use crate::service::repo::keys::{self as repo, AccessMap, AuthLookup, AuthRow, KeyRow};
 use crate::service::throttle::{self, Limit};
 
 mod caller;

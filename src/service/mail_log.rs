@@ -8,8 +8,8 @@ use crate::clock::Clock;
 use crate::db::begin_write;
 use crate::domain::{Actor, Permission};
 use crate::error::{AppError, AppResult};
-use crate::repo::outbox::{self, CANCELLED, FAILED, OutboxRow, QUEUED, SENT};
 use crate::service::audit;
+use crate::service::repo::outbox::{self, CANCELLED, FAILED, OutboxRow, QUEUED, SENT};
 
 /// Where an email stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,9 @@ pub mod mail_log;
 pub mod notices;
 pub mod once;
 pub mod people;
+/// The SQL, private to the services: `src/repo/`.
+#[path = "../repo/mod.rs"]
+mod repo;
 pub mod secret_keys;
 pub mod throttle;
 pub mod webhooks;

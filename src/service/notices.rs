@@ -11,8 +11,8 @@ use tokio::sync::Notify;
 use crate::auth::vault::{Binding, Vault};
 use crate::clock::{Clock, format_utc};
 use crate::error::{AppError, AppResult};
-use crate::repo::groups::ADMINISTRATORS;
-use crate::repo::outbox::{self, NewMail};
+use crate::service::repo::groups::ADMINISTRATORS;
+use crate::service::repo::outbox::{self, NewMail};
 use crate::service::webhooks::{self, EventType, KeyPayload};
 
 /// The kinds of the emails and bell notices about a key (about to expire, expired, locked).
@@ -71,7 +71,7 @@ struct NoticeHtml<'a> {
 }
 
 /// A person to tell.
-pub use crate::repo::users::Recipient;
+pub use crate::service::repo::users::Recipient;
 
 /// The people responsible for a key: the Administrators group, its creator, its last modifier
 /// and its owner; each once, and only those who are active.
@@ -80,7 +80,7 @@ pub async fn recipients(
     key: &KeyFacts<'_>,
 ) -> sqlx::Result<Vec<Recipient>> {
     let people = [key.created_by, key.modified_by, key.owner_user_id];
-    crate::repo::users::active_members_and(conn, ADMINISTRATORS, people).await
+    crate::service::repo::users::active_members_and(conn, ADMINISTRATORS, people).await
 }
 
 /// What a notice about a key says, whoever it goes to.
@@ -244,7 +244,8 @@ async fn queue_notice(
     outbox::insert(conn, now, &mail).await?;
     let person = &to.person.id;
     let (kind, subject, headline) = (words.kind, &words.subject, &words.headline);
-    crate::repo::notifications::insert(conn, person, now, kind, subject, headline, to.path).await
+    crate::service::repo::notifications::insert(conn, person, now, kind, subject, headline, to.path)
+        .await
 }
 
 /// Queues an email whose bodies carry a credential (an invitation link): sealed under the
@@ -256,7 +257,7 @@ pub async fn queue_sealed(
     now: i64,
     mail: NewMail<'_>,
 ) -> Result<String, AppError> {
-    let id = crate::repo::new_id("mail");
+    let id = crate::service::repo::new_id("mail");
     let [body_text, body_html] = vault
         .seal_to_store(
             conn,
@@ -375,7 +376,7 @@ const BELL_ROWS: i64 = 100;
 /// A person's newest bell notices, newest first.
 pub async fn bell(pool: &AnyPool, user_id: &str) -> AppResult<Vec<Notification>> {
     let mut conn = pool.acquire().await?;
-    let rows = crate::repo::notifications::list(&mut conn, user_id, BELL_ROWS).await?;
+    let rows = crate::service::repo::notifications::list(&mut conn, user_id, BELL_ROWS).await?;
     Ok(rows
         .into_iter()
         .map(|n| Notification {
@@ -396,7 +397,10 @@ pub async fn mark_all_read(
     user_id: &str,
 ) -> Result<u64, AppError> {
     let mut conn = pool.acquire().await?;
-    Ok(crate::repo::notifications::mark_all_read(&mut conn, user_id, clock.unix()).await?)
+    Ok(
+        crate::service::repo::notifications::mark_all_read(&mut conn, user_id, clock.unix())
+            .await?,
+    )
 }
 
 /// "in 47 hours", "in 6 days": hours below two days, so that a notice never says less time is

@@ -7,14 +7,14 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
 use crate::error::AppError;
-use crate::repo::form_submissions;
+use crate::service::repo::form_submissions;
 
 /// How long a spent token is remembered: a reload a day later is answered like any other.
 pub const REMEMBERED_SECS: i64 = 86_400;
 
 /// A fresh token for a form.
 pub fn issue() -> String {
-    crate::repo::new_id("once")
+    crate::service::repo::new_id("once")
 }
 
 /// What a form carried: its token, if any (the REST API and scripts send none).

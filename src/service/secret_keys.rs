@@ -10,8 +10,8 @@ use crate::auth::vault::{Binding, Vault};
 use crate::clock::Clock;
 use crate::domain::{Actor, BridgeClientId, Permission, Secret};
 use crate::error::{AppError, AppResult};
-use crate::repo::secret_keys::{self as repo, BRIDGE, BRIDGE_ID, SecretKeyRow};
 use crate::service::audit::{self, NewEntry};
+use crate::service::repo::secret_keys::{self as repo, BRIDGE, BRIDGE_ID, SecretKeyRow};
 use crate::service::{FieldErrors, FormError};
 
 /// What a secret key is for.
@@ -189,7 +189,7 @@ pub async fn create_signing_key(
         );
         return Err(FormError::Invalid(errors));
     }
-    let id = crate::repo::new_id("sk");
+    let id = crate::service::repo::new_id("sk");
     let secret = Secret::generate();
     let [sealed] = tools
         .vault

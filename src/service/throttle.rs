@@ -7,7 +7,7 @@
 
 use sqlx::AnyConnection;
 
-use crate::repo::rate_limits;
+use crate::service::repo::rate_limits;
 
 /// A limit: at most `max` failures per `window_secs`.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ mod views;
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use crate::repo::webhooks::{self as repo, NewDelivery};
+use crate::service::repo::webhooks::{self as repo, NewDelivery};
 
 pub use address::AddressRule;
 pub use endpoints::{
@@ -131,7 +131,7 @@ fn body<D: Serialize>(event_id: &str, event: EventType, now: i64, tenant: &str, 
 
 /// The tenant the events come from, as their bodies name it.
 async fn tenant_id(conn: &mut AnyConnection) -> sqlx::Result<String> {
-    Ok(crate::repo::settings::get(conn, "tenant_id")
+    Ok(crate::auth::store::settings::get(conn, "tenant_id")
         .await?
         .unwrap_or_default())
 }
@@ -161,7 +161,7 @@ pub async fn emit(
     if endpoints.is_empty() {
         return Ok(0);
     }
-    let event_id = crate::repo::new_id("evt");
+    let event_id = crate::service::repo::new_id("evt");
     let tenant = tenant_id(conn).await?;
     let body = body(&event_id, event, now, &tenant, KeyData { key: *key });
     for endpoint_id in &endpoints {

@@ -115,6 +115,17 @@ pub async fn login(
 ) -> Result<HttpResponse, AppError> {
     let ip = client_ip(&req);
     let form = form.into_inner();
+    if form.email.trim().is_empty() || form.password.is_empty() {
+        // Nothing to check: say what is missing rather than that something is wrong.
+        let missing = match (form.email.trim().is_empty(), form.password.is_empty()) {
+            (true, true) => "Enter your email and password.",
+            (true, false) => "Enter your email.",
+            _ => "Enter your password.",
+        };
+        let email = echo_email(form.email);
+        let page = login_page(&token, email, form.next, Some(missing.into()), None);
+        return Ok(token.attach(html(StatusCode::UNPROCESSABLE_ENTITY, page)));
+    }
     let result = accounts::sign_in(
         &state.pool,
         &state.hasher,

@@ -50,6 +50,15 @@ async fn an_impossible_date_is_explained_next_to_the_field() {
     let page = app.get("/audit?from=2026-02-30").await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.text("#date-error").contains("is not a date"));
+
+    // A range that ends before it starts is said to be one, not answered with nothing.
+    let page = app.get("/audit?from=2026-12-01&to=2026-11-01").await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.text("#date-error")
+            .contains("The From date is after the To date")
+    );
+    assert_eq!(page.attr("#from", "value").as_deref(), Some("2026-12-01"));
 }
 
 #[tokio::test]

@@ -192,6 +192,26 @@ async fn a_disabled_user_is_signed_out_and_their_keys_stop() {
         .await;
     assert!(app.authenticate(&key.id, &key.secret).await.is_ok());
 
+    // The user's page asks first, and says what disabling stops.
+    let page = app.get(&format!("/user-access/users/{grace_id}")).await;
+    let ask = page
+        .attr(
+            ".header-actions a[href$='/disable'], a[href$='/disable']",
+            "href",
+        )
+        .expect("Disable user asks first");
+    let confirm = app.get(&ask).await;
+    assert_eq!(confirm.text("h1"), "Disable user?");
+    assert!(
+        confirm
+            .text("main")
+            .contains("personal access keys stop authenticating")
+    );
+    assert!(
+        app.authenticate(&key.id, &key.secret).await.is_ok(),
+        "asking changes nothing"
+    );
+
     let res = app
         .post(&format!("/user-access/users/{grace_id}/disable"), &[])
         .await;
@@ -369,6 +389,11 @@ async fn groups_are_created_checked_and_deleted_but_administrators_is_protected(
         .post("/user-access/groups", &[("name", "Temporary")])
         .await;
     let url = res.location().split('?').next().unwrap().to_string();
+    assert_eq!(
+        app.get(&res.location()).await.text("[role=status]"),
+        "The group was created.",
+        "a new group is not announced as saved changes"
+    );
     assert!(
         app.get(&format!("{url}/delete"))
             .await

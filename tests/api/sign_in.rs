@@ -324,3 +324,27 @@ async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit() {
         5
     );
 }
+
+#[tokio::test]
+async fn an_empty_sign_in_form_says_what_is_missing_and_counts_no_failure() {
+    let app = spawn_app().await;
+    app.create_admin(ADMIN_EMAIL, "Ada Lovelace", PASSWORD)
+        .await;
+    for (email, password, message) in [
+        ("", "", "Enter your email and password."),
+        ("", PASSWORD, "Enter your email."),
+        (ADMIN_EMAIL, "", "Enter your password."),
+    ] {
+        let page = app.sign_in(email, password).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{email:?}");
+        assert_eq!(page.text("[role=alert]"), message);
+    }
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'sign_in' AND outcome <> 'success'"
+        )
+        .await,
+        0,
+        "nothing was tried, nothing is counted"
+    );
+}

@@ -116,7 +116,7 @@ impl AccessMap {
         permissions.dedup();
         let administrator = groups
             .iter()
-            .any(|g| g == crate::repo::groups::ADMINISTRATORS);
+            .any(|g| g == super::super::groups::ADMINISTRATORS);
         AuthRow {
             key,
             permissions,

@@ -2,8 +2,8 @@
 
 use sqlx::{AnyConnection, AssertSqlSafe};
 
+use super::super::audit::escape_like;
 use super::{KeyRow, round_trip};
-use crate::repo::audit::escape_like;
 
 /// Which keys to list.
 #[derive(Debug, Clone, Default)]

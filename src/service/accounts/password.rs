@@ -8,8 +8,8 @@ use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
 use crate::domain::NewPassword;
 use crate::error::AppError;
-use crate::repo::{self, users::UserRow};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
+use crate::service::repo::{self, users::UserRow};
 use crate::service::throttle::{self, PASSWORD_CHECK_PER_USER, PASSWORD_CHECK_PER_USER_AND_CLIENT};
 use crate::service::{FieldErrors, FormError};
 
@@ -120,7 +120,7 @@ pub async fn change_password(
     let hash = hasher.hash(new_password.expose()).await?;
     let mut tx = crate::db::begin_write(pool).await?;
     repo::users::set_password(&mut tx, user_id, &hash, now).await?;
-    repo::sessions::delete_for_user(&mut tx, user_id).await?;
+    crate::auth::store::sessions::delete_for_user(&mut tx, user_id).await?;
     let entry = own_entry(
         user_id,
         &user.email,

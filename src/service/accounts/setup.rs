@@ -7,9 +7,9 @@ use crate::clock::Clock;
 use crate::db;
 use crate::domain::{Email, NewPassword, PersonName};
 use crate::error::{AppError, AppResult};
-use crate::repo::{self, groups::ADMINISTRATORS};
 use crate::service::audit::{self, NewEntry, SUCCESS};
 use crate::service::bootstrap::{LINK_TOKEN_LEN, hash_setup_token};
+use crate::service::repo::{self, groups::ADMINISTRATORS};
 use crate::service::{FieldErrors, FormError};
 
 /// What a new administrator is made of, as typed. Its `Debug` never shows the passwords.

@@ -7,8 +7,8 @@ use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
 use crate::domain::{Email, NewPassword};
 use crate::error::{AppError, AppResult};
-use crate::repo::{self, users::UserRow};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
+use crate::service::repo::{self, users::UserRow};
 use crate::service::throttle::{
     self, SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_ACCOUNT_AND_CLIENT, SIGN_IN_PER_CLIENT,
 };

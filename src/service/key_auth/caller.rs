@@ -7,8 +7,8 @@ use crate::auth::key_secret::SecretHasher;
 use crate::domain::{Actor, KeyType};
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::repo::secret_keys::{self as bridges, BRIDGE_ID};
 use crate::service::audit::{self, NewEntry};
+use crate::service::repo::secret_keys::{self as bridges, BRIDGE_ID};
 use crate::service::throttle;
 
 use super::{
@@ -236,7 +236,7 @@ async fn check_bridge(
     });
     if matches {
         bridges::touch_used(conn, BRIDGE_ID, now).await?;
-        let permissions = crate::repo::roles::role_permissions(conn, BRIDGE_ROLE).await?;
+        let permissions = crate::service::repo::roles::role_permissions(conn, BRIDGE_ROLE).await?;
         return Ok(BridgeCheck::Accepted { permissions });
     }
     if let Some(limit) = client_limit(client_failure_limit) {

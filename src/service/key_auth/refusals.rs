@@ -5,9 +5,9 @@ use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::mpsc;
 
 use super::{BATCH, Pending, Policy, Refusal, Written, client_bucket, client_limit};
-use crate::repo::keys as repo;
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::notices::{self, KeyEvent, KeyFacts};
+use crate::service::repo::keys as repo;
 use crate::service::throttle;
 
 /// The writer task: takes every refusal that has queued up, writes them in one transaction,
@@ -158,7 +158,7 @@ async fn audit_refusals(
             )
         })
         .collect();
-    crate::repo::audit::insert_many(conn, &entries).await
+    crate::service::repo::audit::insert_many(conn, &entries).await
 }
 
 /// The batch's positions grouped by a key, groups in order of first appearance.

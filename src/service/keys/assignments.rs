@@ -7,10 +7,10 @@ use sqlx::AnyConnection;
 
 use crate::domain::Actor;
 use crate::error::AppError;
-use crate::repo;
-use crate::repo::keys::KeyRow;
 use crate::service::FieldErrors;
 use crate::service::grants;
+use crate::service::repo;
+use crate::service::repo::keys::KeyRow;
 
 /// The groups and roles a key can be given, each as (ID, name), in the order they are listed.
 #[derive(Debug, Clone, Default)]

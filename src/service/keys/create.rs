@@ -11,9 +11,9 @@ use super::{
 };
 use crate::domain::{Actor, KeyId, KeyName, KeyType, Permission, Secret};
 use crate::error::AppError;
-use crate::repo::keys::{self as repo, NewKeyRow};
 use crate::service::audit;
 use crate::service::once::{FormOnce, KEY_ALREADY_CREATED};
+use crate::service::repo::keys::{self as repo, NewKeyRow};
 use crate::service::webhooks::{self, EventType, KeyPayload};
 use crate::service::{FieldErrors, FormError};
 

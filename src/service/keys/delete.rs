@@ -6,8 +6,8 @@ use super::{
 };
 use crate::domain::Actor;
 use crate::error::AppError;
-use crate::repo::keys as repo;
 use crate::service::audit;
+use crate::service::repo::keys as repo;
 use crate::service::webhooks::{self, EventType};
 
 /// Deletes a key for good; returns its name. System keys refuse. A personal key gives its
@@ -30,8 +30,8 @@ pub async fn delete(
     if let Some(owner) = &key.owner_user_id {
         repo::release_personal_slot(&mut tx, owner).await?;
     }
-    crate::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED, LOCKED]).await?;
-    crate::repo::outbox::forget_notices(&mut tx, id).await?;
+    crate::service::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED, LOCKED]).await?;
+    crate::service::repo::outbox::forget_notices(&mut tx, id).await?;
     audit::record(&mut tx, now, entry(actor, "key.deleted", id, &key.name, "")).await?;
     webhooks::emit(&mut tx, now, EventType::KeyDeleted, &payload_of(&key)).await?;
     tx.commit().await?;

@@ -8,9 +8,9 @@ use sqlx::AnyConnection;
 
 use crate::domain::{Permission, Secret, is_system_key_name};
 use crate::error::AppError;
-use crate::repo::keys::{self as repo, KeyRow};
 use crate::service::audit::{self, FAILURE, NewEntry};
 use crate::service::grants;
+use crate::service::repo::keys::{self as repo, KeyRow};
 use crate::service::webhooks::KeyPayload;
 
 mod assignments;

@@ -6,8 +6,8 @@ use sqlx::AnyConnection;
 use super::{KEY_GONE, KeyDetails, KeyOwner, KeyStatus, Keyring, LastUse, Scope, load, require};
 use crate::domain::{Actor, DecidedBy, KeyType, Permission, is_system_key_name, networks};
 use crate::error::AppError;
-use crate::repo::keys::{self as repo, AuthRow, KeyRow, ListFilter};
 use crate::service::key_auth::AuthenticatedKey;
+use crate::service::repo::keys::{self as repo, AuthRow, KeyRow, ListFilter};
 
 /// Columns a key list can be sorted by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

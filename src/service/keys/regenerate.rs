@@ -9,10 +9,10 @@ use super::{
 };
 use crate::domain::{Actor, Secret};
 use crate::error::AppError;
-use crate::repo::keys::{self as repo, KeyRow};
 use crate::service::audit;
 use crate::service::grants::{self, Decider};
 use crate::service::once::{FormOnce, SECRET_ALREADY_GENERATED};
+use crate::service::repo::keys::{self as repo, KeyRow};
 use crate::service::webhooks::{self, EventType};
 
 /// Replaces a key's secret. The old one stops at once, or after `grace_secs` (one of

@@ -4,9 +4,9 @@
 use super::{EXPIRED, EXPIRING, Keyring, Scope, entry, load_for_write, require_current_secret};
 use crate::domain::Actor;
 use crate::error::AppError;
-use crate::repo::keys::{self as repo, KeyRow};
 use crate::service::audit;
 use crate::service::grants::Decider;
+use crate::service::repo::keys::{self as repo, KeyRow};
 
 /// A change of a key's switches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,8 @@ pub async fn switch(
             Switch::Activate => repo::set_active(&mut tx, id, true, decider.as_str()).await?,
             Switch::Deactivate => {
                 repo::set_active(&mut tx, id, false, decider.as_str()).await?;
-                crate::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED]).await?;
+                crate::service::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED])
+                    .await?;
             }
             Switch::Lock => repo::set_locked(&mut tx, id, decider.as_str()).await?,
             Switch::Unlock => repo::unlock(&mut tx, id).await?,

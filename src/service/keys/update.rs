@@ -13,9 +13,9 @@ use super::{
 };
 use crate::domain::networks::{networks_narrow, parse_networks};
 use crate::domain::{Actor, KeyName};
-use crate::repo::keys::{self as repo, KeyRow};
 use crate::service::audit;
 use crate::service::grants::Decider;
+use crate::service::repo::keys::{self as repo, KeyRow};
 use crate::service::{FieldErrors, FormError};
 
 /// Changes to a key's details, as submitted from the Key details pane.
@@ -300,8 +300,8 @@ impl Change<'_> {
     async fn write_expiry(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         let id = self.key.id.as_str();
         repo::set_expiry(conn, id, self.wanted.expires_at, self.now).await?;
-        crate::repo::outbox::forget_notices(conn, id).await?;
-        crate::repo::outbox::cancel_for_key(conn, id, &[EXPIRING, EXPIRED]).await?;
+        crate::service::repo::outbox::forget_notices(conn, id).await?;
+        crate::service::repo::outbox::cancel_for_key(conn, id, &[EXPIRING, EXPIRED]).await?;
         let details = expiry_phrase(self.wanted.expires_at);
         self.audit(conn, "key.expiry_changed", &details).await
     }

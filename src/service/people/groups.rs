@@ -12,8 +12,8 @@ use crate::clock::Clock;
 use crate::db::begin_write;
 use crate::domain::{Actor, Permission};
 use crate::error::AppError;
-use crate::repo::{self, groups::GroupSummary as GroupRow};
 use crate::service::audit::{self, success as entry};
+use crate::service::repo::{self, groups::GroupSummary as GroupRow};
 use crate::service::{FieldErrors, FormError};
 
 const NAME_TAKEN: &str = "A group with this name already exists.";

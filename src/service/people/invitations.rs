@@ -11,10 +11,10 @@ use crate::clock::Clock;
 use crate::db::begin_write;
 use crate::domain::{Actor, NewPassword};
 use crate::error::AppError;
-use crate::repo;
 use crate::service::audit::{self, NewEntry, SUCCESS};
 use crate::service::bootstrap::hash_setup_token;
 use crate::service::notices::{self, InvitationMail, Mailing};
+use crate::service::repo;
 use crate::service::{FieldErrors, FormError};
 
 /// How long an invitation link works.

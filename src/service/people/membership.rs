@@ -9,9 +9,9 @@ use sqlx::AnyConnection;
 
 use crate::domain::Actor;
 use crate::error::AppError;
-use crate::repo::{self, groups::ADMINISTRATORS};
 use crate::service::FieldErrors;
 use crate::service::grants::refused_grants;
+use crate::service::repo::{self, groups::ADMINISTRATORS};
 
 /// What a list links: one side of the links between users, groups and roles. The ID may be
 /// that of a user or group not stored yet (an Add form), which links nothing.

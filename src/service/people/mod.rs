@@ -33,14 +33,14 @@ use sqlx::AnyConnection;
 
 use crate::domain::{Actor, Permission, PersonName};
 use crate::error::AppError;
-use crate::repo::groups::ADMINISTRATORS;
+use crate::service::repo::groups::ADMINISTRATORS;
 use crate::service::{FieldErrors, FormError};
 
 /// Serialises every change that could leave Administrators without a member who can sign in:
 /// each such transaction first locks the group's row, so two administrators removing each
 /// other run one after the other and the second sees the first's change.
 async fn lock_administrators(conn: &mut AnyConnection) -> sqlx::Result<()> {
-    crate::repo::groups::lock(conn, ADMINISTRATORS).await
+    crate::service::repo::groups::lock(conn, ADMINISTRATORS).await
 }
 
 /// A group's or role's name from a form; `kind` names it in the message ("Enter a group name.").

@@ -11,9 +11,9 @@ use crate::clock::Clock;
 use crate::db::begin_write;
 use crate::domain::{Actor, Permission};
 use crate::error::AppError;
-use crate::repo::{self, roles::RoleRow};
 use crate::service::audit::{self, success as entry};
 use crate::service::grants::check_permission_grants;
+use crate::service::repo::{self, roles::RoleRow};
 use crate::service::{FieldErrors, FormError};
 
 const NAME_TAKEN: &str = "A role with this name already exists.";

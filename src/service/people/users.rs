@@ -12,9 +12,9 @@ use crate::clock::Clock;
 use crate::db::begin_write;
 use crate::domain::{Actor, Email, Permission, PersonName};
 use crate::error::AppError;
-use crate::repo::{self, groups::ADMINISTRATORS, users::UserRow};
 use crate::service::audit::{self, success as entry};
 use crate::service::notices::Mailing;
+use crate::service::repo::{self, groups::ADMINISTRATORS, users::UserRow};
 use crate::service::{FieldErrors, FormError};
 
 /// A new user as typed into the Add user form.
@@ -181,7 +181,7 @@ pub async fn set_active(
     }
     repo::users::set_active(&mut tx, user_id, active, now).await?;
     if !active {
-        repo::sessions::delete_for_user(&mut tx, user_id).await?;
+        crate::auth::store::sessions::delete_for_user(&mut tx, user_id).await?;
     }
     let action = if active {
         "user.enabled"

@@ -9,9 +9,9 @@ use super::{EventType, PingData, body, tenant_id};
 use crate::clock::Clock;
 use crate::domain::{Actor, Permission};
 use crate::error::AppError;
-use crate::repo::secret_keys as keys_repo;
-use crate::repo::webhooks::{self as repo, EndpointFields, EndpointRow, NewDelivery};
 use crate::service::audit;
+use crate::service::repo::secret_keys as keys_repo;
+use crate::service::repo::webhooks::{self as repo, EndpointFields, EndpointRow, NewDelivery};
 use crate::service::{FieldErrors, FormError};
 
 /// An endpoint as submitted from its form.
@@ -181,7 +181,7 @@ pub async fn create(
     let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
     let (url, events) = check_input(&mut tx, input, refusal).await?;
-    let id = crate::repo::new_id("whe");
+    let id = crate::service::repo::new_id("whe");
     let fields = EndpointFields {
         url: &url,
         events: &events,
@@ -291,7 +291,7 @@ pub async fn send_test(
     let now = clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
     let endpoint = load(&mut tx, id).await?;
-    let event_id = crate::repo::new_id("evt");
+    let event_id = crate::service::repo::new_id("evt");
     let tenant = tenant_id(&mut tx).await?;
     // Nothing about who pressed the button leaves keyward; the audit log says that.
     let message = "A test event sent from the keyward console.".to_string();

@@ -6,7 +6,7 @@ use sqlx::AnyPool;
 use super::EventType;
 use super::endpoints::{load, redacted};
 use crate::error::AppResult;
-use crate::repo::webhooks::{self as repo, AttemptRow, DeliveryRow, EndpointRow};
+use crate::service::repo::webhooks::{self as repo, AttemptRow, DeliveryRow, EndpointRow};
 use crate::service::secret_keys::{self, SecretKey, SecretKeyKind};
 
 /// An endpoint as the console shows it.

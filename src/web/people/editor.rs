@@ -1,6 +1,6 @@
 //! The handlers a group and a role share: each has a page of its own with one form, a Create
 //! page, and the same answers when that form is saved (the page again with messages, or back
-//! to the page with "Your changes were saved.").
+//! to the page with "The group was created." or "Your changes were saved.").
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -27,7 +27,8 @@ pub(super) struct Sheet {
     pub(super) name: String,
     pub(super) description: String,
     pub(super) errors: FieldErrors,
-    pub(super) saved: bool,
+    /// What was just done, for the notice ("The group was created."); empty for none.
+    pub(super) notice: String,
 }
 
 impl Sheet {
@@ -49,6 +50,8 @@ pub(super) trait Edited: 'static {
     type Page: Template;
     /// The tab its pages sit under, e.g. `/user-access/groups`.
     const PATH: &'static str;
+    /// What it is called in a sentence: "group", "role".
+    const NOUN: &'static str;
 
     /// Reads the form.
     fn input(body: &[u8]) -> Self::Input;
@@ -88,7 +91,7 @@ async fn page<E: Edited>(
     state: &AppState,
     id: Option<&str>,
     form: Option<(&E::Input, FieldErrors)>,
-    saved: bool,
+    notice: String,
 ) -> Result<E::Page, AppError> {
     let (input, errors) = form.unzip();
     let (heading, lists) = E::read(state, &viewer.actor(), id, input).await?;
@@ -100,14 +103,14 @@ async fn page<E: Edited>(
         name: heading.name,
         description: heading.description,
         errors: errors.unwrap_or_default(),
-        saved,
+        notice,
     };
     Ok(E::page(sheet, lists))
 }
 
-/// Where a saved one's page is.
-fn saved<E: Edited>(id: &str) -> HttpResponse {
-    see_other(&format!("{}/{id}?saved=1", E::PATH))
+/// Back to one's page after it was created (`created`) or saved, which says so.
+fn saved<E: Edited>(id: &str, done: &str) -> HttpResponse {
+    see_other(&format!("{}/{id}?{done}=1", E::PATH))
 }
 
 /// GET {PATH}/new
@@ -115,7 +118,7 @@ async fn new_form<E: Edited>(
     admin: Granted<E::Write>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let page = page::<E>(&admin, &state, None, None, false).await?;
+    let page = page::<E>(&admin, &state, None, None, String::new()).await?;
     Ok(html(StatusCode::OK, page))
 }
 
@@ -129,8 +132,11 @@ async fn create<E: Edited>(
     let created = E::create(&state, &admin.actor(), input.clone()).await;
     answer(
         created,
-        |id| saved::<E>(&id),
-        async |errors| page::<E>(&admin, &state, None, Some((&input, errors)), false).await,
+        |id| saved::<E>(&id, "created"),
+        async |errors| {
+            let form = Some((&input, errors));
+            page::<E>(&admin, &state, None, form, String::new()).await
+        },
     )
     .await
 }
@@ -142,8 +148,14 @@ async fn show<E: Edited>(
     path: web::Path<String>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let saved = query.saved.is_some();
-    let page = page::<E>(&viewer, &state, Some(&path), None, saved).await?;
+    let notice = if query.created.is_some() {
+        format!("The {} was created.", E::NOUN)
+    } else if query.saved.is_some() {
+        "Your changes were saved.".to_string()
+    } else {
+        String::new()
+    };
+    let page = page::<E>(&viewer, &state, Some(&path), None, notice).await?;
     Ok(html(StatusCode::OK, page))
 }
 
@@ -158,10 +170,10 @@ async fn update<E: Edited>(
     let updated = E::update(&state, &admin.actor(), &path, input.clone()).await;
     answer(
         updated,
-        |()| saved::<E>(&path),
+        |()| saved::<E>(&path, "saved"),
         async |errors| {
             let form = Some((&input, errors));
-            page::<E>(&admin, &state, Some(&path), form, false).await
+            page::<E>(&admin, &state, Some(&path), form, String::new()).await
         },
     )
     .await

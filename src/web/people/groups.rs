@@ -92,6 +92,7 @@ impl Edited for Group {
     type Lists = (Ticks, Ticks);
     type Page = GroupPage;
     const PATH: &'static str = "/user-access/groups";
+    const NOUN: &'static str = "group";
 
     fn input(body: &[u8]) -> GroupInput {
         let f = Fields::parse(body);

@@ -63,6 +63,7 @@ pub struct NoticeQuery {
     #[serde(default)]
     notice: String,
     saved: Option<String>,
+    created: Option<String>,
 }
 
 fn field_error(errors: &FieldErrors, field: &str) -> String {

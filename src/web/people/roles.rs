@@ -66,6 +66,7 @@ impl Edited for Role {
     type Lists = Vec<(&'static str, String, bool)>;
     type Page = RolePage;
     const PATH: &'static str = "/user-access/roles";
+    const NOUN: &'static str = "role";
 
     fn input(body: &[u8]) -> RoleInput {
         let f = Fields::parse(body);

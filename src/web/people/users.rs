@@ -250,6 +250,31 @@ async fn switch_user(
     ))
 }
 
+#[derive(Template)]
+#[template(path = "people/user_disable.html")]
+struct DisablePage {
+    frame: Frame,
+    id: String,
+    name: String,
+    email: String,
+}
+
+/// GET /user-access/users/{id}/disable: what disabling stops, before it is done.
+pub async fn disable_form(
+    admin: Granted<UsersWrite>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let user = people::user_details(&state.pool, &admin.actor(), &path, None).await?;
+    let page = DisablePage {
+        frame: Frame::new(&admin, "users-and-keys"),
+        id: user.id,
+        name: user.name,
+        email: user.email,
+    };
+    Ok(html(StatusCode::OK, page))
+}
+
 /// POST /user-access/users/{id}/disable
 pub async fn disable_user(
     admin: Granted<UsersWrite>,
@@ -287,6 +312,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/user-access/users/new", web::get().to(new_user_form))
         .route("/user-access/users/{id}", web::get().to(user))
         .route("/user-access/users/{id}", web::post().to(update_user))
+        .route(
+            "/user-access/users/{id}/disable",
+            web::get().to(disable_form),
+        )
         .route(
             "/user-access/users/{id}/disable",
             web::post().to(disable_user),
