@@ -31,10 +31,8 @@ async fn person_with_role(app: &TestApp, email: &str, name: &str, role: &str) ->
         .execute(&mut *conn)
         .await
         .unwrap();
-    keyward::repo::groups::add_member(&mut conn, &group, &id, now)
-        .await
-        .unwrap();
     drop(conn);
+    app.add_to_group(&group, &id).await;
     let client = app.other_client();
     let page = client.sign_in(email, PASSWORD).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{email} signs in");

@@ -8,9 +8,22 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 
+use keyward::service::dispatch::{
+    Attempt, Claim, Taken, delivery_attempted, email_failed, email_sent, take_delivery, take_email,
+};
+
 use crate::common::smtp::{Mode, SmtpServer, Step};
 use crate::common::{TestApp, UnixNow, spawn_app_with};
 use crate::mail::invite;
+
+/// The claim of a message taken ready to send.
+fn ready<T>(taken: Option<Taken<T>>) -> Claim {
+    match taken {
+        Some(Taken::Ready(claim, _)) => claim,
+        Some(Taken::Failed) => panic!("taken, but it could not be prepared"),
+        None => panic!("not taken"),
+    }
+}
 
 async fn app_on(url: String, deadline_secs: u64) -> TestApp {
     let app = spawn_app_with(move |s| {
@@ -137,50 +150,46 @@ async fn a_finished_email_is_never_changed_by_a_stale_claim() {
     let server = SmtpServer::start(Mode::Accept).await;
     let app = app_on(server.url(), 5).await;
     invite(&app, "Grace Hopper", "grace@example.com").await;
-    let mut conn = app.state.pool.acquire().await.unwrap();
+    let (pool, vault) = (&app.state.pool, &app.state.vault);
     let now = app.clock.unix_now();
     let id: String = sqlx::query_scalar("SELECT id FROM outbox")
-        .fetch_one(&mut *conn)
+        .fetch_one(pool)
         .await
         .unwrap();
-    use keyward::repo::queue::{Queue, claim};
-    let stale = claim(&mut conn, Queue::Outbox, &id, now, now + 300)
-        .await
-        .unwrap()
-        .expect("claimed");
+    let stale = ready(take_email(pool, vault, &id, now, now + 300).await.unwrap());
     // A second claim is refused while the lease runs; after it, a new claim fences the old.
     assert!(
-        claim(&mut conn, Queue::Outbox, &id, now, now + 300)
+        take_email(pool, vault, &id, now, now + 300)
             .await
             .unwrap()
             .is_none()
     );
-    let fresh = claim(&mut conn, Queue::Outbox, &id, now + 301, now + 601)
-        .await
-        .unwrap()
-        .expect("claimed after the lease");
-    use keyward::repo::outbox::{mark_failed_attempt, mark_sent};
+    let fresh = ready(
+        take_email(pool, vault, &id, now + 301, now + 601)
+            .await
+            .unwrap(),
+    );
     assert!(
-        !mark_sent(&mut conn, &id, &stale, now, "250 stale")
+        !email_sent(pool, &id, &stale, now, "250 stale")
             .await
             .unwrap()
     );
     assert!(
-        mark_sent(&mut conn, &id, &fresh, now, "250 fresh")
+        email_sent(pool, &id, &fresh, now, "250 fresh")
             .await
             .unwrap()
     );
     // Sent is final: neither claim can turn it back into a queued or failed email.
-    for token in [&stale, &fresh] {
+    for claim in [&stale, &fresh] {
         assert!(
-            !mark_failed_attempt(&mut conn, &id, token, "late failure", Some(now + 60))
+            !email_failed(pool, &id, claim, "late failure", Some(now + 60))
                 .await
                 .unwrap()
         );
     }
     let row: (String, i64, String) =
         sqlx::query_as("SELECT state, attempts, server_response FROM outbox")
-            .fetch_one(&mut *conn)
+            .fetch_one(pool)
             .await
             .unwrap();
     assert_eq!(row, ("sent".into(), 1, "250 fresh".into()));
@@ -199,23 +208,17 @@ async fn a_webhook_delivery_takes_only_the_current_claims_outcome() {
             .await
             .unwrap();
     let now = app.clock.unix_now();
-    let mut conn = app.state.pool.acquire().await.unwrap();
-    use keyward::repo::queue::{Queue, claim};
-    use keyward::repo::webhooks::{Attempt, record_attempt};
-    let stale = claim(&mut conn, Queue::WebhookDeliveries, &id, now, now + 60)
-        .await
-        .unwrap()
-        .unwrap();
-    let fresh = claim(
-        &mut conn,
-        Queue::WebhookDeliveries,
-        &id,
-        now + 61,
-        now + 121,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (pool, vault) = (&app.state.pool, &app.state.vault);
+    let stale = ready(
+        take_delivery(pool, vault, &id, now, now + 60)
+            .await
+            .unwrap(),
+    );
+    let fresh = ready(
+        take_delivery(pool, vault, &id, now + 61, now + 121)
+            .await
+            .unwrap(),
+    );
     let attempt = |status: i64, error: Option<&'static str>| Attempt {
         delivery_id: &id,
         endpoint_id: &endpoint,
@@ -225,9 +228,10 @@ async fn a_webhook_delivery_takes_only_the_current_claims_outcome() {
         error,
     };
     assert!(
-        !record_attempt(
-            &mut conn,
+        !delivery_attempted(
+            pool,
             &attempt(500, Some("late")),
+            &key_id,
             &stale,
             false,
             Some(now + 30)
@@ -237,14 +241,15 @@ async fn a_webhook_delivery_takes_only_the_current_claims_outcome() {
         "a claim whose lease ran out writes no outcome"
     );
     assert!(
-        record_attempt(&mut conn, &attempt(204, None), &fresh, true, None)
+        delivery_attempted(pool, &attempt(204, None), &key_id, &fresh, true, None)
             .await
             .unwrap()
     );
     assert!(
-        !record_attempt(
-            &mut conn,
+        !delivery_attempted(
+            pool,
             &attempt(500, Some("later")),
+            &key_id,
             &fresh,
             false,
             Some(now + 30)
@@ -256,7 +261,7 @@ async fn a_webhook_delivery_takes_only_the_current_claims_outcome() {
     let row: (String, i64, Option<i64>) =
         sqlx::query_as("SELECT state, attempts, last_status FROM webhook_deliveries WHERE id = $1")
             .bind(&id)
-            .fetch_one(&mut *conn)
+            .fetch_one(pool)
             .await
             .unwrap();
     assert_eq!(row, ("delivered".into(), 1, Some(204)));
@@ -264,7 +269,7 @@ async fn a_webhook_delivery_takes_only_the_current_claims_outcome() {
     let logged: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM webhook_attempts WHERE delivery_id = $1")
             .bind(&id)
-            .fetch_one(&mut *conn)
+            .fetch_one(pool)
             .await
             .unwrap();
     assert_eq!(logged, 3);

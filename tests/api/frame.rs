@@ -70,21 +70,17 @@ async fn users_see_only_their_own_menu_entries() {
 async fn the_bell_counts_unread_notifications_until_read() {
     let app = spawn_app().await;
     let id = app.signed_in_user().await;
-    let mut conn = app.state.pool.acquire().await.unwrap();
     for title in ["Key expires soon", "You were added to a group"] {
-        keyward::repo::notifications::insert(
-            &mut conn,
-            &id,
-            1_795_500_000,
-            "test",
-            title,
-            "",
-            "/my/keys",
+        sqlx::query(
+            "INSERT INTO notifications (user_id, created_at, kind, title, body, link) \
+             VALUES ($1, 1795500000, 'test', $2, '', '/my/keys')",
         )
+        .bind(&id)
+        .bind(title)
+        .execute(&app.state.pool)
         .await
         .unwrap();
     }
-    drop(conn);
     let page = app.get("/my/keys").await;
     assert_eq!(page.text(".bell-count"), "2");
     assert_eq!(

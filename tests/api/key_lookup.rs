@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use keyward::db::{PgReader, Reader, SqliteReader};
-use keyward::repo::keys::{self, AuthLookup};
-use keyward::service::key_auth::{Attempt, KeyChecker, Policy};
+use keyward::service::key_auth::{Attempt, AuthError, KeyChecker, Policy, Refusal};
 
 use crate::common::{ShownKey, TestApp, database_kind, spawn_app};
 
@@ -47,28 +46,16 @@ async fn three_keys(app: &TestApp) -> [ShownKey; 3] {
     [tenant, api, personal]
 }
 
-fn shown(rows: &[AuthLookup]) -> String {
-    format!("{rows:?}")
-}
-
-/// The lookup through the reader, as a key check makes it.
-async fn read(reader: &Reader, ids: &[&str]) -> Vec<AuthLookup> {
-    match reader {
-        Reader::Sqlite(reader) => reader
-            .read(|c| keys::lookup_for_auth_sqlite(c, ids))
-            .unwrap(),
-        Reader::Postgres(reader) => reader
-            .read(async |c| keys::lookup_for_auth_pg(c, ids).await)
-            .await
-            .unwrap(),
-    }
-}
-
 /// A checker on the app's pool with this reader and the default limits.
 fn checker_with(app: &TestApp, reader: Reader) -> KeyChecker {
+    checker_on(&app.state.pool, Some(reader))
+}
+
+/// A checker on `pool`, with `reader` if any, and the default limits.
+fn checker_on(pool: &sqlx::AnyPool, reader: Option<Reader>) -> KeyChecker {
     KeyChecker::start(
-        app.state.pool.clone(),
-        Some(reader),
+        pool.clone(),
+        reader,
         Policy {
             lockout_threshold: 5,
             client_failure_limit: 30,
@@ -79,8 +66,13 @@ fn checker_with(app: &TestApp, reader: Reader) -> KeyChecker {
 }
 
 fn attempt<'a>(key: &ShownKey, secret: &str) -> Attempt<'a> {
+    presented(&key.id, secret)
+}
+
+/// An ID and secret presented from 127.0.0.1.
+fn presented<'a>(id: &str, secret: &str) -> Attempt<'a> {
     Attempt {
-        presented: keyward::auth::key_auth::from_pair(&format!("{}::{secret}", key.id)),
+        presented: keyward::auth::key_auth::from_pair(&format!("{id}::{secret}")),
         client_ip: "127.0.0.1",
         user_agent: "keyward-tests",
         limit_client: true,
@@ -88,64 +80,100 @@ fn attempt<'a>(key: &ShownKey, secret: &str) -> Attempt<'a> {
     }
 }
 
+/// What a checker says of each presented key, in order, as text (every column of an
+/// accepted key's row, its assignments and permissions; or the refusal).
+async fn outcomes(app: &TestApp, checker: &KeyChecker, keys: &[(&str, &str)]) -> String {
+    let attempts = keys
+        .iter()
+        .map(|(id, secret)| presented(id, secret))
+        .collect();
+    format!(
+        "{:?}",
+        checker.check_all(&app.state.keyring(), attempts).await
+    )
+}
+
 #[tokio::test]
 async fn the_lookup_on_the_reader_reads_what_the_pool_reads() {
     let app = spawn_app().await;
     let reader = Reader::for_url(&app.database_url).expect("a reader for the database");
     match (&reader, database_kind()) {
-        (Reader::Sqlite(_), "sqlite") | (Reader::Postgres(_), "postgres") => {}
+        (Reader::Sqlite(r), "sqlite") => assert!(r.read(|_| Ok(())).is_ok()),
+        (Reader::Postgres(r), "postgres") => assert!(r.read(async |_| Ok(())).await.is_ok()),
         (reader, kind) => panic!("{reader:?} for {kind}"),
     }
     let [tenant, api, personal] = three_keys(&app).await;
+    // Keys are read only through the reader: the checker's pool is another keyward's
+    // database (the same roles and groups, none of these keys), so a lookup that fell back
+    // to the pool would find no key and answer differently.
+    let elsewhere = spawn_app().await;
+    let on_reader = checker_on(&elsewhere.state.pool, Some(reader));
+    let on_pool = checker_on(&app.state.pool, None);
     // Every column filled with a value of its own, so that a column read into the wrong field
-    // shows: last use from a key check, the rest written directly.
+    // shows: last use from a key check, the rest written directly (again before each check, as
+    // an accepted check clears the failure count).
     for key in [&tenant, &api, &personal] {
         app.authenticate(&key.id, &key.secret).await.unwrap();
     }
-    sqlx::query(
-        "UPDATE access_keys SET description = 'feeds partners', previous_secret_hash = 'prev', \
-         previous_valid_until = 1900000001, secret_regenerated_at = 1800000002, \
-         failed_attempts = 3, allowed_networks = '10.0.0.0/8', last_used_ip = '192.0.2.9' \
-         WHERE id = $1",
-    )
-    .bind(&api.id)
-    .execute(&app.state.pool)
-    .await
-    .unwrap();
-    let backend = app.state.backend;
-    for ids in [
-        vec![tenant.id.as_str(), personal.id.as_str()],
-        vec![api.id.as_str()],
-        vec![personal.id.as_str()],
-        vec!["kwk_doesnotexist000000", tenant.id.as_str()],
-    ] {
-        let mut conn = app.state.pool.acquire().await.unwrap();
-        let pooled = keys::lookup_for_auth(&mut conn, backend, &ids)
-            .await
-            .unwrap();
-        let local = read(&reader, &ids).await;
-        assert_eq!(shown(&local), shown(&pooled), "lookup of {ids:?}");
+    let fill = || async {
+        sqlx::query(
+            "UPDATE access_keys SET description = 'feeds partners', previous_secret_hash = 'prev', \
+             previous_valid_until = 1900000001, secret_regenerated_at = 1800000002, \
+             failed_attempts = 3, allowed_networks = '10.0.0.0/8, 127.0.0.0/8', \
+             last_used_ip = '192.0.2.9' WHERE id = $1",
+        )
+        .bind(&api.id)
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    };
+    let pair = |key: &ShownKey| (key.id.clone(), key.secret.clone());
+    let ([t, a, p], missing) = (
+        [pair(&tenant), pair(&api), pair(&personal)],
+        ("kwk_doesnotexist000000".to_string(), tenant.secret.clone()),
+    );
+    for keys in [vec![&t, &p], vec![&a], vec![&p], vec![&missing, &t]] {
+        let keys: Vec<(&str, &str)> = keys.iter().map(|(i, s)| (i.as_str(), s.as_str())).collect();
+        fill().await;
+        let pooled = outcomes(&app, &on_pool, &keys).await;
+        fill().await;
+        let local = outcomes(&app, &on_reader, &keys).await;
+        assert_eq!(local, pooled, "lookup of {keys:?}");
     }
+    assert!(
+        app.check_key(&api.id, &api.secret)
+            .await
+            .is_ok_and(|k| k.id() == api.id),
+        "the filled key itself is accepted"
+    );
 
-    let local = read(&reader, &[tenant.id.as_str(), personal.id.as_str()]).await;
-    let mut conn = app.state.pool.acquire().await.unwrap();
-    let map = keys::load_access_map(&mut conn).await.unwrap();
-    drop(conn);
-    let local: Vec<_> = local.into_iter().map(|l| map.resolve(l)).collect();
+    let ring = app.state.keyring();
+    let local = on_reader
+        .check_all(
+            &ring,
+            vec![
+                attempt(&tenant, &tenant.secret),
+                attempt(&personal, &personal.secret),
+            ],
+        )
+        .await;
     assert_eq!(local.len(), 2);
-    let (t, p) = (&local[0], &local[1]);
-    assert_eq!(t.key.id, tenant.id);
+    let (t, p) = (
+        local[0].as_ref().expect("tenant key accepted"),
+        local[1].as_ref().expect("personal key accepted"),
+    );
+    assert_eq!(t.id(), tenant.id);
     assert_eq!(t.role_ids, ["role_key_admin", "role_read_only"]);
     assert_eq!(t.group_ids, ["grp_administrators"]);
     assert!(t.permissions.iter().any(|p| p == "keys:write"));
-    assert_eq!(p.key.id, personal.id);
-    assert!(p.key.owner_user_id.is_some());
+    assert_eq!(p.id(), personal.id);
+    assert!(p.is_personal());
     assert!(
         !p.permissions.is_empty(),
         "the owner's groups give the personal key permissions"
     );
 
-    if let Reader::Sqlite(_) = reader {
+    if database_kind() == "sqlite" {
         // Between reads the reader holds no snapshot: a full checkpoint is not held back.
         let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
             .fetch_one(&app.state.pool)
@@ -163,13 +191,17 @@ async fn the_lookup_on_the_reader_reads_what_the_pool_reads() {
         .execute(&app.state.pool)
         .await
         .unwrap();
-    let seen = read(&reader, &[tenant.id.as_str()]).await;
-    assert_eq!(seen[0].key.active, 0);
+    assert!(matches!(
+        on_reader
+            .check(&ring, attempt(&tenant, &tenant.secret))
+            .await,
+        Err(AuthError::Refused(Refusal::Inactive))
+    ));
     assert_eq!(
         app.authenticate(&tenant.id, &tenant.secret)
             .await
             .unwrap_err(),
-        keyward::service::key_auth::Refusal::Inactive
+        Refusal::Inactive
     );
 }
 
@@ -200,7 +232,7 @@ async fn a_key_check_uses_the_pool_when_the_reader_cannot_read() {
         .check(&ring, attempt(&tenant, &tenant.secret))
         .await
         .expect("accepted through the pool");
-    assert_eq!(accepted.row.id, tenant.id);
+    assert_eq!(accepted.id(), tenant.id);
     assert!(accepted.permissions.iter().any(|p| p == "keys:write"));
     // Again, now that the reader rests: still answered, through the pool.
     assert!(
@@ -211,7 +243,7 @@ async fn a_key_check_uses_the_pool_when_the_reader_cannot_read() {
     );
     assert!(matches!(
         checker.check(&ring, attempt(&tenant, "kws_wrong")).await,
-        Err(keyward::service::key_auth::AuthError::Refused(_))
+        Err(AuthError::Refused(_))
     ));
 }
 
@@ -263,7 +295,7 @@ async fn postgresql_key_checks_survive_a_connection_the_server_ended() {
             .check(&ring, attempt(&tenant, &tenant.secret))
             .await
             .expect("accepted despite the ended connection");
-        assert_eq!(accepted.row.id, tenant.id);
+        assert_eq!(accepted.id(), tenant.id);
     }
     // Had the ended connection gone back to the idle list, every check would have failed on
     // it and gone to the pool, and no new session would exist.
@@ -303,7 +335,7 @@ async fn a_postgresql_server_that_does_not_answer_costs_a_check_its_time_limit_o
             .check(&ring, attempt(&tenant, &tenant.secret))
             .await
             .expect("answered through the pool");
-        assert_eq!(key.row.id, tenant.id);
+        assert_eq!(key.id(), tenant.id);
     }
     assert_eq!(
         accepted.load(std::sync::atomic::Ordering::SeqCst),

@@ -561,25 +561,8 @@ async fn deactivated_keys_stop_and_deleted_keys_are_gone() {
 async fn system_keys_refuse_regeneration_and_deletion_with_a_reason() {
     let app = spawn_app().await;
     app.signed_in_admin().await;
-    let name = format!("{}@monitoring", app.state.tenant_id);
-    let mut conn = app.state.pool.acquire().await.unwrap();
-    keyward::repo::keys::insert(
-        &mut conn,
-        &keyward::repo::keys::NewKeyRow {
-            id: "AKSYSTEM000000000001",
-            name: &name,
-            key_type: "access",
-            owner_user_id: None,
-            secret_hash: "00",
-            expires_at: None,
-            actor_id: None,
-            actor_label: "keyward",
-            now: 0,
-        },
-    )
-    .await
-    .unwrap();
-    drop(conn);
+    app.insert_system_key("AKSYSTEM000000000001", "monitoring")
+        .await;
     let url = format!("{BASE}/AKSYSTEM000000000001");
     for page in [
         app.get(&format!("{url}/regenerate")).await,

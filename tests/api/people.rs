@@ -297,14 +297,14 @@ async fn group_membership_changes_notify_the_user() {
             .await
             .unwrap();
     assert_eq!(titles, vec!["You were added to the group “Data team”"]);
-    let mut conn = app.state.pool.acquire().await.unwrap();
     assert_eq!(
-        keyward::repo::roles::user_permissions(&mut conn, &grace)
+        keyward::service::accounts::signed_in(&app.state.pool, &grace)
             .await
-            .unwrap(),
+            .unwrap()
+            .expect("grace is active")
+            .permissions,
         vec!["audit:read", "keys:read", "users:read"]
     );
-    drop(conn);
 
     // Changing the group's roles notifies its members; removing them too.
     app.post(

@@ -665,25 +665,8 @@ async fn the_management_endpoints_work_and_need_their_permissions() {
 async fn system_keys_refuse_regeneration_and_deletion_through_the_api() {
     let app = admin_app().await;
     let ops = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
-    let name = format!("{}@bridge", app.state.tenant_id);
-    let mut conn = app.state.pool.acquire().await.unwrap();
-    keyward::repo::keys::insert(
-        &mut conn,
-        &keyward::repo::keys::NewKeyRow {
-            id: "AKSYSTEM000000000002",
-            name: &name,
-            key_type: "access",
-            owner_user_id: None,
-            secret_hash: "00",
-            expires_at: None,
-            actor_id: None,
-            actor_label: "keyward",
-            now: 0,
-        },
-    )
-    .await
-    .unwrap();
-    drop(conn);
+    app.insert_system_key("AKSYSTEM000000000002", "bridge")
+        .await;
     for (method, path) in [
         (Method::DELETE, "/api/v1/apikeys/AKSYSTEM000000000002"),
         (

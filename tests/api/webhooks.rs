@@ -5,7 +5,7 @@
 //! `exposure` tests the default, which refuses them.
 
 use chrono::Duration;
-use keyward::repo::queue::Queue;
+use keyward::service::dispatch::{Taken, take_delivery};
 use reqwest::StatusCode;
 
 use crate::common::receiver::{Received, Receiver, Reply, verify_signature};
@@ -247,14 +247,12 @@ async fn nothing_is_lost_across_a_restart() {
             .await
             .unwrap();
     let now = app.clock.unix_now();
-    let mut conn = app.state.pool.acquire().await.unwrap();
-    assert!(
-        keyward::repo::queue::claim(&mut conn, Queue::WebhookDeliveries, &leased, now, now + 120)
+    assert!(matches!(
+        take_delivery(&app.state.pool, &app.state.vault, &leased, now, now + 120)
             .await
-            .unwrap()
-            .is_some()
-    );
-    drop(conn);
+            .unwrap(),
+        Some(Taken::Ready(..))
+    ));
 
     // Restart: a new instance on the same database, and the receiver is back.
     let receiver = Receiver::start(vec![]).await;

@@ -36,9 +36,8 @@ async fn tenant_with_a_reader() -> TestApp {
     .execute(&mut *conn)
     .await
     .unwrap();
-    keyward::repo::groups::add_member(&mut conn, "grp_auditors", &id, now)
-        .await
-        .unwrap();
+    drop(conn);
+    app.add_to_group("grp_auditors", &id).await;
     app
 }
 

@@ -8,7 +8,7 @@ use super::TestApp;
 /// From now on every insert into `table` fails; returns the fault's message, unique to this
 /// call, to find in the logs.
 pub async fn fail_inserts_into(app: &TestApp, table: &str) -> String {
-    let fault = keyward::repo::new_id("injected_fault");
+    let fault = super::random_id("injected_fault");
     let statements = if super::database_kind() == "postgres" {
         vec![
             format!(

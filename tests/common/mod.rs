@@ -87,7 +87,7 @@ pub async fn fresh_database(dir: &std::path::Path) -> String {
     match std::env::var("KEYWARD_TEST_DATABASE_URL") {
         Ok(base) => {
             sqlx::any::install_default_drivers();
-            let name = format!("kw_{}", keyward::repo::new_id("t").replace('_', ""));
+            let name = random_id("kw");
             let mut conn = sqlx::AnyConnection::connect(&base)
                 .await
                 .expect("test PostgreSQL reachable");
@@ -101,6 +101,15 @@ pub async fn fresh_database(dir: &std::path::Path) -> String {
         }
         Err(_) => format!("sqlite://{}?mode=rwc", dir.join("keyward.db").display()),
     }
+}
+
+/// A fresh random ID: `prefix`, an underscore and 20 lowercase hex digits (a valid SQL name
+/// when `prefix` is one).
+pub fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 10];
+    rand::fill(&mut bytes);
+    let tail: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}_{tail}")
 }
 
 /// The moment every test starts at: 2026-11-23 10:00 UTC.
@@ -311,19 +320,49 @@ impl TestApp {
     /// Creates a user who is in no group.
     pub async fn create_user(&self, email: &str, name: &str, password: &str) -> String {
         let hash = self.state.hasher.hash(password).await.expect("hash");
-        let id = keyward::repo::new_id("usr");
-        let mut conn = self.state.pool.acquire().await.expect("conn");
-        keyward::repo::users::insert(
-            &mut conn,
-            &id,
-            email,
-            name,
-            Some(&hash),
-            self.clock.unix_now(),
+        let id = random_id("usr");
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, active, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 1, $5, $5)",
         )
+        .bind(&id)
+        .bind(email)
+        .bind(name)
+        .bind(&hash)
+        .bind(self.clock.unix_now())
+        .execute(&self.state.pool)
         .await
         .expect("user inserted");
         id
+    }
+
+    /// Puts user `user_id` into group `group_id`.
+    pub async fn add_to_group(&self, group_id: &str, user_id: &str) {
+        sqlx::query("INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3)")
+            .bind(group_id)
+            .bind(user_id)
+            .bind(self.clock.unix_now())
+            .execute(&self.state.pool)
+            .await
+            .expect("member added");
+    }
+
+    /// Writes a system key (named `{tenant}@{suffix}`, as keyward's own integrations are) with
+    /// ID `id` and a secret nothing matches.
+    pub async fn insert_system_key(&self, id: &str, suffix: &str) {
+        let name = format!("{}@{suffix}", self.state.tenant_id);
+        sqlx::query(
+            "INSERT INTO access_keys (id, name, key_type, owner_user_id, secret_hash, expires_at, \
+             created_at, created_by, created_by_label, modified_at, modified_by, modified_by_label, \
+             search_name, expiry_set_at) \
+             VALUES ($1, $2, 'access', NULL, '00', NULL, 0, NULL, 'keyward', 0, NULL, 'keyward', $3, 0)",
+        )
+        .bind(id)
+        .bind(&name)
+        .bind(name.to_lowercase())
+        .execute(&self.state.pool)
+        .await
+        .expect("system key inserted");
     }
 
     /// A signed-in administrator (ada@example.com) on this client.
@@ -432,13 +471,16 @@ impl TestApp {
         }
     }
 
-    /// What keyward's key check says of an ID and secret presented from 127.0.0.1.
+    /// What keyward's key check says of an ID and secret presented from 127.0.0.1: the ID of
+    /// the key accepted, or why it was refused.
     pub async fn authenticate(
         &self,
         id: &str,
         secret: &str,
-    ) -> Result<keyward::repo::keys::KeyRow, keyward::service::key_auth::Refusal> {
-        self.check_key(id, secret).await.map(|key| key.row)
+    ) -> Result<String, keyward::service::key_auth::Refusal> {
+        self.check_key(id, secret)
+            .await
+            .map(|key| key.id().to_string())
     }
 
     /// The key check's whole answer for an ID and secret presented from 127.0.0.1: the key
