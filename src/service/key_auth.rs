@@ -459,7 +459,8 @@ fn judge(
 /// A key that passed every check, with the permissions it acts with and its assignments.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedKey {
-    pub row: KeyRow,
+    /// Its row, for the services only (handlers read `id`, `is_personal` and the details).
+    pub(in crate::service) row: KeyRow,
     pub permissions: Vec<String>,
     pub group_ids: Vec<String>,
     pub role_ids: Vec<String>,
