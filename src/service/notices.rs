@@ -88,6 +88,9 @@ struct Wording {
     kind: &'static str,
     subject: String,
     headline: String,
+    /// The bell's title and text: times as dates, since a notification is read days later
+    /// (an email's "expires in 2 days" is read when it arrives).
+    bell: Option<(String, String)>,
     when_label: &'static str,
     when: String,
     consequence: String,
@@ -116,6 +119,14 @@ fn wording(key: &KeyFacts<'_>, event: KeyEvent, now: i64) -> Wording {
                     format_utc(at)
                 ),
                 action: "To keep them working, open the key details and extend the expiry:",
+                bell: Some((
+                    format!("Access key “{}” expires {}", key.name, format_utc(at)),
+                    format!(
+                        "The access key “{}” expires at {}.",
+                        key.name,
+                        format_utc(at)
+                    ),
+                )),
             }
         }
         KeyEvent::Expired => Wording {
@@ -129,6 +140,7 @@ fn wording(key: &KeyFacts<'_>, event: KeyEvent, now: i64) -> Wording {
                 .to_string(),
             action: "To restore access, open the key details and set a new expiry, or delete the \
                  key if nothing needs it any more:",
+            bell: None,
         },
         KeyEvent::Locked { count } => Wording {
             kind: LOCKED,
@@ -144,6 +156,7 @@ fn wording(key: &KeyFacts<'_>, event: KeyEvent, now: i64) -> Wording {
                  unlocking it."
                 .to_string(),
             action: "Open the key details to unlock it or generate a new secret key:",
+            bell: None,
         },
     }
 }
@@ -243,8 +256,11 @@ async fn queue_notice(
     };
     outbox::insert(conn, now, &mail).await?;
     let person = &to.person.id;
-    let (kind, subject, headline) = (words.kind, &words.subject, &words.headline);
-    crate::service::repo::notifications::insert(conn, person, now, kind, subject, headline, to.path)
+    let (title, text) = match &words.bell {
+        Some((title, text)) => (title, text),
+        None => (&words.subject, &words.headline),
+    };
+    crate::service::repo::notifications::insert(conn, person, now, words.kind, title, text, to.path)
         .await
 }
 

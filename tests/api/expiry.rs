@@ -104,6 +104,13 @@ async fn a_key_expiring_in_47_hours_is_noticed_once_and_one_in_49_hours_is_not()
     app.signed_in_again().await;
     let bell = app.get("/notifications").await;
     assert!(bell.text("main").contains("billing export"));
+    // The bell is read later than an email: it names the moment, not the time left then.
+    assert!(
+        !bell.text("main").contains("in 47 hours"),
+        "{}",
+        bell.text("main")
+    );
+    assert!(bell.text("main").contains(" UTC"));
 
     assert_eq!(scan(&app).await, 0, "a second run sends nothing");
     app.clock.advance(Duration::hours(1));
