@@ -246,7 +246,12 @@ pub async fn delivery_attempted(
     delivered: bool,
     retry_at: Option<i64>,
 ) -> AppResult<bool> {
-    let mut conn = pool.acquire().await?;
-    secret_keys::touch_used(&mut conn, signing_key_id, attempt.at).await?;
-    Ok(webhooks::record_attempt(&mut conn, &attempt.row(), &claim.0, delivered, retry_at).await?)
+    // The attempt and the delivery's new state together: a reader never sees one without the
+    // other (the endpoint page reads its log, then its deliveries).
+    let mut tx = crate::db::begin_write(pool).await?;
+    secret_keys::touch_used(&mut tx, signing_key_id, attempt.at).await?;
+    let current =
+        webhooks::record_attempt(&mut tx, &attempt.row(), &claim.0, delivered, retry_at).await?;
+    tx.commit().await?;
+    Ok(current)
 }

@@ -16,8 +16,8 @@ pub use endpoints::{
     ENDPOINT_GONE, EndpointInput, check_url, create, delete, redacted, redeliver, send_test, update,
 };
 pub use views::{
-    ApiAccess, Attempt, Delivery, DeliveryState, Endpoint, EndpointLog, api_access, endpoint,
-    endpoint_log,
+    ApiAccess, Attempt, Delivery, DeliveryState, Endpoint, EndpointLog, HEALTH_WINDOW, Health,
+    api_access, endpoint, endpoint_log,
 };
 
 /// What a webhook tells about.

@@ -131,6 +131,11 @@ async fn an_event_arrives_signed_with_the_shown_secret_and_describes_the_key() {
     assert_eq!(receiver.received().len(), 2);
 }
 
+/// What the API Access list says of the (only) endpoint's health.
+async fn health(app: &TestApp) -> String {
+    app.get(PAGE).await.text(".endpoint-health")
+}
+
 #[tokio::test]
 async fn a_receiver_answering_500_then_200_gets_the_same_event_twice() {
     let receiver = Receiver::start(vec![Reply::Status(500)]).await;
@@ -140,12 +145,17 @@ async fn a_receiver_answering_500_then_200_gets_the_same_event_twice() {
     let endpoint = add_endpoint(&app, &receiver.url(), &["key.created"], &key_id).await;
     add_key(&app, "ci").await;
 
+    assert_eq!(health(&app).await, "No deliveries yet");
     let first = app.jobs.deliver_due().await.unwrap();
     assert_eq!((first.delivered, first.retrying), (0, 1));
     assert_eq!(
         deliveries(&app).await,
         [("key.created".into(), "queued".into(), 1)]
     );
+    // The list says the endpoint is failing, and how.
+    let failing = health(&app).await;
+    assert!(failing.starts_with("Failing"), "{failing}");
+    assert!(failing.contains("answered 500"), "{failing}");
     // Not due again before its backoff.
     assert_eq!(app.jobs.deliver_due().await.unwrap().delivered, 0);
     app.clock.advance(Duration::seconds(31));
@@ -167,6 +177,9 @@ async fn a_receiver_answering_500_then_200_gets_the_same_event_twice() {
         deliveries(&app).await,
         [("key.created".into(), "delivered".into(), 2)]
     );
+    let healthy = health(&app).await;
+    assert!(healthy.starts_with("Last delivery"), "{healthy}");
+    assert!(healthy.contains("answered 200"), "{healthy}");
 
     // The delivery log shows both attempts, newest first, with status and latency.
     let page = app.get(&format!("{PAGE}/webhooks/{endpoint}")).await;

@@ -18,6 +18,36 @@ pub struct Endpoint {
     pub events: Vec<EventType>,
     pub enabled: bool,
     pub signing_key_id: String,
+    /// How its latest deliveries went (read for the API Access list; empty elsewhere).
+    pub health: Health,
+}
+
+/// How an endpoint's latest attempts went, newest first: what the list shows beside it.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// The newest attempt, if any was made.
+    pub last: Option<Attempt>,
+    /// Failed attempts since the last success (of the newest [`HEALTH_WINDOW`]).
+    pub failures_in_a_row: usize,
+}
+
+/// How many of an endpoint's newest attempts its health is judged from.
+pub const HEALTH_WINDOW: i64 = 20;
+
+impl Health {
+    /// Judges the newest attempts, newest first.
+    pub fn of(newest_first: Vec<Attempt>) -> Self {
+        let failures_in_a_row = newest_first.iter().take_while(|a| !a.succeeded()).count();
+        Health {
+            last: newest_first.into_iter().next(),
+            failures_in_a_row,
+        }
+    }
+
+    /// Whether its newest attempt failed.
+    pub fn failing(&self) -> bool {
+        self.failures_in_a_row > 0
+    }
 }
 
 impl Endpoint {
@@ -40,6 +70,7 @@ impl From<EndpointRow> for Endpoint {
             id: row.id,
             url: row.url,
             signing_key_id: row.signing_key_id,
+            health: Health::default(),
         }
     }
 }
@@ -72,11 +103,16 @@ impl ApiAccess {
 pub async fn api_access(pool: &AnyPool) -> AppResult<ApiAccess> {
     let mut conn = pool.acquire().await?;
     let keys = secret_keys::list(&mut conn).await?;
-    let endpoints = repo::list_endpoints(&mut conn)
+    let mut endpoints: Vec<Endpoint> = repo::list_endpoints(&mut conn)
         .await?
         .into_iter()
         .map(Endpoint::from)
         .collect();
+    // One small read per endpoint: a tenant has a handful of them.
+    for endpoint in &mut endpoints {
+        let newest = repo::attempts(&mut conn, &endpoint.id, HEALTH_WINDOW).await?;
+        endpoint.health = Health::of(newest.into_iter().map(Attempt::from).collect());
+    }
     Ok(ApiAccess { keys, endpoints })
 }
 
@@ -202,8 +238,10 @@ pub struct EndpointLog {
 pub async fn endpoint_log(pool: &AnyPool, id: &str, rows: i64) -> AppResult<EndpointLog> {
     let mut conn = pool.acquire().await?;
     let endpoint = load(&mut conn, id).await?.into();
-    let deliveries = repo::deliveries(&mut conn, id, rows).await?;
+    // The log first: an attempt and its delivery's new state are written together, so the
+    // deliveries read after it are at least as new, and the page never contradicts its log.
     let attempts = repo::attempts(&mut conn, id, rows).await?;
+    let deliveries = repo::deliveries(&mut conn, id, rows).await?;
     Ok(EndpointLog {
         endpoint,
         signing_keys: secret_keys::signing_keys_in(&mut conn).await?,

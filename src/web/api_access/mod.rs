@@ -118,6 +118,29 @@ struct EndpointView {
     events: String,
     enabled: bool,
     signing_key: String,
+    /// How its latest deliveries went, in words; `failing` when the newest attempt failed.
+    health: String,
+    failing: bool,
+}
+
+/// An endpoint's health in words: its newest answer, and the failures since the last success.
+fn health_words(health: &service::Health, now: i64) -> String {
+    let Some(last) = &health.last else {
+        return "No deliveries yet".to_string();
+    };
+    let when = When::at(last.at, now).relative;
+    let answer = match last.status {
+        Some(status) => format!("answered {status}"),
+        None => "no answer".to_string(),
+    };
+    match health.failures_in_a_row {
+        0 => format!("Last delivery {when}: {answer}"),
+        1 => format!("Last attempt failed {when}: {answer}"),
+        n if i64::try_from(n).is_ok_and(|n| n >= service::HEALTH_WINDOW) => {
+            format!("Failing: {n} or more attempts in a row; last {when}: {answer}")
+        }
+        n => format!("Failing: {n} attempts in a row; last {when}: {answer}"),
+    }
 }
 
 #[derive(Template)]
@@ -169,6 +192,8 @@ pub async fn page(
             events: events_label(&e.events),
             enabled: e.enabled,
             signing_key: access.signing_key_name(&e.signing_key_id).to_string(),
+            health: health_words(&e.health, now),
+            failing: e.health.failing(),
         })
         .collect();
     let notice = if !q.deleted.is_empty() {
