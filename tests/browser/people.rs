@@ -14,7 +14,7 @@ async fn an_administrator_invites_a_user_who_joins_through_the_link() {
     b.click("input[name=roles][value=role_read_only]").await;
     b.screenshot("group-new").await;
     b.click("main form button.button-primary").await;
-    b.wait_for_text("[role=status]", "Your changes were saved.")
+    b.wait_for_text("[role=status]", "The group was created.")
         .await;
 
     // Invite Grace into it.
@@ -77,7 +77,7 @@ async fn the_role_and_group_pages_explain_what_is_built_in() {
     b.click("input[name=permissions][value='audit:read']").await;
     b.screenshot("role-new").await;
     b.click("main form button.button-primary").await;
-    b.wait_for_text("[role=status]", "Your changes were saved.")
+    b.wait_for_text("[role=status]", "The role was created.")
         .await;
     b.goto(&format!("{}/user-access/roles", app.address)).await;
     assert!(b.text("tbody").await.contains("Auditor"));
