@@ -204,8 +204,10 @@ pub struct Attempt<'a> {
     pub delivery_id: &'a str,
     pub endpoint_id: &'a str,
     pub at: i64,
+    /// The receiver's status code, when it answered.
     pub status: Option<i64>,
     pub latency_ms: i64,
+    /// Why it did not count as delivered.
     pub error: Option<&'a str>,
 }
 

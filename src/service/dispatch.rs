@@ -188,7 +188,7 @@ pub async fn take_delivery(
                 error: Some(&error),
             };
             let written =
-                webhooks::record_attempt(&mut conn, &attempt.row(), &claim.0, false, None).await?;
+                webhooks::record_attempt(&mut conn, &attempt, &claim.0, false, None).await?;
             tracing::warn!(delivery = %id, error = %error, "a webhook could not be signed");
             return Ok(written.then_some(Taken::Failed));
         }
@@ -210,30 +210,7 @@ pub async fn take_delivery(
 }
 
 /// One attempt at a delivery, for its endpoint's delivery log.
-#[derive(Debug, Clone, Copy)]
-pub struct Attempt<'a> {
-    pub delivery_id: &'a str,
-    pub endpoint_id: &'a str,
-    pub at: i64,
-    /// The receiver's status code, when it answered.
-    pub status: Option<i64>,
-    pub latency_ms: i64,
-    /// Why it did not count as delivered.
-    pub error: Option<&'a str>,
-}
-
-impl<'a> Attempt<'a> {
-    fn row(&self) -> webhooks::Attempt<'a> {
-        webhooks::Attempt {
-            delivery_id: self.delivery_id,
-            endpoint_id: self.endpoint_id,
-            at: self.at,
-            status: self.status,
-            latency_ms: self.latency_ms,
-            error: self.error,
-        }
-    }
-}
+pub use super::repo::webhooks::Attempt;
 
 /// Logs an attempt signed with `signing_key_id` (which is marked used) and, under `claim`, the
 /// delivery's outcome: delivered, due again at `retry_at`, or failed for good. False when the
@@ -250,8 +227,7 @@ pub async fn delivery_attempted(
     // other (the endpoint page reads its log, then its deliveries).
     let mut tx = crate::db::begin_write(pool).await?;
     secret_keys::touch_used(&mut tx, signing_key_id, attempt.at).await?;
-    let current =
-        webhooks::record_attempt(&mut tx, &attempt.row(), &claim.0, delivered, retry_at).await?;
+    let current = webhooks::record_attempt(&mut tx, attempt, &claim.0, delivered, retry_at).await?;
     tx.commit().await?;
     Ok(current)
 }

@@ -173,6 +173,19 @@ async fn a_page_of_keys_costs_the_same_queries_whatever_its_size() {
     .await;
     assert_eq!(page.unwrap().items.len(), 1);
     assert_eq!(queries, PAGE_QUERIES);
+    // The console's list reads no assignments: the page and its count.
+    for per_page in [1, 100] {
+        let (page, queries) = keys::count_round_trips(keys::list(
+            &mut conn,
+            &admin,
+            Scope::Tenant,
+            query(per_page),
+            &ring,
+        ))
+        .await;
+        assert_eq!(page.unwrap().items.len() as i64, per_page);
+        assert_eq!(queries, 2, "a console page of {per_page}");
+    }
     // One key: the key, its assignments, the mappings.
     let first = keys::list_details(&mut conn, &admin, Scope::Tenant, query(1), &ring)
         .await

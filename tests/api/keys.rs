@@ -877,6 +877,35 @@ async fn sending_a_secret_form_twice_creates_one_key_and_one_secret() {
 }
 
 #[tokio::test]
+async fn a_second_key_with_a_name_in_use_is_created_with_a_word_about_it() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let first = app.post(BASE, &form("Billing export", "30")).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.text("#namesakes").is_empty(), "the first name is new");
+    // Names are compared as people read them: letter case aside.
+    let second = app.post(BASE, &form("billing EXPORT", "30")).await;
+    assert_eq!(second.status, StatusCode::OK, "equal names are allowed");
+    assert!(
+        second
+            .text("#namesakes")
+            .contains("Another key already has the name “billing EXPORT”"),
+        "{}",
+        second.text("#namesakes")
+    );
+    let third = app.post(BASE, &form("Billing export", "30")).await;
+    assert!(
+        third
+            .text("#namesakes")
+            .contains("2 other keys already have")
+    );
+    // A personal key is in another place: the tenant's names do not count.
+    let mine = app.post("/my/keys", &form("Billing export", "30")).await;
+    assert_eq!(mine.status, StatusCode::OK);
+    assert!(mine.text("#namesakes").is_empty());
+}
+
+#[tokio::test]
 async fn a_page_past_the_end_says_so_and_links_to_the_last_page() {
     let app = spawn_app().await;
     app.signed_in_admin().await;

@@ -567,7 +567,7 @@ async fn the_management_endpoints_work_and_need_their_permissions() {
     assert_eq!(created["tenant_id"], app.state.tenant_id);
     assert_eq!(created["expires_at"], "2027-01-31T12:00:00Z");
     assert_eq!(created["permissions"], json!(["keys:verify"]));
-    assert_eq!(created["created_by"], format!("key {}", ops.id));
+    assert_eq!(created["created_by"], format!("ops (key {})", ops.id));
 
     let (status, list, _) = call(
         &app,

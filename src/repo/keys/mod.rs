@@ -195,6 +195,32 @@ pub async fn touch(
     Ok(())
 }
 
+/// How many keys other than `id` carry `name` (letter case aside) in the same place: the
+/// tenant's keys when `owner` is `None`, else that person's personal keys.
+pub async fn count_namesakes(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    owner: Option<&str>,
+) -> sqlx::Result<i64> {
+    let sql = match owner {
+        Some(_) => {
+            "SELECT COUNT(*) FROM access_keys WHERE search_name = $1 AND id <> $2 \
+             AND owner_user_id = $3"
+        }
+        None => {
+            "SELECT COUNT(*) FROM access_keys WHERE search_name = $1 AND id <> $2 \
+             AND owner_user_id IS NULL AND $3 = ''"
+        }
+    };
+    sqlx::query_scalar(sql)
+        .bind(name.to_lowercase())
+        .bind(id)
+        .bind(owner.unwrap_or_default())
+        .fetch_one(conn)
+        .await
+}
+
 /// Renames a key.
 pub async fn set_name(conn: &mut AnyConnection, id: &str, name: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE access_keys SET name = $1, search_name = $2 WHERE id = $3")

@@ -113,10 +113,11 @@ pub(super) fn key_caller(
             .owner_user_id
             .clone()
             .unwrap_or_else(|| key.row.id.clone()),
+        // Named as people know it, with the ID that tells equal names apart.
         label: if key.previous_secret {
-            format!("key {} (previous secret)", key.row.id)
+            format!("{} (key {}, previous secret)", key.row.name, key.row.id)
         } else {
-            format!("key {}", key.row.id)
+            format!("{} (key {})", key.row.name, key.row.id)
         },
         is_admin: key.administrator,
         permissions: key.permissions.clone(),

@@ -179,6 +179,7 @@ async fn insert(
         expires_at,
     };
     webhooks::emit(conn, now, EventType::KeyCreated, &payload).await?;
+    let namesakes = repo::count_namesakes(conn, id.as_str(), name, owner).await?;
     let details = format!(
         "type {}, {}",
         key.key_type.label(),
@@ -191,5 +192,6 @@ async fn insert(
         name: name.to_string(),
         secret,
         tenant_id: ring.tenant_id.to_string(),
+        namesakes,
     })
 }

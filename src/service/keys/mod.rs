@@ -28,7 +28,9 @@ pub use confirm::{Confirm, before};
 pub use create::{NewKey, create};
 pub use delete::delete;
 pub use expiry::ExpiryChoice;
-pub use read::{KeyPage, KeyQuery, KeySort, count_round_trips, details, list_details, own_details};
+pub use read::{
+    KeyPage, KeyQuery, KeySort, count_round_trips, details, list, list_details, own_details,
+};
 pub use regenerate::regenerate;
 pub use switch::{Switch, switch};
 pub use update::{KeyChanges, update};
@@ -73,6 +75,9 @@ pub struct OneTimeSecret {
     pub name: String,
     pub secret: Secret,
     pub tenant_id: String,
+    /// Other keys in the same place with the same name (letter case aside) when this one was
+    /// created: allowed, since programs may name keys alike, but worth a word to a person.
+    pub namesakes: i64,
 }
 
 /// Managing tenant keys needs `keys:read` to look and `keys:write` to change; a person's own

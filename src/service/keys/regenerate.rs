@@ -70,6 +70,7 @@ pub async fn regenerate(
         name: key.name,
         secret,
         tenant_id: ring.tenant_id.to_string(),
+        namesakes: 0,
     })
 }
 

@@ -1,4 +1,4 @@
-//! The key list: search, filters, sort and pages, read through `service::keys::list_details`
+//! The key list: search, filters, sort and pages, read through `service::keys::list`
 //! as the REST API reads it.
 
 use actix_web::http::StatusCode;
@@ -181,7 +181,7 @@ pub async fn list<A: Signed>(
     );
     let mut conn = state.pool.acquire().await?;
     let ring = state.keyring();
-    let found = keys::list_details(&mut conn, &user.actor(), place.scope, query, &ring).await?;
+    let found = keys::list(&mut conn, &user.actor(), place.scope, query, &ring).await?;
     drop(conn);
     let (now, notice) = (state.clock.unix(), notice_secs(&state));
     let keys: Vec<KeyView> = found

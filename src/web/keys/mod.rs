@@ -1,10 +1,10 @@
 //! Access keys in the console: the Access keys tab (every key, administrators) and My access
 //! keys (a user's own two), with the same dialogs: Add key, the one-time secret, Key details,
 //! Generate new secret key, activate/deactivate, unlock, delete. Every page reads through
-//! `service::keys` ([`keys::list_details`], [`keys::details`]) and every change is one call to
+//! `service::keys` ([`keys::list`], [`keys::details`]) and every change is one call to
 //! it.
 //!
-//! [`keys::list_details`]: crate::service::keys::list_details
+//! [`keys::list`]: crate::service::keys::list
 //! [`keys::details`]: crate::service::keys::details
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};

@@ -27,6 +27,8 @@ struct SecretPage {
     tenant_id: String,
     copy_all: String,
     regenerated: bool,
+    /// Other keys here already carry this name.
+    namesakes: i64,
 }
 
 /// The page that shows a new secret once, never to be stored by a cache.
@@ -52,6 +54,7 @@ pub fn secret_page(
             tenant_id: created.tenant_id,
             copy_all,
             regenerated,
+            namesakes: created.namesakes,
         },
     ))
 }
