@@ -1,5 +1,5 @@
 //! Single-use form tokens for the forms that show a secret once (Add key, Generate new secret
-//! key). The form carries a fresh random token; the action spends it in its own transaction. A
+//! key, for access keys, webhook signing keys and the bridge key). The form carries a fresh random token; the action spends it in its own transaction. A
 //! second post of the same form (a reload of the secret page, a double click) finds the token
 //! spent, and the whole action rolls back: no second key, no second secret.
 
@@ -61,3 +61,8 @@ pub const KEY_ALREADY_CREATED: &str = "This form was already sent: the key was c
 /// What a second post of Generate new secret key is told.
 pub const SECRET_ALREADY_GENERATED: &str = "This form was already sent: a new secret was \
     generated then and shown once. It cannot be shown again; if it was lost, generate another.";
+
+/// What a second post of Add signing key is told.
+pub const SIGNING_KEY_ALREADY_CREATED: &str = "This form was already sent: the signing key was \
+    created then, and its value was shown once. It cannot be shown again; if it was lost, open \
+    the key's menu and generate a new secret key.";

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::domain::{Actor, BridgeClientId, Permission, Secret};
 use crate::error::{AppError, AppResult};
 use crate::service::audit::{self, NewEntry};
+use crate::service::once::{FormOnce, SECRET_ALREADY_GENERATED, SIGNING_KEY_ALREADY_CREATED};
 use crate::service::repo::secret_keys::{self as repo, BRIDGE, BRIDGE_ID, SecretKeyRow};
 use crate::service::{FieldErrors, FormError};
 
@@ -163,6 +164,7 @@ pub async fn create_signing_key(
     tools: Tools<'_>,
     actor: &Actor,
     name: &str,
+    once: &FormOnce,
 ) -> Result<GeneratedSecret, FormError> {
     require(actor)?;
     let name = name.trim();
@@ -182,6 +184,16 @@ pub async fn create_signing_key(
     }
     let now = tools.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
+    let id = crate::service::repo::new_id("sk");
+    // Before the name: a second post of the form was created, not refused for its name.
+    once.spend(
+        &mut tx,
+        &actor.user_id,
+        &id,
+        now,
+        SIGNING_KEY_ALREADY_CREATED,
+    )
+    .await?;
     if repo::name_taken(&mut tx, name).await? {
         errors.add(
             "name",
@@ -189,7 +201,6 @@ pub async fn create_signing_key(
         );
         return Err(FormError::Invalid(errors));
     }
-    let id = crate::service::repo::new_id("sk");
     let secret = Secret::generate();
     let [sealed] = tools
         .vault
@@ -236,11 +247,14 @@ pub async fn regenerate(
     tools: Tools<'_>,
     actor: &Actor,
     id: &str,
+    once: &FormOnce,
 ) -> Result<GeneratedSecret, AppError> {
     require(actor)?;
     let now = tools.clock.unix();
     let mut tx = crate::db::begin_write(pool).await?;
     let key = load(&mut tx, id).await?;
+    once.spend(&mut tx, &actor.user_id, id, now, SECRET_ALREADY_GENERATED)
+        .await?;
     let replaced = key.secret_hash.is_some() || key.sealed_secret.is_some();
     let secret = Secret::generate();
     let kind = SecretKeyKind::of(&key.kind);

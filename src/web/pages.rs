@@ -77,12 +77,19 @@ struct NotificationItem {
 struct NotificationsPage {
     frame: Frame,
     items: Vec<NotificationItem>,
+    notice: &'static str,
+}
+
+#[derive(Deserialize)]
+pub struct NotificationsQuery {
+    read: Option<String>,
 }
 
 /// GET /notifications
 pub async fn notifications(
     user: CurrentUser,
     state: web::Data<AppState>,
+    query: web::Query<NotificationsQuery>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.unix();
     let items = notices::bell(&state.pool, &user.id)
@@ -101,6 +108,10 @@ pub async fn notifications(
         NotificationsPage {
             frame: Frame::new(&user, "notifications"),
             items,
+            notice: match query.read.as_deref() {
+                Some(_) => "Every notification is marked as read.",
+                None => "",
+            },
         },
     ))
 }
@@ -111,7 +122,7 @@ pub async fn mark_notifications_read(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     notices::mark_all_read(&state.pool, state.clock.as_ref(), &user.id).await?;
-    Ok(see_other("/notifications"))
+    Ok(see_other("/notifications?read=1"))
 }
 
 #[derive(Deserialize, Default)]

@@ -97,7 +97,12 @@ async fn the_bell_counts_unread_notifications_until_read() {
 
     let res = app.post("/notifications/read", &[]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
-    let page = app.get("/notifications").await;
+    let back = res.location();
+    let page = app.get(&back).await;
+    assert_eq!(
+        page.text("[role=status]"),
+        "Every notification is marked as read."
+    );
     assert!(page.texts(".bell-count").is_empty());
     assert!(page.texts(".notification.unread").is_empty());
     assert_eq!(page.texts(".notification").len(), 2);

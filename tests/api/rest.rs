@@ -1309,6 +1309,7 @@ async fn verify_judges_its_caller_first_by_either_door_and_counts_every_outcome(
         },
         &admin,
         "sk_bridge",
+        &Default::default(),
     )
     .await
     .unwrap();

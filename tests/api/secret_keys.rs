@@ -145,7 +145,7 @@ async fn a_new_bridge_secret_is_shown_once_and_the_old_one_stops_at_once() {
     let again = value(&shown);
     let reload = app.post(&path, &[("once", &once)]).await;
     assert_eq!(reload.status, StatusCode::CONFLICT);
-    assert!(reload.body.contains("already answered"));
+    assert!(reload.body.contains("This form was already sent"));
     assert!(reload.attr("#secret-value", "value").is_none());
     assert_eq!(
         verify_as_bridge(&app, &client_id, &again).await,
@@ -686,4 +686,54 @@ async fn wrong_bridge_secrets_are_limited_per_address_and_a_flood_is_not_audited
         "attempts over the limit are not counted, and once the address is known to be over \
          it its refusals write nothing"
     );
+}
+
+#[tokio::test]
+async fn the_add_signing_key_form_sent_twice_creates_one_key() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let form = app.get(&format!("{PAGE}/secret-keys/new")).await;
+    let once = form
+        .attr("input[name=once]", "value")
+        .expect("a single-use token");
+    let fields = [("name", "Receiver"), ("once", once.as_str())];
+    let first = app.post(&format!("{PAGE}/secret-keys"), &fields).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let shown = value(&first);
+
+    // A reload of the value page posts the form again: not "this name exists", and nothing new.
+    let again = app.post(&format!("{PAGE}/secret-keys"), &fields).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(
+        again.body.contains("This form was already sent"),
+        "{}",
+        again.text("main")
+    );
+    assert!(!again.body.contains(&shown), "the value is not shown again");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM secret_keys WHERE name = 'Receiver'")
+            .await,
+        1
+    );
+    // A form refused for its input keeps its token, so the corrected form goes through.
+    let form = app.get(&format!("{PAGE}/secret-keys/new")).await;
+    let once = form.attr("input[name=once]", "value").unwrap();
+    let bad = app
+        .post(
+            &format!("{PAGE}/secret-keys"),
+            &[("name", ""), ("once", &once)],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        bad.attr("input[name=once]", "value").as_deref(),
+        Some(once.as_str())
+    );
+    let good = app
+        .post(
+            &format!("{PAGE}/secret-keys"),
+            &[("name", "Second"), ("once", &once)],
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::OK);
 }

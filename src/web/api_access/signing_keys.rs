@@ -1,18 +1,15 @@
 //! The secret keys of API Access: a new webhook signing key, the warning before a new secret,
 //! the one-time value page (with the bridge's client credentials), and deleting a signing key.
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use super::{BASE, KeyView, tools};
 use crate::error::AppError;
 use crate::service::FormError;
+use crate::service::once::{self, FormOnce};
 use crate::service::secret_keys::{self, GeneratedSecret, SecretKeyKind};
 use crate::state::AppState;
 use crate::web::granted::{ConfigWrite, Granted};
@@ -25,6 +22,8 @@ struct NewKeyPage {
     frame: Frame,
     name: String,
     error: String,
+    /// The form's single-use token: a second post of it creates nothing.
+    once: String,
 }
 
 /// GET the form for a new webhook signing key.
@@ -35,6 +34,7 @@ pub async fn new_key_form(user: Granted<ConfigWrite>) -> HttpResponse {
             frame: Frame::new(&user, "api-access"),
             name: String::new(),
             error: String::new(),
+            once: once::issue(),
         },
     )
 }
@@ -43,6 +43,8 @@ pub async fn new_key_form(user: Granted<ConfigWrite>) -> HttpResponse {
 pub struct NameForm {
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    once: String,
 }
 
 #[derive(Template)]
@@ -92,7 +94,9 @@ pub async fn create_key(
     state: web::Data<AppState>,
     form: web::Form<NameForm>,
 ) -> Result<HttpResponse, AppError> {
-    match secret_keys::create_signing_key(&state.pool, tools(&state), &user.actor(), &form.name)
+    let once = FormOnce::from_field(&form.once);
+    let actor = user.actor();
+    match secret_keys::create_signing_key(&state.pool, tools(&state), &actor, &form.name, &once)
         .await
     {
         Ok(g) => Ok(value_page(&user, &state, g, true)),
@@ -102,6 +106,8 @@ pub async fn create_key(
                 frame: Frame::new(&user, "api-access"),
                 name: form.name.clone(),
                 error: errors.get("name").unwrap_or_default().to_string(),
+                // Nothing was created: the same token may be sent again.
+                once: form.once.clone(),
             },
         )),
         Err(FormError::Other(e)) => Err(e),
@@ -116,31 +122,15 @@ struct GenerateWarningPage {
     once: String,
 }
 
-/// The session entry that lets one OK through for a key's warning.
-fn once_key(id: &str) -> String {
-    format!("generate_once:{id}")
-}
-
-/// A fresh random token for one warning's OK.
-fn once_token() -> String {
-    let mut bytes = [0u8; 16];
-    rand::fill(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// GET the warning to read before a new secret is generated. Its OK carries a one-time token,
 /// so that reloading the value page cannot generate (and silently replace) another secret.
 pub async fn generate_warning(
     user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
-    session: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let key = secret_keys::get(&state.pool, &id).await?;
-    let once = once_token();
-    session
-        .insert(once_key(&id), &once)
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("session: {e}")))?;
+    let once = once::issue();
     Ok(html(
         StatusCode::OK,
         GenerateWarningPage {
@@ -162,21 +152,19 @@ pub struct OnceForm {
 pub async fn generate(
     user: Granted<ConfigWrite>,
     state: web::Data<AppState>,
-    session: Session,
     id: web::Path<String>,
     form: web::Form<OnceForm>,
 ) -> Result<HttpResponse, AppError> {
-    let expected = session.remove_as::<String>(&once_key(&id));
-    let answered = matches!(expected, Some(Ok(once))
-        if !form.once.is_empty() && bool::from(once.as_bytes().ct_eq(form.once.as_bytes())));
-    if !answered {
+    if form.once.is_empty() {
+        // Only the warning's OK generates: a bare POST (a link, a script) changes nothing.
         return Err(AppError::Conflict(
-            "This warning was already answered, so nothing was generated now. The value is shown \
-             only once: if you did not copy it, open the key's menu and generate a new secret key."
+            "Nothing was generated: open the key's menu and choose Generate new secret key, \
+             then read the warning and confirm."
                 .into(),
         ));
     }
-    let g = secret_keys::regenerate(&state.pool, tools(&state), &user.actor(), &id).await?;
+    let once = FormOnce::from_field(&form.once);
+    let g = secret_keys::regenerate(&state.pool, tools(&state), &user.actor(), &id, &once).await?;
     Ok(value_page(&user, &state, g, false))
 }
 
