@@ -158,3 +158,89 @@ async fn without_javascript_the_secret_page_shows_every_value_to_select_and_no_d
     assert!(b.overflow_x().await <= 0);
     b.screenshot("no-script-secret-phone").await;
 }
+
+/// The rest of the console, signed out and in: sign-in, a bad invitation link (a 4xx error
+/// page), people's groups and roles, notifications, a webhook endpoint, the account page and
+/// the confirmations, at both sizes in both themes.
+#[tokio::test]
+async fn the_other_pages_fit_a_desktop_and_a_phone_in_light_and_dark() {
+    let (app, key) = busy_tenant().await;
+    let grace_id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind("grace@example.com")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    let created = app
+        .post(
+            "/configuration/api-access/secret-keys",
+            &[("name", "Billing receiver")],
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 200);
+    let signing: String = sqlx::query_scalar("SELECT id FROM secret_keys WHERE name = $1")
+        .bind("Billing receiver")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    let endpoint = app
+        .post(
+            "/configuration/api-access/webhooks",
+            &[
+                ("url", "https://hooks.example.com/keyward/billing/receiver"),
+                ("signing_key_id", &signing),
+                ("enabled", "1"),
+                ("events", "key.created"),
+            ],
+        )
+        .await;
+    assert_eq!(endpoint.status.as_u16(), 303, "{}", endpoint.text("main"));
+    let endpoint = endpoint.location();
+    let axe = axe_source();
+    for (width, height, size) in SIZES {
+        for theme in [Theme::Light, Theme::Dark] {
+            let b = Browser::start_themed(width, height, theme).await;
+            let name = |page: &str| format!("layout-{size}-{}-{page}", theme.name());
+            for (path, page) in [
+                ("/login", "sign-in"),
+                ("/invite?token=not-a-real-invitation", "bad-invitation"),
+            ] {
+                b.goto(&format!("{}{path}", app.address)).await;
+                check(&b, &axe, &name(page)).await;
+            }
+            sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
+            b.wait_for_path("/user-access/keys").await;
+            for (path, page) in [
+                ("/user-access/groups".to_string(), "groups"),
+                (
+                    "/user-access/groups/grp_administrators".to_string(),
+                    "group",
+                ),
+                ("/user-access/roles".to_string(), "roles"),
+                ("/user-access/roles/role_key_admin".to_string(), "role"),
+                (format!("/user-access/users/{grace_id}"), "user"),
+                (
+                    format!("/user-access/users/{grace_id}/disable"),
+                    "user-disable",
+                ),
+                (
+                    format!("/user-access/keys/{key}/deactivate?return_to=list"),
+                    "deactivate",
+                ),
+                (format!("/user-access/keys/{key}/delete"), "delete-key"),
+                (format!("/user-access/keys/{key}/regenerate"), "regenerate"),
+                ("/notifications".to_string(), "notifications"),
+                (endpoint.clone(), "endpoint"),
+                (
+                    "/configuration/api-access/secret-keys/new".to_string(),
+                    "add-signing-key",
+                ),
+                ("/account/password".to_string(), "account"),
+                ("/user-access/keys?page=99".to_string(), "past-last-page"),
+            ] {
+                b.goto(&format!("{}{path}", app.address)).await;
+                check(&b, &axe, &name(page)).await;
+            }
+            b.quit().await;
+        }
+    }
+}
