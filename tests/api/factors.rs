@@ -473,3 +473,36 @@ async fn master_key_rotation_keeps_the_authenticator_app_working() {
         StatusCode::SEE_OTHER
     );
 }
+
+#[tokio::test]
+async fn an_administrator_removes_a_users_second_factors_from_their_page() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let user = app.other_client();
+    let user_id = user.signed_in_user().await;
+    enrol(&user).await;
+    let path = format!("/user-access/users/{user_id}");
+    let page = app.get(&path).await;
+    assert!(page.text("#second-factors").contains("Authenticator app"));
+    let confirm = app.get(&format!("{path}/second-factors")).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    let done = app.post(&format!("{path}/second-factors"), &[]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let page = app.get(&done.location()).await;
+    assert!(
+        page.text("[role=status]")
+            .contains("second factors and recovery codes were removed")
+    );
+    assert!(page.text("#second-factors").contains("password alone"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM recovery_codes").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'user.second_factors_removed'")
+            .await,
+        1
+    );
+    let again = app.other_client();
+    assert_eq!(again.sign_in(USER_EMAIL, PASSWORD).await.location(), "/");
+    // A user without users:write cannot.
+    let refused = user.post(&format!("{path}/second-factors"), &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}

@@ -88,3 +88,12 @@ pub(crate) async fn has_second_factor(
 ) -> sqlx::Result<bool> {
     repo::factors::has_second_factor(conn, user_id).await
 }
+
+/// Removes every second factor of a person and their recovery codes (an administrator's
+/// action: `people::remove_second_factors`); false when there was none.
+pub(crate) async fn delete_all(conn: &mut AnyConnection, user_id: &str) -> sqlx::Result<bool> {
+    let had = has_second_factor(conn, user_id).await?;
+    repo::factors::delete_totp(conn, user_id).await?;
+    repo::factors::delete_recovery_codes(conn, user_id).await?;
+    Ok(had)
+}
