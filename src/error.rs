@@ -36,6 +36,10 @@ pub enum AppError {
     /// A page that needs a signed-in user was asked for anonymously; `next` is where to return.
     #[error("sign-in required")]
     SignInRequired { next: String },
+    /// The tenant's policy asks the signed-in person for a second factor they do not have yet:
+    /// only the enrolment pages open (a 303 to `/account/security`).
+    #[error("a second factor is required")]
+    SecondFactorRequired,
     /// Too many attempts; try again after this many seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after: u64 },
@@ -66,7 +70,9 @@ impl AppError {
             | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::SignInRequired { .. } => StatusCode::SEE_OTHER,
+            AppError::SignInRequired { .. } | AppError::SecondFactorRequired => {
+                StatusCode::SEE_OTHER
+            }
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,

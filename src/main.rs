@@ -236,8 +236,9 @@ async fn rotate_master_key(settings: &keyward::config::Settings) -> anyhow::Resu
         );
     }
     println!(
-        "Re-sealed {} webhook signing keys and {} waiting emails. Everyone signed in must sign in again.",
-        rotation.secret_keys, rotation.emails
+        "Re-sealed {} webhook signing keys, {} waiting emails and {} authenticator-app secrets. \
+         Everyone signed in must sign in again.",
+        rotation.secret_keys, rotation.emails, rotation.totp_secrets
     );
     Ok(ExitCode::SUCCESS)
 }

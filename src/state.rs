@@ -36,6 +36,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What the second-factor rules need: the pool, the clock, the vault, the keyed hasher of
+    /// recovery codes and the password hasher.
+    pub fn second_factors(&self) -> crate::service::accounts::factors::SecondFactors<'_> {
+        crate::service::accounts::factors::SecondFactors {
+            pool: &self.pool,
+            clock: self.clock.as_ref(),
+            vault: &self.vault,
+            codes: &self.key_hasher,
+            passwords: &self.hasher,
+        }
+    }
+
     /// What the key rules need: the clock, the secret hasher and the tenant ID.
     pub fn keyring(&self) -> crate::service::keys::Keyring<'_> {
         crate::service::keys::Keyring {

@@ -140,9 +140,10 @@ impl From<AppError> for ApiError {
             ),
             AppError::Denied(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             AppError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-            AppError::Unauthorized | AppError::SignInRequired { .. } | AppError::Csrf => {
-                ApiError::unauthorized()
-            }
+            AppError::Unauthorized
+            | AppError::SignInRequired { .. }
+            | AppError::SecondFactorRequired
+            | AppError::Csrf => ApiError::unauthorized(),
             AppError::TooManyRequests { retry_after } => ApiError::throttled(retry_after as i64),
             AppError::Unavailable(e) => {
                 tracing::error!(error = ?e, "API request failed: the database is unavailable");

@@ -46,6 +46,17 @@ impl SecretHasher {
         hex(&mac.finalize().into_bytes())
     }
 
+    /// The stored form of another high-entropy value (a recovery code), under a label that keeps
+    /// it apart from key secrets and from values of other purposes.
+    pub fn hash_labelled(&self, label: &str, text: &str) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.as_slice())
+            .expect("HMAC takes a key of any length");
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(text.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+
     /// Whether `secret` matches a stored hash, compared in constant time.
     pub fn matches(&self, secret: &Secret, stored: &str) -> bool {
         bool::from(self.hash(secret).as_bytes().ct_eq(stored.as_bytes()))

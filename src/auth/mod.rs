@@ -7,6 +7,8 @@ pub mod key_auth;
 pub mod key_secret;
 pub mod master_key;
 pub mod password;
+pub mod recovery_codes;
 pub mod session_store;
 pub mod store;
+pub mod totp;
 pub mod vault;

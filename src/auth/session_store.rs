@@ -18,6 +18,18 @@ use crate::clock::Clock;
 pub const USER_ID: &str = "uid";
 /// Session key holding the unix time of sign-in, for the absolute timeout.
 pub const SIGNED_IN_AT: &str = "auth_at";
+/// Session key holding the unix time the person last proved who they are (the password, or
+/// the second factor when they have one), for step-up before sensitive actions.
+pub const CONFIRMED_AT: &str = "confirmed_at";
+/// Session key holding the ID of a person whose password was right and whose second factor is
+/// still to come: not a signed-in session (no console page opens).
+pub const PENDING_USER_ID: &str = "pending_uid";
+/// Session key holding the unix time the pending state began.
+pub const PENDING_AT: &str = "pending_at";
+/// Session key holding where to go once the second factor is proven.
+pub const PENDING_NEXT: &str = "pending_next";
+/// How long a pending second step waits, in seconds.
+pub const PENDING_SECS: i64 = 300;
 /// A session ends this long after sign-in however active it is.
 pub const ABSOLUTE_TIMEOUT_SECS: i64 = 12 * 3600;
 

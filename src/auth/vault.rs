@@ -52,6 +52,8 @@ pub enum Purpose {
     SecretKey,
     /// The vault's own rows: the check value and the key-hash key.
     Vault,
+    /// Authenticator-app (TOTP) secrets.
+    Totp,
 }
 
 impl Purpose {
@@ -61,6 +63,7 @@ impl Purpose {
             Purpose::Outbox => "keyward outbox seal v1",
             Purpose::SecretKey => "keyward secret key seal v1",
             Purpose::Vault => "keyward vault seal v1",
+            Purpose::Totp => "keyward totp seal v1",
         }
     }
 
@@ -70,6 +73,7 @@ impl Purpose {
             Purpose::Outbox => "outbox",
             Purpose::SecretKey => "signing-key",
             Purpose::Vault => "settings",
+            Purpose::Totp => "totp",
         }
     }
 }
@@ -108,6 +112,15 @@ impl<'a> Binding<'a> {
             purpose: Purpose::Outbox,
             row: id,
             column: "body_html",
+        }
+    }
+
+    /// The authenticator-app secret of the person `user_id` (`totp_factors.sealed_secret`).
+    pub fn totp_secret(user_id: &'a str) -> Self {
+        Binding {
+            purpose: Purpose::Totp,
+            row: user_id,
+            column: "sealed_secret",
         }
     }
 
@@ -176,6 +189,7 @@ pub struct Vault {
     outbox: XChaCha20Poly1305,
     secret_keys: XChaCha20Poly1305,
     vault: XChaCha20Poly1305,
+    totp: XChaCha20Poly1305,
     hash_key: Zeroizing<[u8; 32]>,
 }
 
@@ -244,6 +258,7 @@ impl Vault {
             outbox: cipher(Purpose::Outbox),
             secret_keys: cipher(Purpose::SecretKey),
             vault: cipher(Purpose::Vault),
+            totp: cipher(Purpose::Totp),
             hash_key: master.derive(crate::auth::key_secret::FIRST_LABEL),
         }
     }
@@ -419,6 +434,7 @@ impl Vault {
             Purpose::Outbox => &self.outbox,
             Purpose::SecretKey => &self.secret_keys,
             Purpose::Vault => &self.vault,
+            Purpose::Totp => &self.totp,
         }
     }
 
@@ -500,10 +516,11 @@ pub struct Rotation {
     pub version: i64,
     pub secret_keys: usize,
     pub emails: usize,
+    pub totp_secrets: usize,
 }
 
 /// Re-seals every stored value under `new` in one transaction, bound to its place: the vault
-/// rows, webhook signing secrets and sealed outbox bodies. Fails, changing nothing, when `old`
+/// rows, webhook signing secrets, sealed outbox bodies and authenticator-app secrets. Fails, changing nothing, when `old`
 /// does not open the vault or any value.
 pub async fn rotate(
     pool: &sqlx::AnyPool,
@@ -559,6 +576,19 @@ pub async fn rotate(
             .execute(&mut *tx)
             .await?;
     }
+    let totp: Vec<(String, String)> =
+        sqlx::query_as("SELECT user_id, sealed_secret FROM totp_factors ORDER BY user_id")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (user_id, sealed) in &totp {
+        let what = format!("authenticator app of {user_id}");
+        let resealed = reseal(Binding::totp_secret(user_id), sealed, &what)?;
+        sqlx::query("UPDATE totp_factors SET sealed_secret = $1 WHERE user_id = $2")
+            .bind(resealed)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let hash_key = Zeroizing::new(STANDARD.encode(next.hash_key.as_slice()));
     let sealed_hash_key = next.seal(Binding::setting(HASH_KEY), &hash_key);
     settings::set(&mut tx, HASH_KEY, &sealed_hash_key).await?;
@@ -571,6 +601,7 @@ pub async fn rotate(
         version: next.version,
         secret_keys: keys.len(),
         emails: emails.len(),
+        totp_secrets: totp.len(),
     })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod expiry_notices;
+pub mod factors;
 pub mod form_submissions;
 pub mod groups;
 pub mod invitations;

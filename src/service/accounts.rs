@@ -1,6 +1,7 @@
 //! People's accounts: the first administrator, sign-in with throttling, password changes, and
 //! the person behind a session.
 
+pub mod factors;
 mod password;
 mod setup;
 mod sign_in;
@@ -13,7 +14,7 @@ use crate::service::repo::{self, groups::ADMINISTRATORS};
 
 pub use password::{PasswordChange, change_password};
 pub use setup::{INVALID_SETUP_LINK, NewAdmin, SetupLink, create_admin, setup_link};
-pub use sign_in::{SignInError, SignedIn, sign_in, sign_out};
+pub use sign_in::{NextStep, SignInError, SignedIn, sign_in, sign_out};
 
 /// The audit entry of something a person did to their own account.
 fn own_entry<'a>(
@@ -47,6 +48,9 @@ pub struct Person {
     /// The union of the permissions of the person's roles, through their groups.
     pub permissions: Vec<String>,
     pub unread_notifications: i64,
+    /// The tenant's policy asks this person for a second factor they do not have yet: only
+    /// the enrolment pages open.
+    pub must_enrol: bool,
 }
 
 /// The person a session names, while they exist and are active; `None` ends the session.
@@ -59,7 +63,9 @@ pub async fn signed_in(pool: &AnyPool, user_id: &str) -> AppResult<Option<Person
     let permissions = repo::roles::user_permissions(&mut conn, &user.id).await?;
     let is_admin = repo::groups::is_member(&mut conn, ADMINISTRATORS, &user.id).await?;
     let unread_notifications = repo::notifications::unread_count(&mut conn, &user.id).await?;
+    let must_enrol = factors::must_enrol(&mut conn, &user.id).await?;
     Ok(Some(Person {
+        must_enrol,
         id: user.id,
         name: user.name,
         email: user.email,

@@ -47,6 +47,25 @@ pub const PASSWORD_CHECK_PER_USER: Limit = Limit {
     window_secs: 900,
 };
 
+/// Wrong second factors (authenticator codes, recovery codes) allowed per person from one
+/// address group in 15 minutes.
+pub const SECOND_FACTOR_PER_ACCOUNT_AND_CLIENT: Limit = Limit {
+    max: 5,
+    window_secs: 900,
+};
+/// Wrong second factors allowed per client address group in 15 minutes, whoever's.
+pub const SECOND_FACTOR_PER_CLIENT: Limit = Limit {
+    max: 20,
+    window_secs: 900,
+};
+/// Wrong second factors allowed per person from all addresses in 15 minutes. Whoever gets
+/// here knows the password; ten guesses at a 6-digit code (three steps valid) succeed once in
+/// some 33,000 windows.
+pub const SECOND_FACTOR_PER_ACCOUNT: Limit = Limit {
+    max: 10,
+    window_secs: 900,
+};
+
 /// One attempt counted in a bucket.
 #[derive(Debug, Clone, Copy)]
 pub struct Count {

@@ -10,7 +10,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::auth::client_ip::client_ip;
 use crate::auth::csrf;
-use crate::auth::session_store::{ABSOLUTE_TIMEOUT_SECS, SIGNED_IN_AT, USER_ID};
+use crate::auth::session_store::{ABSOLUTE_TIMEOUT_SECS, CONFIRMED_AT, SIGNED_IN_AT, USER_ID};
 use crate::domain::Actor;
 use crate::error::AppError;
 use crate::service::accounts;
@@ -32,6 +32,9 @@ pub struct CurrentUser {
     pub csrf: String,
     /// Client address, for the audit log.
     pub client_ip: String,
+    /// When the person last proved who they are (unix seconds): the password, or the second
+    /// factor when they have one. See [`CurrentUser::confirmed_within`].
+    pub confirmed_at: i64,
 }
 
 impl CurrentUser {
@@ -46,6 +49,12 @@ impl CurrentUser {
             acting_key: None,
             previous_secret: false,
         }
+    }
+
+    /// Whether the person proved who they are (password, or second factor when they have one)
+    /// within the last `secs` seconds before `now`: what step-up before sensitive actions asks.
+    pub fn confirmed_within(&self, now: i64, secs: i64) -> bool {
+        now - self.confirmed_at <= secs
     }
 
     /// Whether the person holds a permission, decided as for an API key (`Actor::may`).
@@ -76,6 +85,15 @@ async fn load_current_user(req: HttpRequest, session: Session) -> Result<Current
         session.purge();
         return Err(sign_in());
     };
+    // The policy asks for a second factor: only the security pages open until one is set up.
+    if person.must_enrol && !req.path().starts_with("/account/security") {
+        return Err(AppError::SecondFactorRequired);
+    }
+    let confirmed_at = session
+        .get::<i64>(CONFIRMED_AT)
+        .ok()
+        .flatten()
+        .unwrap_or(signed_in_at);
     Ok(CurrentUser {
         id: person.id,
         name: person.name,
@@ -85,7 +103,16 @@ async fn load_current_user(req: HttpRequest, session: Session) -> Result<Current
         unread_notifications: person.unread_notifications,
         csrf: csrf::token(&session),
         client_ip: client_ip(&req),
+        confirmed_at,
     })
+}
+
+/// Records that the person proved who they are now (a second factor or the password asked
+/// again), so [`CurrentUser::confirmed_within`] counts from here.
+pub fn record_confirmation(session: &Session, now: i64) -> Result<(), AppError> {
+    session
+        .insert(CONFIRMED_AT, now)
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("session: {e}")))
 }
 
 impl FromRequest for CurrentUser {

@@ -63,6 +63,10 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         match self {
             AppError::SignInRequired { next } => sign_in_first(next),
+            AppError::SecondFactorRequired => HttpResponse::SeeOther()
+                .insert_header(("Location", "/account/security"))
+                .insert_header(("Cache-Control", "no-store"))
+                .finish(),
             AppError::Validation { message, .. } => page(
                 StatusCode::BAD_REQUEST,
                 "That request could not be used",

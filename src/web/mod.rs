@@ -5,6 +5,7 @@ mod api_access;
 mod assets;
 pub mod current_user;
 mod errors;
+mod factors;
 mod frame;
 pub mod granted;
 mod keys;
@@ -44,6 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/password",
             web::post().to(account::change_password),
         )
+        .configure(factors::routes)
         .configure(api_access::routes)
         .configure(people::routes)
         .configure(|c| keys::routes(c, keys::TENANT))

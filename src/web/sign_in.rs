@@ -8,10 +8,11 @@ use serde::Deserialize;
 
 use crate::auth::client_ip::client_ip;
 use crate::auth::csrf::AnonymousToken;
-use crate::auth::session_store::SIGNED_IN_AT;
-use crate::auth::session_store::USER_ID;
+use crate::auth::session_store::{
+    CONFIRMED_AT, PENDING_AT, PENDING_NEXT, PENDING_USER_ID, SIGNED_IN_AT, USER_ID,
+};
 use crate::error::AppError;
-use crate::service::accounts::{self, NewAdmin, SetupLink, SignInError};
+use crate::service::accounts::{self, NewAdmin, NextStep, SetupLink, SignInError};
 use crate::service::{FieldErrors, FormError};
 use crate::state::AppState;
 use crate::web::errors::wait_phrase;
@@ -34,6 +35,7 @@ pub struct LoginQuery {
     next: Option<String>,
     signed_out: Option<String>,
     expired: Option<String>,
+    timed_out: Option<String>,
 }
 
 /// Only local paths are followed after sign-in (no open redirect).
@@ -84,6 +86,8 @@ pub async fn login_form(
         Some("You have signed out.")
     } else if query.expired.is_some() {
         Some("Your password was changed. Sign in again.")
+    } else if query.timed_out.is_some() {
+        Some("The second step of sign-in ended. Sign in again.")
     } else {
         None
     };
@@ -137,8 +141,22 @@ pub async fn login(
     .await;
     match result {
         Ok(signed_in) => {
-            start_session(&session, &signed_in.user_id, state.clock.unix())?;
-            Ok(see_other(&safe_next(Some(&form.next))))
+            let now = state.clock.unix();
+            let next = safe_next(Some(&form.next));
+            match signed_in.next {
+                NextStep::Done => {
+                    start_session(&session, &signed_in.user_id, now)?;
+                    Ok(see_other(&next))
+                }
+                NextStep::Enrol => {
+                    start_session(&session, &signed_in.user_id, now)?;
+                    Ok(see_other("/account/security"))
+                }
+                NextStep::SecondFactor => {
+                    start_pending(&session, &signed_in.user_id, &next, now)?;
+                    Ok(see_other("/sign-in/verify"))
+                }
+            }
         }
         Err(SignInError::Refused) => {
             let page = login_page(
@@ -182,13 +200,32 @@ fn echo_email(typed: String) -> String {
     }
 }
 
-/// A fresh session (new key, new CSRF token) for a user who just proved who they are.
+/// A fresh session (new key, new CSRF token) for a user who just proved who they are (also the
+/// time of that proof, for step-up).
 pub(crate) fn start_session(session: &Session, user_id: &str, now: i64) -> Result<(), AppError> {
     session.renew();
     session.remove("csrf");
+    for key in [PENDING_USER_ID, PENDING_AT, PENDING_NEXT] {
+        session.remove(key);
+    }
     session
         .insert(USER_ID, user_id)
         .and_then(|()| session.insert(SIGNED_IN_AT, now))
+        .and_then(|()| session.insert(CONFIRMED_AT, now))
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("session: {e}")))?;
+    Ok(())
+}
+
+/// A fresh session that is not signed in: it names a person whose password was right and
+/// whose second factor is still to come (`/sign-in/verify`), and where they were going.
+fn start_pending(session: &Session, user_id: &str, next: &str, now: i64) -> Result<(), AppError> {
+    session.renew();
+    session.remove("csrf");
+    session.remove(USER_ID);
+    session
+        .insert(PENDING_USER_ID, user_id)
+        .and_then(|()| session.insert(PENDING_AT, now))
+        .and_then(|()| session.insert(PENDING_NEXT, next))
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("session: {e}")))?;
     Ok(())
 }

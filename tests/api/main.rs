@@ -18,6 +18,7 @@ mod delivery;
 mod edge;
 mod expiry;
 mod exposure;
+mod factors;
 mod files;
 mod frame;
 mod health;

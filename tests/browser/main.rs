@@ -6,6 +6,7 @@ mod common;
 
 mod api_access;
 mod driver;
+mod factors;
 mod flows;
 mod keys;
 mod layout;

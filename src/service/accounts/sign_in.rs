@@ -10,13 +10,28 @@ use crate::error::{AppError, AppResult};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::repo::{self, users::UserRow};
 use crate::service::throttle::{
-    self, SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_ACCOUNT_AND_CLIENT, SIGN_IN_PER_CLIENT,
+    self, Limit, SECOND_FACTOR_PER_ACCOUNT, SECOND_FACTOR_PER_ACCOUNT_AND_CLIENT,
+    SECOND_FACTOR_PER_CLIENT, SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_ACCOUNT_AND_CLIENT,
+    SIGN_IN_PER_CLIENT,
 };
 
-/// A signed-in user.
+/// A person whose password was right, and what they must do before the console opens.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
     pub user_id: String,
+    pub next: NextStep,
+}
+
+/// What comes after a right password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Signed in.
+    Done,
+    /// The person has a second factor: not signed in until they prove it.
+    SecondFactor,
+    /// The tenant's policy asks for a second factor the person does not have yet: signed in,
+    /// but only the enrolment pages open.
+    Enrol,
 }
 
 /// Why a sign-in was refused. Both refusals look the same to the person signing in whatever
@@ -34,10 +49,42 @@ impl From<sqlx::Error> for SignInError {
     }
 }
 
-/// One sign-in attempt: the typed email (as audited), where it comes from, and the throttle
-/// buckets it counts in.
-struct Attempt<'a> {
-    email: &'a str,
+/// A kind of credential check that is throttled like sign-in: the prefix of its buckets, the
+/// action its refusals are audited as, and its limits per client address group, per (account,
+/// address group) and per account.
+pub(super) struct Checked {
+    prefix: &'static str,
+    action: &'static str,
+    per_client: Limit,
+    per_pair: Limit,
+    per_account: Limit,
+}
+
+/// Email and password.
+const PASSWORD: Checked = Checked {
+    prefix: "signin",
+    action: "sign_in",
+    per_client: SIGN_IN_PER_CLIENT,
+    per_pair: SIGN_IN_PER_ACCOUNT_AND_CLIENT,
+    per_account: SIGN_IN_PER_ACCOUNT,
+};
+
+/// A second factor (an authenticator code, a recovery code, or the password standing in for
+/// one when a factor is removed), counted per person.
+pub(super) const SECOND_FACTOR: Checked = Checked {
+    prefix: "factor",
+    action: "sign_in.second_factor",
+    per_client: SECOND_FACTOR_PER_CLIENT,
+    per_pair: SECOND_FACTOR_PER_ACCOUNT_AND_CLIENT,
+    per_account: SECOND_FACTOR_PER_ACCOUNT,
+};
+
+/// One attempt: whose account (`account` names its buckets, `label` its audit entries), where
+/// it comes from, and the throttle buckets it counts in.
+pub(super) struct Attempt<'a> {
+    checked: &'static Checked,
+    account: &'a str,
+    label: &'a str,
     client_ip: &'a str,
     group: String,
     client_bucket: String,
@@ -46,25 +93,34 @@ struct Attempt<'a> {
 }
 
 impl<'a> Attempt<'a> {
-    fn new(email: &'a str, client_ip: &'a str) -> Self {
+    /// An attempt of kind `checked` on `account` (shown as `label`) from `client_ip`.
+    pub(super) fn new(
+        checked: &'static Checked,
+        account: &'a str,
+        label: &'a str,
+        client_ip: &'a str,
+    ) -> Self {
         let group = throttle::address_group(client_ip);
+        let prefix = checked.prefix;
         Attempt {
-            client_bucket: format!("signin:client:{group}"),
-            pair_bucket: format!("signin:pair:{group}:{email}"),
-            account_bucket: format!("signin:account:{email}"),
+            client_bucket: format!("{prefix}:client:{group}"),
+            pair_bucket: format!("{prefix}:pair:{group}:{account}"),
+            account_bucket: format!("{prefix}:account:{account}"),
+            checked,
             group,
-            email,
+            account,
+            label,
             client_ip,
         }
     }
 
     /// The audit entry of a refusal.
-    fn failure(&self, reason: &'a str) -> NewEntry<'a> {
+    pub(super) fn failure(&self, reason: &'a str) -> NewEntry<'a> {
         NewEntry {
-            actor_label: self.email,
-            action: "sign_in",
+            actor_label: self.label,
+            action: self.checked.action,
             target_type: "user",
-            target_label: self.email,
+            target_label: self.label,
             client_ip: self.client_ip,
             outcome: FAILURE,
             details: reason,
@@ -95,7 +151,7 @@ pub async fn sign_in(
         None
     };
     let email = Email::typed_label(email);
-    let attempt = Attempt::new(&email, client_ip);
+    let attempt = Attempt::new(&PASSWORD, &email, &email, client_ip);
     let now = clock.unix();
     let mut conn = pool.acquire().await?;
     admit(&mut conn, &attempt, now).await?;
@@ -115,37 +171,55 @@ pub async fn sign_in(
         .map_err(|e| SignInError::Other(e.into()))?;
     let mut conn = pool.acquire().await?;
     let user = judge(&mut conn, &attempt, user, verified, now).await?;
-    welcome(&mut conn, &attempt, &user, now).await?;
-    Ok(SignedIn { user_id: user.id })
+    let next = super::factors::next_step(&mut conn, &user.id).await?;
+    attempt.succeeded(&mut conn, now).await?;
+    if next == NextStep::SecondFactor {
+        // Signed in once the second factor is proven (`second_factor_proven`).
+        let entry = own_entry(
+            &user.id,
+            &user.email,
+            "sign_in.password",
+            client_ip,
+            SUCCESS,
+        );
+        audit::record(&mut conn, now, entry).await?;
+    } else {
+        welcome(&mut conn, &user.id, &user.email, client_ip, "", now).await?;
+    }
+    Ok(SignedIn {
+        user_id: user.id,
+        next,
+    })
 }
 
 /// Counts the attempt in each bucket before the password is checked, so a burst of parallel
 /// guesses cannot all slip past, and refuses it when the address or the account is over its
 /// limit. The address's buckets come first: an address over its limits is refused before it
 /// can add to the account's count.
-async fn admit(
+pub(super) async fn admit(
     conn: &mut AnyConnection,
     attempt: &Attempt<'_>,
     now: i64,
 ) -> Result<(), SignInError> {
-    let client = throttle::count(conn, &attempt.client_bucket, SIGN_IN_PER_CLIENT, now).await?;
-    let pair_limit = SIGN_IN_PER_ACCOUNT_AND_CLIENT;
-    let pair = throttle::count(conn, &attempt.pair_bucket, pair_limit, now).await?;
+    let (checked, prefix) = (attempt.checked, attempt.checked.prefix);
+    let client = throttle::count(conn, &attempt.client_bucket, checked.per_client, now).await?;
+    let pair = throttle::count(conn, &attempt.pair_bucket, checked.per_pair, now).await?;
     if client.is_over() || pair.is_over() {
         let retry_after = client.retry_after.max(pair.retry_after).unwrap_or_default();
-        let marker = format!("signin:throttled:{}", attempt.group);
-        if throttle::first_in_window(conn, &marker, SIGN_IN_PER_CLIENT.window_secs, now).await? {
+        let marker = format!("{prefix}:throttled:{}", attempt.group);
+        if throttle::first_in_window(conn, &marker, checked.per_client.window_secs, now).await? {
             audit::record(conn, now, attempt.failure("throttled")).await?;
         }
         return Err(SignInError::Throttled { retry_after });
     }
-    let account = throttle::count(conn, &attempt.account_bucket, SIGN_IN_PER_ACCOUNT, now).await?;
+    let account = throttle::count(conn, &attempt.account_bucket, checked.per_account, now).await?;
     if let Some(retry_after) = account.retry_after {
         // Not this address's failure: it gets its attempts back.
-        throttle::release(conn, &attempt.client_bucket, SIGN_IN_PER_CLIENT, now).await?;
-        throttle::release(conn, &attempt.pair_bucket, pair_limit, now).await?;
-        let marker = format!("signin:account-throttled:{}", attempt.email);
-        if throttle::first_in_window(conn, &marker, SIGN_IN_PER_ACCOUNT.window_secs, now).await? {
+        throttle::release(conn, &attempt.client_bucket, checked.per_client, now).await?;
+        throttle::release(conn, &attempt.pair_bucket, checked.per_pair, now).await?;
+        let marker = format!("{prefix}:account-throttled:{}", attempt.account);
+        let window = checked.per_account.window_secs;
+        if throttle::first_in_window(conn, &marker, window, now).await? {
             let reason = "throttled: failures from many addresses";
             audit::record(conn, now, attempt.failure(reason)).await?;
         }
@@ -176,20 +250,29 @@ async fn judge(
     Err(SignInError::Refused)
 }
 
-/// A success is not a failure: its attempt goes back to every bucket, and this address's
-/// earlier failures on the account are forgiven. The sign-in is recorded and audited.
-async fn welcome(
+impl Attempt<'_> {
+    /// A success is not a failure: its attempt goes back to every bucket, and this address's
+    /// earlier failures on the account are forgiven.
+    pub(super) async fn succeeded(&self, conn: &mut AnyConnection, now: i64) -> sqlx::Result<()> {
+        let checked = self.checked;
+        throttle::reset(conn, &self.pair_bucket).await?;
+        throttle::release(conn, &self.client_bucket, checked.per_client, now).await?;
+        throttle::release(conn, &self.account_bucket, checked.per_account, now).await
+    }
+}
+
+/// The person is signed in: recorded and audited (`details` names a second factor, if any).
+pub(super) async fn welcome(
     conn: &mut AnyConnection,
-    attempt: &Attempt<'_>,
-    user: &UserRow,
+    user_id: &str,
+    email: &str,
+    client_ip: &str,
+    details: &str,
     now: i64,
 ) -> sqlx::Result<()> {
-    throttle::reset(conn, &attempt.pair_bucket).await?;
-    throttle::release(conn, &attempt.client_bucket, SIGN_IN_PER_CLIENT, now).await?;
-    throttle::release(conn, &attempt.account_bucket, SIGN_IN_PER_ACCOUNT, now).await?;
-    repo::users::touch_sign_in(conn, &user.id, now).await?;
-    let entry = own_entry(&user.id, &user.email, "sign_in", attempt.client_ip, SUCCESS);
-    audit::record(conn, now, entry).await
+    repo::users::touch_sign_in(conn, user_id, now).await?;
+    let entry = own_entry(user_id, email, "sign_in", client_ip, SUCCESS);
+    audit::record(conn, now, NewEntry { details, ..entry }).await
 }
 
 /// Records that the person a session names signed out.

@@ -23,8 +23,8 @@ pub use roles::{
     role_details, update_role,
 };
 pub use users::{
-    NewUser, UserDetails, UserSummary, invite, list_users, new_user_groups, reinvite, set_active,
-    set_user_groups, user_details,
+    NewUser, UserDetails, UserSummary, invite, list_users, new_user_groups, reinvite,
+    remove_second_factors, set_active, set_user_groups, user_details,
 };
 
 use std::collections::HashMap;

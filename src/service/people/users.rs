@@ -194,6 +194,29 @@ pub async fn set_active(
     Ok(())
 }
 
+/// Removes a person's second factors and recovery codes, for someone who lost their device and
+/// their codes: they sign in with their password alone (or are led to set one up again, under
+/// the policy). Needs `users:write` and every permission the person holds; audited as
+/// `user.second_factors_removed`.
+pub async fn remove_second_factors(
+    pool: &AnyPool,
+    clock: &dyn Clock,
+    actor: &Actor,
+    user_id: &str,
+) -> Result<(), AppError> {
+    actor.require(Permission::UsersWrite)?;
+    let mut tx = begin_write(pool).await?;
+    let user = find_user(&mut tx, user_id).await?;
+    require_holds_theirs(&mut tx, actor, &user).await?;
+    if crate::service::accounts::factors::delete_all(&mut tx, user_id).await? {
+        let action = "user.second_factors_removed";
+        let audited = entry(actor, action, "user", user_id, &user.email, "");
+        audit::record(&mut tx, clock.unix(), audited).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Replaces the groups a user belongs to, notifying them of each change.
 pub async fn set_user_groups(
     pool: &AnyPool,
@@ -288,6 +311,8 @@ pub struct UserDetails {
     /// Has not set a password yet.
     pub invited: bool,
     pub groups: Vec<Choice>,
+    /// Has a second factor (an authenticator app).
+    pub has_second_factor: bool,
 }
 
 /// A user's page; `form`: the groups a form chose, when it comes back with messages.
@@ -301,7 +326,10 @@ pub async fn user_details(
     let mut conn = pool.acquire().await?;
     let user = find_user(&mut conn, id).await?;
     let groups = choices(&mut conn, Links::GroupsOfUser(id), form).await?;
+    let has_second_factor =
+        crate::service::accounts::factors::has_second_factor(&mut conn, id).await?;
     Ok(UserDetails {
+        has_second_factor,
         active: user.active == 1,
         invited: user.password_hash.is_none(),
         id: user.id,

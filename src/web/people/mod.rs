@@ -50,6 +50,10 @@ fn notice_text(code: &str) -> String {
             "The user is disabled: they are signed out and their personal keys stop authenticating."
         }
         "enabled" => "The user is enabled again.",
+        "factors_removed" => {
+            "The user's second factors and recovery codes were removed: they sign in with their \
+             password and can set up a new authenticator app."
+        }
         "group_deleted" => "The group was deleted.",
         "role_deleted" => "The role was deleted.",
         _ => "",

@@ -160,6 +160,7 @@ struct UserPage {
     groups: Ticks,
     error: String,
     notice: String,
+    has_second_factor: bool,
 }
 
 impl UserPage {
@@ -188,6 +189,7 @@ async fn user_page(
         groups: ticks(u.groups),
         error: error.unwrap_or_default(),
         notice,
+        has_second_factor: u.has_second_factor,
     })
 }
 
@@ -305,6 +307,42 @@ pub async fn reinvite_user(
     Ok(back_to_user(&path, "reinvited"))
 }
 
+#[derive(Template)]
+#[template(path = "people/user_factors.html")]
+struct RemoveFactorsPage {
+    frame: Frame,
+    id: String,
+    name: String,
+    email: String,
+}
+
+/// GET /user-access/users/{id}/second-factors: what removing them does, before it is done.
+pub async fn remove_factors_form(
+    admin: Granted<UsersWrite>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let user = people::user_details(&state.pool, &admin.actor(), &path, None).await?;
+    let page = RemoveFactorsPage {
+        frame: Frame::new(&admin, "users-and-keys"),
+        id: user.id,
+        name: user.name,
+        email: user.email,
+    };
+    Ok(html(StatusCode::OK, page))
+}
+
+/// POST /user-access/users/{id}/second-factors — removes them (audited).
+pub async fn remove_factors(
+    admin: Granted<UsersWrite>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let clock = state.clock.as_ref();
+    people::remove_second_factors(&state.pool, clock, &admin.actor(), &path).await?;
+    Ok(back_to_user(&path, "factors_removed"))
+}
+
 /// The routes of the Users tab.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/user-access/users", web::get().to(users))
@@ -327,5 +365,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/user-access/users/{id}/invite",
             web::post().to(reinvite_user),
+        )
+        .route(
+            "/user-access/users/{id}/second-factors",
+            web::get().to(remove_factors_form),
+        )
+        .route(
+            "/user-access/users/{id}/second-factors",
+            web::post().to(remove_factors),
         );
 }

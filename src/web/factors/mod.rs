@@ -1,0 +1,124 @@
+//! `/account/security`: a person's second factors (the authenticator app and recovery codes),
+//! the tenant's second-factor policy for administrators, and the second step of sign-in.
+
+mod app;
+mod recovery;
+mod verify;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::service::accounts::factors::{self, AppStatus, Policy, Security};
+use crate::state::AppState;
+use crate::web::current_user::CurrentUser;
+use crate::web::granted::{ConfigWrite, Granted};
+use crate::web::pages::When;
+use crate::web::{Frame, html, see_other};
+
+/// The routes of the security page and the second step of sign-in.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/account/security", web::get().to(security_page))
+        .route("/account/security/policy", web::post().to(set_policy))
+        .configure(app::routes)
+        .configure(recovery::routes)
+        .configure(verify::routes);
+}
+
+#[derive(Template)]
+#[template(path = "account/security.html")]
+struct SecurityPage {
+    frame: Frame,
+    security: Security,
+    /// When the app was confirmed, if it was.
+    app_since: Option<When>,
+    notice: &'static str,
+    /// The policy form, for holders of `config:write`: (value, label, chosen).
+    policies: Vec<(&'static str, &'static str, bool)>,
+}
+
+impl SecurityPage {
+    fn app_active(&self) -> bool {
+        matches!(self.security.app, AppStatus::Active { .. })
+    }
+
+    fn app_waiting(&self) -> bool {
+        self.security.app == AppStatus::Waiting
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    done: Option<String>,
+}
+
+/// What was just done, as the page says it.
+fn notice(done: Option<&str>) -> &'static str {
+    match done {
+        Some("app-added") => "Your authenticator app is set up. Sign-in now asks for a code.",
+        Some("app-removed") => "Your authenticator app was removed.",
+        Some("policy") => "The second-factor policy was saved.",
+        _ => "",
+    }
+}
+
+/// GET /account/security
+pub async fn security_page(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    query: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, AppError> {
+    let security = factors::security(&state.pool, &user.id).await?;
+    let app_since = match security.app {
+        AppStatus::Active { since } => Some(When::at(since, state.clock.unix())),
+        _ => None,
+    };
+    let policies = if user.may(crate::domain::Permission::ConfigWrite) {
+        Policy::ALL
+            .iter()
+            .map(|p| (p.as_str(), p.label(), *p == security.policy))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let page = SecurityPage {
+        frame: Frame::new(&user, "account"),
+        security,
+        app_since,
+        notice: notice(query.done.as_deref()),
+        policies,
+    };
+    Ok(no_store(html(StatusCode::OK, page)))
+}
+
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    policy: String,
+}
+
+/// POST /account/security/policy — needs `config:write`; audited.
+pub async fn set_policy(
+    user: Granted<ConfigWrite>,
+    state: web::Data<AppState>,
+    form: web::Form<PolicyForm>,
+) -> Result<HttpResponse, AppError> {
+    factors::set_policy(
+        &state.pool,
+        state.clock.as_ref(),
+        &user.actor(),
+        &form.policy,
+    )
+    .await?;
+    Ok(see_other("/account/security?done=policy"))
+}
+
+/// A response that must not be kept by the browser (it shows a secret or a person's factors).
+fn no_store(mut res: HttpResponse) -> HttpResponse {
+    res.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    res
+}
