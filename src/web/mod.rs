@@ -45,6 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(account::change_password),
         )
         .configure(api_access::routes)
+        .configure(account::passkeys::routes)
         .configure(people::routes)
         .configure(|c| keys::routes(c, keys::TENANT))
         .configure(|c| keys::routes(c, keys::PERSONAL))
