@@ -9,5 +9,6 @@ mod driver;
 mod flows;
 mod keys;
 mod layout;
+mod passkeys;
 mod people;
 mod permissions;
