@@ -7,7 +7,10 @@
 //!   issued and an HMAC of nonce and time under a key derived from the master key: a page on
 //!   another site can neither read the nonce nor forge the HMAC.
 //!
-//! The JSON API authenticates with keys, not cookies, and is exempt.
+//! A console request with a JSON body (the passkey ceremonies) carries the token in the
+//! `X-CSRF-Token` header instead: a page on another site cannot set that header without a CORS
+//! preflight, which is never granted. The JSON API authenticates with keys, not cookies, and is
+//! exempt.
 
 use std::future::{Ready, ready};
 
@@ -28,6 +31,8 @@ use crate::error::AppError;
 const SESSION_KEY: &str = "csrf";
 /// The form field that carries the token.
 pub const FIELD: &str = "csrf_token";
+/// The header that carries the token on a JSON request (the passkey ceremonies' script).
+pub const HEADER: &str = "x-csrf-token";
 
 /// The paths whose forms are posted before sign-in, with the anonymous token.
 pub const ANONYMOUS_FORMS: &[&str] = &[
@@ -36,6 +41,8 @@ pub const ANONYMOUS_FORMS: &[&str] = &[
     "/invite",
     "/forgot-password",
     "/reset-password",
+    "/login/passkey/options",
+    "/login/passkey/finish",
 ];
 
 /// How long an anonymous form's token works after the page was shown.
@@ -230,7 +237,13 @@ pub async fn guard(
             return Ok(ServiceResponse::new(http, res));
         }
     };
-    let presented = form_field(&body, FIELD).unwrap_or_default();
+    let presented = http
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| form_field(&body, FIELD))
+        .unwrap_or_default();
     let anonymous_form = ANONYMOUS_FORMS.contains(&http.path());
     let valid = (anonymous_form && anonymous_matches(&http, &presented))
         || matches(&http.get_session(), &presented);

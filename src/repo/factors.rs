@@ -87,14 +87,25 @@ pub async fn delete_totp(conn: &mut AnyConnection, user_id: &str) -> sqlx::Resul
     Ok(changed == 1)
 }
 
-/// Whether the person has a second factor that counts (a confirmed authenticator app).
+/// Whether the person has a second factor that counts: a confirmed authenticator app or a
+/// passkey.
 pub async fn has_second_factor(conn: &mut AnyConnection, user_id: &str) -> sqlx::Result<bool> {
     let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+        "SELECT (SELECT COUNT(*) FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL) \
+         + (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)",
     )
     .bind(user_id)
     .fetch_one(conn)
     .await?;
+    Ok(n > 0)
+}
+
+/// Whether the person has a passkey.
+pub async fn has_passkey(conn: &mut AnyConnection, user_id: &str) -> sqlx::Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM passkeys WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?;
     Ok(n > 0)
 }
 

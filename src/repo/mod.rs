@@ -12,6 +12,7 @@ pub mod keys;
 mod named;
 pub mod notifications;
 pub mod outbox;
+pub mod passkeys;
 pub mod queue;
 pub mod rate_limits;
 pub mod roles;

@@ -1,5 +1,7 @@
 //! The signed-in user's own account: changing the password.
 
+pub(crate) mod passkeys;
+
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};

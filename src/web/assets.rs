@@ -31,6 +31,11 @@ const ASSETS: &[Asset] = &[
         content_type: "image/svg+xml",
         body: include_bytes!("../../static/favicon.svg"),
     },
+    Asset {
+        name: "passkeys.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/passkeys.js"),
+    },
 ];
 
 fn versions() -> &'static Vec<String> {

@@ -47,6 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .configure(factors::routes)
         .configure(api_access::routes)
+        .configure(account::passkeys::routes)
         .configure(people::routes)
         .configure(|c| keys::routes(c, keys::TENANT))
         .configure(|c| keys::routes(c, keys::PERSONAL))

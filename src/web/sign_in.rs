@@ -28,6 +28,8 @@ struct LoginPage {
     notice: Option<&'static str>,
     css: String,
     icon: String,
+    /// The passkey ceremonies' script ("Sign in with a passkey").
+    passkeys_js: String,
 }
 
 #[derive(Deserialize)]
@@ -39,7 +41,7 @@ pub struct LoginQuery {
 }
 
 /// Only local paths are followed after sign-in (no open redirect).
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     // Browsers drop tabs and newlines from URLs and read `\` as `/`, so `/\t/evil` would become
     // `//evil`: refuse every control character and backslash before the `//` check.
     match next {
@@ -70,6 +72,7 @@ fn login_page(
         notice,
         css: asset_url("app.css"),
         icon: asset_url("favicon.svg"),
+        passkeys_js: asset_url("passkeys.js"),
     }
 }
 

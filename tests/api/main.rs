@@ -28,6 +28,7 @@ mod keys;
 mod logging;
 mod mail;
 mod memberships;
+mod passkeys;
 mod people;
 mod rest;
 mod retention;

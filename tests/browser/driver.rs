@@ -14,6 +14,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    /// chromedriver's own URL, for commands fantoccini does not offer (virtual authenticators).
+    driver_url: String,
     _profile: tempfile::TempDir,
 }
 
@@ -132,6 +134,7 @@ impl Browser {
                     return Browser {
                         client,
                         driver,
+                        driver_url: url.clone(),
                         _profile: profile,
                     };
                 }
@@ -368,5 +371,33 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("expected {css} to show {wanted:?}, saw {seen:?}");
+    }
+}
+
+impl Browser {
+    /// Adds a virtual authenticator to the window through WebDriver's WebAuthn extension
+    /// commands: a built-in (platform) CTAP2 authenticator that keeps discoverable credentials
+    /// and verifies its user. Returns its ID.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let session = self.client.session_id().await.unwrap().expect("a session");
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!(
+                "{}/session/{session}/webauthn/authenticator",
+                self.driver_url
+            ))
+            .json(&serde_json::json!({
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                "hasUserVerification": true, "isUserVerified": true
+            }))
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("a JSON answer");
+        answer["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no authenticator added: {answer}"))
+            .to_string()
     }
 }

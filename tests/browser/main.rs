@@ -10,5 +10,6 @@ mod factors;
 mod flows;
 mod keys;
 mod layout;
+mod passkeys;
 mod people;
 mod permissions;

@@ -5,6 +5,8 @@ mod app;
 mod recovery;
 mod verify;
 
+pub(crate) use verify::pending;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use crate::error::AppError;
 use crate::service::accounts::factors::{self, AppStatus, Policy, Security};
 use crate::state::AppState;
+use crate::web::account::passkeys::{PasskeysSection, done_notice};
 use crate::web::current_user::CurrentUser;
 use crate::web::granted::{ConfigWrite, Granted};
 use crate::web::pages::When;
@@ -37,6 +40,7 @@ struct SecurityPage {
     notice: &'static str,
     /// The policy form, for holders of `config:write`: (value, label, chosen).
     policies: Vec<(&'static str, &'static str, bool)>,
+    passkeys: PasskeysSection,
 }
 
 impl SecurityPage {
@@ -52,6 +56,9 @@ impl SecurityPage {
 #[derive(Deserialize)]
 pub struct NoticeQuery {
     done: Option<String>,
+    /// The passkey an action was about.
+    #[serde(default)]
+    name: String,
 }
 
 /// What was just done, as the page says it.
@@ -70,6 +77,21 @@ pub async fn security_page(
     state: web::Data<AppState>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let mut passkeys = PasskeysSection::load(&state, &user).await?;
+    let done = query.done.as_deref();
+    passkeys.notice = done_notice(done.unwrap_or_default(), &query.name);
+    security_with(&user, &state, notice(done), passkeys, StatusCode::OK).await
+}
+
+/// The security page with its passkeys section as given (a rename that was refused keeps what
+/// was typed there).
+pub(crate) async fn security_with(
+    user: &CurrentUser,
+    state: &AppState,
+    notice: &'static str,
+    passkeys: PasskeysSection,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
     let security = factors::security(&state.pool, &user.id).await?;
     let app_since = match security.app {
         AppStatus::Active { since } => Some(When::at(since, state.clock.unix())),
@@ -84,13 +106,14 @@ pub async fn security_page(
         Vec::new()
     };
     let page = SecurityPage {
-        frame: Frame::new(&user, "account"),
+        frame: Frame::new(user, "account"),
         security,
         app_since,
-        notice: notice(query.done.as_deref()),
+        notice,
         policies,
+        passkeys,
     };
-    Ok(no_store(html(StatusCode::OK, page)))
+    Ok(no_store(html(status, page)))
 }
 
 #[derive(Deserialize)]

@@ -31,7 +31,7 @@ const START_AGAIN: &str = "/login?timed_out=1";
 
 /// The person whose second factor is awaited, while the pending state lasts; an expired one is
 /// ended.
-fn pending(session: &Session, now: i64) -> Option<String> {
+pub(crate) fn pending(session: &Session, now: i64) -> Option<String> {
     let user_id = session.get::<String>(PENDING_USER_ID).ok().flatten()?;
     let since = session.get::<i64>(PENDING_AT).ok().flatten()?;
     if now - since > PENDING_SECS {
@@ -49,6 +49,9 @@ struct VerifyPage {
     method: &'static str,
     /// The person has an app (else only recovery codes are offered).
     has_app: bool,
+    /// The person has a passkey: "Use a passkey" is offered beside the code.
+    has_passkey: bool,
+    passkeys_js: String,
     error: Option<String>,
     css: String,
     icon: String,
@@ -80,6 +83,8 @@ async fn page(
         csrf: csrf::token(session),
         method: method_of(asked, step.app),
         has_app: step.app,
+        has_passkey: step.passkeys,
+        passkeys_js: asset_url("passkeys.js"),
         error,
         css: asset_url("app.css"),
         icon: asset_url("favicon.svg"),

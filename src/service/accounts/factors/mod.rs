@@ -95,5 +95,6 @@ pub(crate) async fn delete_all(conn: &mut AnyConnection, user_id: &str) -> sqlx:
     let had = has_second_factor(conn, user_id).await?;
     repo::factors::delete_totp(conn, user_id).await?;
     repo::factors::delete_recovery_codes(conn, user_id).await?;
+    repo::passkeys::delete_all(conn, user_id).await?;
     Ok(had)
 }

@@ -55,6 +55,8 @@ pub struct SecondStep {
     pub app: bool,
     /// Their unused recovery codes.
     pub recovery_left: i64,
+    /// They have a passkey.
+    pub passkeys: bool,
 }
 
 /// What the second step offers the person `user_id`.
@@ -64,7 +66,12 @@ pub async fn second_step(pool: &AnyPool, user_id: &str) -> AppResult<SecondStep>
         .await?
         .is_some_and(|row| row.confirmed_at.is_some());
     let recovery_left = repo::factors::recovery_codes_left(&mut conn, user_id).await?;
-    Ok(SecondStep { app, recovery_left })
+    let passkeys = repo::factors::has_passkey(&mut conn, user_id).await?;
+    Ok(SecondStep {
+        app,
+        recovery_left,
+        passkeys,
+    })
 }
 
 /// Checks the second factor of a person whose password was right. Wrong codes count per person,
