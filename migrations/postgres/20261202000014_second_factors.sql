@@ -4,7 +4,7 @@
 -- first code; it does not count as a second factor. last_step is the time step of the last
 -- accepted code: a code for that step or an earlier one is refused (each code is used once).
 CREATE TABLE totp_factors (
-    user_id TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     sealed_secret TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     confirmed_at BIGINT,
