@@ -1,7 +1,7 @@
 -- Passkeys (WebAuthn, issue 16). Each person has one random WebAuthn user handle, which their
 -- authenticators keep with every passkey and hand back when a passkey signs in on its own.
 CREATE TABLE passkey_handles (
-    user_id TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     handle TEXT NOT NULL UNIQUE
 );
 
