@@ -5,6 +5,7 @@ mod app;
 mod policy;
 mod recovery;
 mod second_step;
+mod step_up;
 
 use sqlx::{AnyConnection, AnyPool};
 
@@ -21,6 +22,7 @@ pub use recovery::regenerate_recovery_codes;
 pub use second_step::{
     Method, Proof, SecondStep, prove_second_factor, second_factor_proven, second_step,
 };
+pub use step_up::{Ask, Refusal, STEP_UP_SECS, ask, confirm};
 
 pub(super) use policy::{must_enrol, next_step};
 

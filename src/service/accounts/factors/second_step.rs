@@ -159,7 +159,7 @@ pub(super) async fn check_code(
 
 /// Uses up one of the person's recovery codes: `Err` with the audited reason when it is not
 /// one of theirs or was used.
-async fn use_recovery_code(
+pub(super) async fn use_recovery_code(
     conn: &mut AnyConnection,
     factors: SecondFactors<'_>,
     user_id: &str,
