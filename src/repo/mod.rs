@@ -11,6 +11,7 @@ pub mod keys;
 mod named;
 pub mod notifications;
 pub mod outbox;
+pub mod password_resets;
 pub mod queue;
 pub mod rate_limits;
 pub mod roles;

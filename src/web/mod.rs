@@ -9,6 +9,7 @@ mod frame;
 pub mod granted;
 mod keys;
 mod pages;
+mod password_reset;
 mod people;
 mod sign_in;
 
@@ -44,6 +45,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/password",
             web::post().to(account::change_password),
         )
+        .configure(password_reset::routes)
+        .configure(account::routes)
         .configure(api_access::routes)
         .configure(people::routes)
         .configure(|c| keys::routes(c, keys::TENANT))

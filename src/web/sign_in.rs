@@ -8,8 +8,7 @@ use serde::Deserialize;
 
 use crate::auth::client_ip::client_ip;
 use crate::auth::csrf::AnonymousToken;
-use crate::auth::session_store::SIGNED_IN_AT;
-use crate::auth::session_store::USER_ID;
+use crate::auth::session_store::{CLIENT_IP, DEVICE, SESSION_ID, SIGNED_IN_AT, USER_ID};
 use crate::error::AppError;
 use crate::service::accounts::{self, NewAdmin, SetupLink, SignInError};
 use crate::service::{FieldErrors, FormError};
@@ -34,6 +33,7 @@ pub struct LoginQuery {
     next: Option<String>,
     signed_out: Option<String>,
     expired: Option<String>,
+    reset: Option<String>,
 }
 
 /// Only local paths are followed after sign-in (no open redirect).
@@ -84,6 +84,8 @@ pub async fn login_form(
         Some("You have signed out.")
     } else if query.expired.is_some() {
         Some("Your password was changed. Sign in again.")
+    } else if query.reset.is_some() {
+        Some("Your new password is set and you were signed out everywhere. Sign in with it.")
     } else {
         None
     };
@@ -137,7 +139,7 @@ pub async fn login(
     .await;
     match result {
         Ok(signed_in) => {
-            start_session(&session, &signed_in.user_id, state.clock.unix())?;
+            start_session(&req, &session, &signed_in.user_id, state.clock.unix())?;
             Ok(see_other(&safe_next(Some(&form.next))))
         }
         Err(SignInError::Refused) => {
@@ -182,13 +184,29 @@ fn echo_email(typed: String) -> String {
     }
 }
 
-/// A fresh session (new key, new CSRF token) for a user who just proved who they are.
-pub(crate) fn start_session(session: &Session, user_id: &str, now: i64) -> Result<(), AppError> {
+/// A fresh session (new key, new public ID, new CSRF token) for a user who just proved who
+/// they are, with the device and address the sessions list shows.
+pub(crate) fn start_session(
+    req: &HttpRequest,
+    session: &Session,
+    user_id: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    use rand::distr::{Alphanumeric, SampleString};
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     session.renew();
     session.remove("csrf");
+    let public_id = Alphanumeric.sample_string(&mut rand::rng(), 22);
     session
         .insert(USER_ID, user_id)
         .and_then(|()| session.insert(SIGNED_IN_AT, now))
+        .and_then(|()| session.insert(SESSION_ID, public_id))
+        .and_then(|()| session.insert(DEVICE, crate::domain::device_label(user_agent)))
+        .and_then(|()| session.insert(CLIENT_IP, client_ip(req)))
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("session: {e}")))?;
     Ok(())
 }
@@ -298,7 +316,7 @@ pub async fn setup(
     .await;
     match result {
         Ok(user_id) => {
-            start_session(&session, &user_id, state.clock.unix())?;
+            start_session(&req, &session, &user_id, state.clock.unix())?;
             Ok(see_other("/user-access/keys"))
         }
         Err(FormError::Invalid(errors)) => {
