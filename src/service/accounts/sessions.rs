@@ -111,8 +111,9 @@ pub async fn sign_out_other_sessions(
     Ok(ended)
 }
 
-/// Signs a user out everywhere (`users:write`), audited with the administrator as actor.
-/// Returns how many sessions ended.
+/// Signs a user out everywhere (`users:write`), audited with the administrator as actor; not
+/// oneself (Account security does that, keeping the session in use). Returns how many sessions
+/// ended.
 pub async fn sign_out_everywhere(
     pool: &AnyPool,
     clock: &dyn Clock,
@@ -120,6 +121,11 @@ pub async fn sign_out_everywhere(
     user_id: &str,
 ) -> AppResult<u64> {
     actor.require(Permission::UsersWrite)?;
+    if actor.user_id == user_id {
+        return Err(AppError::Conflict(
+            "To sign yourself out of your other sessions, use Account security.".into(),
+        ));
+    }
     let now = clock.unix();
     let mut tx = begin_write(pool).await?;
     let user = repo::users::find(&mut tx, user_id)
