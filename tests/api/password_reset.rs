@@ -45,6 +45,24 @@ fn link_in(data: &str) -> Option<String> {
     crate::common::link_in(data, "/reset-password?token=")
 }
 
+/// Fails unless the audit log's first page (read by the signed-in administrator) says each of
+/// `parts`.
+async fn audit_says(app: &TestApp, parts: &[&str]) {
+    let audit = app.get("/audit").await.text("tbody");
+    for part in parts {
+        assert!(audit.contains(part), "{part}: {audit}");
+    }
+}
+
+/// The ID of the user with this email.
+async fn user_id(app: &TestApp, email: &str) -> String {
+    sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap()
+}
+
 /// Follows a link and sets `password` through its form.
 async fn reset_with(app: &TestApp, link: &str, password: &str) -> crate::common::Page {
     let guest = app.other_client();
@@ -90,19 +108,13 @@ async fn known_and_unknown_addresses_get_the_same_answer() {
     assert_eq!(links.len(), 1);
     assert_eq!(server.accepted()[0].to, vec![USER_EMAIL]);
     // The audit log, for administrators, says what happened.
-    let audit = app.get("/audit").await.text("tbody");
-    assert!(audit.contains("link sent"), "{audit}");
-    assert!(audit.contains("no link: unknown account"), "{audit}");
+    audit_says(&app, &["link sent", "no link: unknown account"]).await;
 }
 
 #[tokio::test]
 async fn a_disabled_account_gets_the_same_answer_and_no_email() {
     let (app, server) = app_with_mail().await;
-    let id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(USER_EMAIL)
-        .fetch_one(&app.state.pool)
-        .await
-        .unwrap();
+    let id = user_id(&app, USER_EMAIL).await;
     let page = app
         .post(&format!("/user-access/users/{id}/disable"), &[])
         .await;
@@ -173,8 +185,7 @@ async fn an_address_asked_for_too_often_gets_the_same_answer_without_more_emails
         assert_eq!(page.location(), "/forgot-password?sent=1");
     }
     assert_eq!(sent_links(&app, &server).await.len(), 3, "three an address");
-    let audit = app.get("/audit").await.text("tbody");
-    assert!(audit.contains("too many requests for this address"));
+    audit_says(&app, &["too many requests for this address"]).await;
     app.clock.advance(Duration::minutes(16));
     ask(&app, USER_EMAIL).await;
     assert_eq!(sent_links(&app, &server).await.len(), 4, "again later");
@@ -236,9 +247,7 @@ async fn a_reset_sets_the_password_ends_every_session_and_the_link_works_once() 
         Some("/forgot-password")
     );
     assert!(!again.body.contains("410"), "no status code shown");
-    let audit = app.get("/audit").await.text("tbody");
-    assert!(audit.contains("user.password_reset"), "{audit}");
-    assert!(audit.contains("link already used"), "{audit}");
+    audit_says(&app, &["user.password_reset", "link already used"]).await;
 }
 
 #[tokio::test]
@@ -265,9 +274,7 @@ async fn a_link_expires_after_an_hour_and_a_newer_one_supersedes_it() {
     );
     assert_eq!(app.other_client().get(&newest).await.status, StatusCode::OK);
     app.signed_in_again().await;
-    let audit = app.get("/audit").await.text("tbody");
-    assert!(audit.contains("link expired"), "{audit}");
-    assert!(audit.contains("link superseded by a newer one"), "{audit}");
+    audit_says(&app, &["link expired", "link superseded by a newer one"]).await;
 }
 
 #[tokio::test]
@@ -386,11 +393,7 @@ async fn a_weak_new_password_is_refused_next_to_its_field() {
 #[tokio::test]
 async fn an_administrator_sends_a_reset_link_from_the_users_page() {
     let (app, server) = app_with_mail().await;
-    let id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(USER_EMAIL)
-        .fetch_one(&app.state.pool)
-        .await
-        .unwrap();
+    let id = user_id(&app, USER_EMAIL).await;
     let user_page = app.get(&format!("/user-access/users/{id}")).await;
     assert_eq!(
         user_page
@@ -421,18 +424,13 @@ async fn an_administrator_sends_a_reset_link_from_the_users_page() {
         data.contains("Ada Lovelace asked keyward"),
         "names who asked"
     );
-    let audit = app.get("/audit").await.text("tbody");
-    assert!(audit.contains("user.password_reset_sent") && audit.contains(ADMIN_EMAIL));
+    audit_says(&app, &["user.password_reset_sent", ADMIN_EMAIL]).await;
 }
 
 #[tokio::test]
 async fn sending_a_reset_link_needs_users_write() {
     let (app, server) = app_with_mail().await;
-    let ada: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(ADMIN_EMAIL)
-        .fetch_one(&app.state.pool)
-        .await
-        .unwrap();
+    let ada = user_id(&app, ADMIN_EMAIL).await;
     let grace = app.other_client();
     grace.sign_in(USER_EMAIL, PASSWORD).await;
     let path = format!("/user-access/users/{ada}/reset-password");
@@ -444,11 +442,7 @@ async fn sending_a_reset_link_needs_users_write() {
 #[tokio::test]
 async fn a_disabled_user_gets_no_reset_link_from_an_administrator() {
     let (app, server) = app_with_mail().await;
-    let id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(USER_EMAIL)
-        .fetch_one(&app.state.pool)
-        .await
-        .unwrap();
+    let id = user_id(&app, USER_EMAIL).await;
     app.post(&format!("/user-access/users/{id}/disable"), &[])
         .await;
     let page = app.get(&format!("/user-access/users/{id}")).await;

@@ -4,8 +4,6 @@
 //! cases do the same work. An administrator can send the link too.
 
 use askama::Template;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::zeroize::Zeroizing;
 use sqlx::{AnyConnection, AnyPool};
 
@@ -67,11 +65,8 @@ async fn issue(
     asked: &str,
     now: i64,
 ) -> Result<(), AppError> {
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    rand::fill(&mut bytes[..]);
-    let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes));
+    let (token, token_hash) = crate::service::bootstrap::new_link_token();
     let expires_at = now + RESET_TTL_SECS;
-    let token_hash = hash_setup_token(&token);
     password_resets::replace(conn, to.user_id, &token_hash, now, expires_at).await?;
     let link = Zeroizing::new(format!(
         "{}/reset-password?token={}",
