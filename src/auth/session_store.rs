@@ -32,6 +32,12 @@ pub const PENDING_NEXT: &str = "pending_next";
 pub const PENDING_SECS: i64 = 300;
 /// A session ends this long after sign-in however active it is.
 pub const ABSOLUTE_TIMEOUT_SECS: i64 = 12 * 3600;
+/// Session key holding the session's public ID (how the sessions list names it).
+pub const SESSION_ID: &str = "sid";
+/// Session key holding the device label read from the User-Agent at sign-in.
+pub const DEVICE: &str = "device";
+/// Session key holding the client address at sign-in.
+pub const CLIENT_IP: &str = "ip";
 
 /// Sessions in the `sessions` table.
 #[derive(Clone)]
@@ -62,10 +68,23 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-fn user_of(state: &HashMap<String, String>) -> Option<String> {
-    state
-        .get(USER_ID)
-        .and_then(|v| serde_json::from_str::<String>(v).ok())
+/// What the row keeps in columns of its own, read from the session's state.
+fn facts_of(state: &HashMap<String, String>) -> sessions::SessionFacts {
+    let text = |key: &str| {
+        state
+            .get(key)
+            .and_then(|v| serde_json::from_str::<String>(v).ok())
+    };
+    sessions::SessionFacts {
+        user_id: text(USER_ID),
+        public_id: text(SESSION_ID).unwrap_or_default(),
+        device: text(DEVICE).unwrap_or_default(),
+        client_ip: text(CLIENT_IP).unwrap_or_default(),
+        signed_in_at: state
+            .get(SIGNED_IN_AT)
+            .and_then(|v| serde_json::from_str::<i64>(v).ok())
+            .unwrap_or_default(),
+    }
 }
 
 /// What the session store fails with when the database cannot be reached. actix-session turns
@@ -123,7 +142,7 @@ impl SessionStore for DbSessionStore {
             &mut conn,
             &hash_key(&key),
             &body,
-            user_of(&state).as_deref(),
+            &facts_of(&state),
             now,
             expiry(now, ttl),
         )
@@ -150,7 +169,7 @@ impl SessionStore for DbSessionStore {
             &mut conn,
             &hash_key(key.as_ref()),
             &body,
-            user_of(&state).as_deref(),
+            &facts_of(&state),
             now,
             expiry(now, ttl),
         )
@@ -163,8 +182,9 @@ impl SessionStore for DbSessionStore {
         // The session expired or was ended elsewhere meanwhile (sign-out, password change, a
         // disabled account): start a new one, but never signed in.
         let mut state = state;
-        state.remove(USER_ID);
-        state.remove(SIGNED_IN_AT);
+        for key in [USER_ID, SIGNED_IN_AT, SESSION_ID, DEVICE, CLIENT_IP] {
+            state.remove(key);
+        }
         self.save(state, ttl).await.map_err(|e| match e {
             SaveError::Serialization(e) => UpdateError::Serialization(e),
             SaveError::Other(e) => UpdateError::Other(e),

@@ -1,6 +1,7 @@
 //! Pure types and rules, no I/O: each `parse` returns the value or a message for the person who typed it.
 
 mod actor;
+mod device;
 mod email;
 mod key;
 mod key_details;
@@ -10,6 +11,7 @@ mod permission;
 mod text;
 
 pub use actor::Actor;
+pub use device::device_label;
 pub use email::Email;
 pub use key::{
     BridgeClientId, KeyId, KeyName, KeyStatus, KeyType, SECRET_LEN, Secret, is_system_key_name,

@@ -13,6 +13,7 @@ mod named;
 pub mod notifications;
 pub mod outbox;
 pub mod passkeys;
+pub mod password_resets;
 pub mod queue;
 pub mod rate_limits;
 pub mod roles;

@@ -1,8 +1,10 @@
-//! People's accounts: the first administrator, sign-in with throttling, password changes, and
-//! the person behind a session.
+//! People's accounts: the first administrator, sign-in with throttling, password changes and
+//! resets, the person behind a session and the list of their sessions.
 
 pub mod factors;
 mod password;
+mod reset;
+mod sessions;
 mod setup;
 mod sign_in;
 
@@ -13,6 +15,12 @@ use crate::service::audit::NewEntry;
 use crate::service::repo::{self, groups::ADMINISTRATORS};
 
 pub use password::{PasswordChange, change_password};
+pub use reset::{
+    RESET_TTL_SECS, ResetFor, ResetInput, request_reset, reset_link, reset_password, send_reset,
+};
+pub use sessions::{
+    SessionInfo, list_sessions, sign_out_everywhere, sign_out_other_sessions, sign_out_session,
+};
 pub use setup::{INVALID_SETUP_LINK, NewAdmin, SetupLink, create_admin, setup_link};
 pub use sign_in::{NextStep, SignInError, SignedIn, sign_in, sign_out};
 

@@ -39,6 +39,16 @@ pub fn hash_setup_token(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
+/// A new emailed-link token (an invitation, a password reset): 32 random bytes as
+/// [`LINK_TOKEN_LEN`] characters, wiped when dropped, with the hash that is stored of it.
+pub fn new_link_token() -> (secrecy::zeroize::Zeroizing<String>, String) {
+    let mut bytes = secrecy::zeroize::Zeroizing::new([0u8; 32]);
+    rand::fill(&mut bytes[..]);
+    let token = secrecy::zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes));
+    let hash = hash_setup_token(&token);
+    (token, hash)
+}
+
 /// While no user exists, a fresh setup token (earlier ones stop working); `None` otherwise.
 pub async fn issue_setup_token(conn: &mut AnyConnection, now: i64) -> sqlx::Result<Option<String>> {
     if users::count(conn).await? > 0 {

@@ -33,6 +33,8 @@ pub async fn purge(pool: &AnyPool, now: i64, retention: Retention) -> AppResult<
     let sessions = sessions::purge_expired(&mut conn, now).await?;
     let windows = rate_limits::purge(&mut conn, now - 86_400).await?;
     form_submissions::purge(&mut conn, now - crate::service::once::REMEMBERED_SECS).await?;
+    // Reset links work for an hour; a day later they are of no use to anyone.
+    crate::service::repo::password_resets::purge(&mut conn, now - 86_400).await?;
     let mut messages = 0;
     if retention.messages_days > 0 {
         let before = now - i64::from(retention.messages_days) * 86_400;

@@ -65,6 +65,17 @@ pub const SECOND_FACTOR_PER_ACCOUNT: Limit = Limit {
     max: 10,
     window_secs: 900,
 };
+/// Password reset requests answered per email address in 15 minutes (whoever asks): enough for a
+/// person who lost the first email, too few to flood anyone's inbox.
+pub const RESET_REQUESTS_PER_ADDRESS: Limit = Limit {
+    max: 3,
+    window_secs: 900,
+};
+/// Password reset requests per client address group in 15 minutes, whatever the addresses.
+pub const RESET_REQUESTS_PER_CLIENT: Limit = Limit {
+    max: 10,
+    window_secs: 900,
+};
 
 /// One attempt counted in a bucket.
 #[derive(Debug, Clone, Copy)]

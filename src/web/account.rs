@@ -1,4 +1,6 @@
-//! The signed-in user's own account: changing the password.
+//! The signed-in user's own account: changing the password, and the Account security page.
+
+pub(crate) mod sessions;
 
 pub(crate) mod passkeys;
 
@@ -58,6 +60,7 @@ pub struct PasswordForm {
 /// POST /account/password — on success every other session of the user ends; this one is
 /// renewed. Too many wrong current passwords answer 429 with `Retry-After` and the form.
 pub async fn change_password(
+    req: actix_web::HttpRequest,
     user: CurrentUser,
     session: Session,
     state: web::Data<AppState>,
@@ -78,7 +81,7 @@ pub async fn change_password(
     .await;
     match result {
         Ok(()) => {
-            start_session(&session, &user.id, state.clock.unix())?;
+            start_session(&req, &session, &user.id, state.clock.unix())?;
             Ok(see_other("/account/password?saved=1"))
         }
         Err(FormError::Invalid(errors)) => Ok(html(
@@ -108,4 +111,16 @@ pub async fn change_password(
         }
         Err(FormError::Other(e)) => Err(e),
     }
+}
+
+/// The routes of the Account security page (the password form's are in `web::routes`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/account/security/sessions/sign-out-others",
+        web::post().to(sessions::sign_out_others),
+    )
+    .route(
+        "/account/security/sessions/{id}/sign-out",
+        web::post().to(sessions::sign_out_one),
+    );
 }

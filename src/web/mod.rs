@@ -10,6 +10,7 @@ mod frame;
 pub mod granted;
 mod keys;
 mod pages;
+mod password_reset;
 mod people;
 mod sign_in;
 
@@ -46,6 +47,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(account::change_password),
         )
         .configure(factors::routes)
+        .configure(password_reset::routes)
+        .configure(account::routes)
         .configure(api_access::routes)
         .configure(account::passkeys::routes)
         .configure(people::routes)

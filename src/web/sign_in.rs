@@ -9,7 +9,8 @@ use serde::Deserialize;
 use crate::auth::client_ip::client_ip;
 use crate::auth::csrf::AnonymousToken;
 use crate::auth::session_store::{
-    CONFIRMED_AT, PENDING_AT, PENDING_NEXT, PENDING_USER_ID, SIGNED_IN_AT, USER_ID,
+    CLIENT_IP, CONFIRMED_AT, DEVICE, PENDING_AT, PENDING_NEXT, PENDING_USER_ID, SESSION_ID,
+    SIGNED_IN_AT, USER_ID,
 };
 use crate::error::AppError;
 use crate::service::accounts::{self, NewAdmin, NextStep, SetupLink, SignInError};
@@ -38,6 +39,7 @@ pub struct LoginQuery {
     signed_out: Option<String>,
     expired: Option<String>,
     timed_out: Option<String>,
+    reset: Option<String>,
 }
 
 /// Only local paths are followed after sign-in (no open redirect).
@@ -91,6 +93,8 @@ pub async fn login_form(
         Some("Your password was changed. Sign in again.")
     } else if query.timed_out.is_some() {
         Some("The second step of sign-in ended. Sign in again.")
+    } else if query.reset.is_some() {
+        Some("Your new password is set and you were signed out everywhere. Sign in with it.")
     } else {
         None
     };
@@ -148,11 +152,11 @@ pub async fn login(
             let next = safe_next(Some(&form.next));
             match signed_in.next {
                 NextStep::Done => {
-                    start_session(&session, &signed_in.user_id, now)?;
+                    start_session(&req, &session, &signed_in.user_id, now)?;
                     Ok(see_other(&next))
                 }
                 NextStep::Enrol => {
-                    start_session(&session, &signed_in.user_id, now)?;
+                    start_session(&req, &session, &signed_in.user_id, now)?;
                     Ok(see_other("/account/security"))
                 }
                 NextStep::SecondFactor => {
@@ -203,18 +207,33 @@ fn echo_email(typed: String) -> String {
     }
 }
 
-/// A fresh session (new key, new CSRF token) for a user who just proved who they are (also the
-/// time of that proof, for step-up).
-pub(crate) fn start_session(session: &Session, user_id: &str, now: i64) -> Result<(), AppError> {
+/// A fresh session (new key, new public ID, new CSRF token) for a user who just proved who
+/// they are, with the device and address the sessions list shows.
+pub(crate) fn start_session(
+    req: &HttpRequest,
+    session: &Session,
+    user_id: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    use rand::distr::{Alphanumeric, SampleString};
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     session.renew();
     session.remove("csrf");
     for key in [PENDING_USER_ID, PENDING_AT, PENDING_NEXT] {
         session.remove(key);
     }
+    let public_id = Alphanumeric.sample_string(&mut rand::rng(), 22);
     session
         .insert(USER_ID, user_id)
         .and_then(|()| session.insert(SIGNED_IN_AT, now))
         .and_then(|()| session.insert(CONFIRMED_AT, now))
+        .and_then(|()| session.insert(SESSION_ID, public_id))
+        .and_then(|()| session.insert(DEVICE, crate::domain::device_label(user_agent)))
+        .and_then(|()| session.insert(CLIENT_IP, client_ip(req)))
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("session: {e}")))?;
     Ok(())
 }
@@ -338,7 +357,7 @@ pub async fn setup(
     .await;
     match result {
         Ok(user_id) => {
-            start_session(&session, &user_id, state.clock.unix())?;
+            start_session(&req, &session, &user_id, state.clock.unix())?;
             Ok(see_other("/user-access/keys"))
         }
         Err(FormError::Invalid(errors)) => {

@@ -6,7 +6,7 @@ use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app};
 use crate::driver::{Browser, Theme, axe_source};
 use crate::flows::sign_in;
 
-const SIZES: [(u32, u32, &str); 2] = [(1280, 800, "desktop"), (390, 844, "phone")];
+pub(crate) const SIZES: [(u32, u32, &str); 2] = [(1280, 800, "desktop"), (390, 844, "phone")];
 
 /// A tenant with 40 keys (a full page and a second one), an audit trail and another user.
 async fn busy_tenant() -> (TestApp, String) {
@@ -32,7 +32,7 @@ async fn busy_tenant() -> (TestApp, String) {
 
 /// Fails with the page's name when it scrolls sideways or axe-core finds a serious violation;
 /// saves its screenshot.
-async fn check(b: &Browser, axe: &str, shot: &str) {
+pub(crate) async fn check(b: &Browser, axe: &str, shot: &str) {
     let overflow = b.overflow_x().await;
     assert!(
         overflow <= 0,

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod account;
 mod api_access;
 mod driver;
 mod factors;

@@ -510,6 +510,13 @@ impl TestApp {
 
 /// Sends what the outbox holds, then returns the newest `.eml` file and the invitation link in it.
 pub async fn last_invitation(app: &TestApp) -> (String, String) {
+    let eml = last_email(app).await;
+    let link = link_in(&eml, "/invite?token=").expect("an invitation link");
+    (eml, link)
+}
+
+/// Sends what the outbox holds (to files, without SMTP), then returns the newest `.eml` file.
+pub async fn last_email(app: &TestApp) -> String {
     app.jobs.send_due().await.expect("the outbox is sent");
     let dir = app.data_dir.path().join("outbox");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -517,15 +524,20 @@ pub async fn last_invitation(app: &TestApp) -> (String, String) {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
-    let eml = std::fs::read_to_string(files.last().expect("an email was written")).unwrap();
-    let unfolded = eml
+    std::fs::read_to_string(files.last().expect("an email was written")).unwrap()
+}
+
+/// The link starting with `path` (say `/invite?token=`) in an email, quoted-printable undone:
+/// the path and its token.
+pub fn link_in(email: &str, path: &str) -> Option<String> {
+    let unfolded = email
         .replace("=\r\n", "")
         .replace("=\n", "")
         .replace("=3D", "=");
-    let start = unfolded.find("/invite?token=").expect("an invitation link");
-    let token: String = unfolded[start + 14..]
+    let start = unfolded.find(path)?;
+    let token: String = unfolded[start + path.len()..]
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
-    (eml, format!("/invite?token={token}"))
+    Some(format!("{path}{token}"))
 }

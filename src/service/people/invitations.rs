@@ -1,9 +1,6 @@
 //! Invitations: the single-use link, valid for a week, through which an invited user sets a
 //! password. The link exists only sealed in its email; only a hash of its token is stored.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::zeroize::Zeroizing;
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::auth::password::PasswordHasher;
@@ -38,11 +35,8 @@ pub(super) async fn send(
     invitee: &Invitee,
     now: i64,
 ) -> Result<(), AppError> {
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    rand::fill(&mut bytes[..]);
-    let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes));
+    let (token, token_hash) = crate::service::bootstrap::new_link_token();
     let expires_at = now + INVITATION_TTL_SECS;
-    let token_hash = hash_setup_token(&token);
     repo::invitations::replace(conn, &invitee.id, &token_hash, now, expires_at).await?;
     let inviter = repo::users::find(conn, &actor.user_id)
         .await?

@@ -249,6 +249,7 @@ pub struct RenameForm {
 /// as typed (422).
 pub async fn rename(
     user: CurrentUser,
+    session: Session,
     state: web::Data<AppState>,
     path: web::Path<String>,
     form: web::Form<RenameForm>,
@@ -273,7 +274,12 @@ pub async fn rename(
             section.typed = form.into_inner().name;
             section.error = errors.get("name").unwrap_or_default().to_string();
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            crate::web::factors::security_with(&user, &state, "", section, status).await
+            let shown = crate::web::factors::Sections {
+                notice: String::new(),
+                passkeys: section,
+                session: &session,
+            };
+            crate::web::factors::security_with(&user, &state, shown, status).await
         }
         Err(FormError::Other(e)) => Err(e),
     }
@@ -378,7 +384,7 @@ pub async fn sign_in_finish(
         Ok(signed_in) => signed_in,
         Err(e) => return sign_in_refusal(e),
     };
-    match start_session(&session, &signed_in.user_id, state.clock.unix()) {
+    match start_session(&req, &session, &signed_in.user_id, state.clock.unix()) {
         Ok(()) => go_to(&safe_next(Some(&answer.next))),
         Err(e) => json_app_error(e),
     }
@@ -452,7 +458,7 @@ pub async fn second_step_finish(
     }
     // Where the person was going when they typed their password, as the code form does.
     let next = session.get::<String>(PENDING_NEXT).ok().flatten();
-    match start_session(&session, &user_id, state.clock.unix()) {
+    match start_session(&req, &session, &user_id, state.clock.unix()) {
         Ok(()) => go_to(&safe_next(next.as_deref().or(Some(&answer.next)))),
         Err(e) => json_app_error(e),
     }

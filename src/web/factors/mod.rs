@@ -16,10 +16,12 @@ use crate::error::AppError;
 use crate::service::accounts::factors::{self, AppStatus, Policy, Security};
 use crate::state::AppState;
 use crate::web::account::passkeys::{PasskeysSection, done_notice};
+use crate::web::account::sessions::{self, SessionsSection};
 use crate::web::current_user::CurrentUser;
 use crate::web::granted::{ConfigWrite, Granted};
 use crate::web::pages::When;
 use crate::web::{Frame, html, see_other};
+use actix_session::Session;
 
 /// The routes of the security page and the second step of sign-in.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -37,10 +39,11 @@ struct SecurityPage {
     security: Security,
     /// When the app was confirmed, if it was.
     app_since: Option<When>,
-    notice: &'static str,
+    notice: String,
     /// The policy form, for holders of `config:write`: (value, label, chosen).
     policies: Vec<(&'static str, &'static str, bool)>,
     passkeys: PasskeysSection,
+    sessions: SessionsSection,
 }
 
 impl SecurityPage {
@@ -56,6 +59,11 @@ impl SecurityPage {
 #[derive(Deserialize)]
 pub struct NoticeQuery {
     done: Option<String>,
+    /// What a sessions action did, and to how many.
+    #[serde(default)]
+    notice: String,
+    #[serde(default)]
+    count: u64,
     /// The passkey an action was about.
     #[serde(default)]
     name: String,
@@ -74,13 +82,31 @@ fn notice(done: Option<&str>) -> &'static str {
 /// GET /account/security
 pub async fn security_page(
     user: CurrentUser,
+    session: Session,
     state: web::Data<AppState>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, AppError> {
     let mut passkeys = PasskeysSection::load(&state, &user).await?;
     let done = query.done.as_deref();
     passkeys.notice = done_notice(done.unwrap_or_default(), &query.name);
-    security_with(&user, &state, notice(done), passkeys, StatusCode::OK).await
+    let said = match notice(done) {
+        "" => sessions::notice_text(&query.notice, query.count).unwrap_or_default(),
+        factor => factor.to_string(),
+    };
+    let page = Sections {
+        notice: said,
+        passkeys,
+        session: &session,
+    };
+    security_with(&user, &state, page, StatusCode::OK).await
+}
+
+/// What the security page shows beside the person's factors: the notice, the passkeys section
+/// as given (a refused rename keeps what was typed there), and the session it is shown in.
+pub(crate) struct Sections<'a> {
+    pub notice: String,
+    pub passkeys: PasskeysSection,
+    pub session: &'a Session,
 }
 
 /// The security page with its passkeys section as given (a rename that was refused keeps what
@@ -88,8 +114,7 @@ pub async fn security_page(
 pub(crate) async fn security_with(
     user: &CurrentUser,
     state: &AppState,
-    notice: &'static str,
-    passkeys: PasskeysSection,
+    shown: Sections<'_>,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let security = factors::security(&state.pool, &user.id).await?;
@@ -109,9 +134,10 @@ pub(crate) async fn security_with(
         frame: Frame::new(user, "account"),
         security,
         app_since,
-        notice,
+        notice: shown.notice,
         policies,
-        passkeys,
+        passkeys: shown.passkeys,
+        sessions: sessions::section(user, shown.session, state).await?,
     };
     Ok(no_store(html(status, page)))
 }

@@ -143,7 +143,7 @@ pub async fn verify(
     match factors::prove_second_factor(factors, &user_id, proof, &client_ip(&req)).await {
         Ok(_) => {
             let next = session.get::<String>(PENDING_NEXT).ok().flatten();
-            start_session(&session, &user_id, now)?;
+            start_session(&req, &session, &user_id, now)?;
             Ok(see_other(next.as_deref().unwrap_or("/")))
         }
         Err(SignInError::Refused) => {

@@ -117,7 +117,7 @@ pub async fn accept_invite(
     .await;
     match accepted {
         Ok(user_id) => {
-            start_session(&session, &user_id, state.clock.unix())?;
+            start_session(&req, &session, &user_id, state.clock.unix())?;
             Ok(see_other("/"))
         }
         Err(FormError::Invalid(errors)) => {

@@ -6,6 +6,7 @@ mod editor;
 mod groups;
 mod invitation;
 mod roles;
+mod user_security;
 mod users;
 
 use actix_web::http::StatusCode;
@@ -56,6 +57,8 @@ fn notice_text(code: &str) -> String {
         }
         "group_deleted" => "The group was deleted.",
         "role_deleted" => "The role was deleted.",
+        "reset_sent" => "A password reset link was sent. It works once, for one hour.",
+        "signed_out" => "The user was signed out everywhere.",
         _ => "",
     }
     .to_string()
@@ -111,5 +114,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(users::routes)
         .configure(invitation::routes)
         .configure(groups::routes)
-        .configure(roles::routes);
+        .configure(roles::routes)
+        .configure(user_security::routes);
 }
