@@ -268,6 +268,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(console::query_config())
             .app_data(edge::payload_config())
             .app_data(web::Data::new(console::Transport { https: secure }))
+            .wrap(middleware::from_fn(console::step_up::guard))
             .wrap(middleware::from_fn(csrf::guard))
             .wrap(middleware::from_fn(edge::refuse_nul))
             .wrap(session)

@@ -13,6 +13,7 @@ mod pages;
 mod password_reset;
 mod people;
 mod sign_in;
+pub mod step_up;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};

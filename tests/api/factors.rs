@@ -11,7 +11,12 @@ use crate::common::{ADMIN_EMAIL, PASSWORD, Page, TestApp, USER_EMAIL, UnixNow, s
 
 /// POSTs a form with the CSRF token of the page at `from` (a pending or enrolling session has
 /// no other page to read it from).
-async fn post_from(app: &TestApp, from: &str, path: &str, form: &[(&str, &str)]) -> Page {
+pub(crate) async fn post_from(
+    app: &TestApp,
+    from: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Page {
     let page = app.get(from).await;
     let token = page
         .attr("input[name=csrf_token]", "value")
@@ -23,7 +28,7 @@ async fn post_from(app: &TestApp, from: &str, path: &str, form: &[(&str, &str)])
 
 /// Sets up an authenticator app for the signed-in person: the secret read off the page, the
 /// first code from it. Returns the secret and the recovery codes shown.
-async fn enrol(app: &TestApp) -> (TotpSecret, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp) -> (TotpSecret, Vec<String>) {
     let started = post_from(app, "/account/security", "/account/security/app", &[]).await;
     assert_eq!(started.location(), "/account/security/app");
     let page = app.get("/account/security/app").await;
@@ -46,7 +51,7 @@ async fn enrol(app: &TestApp) -> (TotpSecret, Vec<String>) {
 }
 
 /// Moves the clock to the next time step, so that a new code is due.
-fn next_step(app: &TestApp) {
+pub(crate) fn next_step(app: &TestApp) {
     app.clock.advance(Duration::seconds(30));
 }
 
@@ -234,17 +239,22 @@ async fn a_recovery_code_works_once_and_new_codes_replace_the_old_ones() {
     assert_eq!(used.status, StatusCode::UNAUTHORIZED);
 
     // New codes: the old unused ones stop working.
-    let page = post_from(
-        &app,
-        "/account/security/recovery",
-        "/account/security/recovery",
-        &[],
-    )
-    .await;
+    let form = app.get("/account/security/recovery").await;
+    let once = form
+        .attr("input[name=once]", "value")
+        .expect("a single-use token");
+    let csrf = form.attr("input[name=csrf_token]", "value").unwrap();
+    let sent = [("once", once.as_str()), ("csrf_token", csrf.as_str())];
+    let page = app.post_raw("/account/security/recovery", &sent).await;
     assert_eq!(page.status, StatusCode::OK);
     let fresh = page.texts("#codes li");
     assert_eq!(fresh.len(), 10);
     assert!(page.body.contains("Your earlier codes no longer work"));
+    // A reload of that page posts the form again: refused, and the codes just shown still work.
+    let reload = app.post_raw("/account/security/recovery", &sent).await;
+    assert_eq!(reload.status, StatusCode::CONFLICT);
+    assert!(reload.body.contains("already sent"));
+    assert!(reload.texts("#codes li").is_empty());
     let old = verify(&again, "recovery", &codes[4]).await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED);
     let new = verify(&again, "recovery", &fresh[0]).await;

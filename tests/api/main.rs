@@ -40,5 +40,6 @@ mod session_list;
 mod sessions;
 mod setup;
 mod sign_in;
+mod step_up;
 mod transactions;
 mod webhooks;

@@ -8,6 +8,7 @@ use askama::Template;
 use super::no_store;
 use crate::error::AppError;
 use crate::service::accounts::factors;
+use crate::service::once::FormOnce;
 use crate::state::AppState;
 use crate::web::current_user::CurrentUser;
 use crate::web::{Frame, html};
@@ -24,6 +25,8 @@ struct NewCodesPage {
     frame: Frame,
     left: i64,
     has_second_factor: bool,
+    /// The form's single-use token: a reload of the codes page generates nothing.
+    once: String,
 }
 
 /// GET /account/security/recovery — what new codes do, before generating them.
@@ -36,6 +39,7 @@ pub async fn new_codes_page(
         frame: Frame::new(&user, "account"),
         left: security.recovery_left,
         has_second_factor: security.has_second_factor,
+        once: crate::service::once::issue(),
     };
     Ok(html(StatusCode::OK, page))
 }
@@ -44,11 +48,20 @@ pub async fn new_codes_page(
 pub async fn generate(
     user: CurrentUser,
     state: web::Data<AppState>,
+    form: web::Form<GenerateForm>,
 ) -> Result<HttpResponse, AppError> {
+    let once = FormOnce::from_field(&form.once);
+    let factors = state.second_factors();
     let codes =
-        factors::regenerate_recovery_codes(state.second_factors(), &user.id, &user.client_ip)
-            .await?;
+        factors::regenerate_recovery_codes(factors, &user.id, &user.client_ip, &once).await?;
     Ok(codes_page(&user, codes, false))
+}
+
+/// The form that asks for new codes.
+#[derive(serde::Deserialize)]
+pub struct GenerateForm {
+    #[serde(default)]
+    once: String,
 }
 
 #[derive(Template)]

@@ -17,9 +17,13 @@ pub async fn regenerate_recovery_codes(
     factors: SecondFactors<'_>,
     user_id: &str,
     client_ip: &str,
+    once: &crate::service::once::FormOnce,
 ) -> AppResult<Vec<String>> {
     let now = factors.clock.unix();
     let mut tx = crate::db::begin_write(factors.pool).await?;
+    // A reload of the page that shows the codes must not replace them again behind its back.
+    once.spend(&mut tx, user_id, user_id, now, RECOVERY_ALREADY_GENERATED)
+        .await?;
     let user = repo::users::find(&mut tx, user_id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -36,6 +40,11 @@ pub async fn regenerate_recovery_codes(
     tx.commit().await?;
     Ok(codes)
 }
+
+/// What a second post of "Generate new recovery codes" is told.
+pub const RECOVERY_ALREADY_GENERATED: &str = "This form was already sent: new recovery codes \
+    were generated then and shown once. They cannot be shown again; if they were lost, generate \
+    new ones from Account security.";
 
 /// Writes ten new codes (hashed) in place of the person's old ones and returns them.
 pub(super) async fn issue(
