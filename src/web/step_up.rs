@@ -141,7 +141,7 @@ pub async fn guard(
     };
     let Ok(mut fields) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
         let res = AppError::Validation {
-            field: "form".into(),
+            field: "form",
             message: "The form could not be read.".into(),
         };
         return Ok(ServiceResponse::new(http, res.error_response()));
