@@ -85,6 +85,11 @@ impl Browser {
         Self::launch(width, height, Theme::Light, false).await
     }
 
+    /// Starts a window of the given size and colour scheme, with or without JavaScript.
+    pub async fn start_with(width: u32, height: u32, theme: Theme, javascript: bool) -> Browser {
+        Self::launch(width, height, theme, javascript).await
+    }
+
     async fn launch(width: u32, height: u32, theme: Theme, javascript: bool) -> Browser {
         let port = free_port();
         // A process group of its own, so that a test that fails takes the browser down too.

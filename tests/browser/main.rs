@@ -14,3 +14,4 @@ mod layout;
 mod passkeys;
 mod people;
 mod permissions;
+mod step_up;
