@@ -279,6 +279,8 @@ pub mod mail {
     pub const EXPIRED: &str = "key.expired";
     /// The key locked after wrong secrets.
     pub const LOCKED: &str = "key.locked";
+    /// A secret the key no longer has was presented (the replaced-secret tripwire).
+    pub const REPLACED_SECRET_USED: &str = "key.replaced_secret_used";
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod passkeys;
 pub mod password_resets;
 pub mod queue;
 pub mod rate_limits;
+pub mod replaced_secrets;
 pub mod roles;
 pub mod secret_keys;
 pub mod setup_tokens;

@@ -153,6 +153,8 @@ pub struct KeyChecker {
 struct Pending {
     key_id: String,
     refusal: Refusal,
+    /// For a wrong secret, its HMAC: the tripwire looks it up among the key's replaced secrets.
+    presented_hash: Option<String>,
     client_ip: String,
     limit_client: bool,
     now: i64,
@@ -272,7 +274,13 @@ impl KeyChecker {
             };
             outcomes.push(match (verdict, row) {
                 (Ok(used), Some(row)) => self.accepted(row.clone(), used, attempt, now).await,
-                (Err(refusal), _) => Err(self.refused(id, refusal, attempt, now).await),
+                (Err(refusal), _) => {
+                    let presented_hash = (refusal == Refusal::WrongSecret && row.is_some())
+                        .then(|| ring.hasher.hash(&presented.secret));
+                    Err(self
+                        .refused(id, refusal, presented_hash, attempt, now)
+                        .await)
+                }
                 (Ok(_), None) => Err(AuthError::Refused(Refusal::NotFound)),
             });
         }
@@ -375,6 +383,7 @@ impl KeyChecker {
         &self,
         key_id: &str,
         refusal: Refusal,
+        presented_hash: Option<String>,
         attempt: &Attempt<'_>,
         now: i64,
     ) -> AuthError {
@@ -390,6 +399,7 @@ impl KeyChecker {
         let pending = Pending {
             key_id: key_id.to_string(),
             refusal,
+            presented_hash,
             client_ip: attempt.client_ip.to_string(),
             limit_client,
             now,

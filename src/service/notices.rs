@@ -16,7 +16,7 @@ use crate::service::repo::outbox::{self, NewMail};
 use crate::service::webhooks::{self, EventType, KeyPayload};
 
 /// The kinds of the emails and bell notices about a key (about to expire, expired, locked).
-pub use crate::domain::key_mail::{EXPIRED, EXPIRING, LOCKED};
+pub use crate::domain::key_mail::{EXPIRED, EXPIRING, LOCKED, REPLACED_SECRET_USED};
 
 /// What happened to a key.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +27,9 @@ pub enum KeyEvent {
     Expired,
     /// The key locked after `count` wrong secrets in a row.
     Locked { count: i64 },
+    /// A secret the key had before its current one was presented again (and refused); the
+    /// key was locked too when the key policy says so.
+    ReplacedSecretUsed { replaced_at: i64, locked: bool },
 }
 
 /// The facts about a key a notice needs.
@@ -158,6 +161,29 @@ fn wording(key: &KeyFacts<'_>, event: KeyEvent, now: i64) -> Wording {
             action: "Open the key details to unlock it or generate a new secret key:",
             bell: None,
         },
+        KeyEvent::ReplacedSecretUsed {
+            replaced_at,
+            locked,
+        } => Wording {
+            kind: REPLACED_SECRET_USED,
+            subject: format!("An old secret of access key “{}” was used", key.name),
+            headline: format!(
+                "A program presented a secret that the access key “{}” had before {}.",
+                key.name,
+                format_utc(replaced_at)
+            ),
+            when_label: "Presented",
+            when: format_utc(now),
+            consequence: if locked {
+                "It was refused, and the key was locked, as the key policy asks: whoever                  presented it holds a copy of a secret that was replaced, perhaps a program                  not updated since, perhaps someone who obtained it. Programs that present the                  current secret are refused too until the key is unlocked."
+                    .to_string()
+            } else {
+                "It was refused. Whoever presented it holds a copy of a secret that was                  replaced: a program not updated since, or someone who obtained it. The audit                  log has the address it came from."
+                    .to_string()
+            },
+            action: "Open the key details to see its last uses, and generate a new secret if                  the old one may have leaked:",
+            bell: None,
+        },
     }
 }
 
@@ -174,6 +200,7 @@ pub async fn tell(
         KeyEvent::Expiring => EventType::KeyExpiring,
         KeyEvent::Expired => EventType::KeyExpired,
         KeyEvent::Locked { .. } => EventType::KeyLocked,
+        KeyEvent::ReplacedSecretUsed { .. } => EventType::ReplacedSecretUsed,
     };
     let payload = KeyPayload {
         id: key.id,

@@ -29,19 +29,22 @@ pub enum EventType {
     KeyExpired,
     KeyLocked,
     KeyDeleted,
+    /// A replaced secret was presented again (the tripwire).
+    ReplacedSecretUsed,
     /// Sent by the "Send test event" button only.
     Ping,
 }
 
 impl EventType {
     /// The events an endpoint can subscribe to.
-    pub const SUBSCRIBABLE: [EventType; 6] = [
+    pub const SUBSCRIBABLE: [EventType; 7] = [
         EventType::KeyCreated,
         EventType::SecretRegenerated,
         EventType::KeyExpiring,
         EventType::KeyExpired,
         EventType::KeyLocked,
         EventType::KeyDeleted,
+        EventType::ReplacedSecretUsed,
     ];
 
     /// The `type` of the event body.
@@ -53,6 +56,7 @@ impl EventType {
             EventType::KeyExpired => "key.expired",
             EventType::KeyLocked => "key.locked",
             EventType::KeyDeleted => "key.deleted",
+            EventType::ReplacedSecretUsed => "key.replaced_secret_used",
             EventType::Ping => "ping",
         }
     }
@@ -66,6 +70,7 @@ impl EventType {
             EventType::KeyExpired => "Key expired",
             EventType::KeyLocked => "Key locked",
             EventType::KeyDeleted => "Key deleted",
+            EventType::ReplacedSecretUsed => "Replaced secret used",
             EventType::Ping => "Test event",
         }
     }

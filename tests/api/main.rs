@@ -42,4 +42,5 @@ mod setup;
 mod sign_in;
 mod step_up;
 mod transactions;
+mod tripwire;
 mod webhooks;

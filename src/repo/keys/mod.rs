@@ -334,6 +334,18 @@ pub async fn set_description(
     Ok(())
 }
 
+/// Locks a key for keyward's own protection (as the lockout does), unless it is locked
+/// already; whether this call locked it.
+pub async fn lock_if_unlocked(conn: &mut AnyConnection, id: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE access_keys SET locked = 1, locked_by = 'lockout' WHERE id = $1 AND locked = 0",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Locks a key by hand, noting who decided it (`owner` or `administrator`).
 pub async fn set_locked(conn: &mut AnyConnection, id: &str, by: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE access_keys SET locked = 1, locked_by = $2 WHERE id = $1")

@@ -8,7 +8,9 @@ use super::{BATCH, Pending, Policy, Refusal, Written, client_bucket, client_limi
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::notices::{self, KeyEvent, KeyFacts};
 use crate::service::repo::keys as repo;
+use crate::service::repo::replaced_secrets;
 use crate::service::throttle;
+use crate::service::webhooks::{self, EventType, KeyPayload};
 
 /// The writer task: takes every refusal that has queued up, writes them in one transaction,
 /// answers each. Ends when the checker is dropped.
@@ -54,8 +56,10 @@ async fn write_batch(
     // The client's counter first: over its limit, the key's own counter does not move.
     count_clients(&mut tx, policy, batch, &mut written).await?;
     let mut reasons: Vec<String> = batch.iter().map(|p| p.refusal.reason().into()).collect();
+    let told = tripwire(&mut tx, public_url, batch, &written, &mut reasons).await?;
     let locked =
         count_wrong_secrets(&mut tx, policy, public_url, batch, &written, &mut reasons).await?;
+    let locked = locked || told;
     audit_refusals(&mut tx, batch, &written, &reasons).await?;
     tx.commit().await?;
     Ok((written, locked))
@@ -127,6 +131,115 @@ async fn count_wrong_secrets(
         }
     }
     Ok(locked)
+}
+
+/// The settings row that says what a replaced secret presented again does: `lock` locks the
+/// key; anything else (the default, `record`) only records and tells.
+pub const REPLACED_SECRET_POLICY: &str = "key_policy.replaced_secret";
+
+/// People are told about one replaced secret at most once an hour: a program that keeps
+/// presenting it does not flood their inbox (each presentation is still audited and counted).
+const TRIPWIRE_QUIET_SECS: i64 = 3600;
+
+/// The replaced-secret tripwire (SPEC §9): of the wrong secrets, those that are one of their
+/// key's replaced secrets are noted in the reason, counted on the replaced secret, audited as
+/// `key.replaced_secret_used`, told to the key's people with a webhook event, and lock the key
+/// when the policy says so. The caller's answer does not change. Whether anything was queued.
+async fn tripwire(
+    conn: &mut AnyConnection,
+    public_url: &str,
+    batch: &[Pending],
+    written: &[Written],
+    reasons: &mut [String],
+) -> Result<bool, sqlx::Error> {
+    let mut queued = false;
+    let mut lock_policy: Option<bool> = None;
+    for (i, p) in batch.iter().enumerate() {
+        let (Some(hash), Written::Refused) = (p.presented_hash.as_deref(), written[i]) else {
+            continue;
+        };
+        let Some(hit) =
+            replaced_secrets::presented(conn, &p.key_id, hash, p.now, TRIPWIRE_QUIET_SECS).await?
+        else {
+            continue;
+        };
+        reasons[i] = "replaced secret presented".into();
+        let lock = match lock_policy {
+            Some(lock) => lock,
+            None => {
+                let value = crate::auth::store::settings::get(conn, REPLACED_SECRET_POLICY).await?;
+                *lock_policy.insert(value.as_deref() == Some("lock"))
+            }
+        };
+        let Some(key) = repo::find(conn, &p.key_id).await? else {
+            continue;
+        };
+        let locked = lock && key.locked == 0 && repo::lock_if_unlocked(conn, &key.id).await?;
+        let mut details = format!(
+            "a secret replaced at {} was presented ({} times since)",
+            crate::clock::format_utc(hit.replaced_at),
+            hit.count
+        );
+        if locked {
+            details.push_str("; the key was locked, as the key policy asks");
+        }
+        audit::record(
+            conn,
+            p.now,
+            NewEntry {
+                actor_id: None,
+                actor_label: &p.client_ip,
+                action: "key.replaced_secret_used",
+                target_type: "access_key",
+                target_id: &key.id,
+                target_label: &key.name,
+                client_ip: &p.client_ip,
+                outcome: FAILURE,
+                details: &details,
+            },
+        )
+        .await?;
+        if locked {
+            let entry = NewEntry {
+                actor_id: None,
+                actor_label: "keyward",
+                action: "key.locked",
+                target_type: "access_key",
+                target_id: &key.id,
+                target_label: &key.name,
+                client_ip: &p.client_ip,
+                outcome: SUCCESS,
+                details: "locked: a replaced secret was presented",
+            };
+            audit::record(conn, p.now, entry).await?;
+            let payload = KeyPayload {
+                id: &key.id,
+                name: &key.name,
+                key_type: &key.key_type,
+                owner_user_id: key.owner_user_id.as_deref(),
+                expires_at: key.expires_at,
+            };
+            webhooks::emit(conn, p.now, EventType::KeyLocked, &payload).await?;
+        }
+        if hit.tell || locked {
+            let facts = KeyFacts {
+                id: &key.id,
+                name: &key.name,
+                key_type: &key.key_type,
+                owner_user_id: key.owner_user_id.as_deref(),
+                created_by: key.created_by.as_deref(),
+                modified_by: key.modified_by.as_deref(),
+                expires_at: key.expires_at,
+            };
+            let event = KeyEvent::ReplacedSecretUsed {
+                replaced_at: hit.replaced_at,
+                locked,
+            };
+            notices::tell(conn, p.now, public_url, &facts, event).await?;
+            queued = true;
+        }
+    }
+    Ok(queued)
 }
 
 /// One audit entry per refusal that was not throttled, in one statement.

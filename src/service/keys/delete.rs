@@ -1,8 +1,8 @@
 //! Deleting a key for good. System keys refuse; a personal key gives its owner's place back.
 
 use super::{
-    Confirm, EXPIRED, EXPIRING, KEY_GONE, Keyring, LOCKED, Scope, entry, load_for_write,
-    payload_of, refuse_system_key, require_current_secret,
+    Confirm, EXPIRED, EXPIRING, KEY_GONE, Keyring, LOCKED, REPLACED_SECRET_USED, Scope, entry,
+    load_for_write, payload_of, refuse_system_key, require_current_secret,
 };
 use crate::domain::Actor;
 use crate::error::AppError;
@@ -30,7 +30,12 @@ pub async fn delete(
     if let Some(owner) = &key.owner_user_id {
         repo::release_personal_slot(&mut tx, owner).await?;
     }
-    crate::service::repo::outbox::cancel_for_key(&mut tx, id, &[EXPIRING, EXPIRED, LOCKED]).await?;
+    crate::service::repo::outbox::cancel_for_key(
+        &mut tx,
+        id,
+        &[EXPIRING, EXPIRED, LOCKED, REPLACED_SECRET_USED],
+    )
+    .await?;
     crate::service::repo::outbox::forget_notices(&mut tx, id).await?;
     audit::record(&mut tx, now, entry(actor, "key.deleted", id, &key.name, "")).await?;
     webhooks::emit(&mut tx, now, EventType::KeyDeleted, &payload_of(&key)).await?;

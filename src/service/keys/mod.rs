@@ -39,7 +39,7 @@ pub use update::{KeyChanges, update};
 /// the code that still names it through this module; new code imports `crate::domain::Actor`.
 pub use crate::domain::Actor;
 /// Kinds of email about a key, as the outbox records them (defined in `domain`).
-pub use crate::domain::key_mail::{EXPIRED, EXPIRING, LOCKED};
+pub use crate::domain::key_mail::{EXPIRED, EXPIRING, LOCKED, REPLACED_SECRET_USED};
 /// A key as screens and the API show it, and its parts (defined in `domain`).
 pub use crate::domain::{KeyDetails, KeyOwner, KeyStatus, LastUse};
 /// What keys need beyond the database (shared with the key checks, which define it).

@@ -13,6 +13,7 @@ use crate::service::audit;
 use crate::service::grants::{self, Decider};
 use crate::service::once::{FormOnce, SECRET_ALREADY_GENERATED};
 use crate::service::repo::keys::{self as repo, KeyRow};
+use crate::service::repo::replaced_secrets;
 use crate::service::webhooks::{self, EventType};
 
 /// Replaces a key's secret. The old one stops at once, or after `grace_secs` (one of
@@ -47,6 +48,8 @@ pub async fn regenerate(
     once.spend(&mut tx, &actor.user_id, id, now, SECRET_ALREADY_GENERATED)
         .await?;
     repo::replace_secret(&mut tx, id, &hash, previous, now, unlock || key.locked == 0).await?;
+    // Remembered (its HMAC) as long as the key exists, for the replaced-secret tripwire.
+    replaced_secrets::keep(&mut tx, id, &key.secret_hash, now).await?;
     repo::touch(&mut tx, id, now, Some(&actor.user_id), &actor.label).await?;
     let details = if grace_secs > 0 {
         let until = crate::clock::format_utc(now + grace_secs);
