@@ -8,6 +8,7 @@ pub mod factors;
 pub mod form_submissions;
 pub mod groups;
 pub mod invitations;
+pub mod key_addresses;
 pub mod keys;
 mod named;
 pub mod notifications;

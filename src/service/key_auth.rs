@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::service::repo::keys::{self as repo, AccessMap, AuthLookup, AuthRow, KeyRow};
 use crate::service::throttle::{self, Limit};
 
+mod addresses;
 mod caller;
 mod keyring;
 mod refusals;
@@ -147,6 +148,8 @@ pub struct KeyChecker {
     over_limit: Arc<throttle::KnownOver>,
     /// The role and group mappings behind permissions, as of the version they were read at.
     access: Arc<RwLock<Arc<AccessMap>>>,
+    /// Client addresses of accepted checks, written in batches.
+    addresses: Arc<addresses::AddressBook>,
 }
 
 /// A refusal waiting to be written, and where to send what came of it.
@@ -189,6 +192,18 @@ impl KeyChecker {
             queue,
             wake,
         ));
+        let book = Arc::new(addresses::AddressBook::default());
+        tokio::spawn({
+            let (book, pool) = (book.clone(), pool.clone());
+            async move {
+                let mut every = tokio::time::interval(addresses::FLUSH_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    book.flush(&pool).await;
+                }
+            }
+        });
         KeyChecker {
             pool,
             reader: reader.map(Arc::new),
@@ -196,7 +211,14 @@ impl KeyChecker {
             refusals,
             over_limit: Arc::default(),
             access: Arc::default(),
+            addresses: book,
         }
+    }
+
+    /// Writes the client addresses noted since the last flush (done every few seconds, and
+    /// when the server stops).
+    pub async fn flush_addresses(&self) {
+        self.addresses.flush(&self.pool).await;
     }
 
     /// Client addresses known to be over their failure limit, for other checks of the same
@@ -353,6 +375,8 @@ impl KeyChecker {
         now: i64,
     ) -> Result<AuthenticatedKey, AuthError> {
         let key = &row.key;
+        self.addresses
+            .note(&key.id, attempt.client_ip, attempt.user_agent, now);
         let needs_reset = key.failed_attempts > 0;
         let needs_touch = key.last_used_at.is_none_or(|t| t <= now - 60);
         if needs_reset || needs_touch {

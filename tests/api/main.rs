@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod account;
+mod addresses;
 mod anonymous;
 mod api_list;
 mod audit;

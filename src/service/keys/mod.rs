@@ -29,7 +29,8 @@ pub use create::{NewKey, create};
 pub use delete::delete;
 pub use expiry::ExpiryChoice;
 pub use read::{
-    KeyPage, KeyQuery, KeySort, count_round_trips, details, list, list_details, own_details,
+    KeyPage, KeyQuery, KeySort, count_round_trips, details, last_addresses, list, list_details,
+    own_details,
 };
 pub use regenerate::regenerate;
 pub use switch::{Switch, switch};

@@ -180,6 +180,18 @@ pub async fn details(
         .ok_or(AppError::Gone(KEY_GONE))
 }
 
+/// The last (up to five) distinct client addresses of a key the actor may see in this scope,
+/// most recently seen first.
+pub async fn last_addresses(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    scope: Scope,
+    id: &str,
+) -> Result<Vec<crate::service::repo::key_addresses::KeyAddress>, AppError> {
+    let row = load(conn, actor, scope, id).await?;
+    Ok(crate::service::repo::key_addresses::of_key(conn, &row.id).await?)
+}
+
 /// The calling key as screens and the API show it, from what its check read (no query).
 pub fn own_details(key: &AuthenticatedKey, ring: &Keyring<'_>) -> KeyDetails {
     let found = AuthRow {

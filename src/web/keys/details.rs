@@ -33,6 +33,10 @@ struct DetailsPage {
     validity: String,
     custom_date: String,
     networks: String,
+    /// The key's last used addresses.
+    addresses: Vec<AddressView>,
+    /// The networks field was filled with those addresses, for review ("Allow only these").
+    reviewing_addresses: bool,
     today: String,
     errors: FieldErrors,
     saved: bool,
@@ -57,6 +61,18 @@ pub struct DetailsQuery {
     saved: Option<String>,
     #[serde(default)]
     notice: String,
+    /// `seen`: fill the allowed networks with the last used addresses, for review.
+    #[serde(default)]
+    allow: String,
+}
+
+/// One last used address as the table shows it.
+struct AddressView {
+    address: String,
+    first_seen: String,
+    last_seen: String,
+    user_agent: String,
+    uses: i64,
 }
 
 /// The edit form as the key is, before anything was submitted.
@@ -97,6 +113,8 @@ struct Shown {
     form: Option<(KeyForm, FieldErrors)>,
     saved: bool,
     notice: &'static str,
+    /// "Allow only these addresses" was chosen.
+    allow_seen: bool,
 }
 
 async fn details_page(
@@ -109,11 +127,30 @@ async fn details_page(
     let mut conn = state.pool.acquire().await?;
     let ring = state.keyring();
     let key = keys::details(&mut conn, &user.actor(), place.scope, id, &ring).await?;
+    let seen = keys::last_addresses(&mut conn, &user.actor(), place.scope, id).await?;
     drop(conn);
     let Choices { groups, roles } = choices(state, !key.is_personal()).await?;
-    let (form, errors) = shown
+    let reviewing_addresses = shown.form.is_none() && shown.allow_seen && !seen.is_empty();
+    let (mut form, errors) = shown
         .form
         .unwrap_or_else(|| (form_of(&key), FieldErrors::default()));
+    if reviewing_addresses {
+        form.networks = seen
+            .iter()
+            .map(|a| a.address.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    let addresses = seen
+        .into_iter()
+        .map(|a| AddressView {
+            address: a.address,
+            first_seen: crate::clock::format_utc(a.first_seen),
+            last_seen: crate::clock::format_utc(a.last_seen),
+            user_agent: a.user_agent,
+            uses: a.uses,
+        })
+        .collect();
     Ok(DetailsPage {
         frame: Frame::new(user, place.section()),
         base: place.base,
@@ -126,6 +163,8 @@ async fn details_page(
         validity: form.validity,
         custom_date: form.custom_date,
         networks: form.networks,
+        addresses,
+        reviewing_addresses,
         today: state.clock.now().format("%Y-%m-%d").to_string(),
         errors,
         saved: shown.saved,
@@ -146,6 +185,7 @@ pub async fn details<A: Signed>(
         form: None,
         saved: query.saved.is_some(),
         notice: notice_text(&query.notice),
+        allow_seen: query.allow == "seen",
     };
     let page = details_page(who.user(), &state, **place, &path, shown).await?;
     Ok(html(StatusCode::OK, page))
@@ -184,6 +224,7 @@ pub async fn update<A: Signed>(
                 form: Some((form, errors)),
                 saved: false,
                 notice: "",
+                allow_seen: false,
             };
             let page = details_page(user, &state, place, &path, shown).await?;
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page))
