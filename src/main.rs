@@ -146,6 +146,12 @@ fn main() -> ExitCode {
                     pass.windows_purged,
                     pass.messages_purged
                 );
+                if pass.keys_warned_inactive + pass.keys_deactivated_inactive > 0 {
+                    println!(
+                        "The key policy warned about {} unused keys and deactivated {}.",
+                        pass.keys_warned_inactive, pass.keys_deactivated_inactive
+                    );
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Command::MasterKey {

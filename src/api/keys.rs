@@ -135,12 +135,14 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// The expiry an API body asks for: absent is `default` (the policy's first choice when a key
+/// is created, no change when one is updated), `null` never, else an RFC 3339 instant.
 fn expiry_from(
     value: Option<Option<String>>,
-    default_days: Option<i64>,
+    default: Option<ExpiryChoice>,
 ) -> Option<Result<ExpiryChoice, String>> {
     match value {
-        None => default_days.map(|d| Ok(ExpiryChoice::Days(d))),
+        None => default.map(Ok),
         Some(None) => Some(Ok(ExpiryChoice::Never)),
         Some(Some(raw)) => Some(
             DateTime::parse_from_rfc3339(&raw)
@@ -221,12 +223,15 @@ fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
     if !(1..=100).contains(&per_page) {
         return Err(bad("per_page", "must be between 1 and 100"));
     }
+    let out_of_policy = q.status == "out_of_policy";
     let status = match q.status.as_str() {
-        "" => None,
-        raw => Some(
-            KeyStatus::parse(raw)
-                .ok_or_else(|| bad("status", "must be active, inactive, expired or locked"))?,
-        ),
+        "" | "out_of_policy" => None,
+        raw => Some(KeyStatus::parse(raw).ok_or_else(|| {
+            bad(
+                "status",
+                "must be active, inactive, expired, locked or out_of_policy",
+            )
+        })?),
     };
     let key_type = match q.key_type.as_str() {
         "" => None,
@@ -250,6 +255,7 @@ fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
         search: q.q,
         status,
         key_type,
+        out_of_policy,
         sort,
         descending,
         page,
@@ -315,7 +321,8 @@ async fn create_in(
     let input = NewKey {
         name: body.name,
         key_type: body.key_type.unwrap_or_else(|| "access".into()),
-        expiry: expiry_from(body.expires_at, Some(90)).unwrap_or(Ok(ExpiryChoice::Days(90))),
+        expiry: expiry_from(body.expires_at, Some(ExpiryChoice::PolicyDefault))
+            .unwrap_or(Ok(ExpiryChoice::PolicyDefault)),
         group_ids: body.group_ids,
         role_ids: body.role_ids,
         once: FormOnce::default(),

@@ -281,6 +281,10 @@ pub mod mail {
     pub const LOCKED: &str = "key.locked";
     /// A secret the key no longer has was presented (the replaced-secret tripwire).
     pub const REPLACED_SECRET_USED: &str = "key.replaced_secret_used";
+    /// The key has gone unused and will be deactivated by the key policy.
+    pub const INACTIVE_WARNING: &str = "key.inactive_warning";
+    /// The key policy deactivated the key after it went unused.
+    pub const DEACTIVATED_INACTIVE: &str = "key.deactivated_inactive";
 }
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ pub enum DecidedBy {
     Owner,
     Administrator,
     Lockout,
+    /// The key policy's inactivity rule (either the owner or an administrator may reactivate).
+    Inactivity,
 }
 
 impl DecidedBy {
@@ -84,6 +86,7 @@ impl DecidedBy {
             "owner" => Some(DecidedBy::Owner),
             "administrator" => Some(DecidedBy::Administrator),
             "lockout" => Some(DecidedBy::Lockout),
+            "inactivity" => Some(DecidedBy::Inactivity),
             _ => None,
         }
     }
@@ -94,6 +97,7 @@ impl DecidedBy {
             DecidedBy::Owner => "owner",
             DecidedBy::Administrator => "administrator",
             DecidedBy::Lockout => "lockout",
+            DecidedBy::Inactivity => "inactivity",
         }
     }
 
@@ -103,6 +107,7 @@ impl DecidedBy {
             DecidedBy::Owner => "by its owner",
             DecidedBy::Administrator => "by an administrator",
             DecidedBy::Lockout => "after wrong secrets in a row",
+            DecidedBy::Inactivity => "by the key policy, after going unused",
         }
     }
 }
@@ -117,6 +122,7 @@ mod tests {
             DecidedBy::Owner,
             DecidedBy::Administrator,
             DecidedBy::Lockout,
+            DecidedBy::Inactivity,
         ] {
             assert_eq!(DecidedBy::parse(d.as_str()), Some(d));
         }

@@ -11,3 +11,13 @@ impl Jobs {
         Ok(crate::service::expiry::scan(&self.pool, stages, &self.public_url, now).await?)
     }
 }
+
+impl Jobs {
+    /// Applies the key policy's inactivity rule: warns, then deactivates, keys gone unused.
+    pub async fn sweep_inactive(
+        &self,
+    ) -> anyhow::Result<crate::service::key_policy::inactivity::Swept> {
+        let now = self.clock.unix();
+        Ok(crate::service::key_policy::inactivity::scan(&self.pool, &self.public_url, now).await?)
+    }
+}

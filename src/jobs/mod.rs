@@ -28,6 +28,9 @@ pub struct Pass {
     /// Audit entries past `KEYWARD_AUDIT_RETENTION_DAYS`.
     pub audit_purged: u64,
     pub keys_noticed: usize,
+    /// Keys warned, and keys deactivated, by the key policy's inactivity rule.
+    pub keys_warned_inactive: usize,
+    pub keys_deactivated_inactive: usize,
     pub emails_sent: usize,
     pub emails_retrying: usize,
     pub emails_failed: usize,
@@ -143,7 +146,7 @@ impl Jobs {
         Ok((mail?, hooks?))
     }
 
-    /// One pass: housekeeping, the expiry scan, then the outbox.
+    /// One pass: housekeeping, the expiry scan, the inactivity rule, then the outbox.
     pub async fn run_once(&self) -> anyhow::Result<Pass> {
         let retention = Retention {
             messages_days: self.retention_days,
@@ -151,6 +154,7 @@ impl Jobs {
         };
         let purged = housekeeping::purge(&self.pool, self.clock.unix(), retention).await?;
         let keys_noticed = self.scan().await?;
+        let swept = self.sweep_inactive().await?;
         let (sent, hooks) = self.send_all().await?;
         Ok(Pass {
             sessions_purged: purged.sessions,
@@ -158,6 +162,8 @@ impl Jobs {
             messages_purged: purged.messages,
             audit_purged: purged.audit,
             keys_noticed,
+            keys_warned_inactive: swept.warned,
+            keys_deactivated_inactive: swept.deactivated,
             emails_sent: sent.sent,
             emails_retrying: sent.retrying,
             emails_failed: sent.failed,

@@ -7,6 +7,7 @@ pub mod expiry_notices;
 pub mod factors;
 pub mod form_submissions;
 pub mod groups;
+pub mod inactivity;
 pub mod invitations;
 pub mod key_addresses;
 pub mod keys;

@@ -56,11 +56,14 @@ impl Decider {
     }
 
     /// Whether this decider may reverse a decision recorded as `recorded` (`None`: unknown,
-    /// taken as the administration's). The lockout's locks are the owner's to end.
+    /// taken as the administration's). The lockout's locks are the owner's to end; the key
+    /// policy's deactivations for inactivity are either's.
     pub fn may_reverse(self, recorded: Option<&str>) -> bool {
         match self {
-            Decider::Owner => matches!(recorded, Some("owner" | "lockout")),
-            Decider::Administrator => matches!(recorded, None | Some("administrator")),
+            Decider::Owner => matches!(recorded, Some("owner" | "lockout" | "inactivity")),
+            Decider::Administrator => {
+                matches!(recorded, None | Some("administrator" | "inactivity"))
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod grants;
 pub mod health;
 pub mod housekeeping;
 pub mod key_auth;
+pub mod key_policy;
 pub mod keys;
 pub mod mail_log;
 pub mod notices;

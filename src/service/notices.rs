@@ -16,7 +16,9 @@ use crate::service::repo::outbox::{self, NewMail};
 use crate::service::webhooks::{self, EventType, KeyPayload};
 
 /// The kinds of the emails and bell notices about a key (about to expire, expired, locked).
-pub use crate::domain::key_mail::{EXPIRED, EXPIRING, LOCKED, REPLACED_SECRET_USED};
+pub use crate::domain::key_mail::{
+    DEACTIVATED_INACTIVE, EXPIRED, EXPIRING, INACTIVE_WARNING, LOCKED, REPLACED_SECRET_USED,
+};
 
 /// What happened to a key.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +32,14 @@ pub enum KeyEvent {
     /// A secret the key had before its current one was presented again (and refused); the
     /// key was locked too when the key policy says so.
     ReplacedSecretUsed { replaced_at: i64, locked: bool },
+    /// The key has not been used since `unused_since` and the key policy will deactivate it
+    /// at `deactivate_at` unless it is used or changed before then.
+    InactiveWarning {
+        unused_since: i64,
+        deactivate_at: i64,
+    },
+    /// The key policy deactivated the key, unused since `unused_since`.
+    DeactivatedInactive { unused_since: i64 },
 }
 
 /// The facts about a key a notice needs.
@@ -175,16 +185,82 @@ fn wording(key: &KeyFacts<'_>, event: KeyEvent, now: i64) -> Wording {
             when_label: "Presented",
             when: format_utc(now),
             consequence: if locked {
-                "It was refused, and the key was locked, as the key policy asks: whoever                  presented it holds a copy of a secret that was replaced, perhaps a program                  not updated since, perhaps someone who obtained it. Programs that present the                  current secret are refused too until the key is unlocked."
+                "It was refused, and the key was locked, as the key policy asks: whoever \
+                 presented it holds a copy of a secret that was replaced, perhaps a program \
+                 not updated since, perhaps someone who obtained it. Programs that present the \
+                 current secret are refused too until the key is unlocked."
                     .to_string()
             } else {
-                "It was refused. Whoever presented it holds a copy of a secret that was                  replaced: a program not updated since, or someone who obtained it. The audit                  log has the address it came from."
+                "It was refused. Whoever presented it holds a copy of a secret that was \
+                 replaced: a program not updated since, or someone who obtained it. The audit \
+                 log has the address it came from."
                     .to_string()
             },
-            action: "Open the key details to see its last uses, and generate a new secret if                  the old one may have leaked:",
+            action: "Open the key details to see its last uses, and generate a new secret if \
+                 the old one may have leaked:",
+            bell: None,
+        },
+        KeyEvent::InactiveWarning {
+            unused_since,
+            deactivate_at,
+        } => Wording {
+            kind: INACTIVE_WARNING,
+            subject: format!(
+                "Access key “{}” will be deactivated on {}: unused",
+                key.name,
+                day(deactivate_at)
+            ),
+            headline: format!(
+                "The access key “{}” has not been used since {}, and the key policy deactivates \
+                 keys that go unused.",
+                key.name,
+                day(unused_since)
+            ),
+            when_label: "Deactivated on",
+            when: format_utc(deactivate_at),
+            consequence: "From then, programs that present this key are refused until someone \
+                 reactivates it. Using the key, or changing it in the console, before then \
+                 keeps it active."
+                .to_string(),
+            action: "If nothing needs the key any more, delete it; if something does, open its \
+                 details:",
+            bell: Some((
+                format!(
+                    "Access key “{}” will be deactivated on {}",
+                    key.name,
+                    day(deactivate_at)
+                ),
+                format!(
+                    "Unused since {}; the key policy deactivates it on {} unless it is used or \
+                     changed before then.",
+                    day(unused_since),
+                    day(deactivate_at)
+                ),
+            )),
+        },
+        KeyEvent::DeactivatedInactive { unused_since } => Wording {
+            kind: DEACTIVATED_INACTIVE,
+            subject: format!("Access key “{}” was deactivated: unused", key.name),
+            headline: format!(
+                "The key policy deactivated the access key “{}”: it had not been used since {}.",
+                key.name,
+                day(unused_since)
+            ),
+            when_label: "Deactivated",
+            when: format_utc(now),
+            consequence: "Programs that present this key are refused until it is reactivated. \
+                 It was not deleted: its owner or an administrator can reactivate it from its \
+                 details."
+                .to_string(),
+            action: "Open the key details to reactivate it, or delete it if nothing needs it:",
             bell: None,
         },
     }
+}
+
+/// A date alone (UTC), for notices read days later.
+fn day(t: i64) -> String {
+    format_utc(t).chars().take(10).collect()
 }
 
 /// Queues one email and one bell notification per responsible person, and the key's webhook
@@ -201,6 +277,8 @@ pub async fn tell(
         KeyEvent::Expired => EventType::KeyExpired,
         KeyEvent::Locked { .. } => EventType::KeyLocked,
         KeyEvent::ReplacedSecretUsed { .. } => EventType::ReplacedSecretUsed,
+        KeyEvent::InactiveWarning { .. } => EventType::InactiveWarning,
+        KeyEvent::DeactivatedInactive { .. } => EventType::DeactivatedInactive,
     };
     let payload = KeyPayload {
         id: key.id,

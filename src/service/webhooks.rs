@@ -31,13 +31,19 @@ pub enum EventType {
     KeyDeleted,
     /// A replaced secret was presented again (the tripwire).
     ReplacedSecretUsed,
+    /// A key has gone unused and will be deactivated by the key policy.
+    InactiveWarning,
+    /// The key policy deactivated a key that went unused.
+    DeactivatedInactive,
+    /// The key policy changed (its body carries the policy, not a key).
+    KeyPolicyChanged,
     /// Sent by the "Send test event" button only.
     Ping,
 }
 
 impl EventType {
     /// The events an endpoint can subscribe to.
-    pub const SUBSCRIBABLE: [EventType; 7] = [
+    pub const SUBSCRIBABLE: [EventType; 10] = [
         EventType::KeyCreated,
         EventType::SecretRegenerated,
         EventType::KeyExpiring,
@@ -45,6 +51,9 @@ impl EventType {
         EventType::KeyLocked,
         EventType::KeyDeleted,
         EventType::ReplacedSecretUsed,
+        EventType::InactiveWarning,
+        EventType::DeactivatedInactive,
+        EventType::KeyPolicyChanged,
     ];
 
     /// The `type` of the event body.
@@ -57,6 +66,9 @@ impl EventType {
             EventType::KeyLocked => "key.locked",
             EventType::KeyDeleted => "key.deleted",
             EventType::ReplacedSecretUsed => "key.replaced_secret_used",
+            EventType::InactiveWarning => "key.inactive_warning",
+            EventType::DeactivatedInactive => "key.deactivated_inactive",
+            EventType::KeyPolicyChanged => "key_policy.changed",
             EventType::Ping => "ping",
         }
     }
@@ -71,6 +83,9 @@ impl EventType {
             EventType::KeyLocked => "Key locked",
             EventType::KeyDeleted => "Key deleted",
             EventType::ReplacedSecretUsed => "Replaced secret used",
+            EventType::InactiveWarning => "Key unused, to be deactivated",
+            EventType::DeactivatedInactive => "Key deactivated as unused",
+            EventType::KeyPolicyChanged => "Key policy changed",
             EventType::Ping => "Test event",
         }
     }
@@ -162,13 +177,24 @@ pub async fn emit(
     event: EventType,
     key: &KeyPayload<'_>,
 ) -> sqlx::Result<usize> {
+    emit_data(conn, now, event, KeyData { key: *key }).await
+}
+
+/// Queues `event` with `data` as its body's `data` for every enabled endpoint subscribed to
+/// it, in the caller's transaction (events about something other than one key).
+pub async fn emit_data<D: Serialize>(
+    conn: &mut AnyConnection,
+    now: i64,
+    event: EventType,
+    data: D,
+) -> sqlx::Result<usize> {
     let endpoints = repo::subscribed(conn, event.as_str()).await?;
     if endpoints.is_empty() {
         return Ok(0);
     }
     let event_id = crate::service::repo::new_id("evt");
     let tenant = tenant_id(conn).await?;
-    let body = body(&event_id, event, now, &tenant, KeyData { key: *key });
+    let body = body(&event_id, event, now, &tenant, data);
     for endpoint_id in &endpoints {
         let delivery = NewDelivery {
             endpoint_id,

@@ -8,6 +8,7 @@ mod errors;
 mod factors;
 mod frame;
 pub mod granted;
+mod key_policy;
 mod keys;
 mod pages;
 mod password_reset;
@@ -53,6 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(api_access::routes)
         .configure(account::passkeys::routes)
         .configure(people::routes)
+        .configure(key_policy::routes)
         .configure(|c| keys::routes(c, keys::TENANT))
         .configure(|c| keys::routes(c, keys::PERSONAL))
         .default_service(web::to(errors::not_found));

@@ -135,6 +135,7 @@ fn query(per_page: i64) -> KeyQuery {
         search: String::new(),
         status: None,
         key_type: None,
+        out_of_policy: false,
         sort: KeySort::Name,
         descending: None,
         page: 1,

@@ -24,6 +24,7 @@ mod files;
 mod frame;
 mod health;
 mod key_lookup;
+mod key_policy;
 mod key_transactions;
 mod keys;
 mod logging;

@@ -183,18 +183,44 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
-    /// Clicks an element.
+    /// Clicks an element. When it is a submit button, waits until the browser has left the page
+    /// (the old document is gone), so that what the test reads next is the answer and not the
+    /// form it just sent; a submission a script keeps on the page is waited for at most 10 s.
     pub async fn click(&self, css: &str) {
-        self.find(css)
-            .await
+        let element = self.find(css).await;
+        let submits = element.prop("type").await.ok().flatten().as_deref() == Some("submit");
+        let before = if submits {
+            self.client.find(Locator::Css("html")).await.ok()
+        } else {
+            None
+        };
+        element
             .click()
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        if let Some(old) = before {
+            for _ in 0..200 {
+                if let Err(e) = old.tag_name().await
+                    && e.is_stale_element_reference()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
-    /// The text of the first match.
+    /// The text of the first match, found again if the page changed between finding and reading.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap()
+        let mut last = String::new();
+        for _ in 0..20 {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("text of {css}: {last}");
     }
 
     /// The path of the current page.

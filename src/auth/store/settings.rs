@@ -43,3 +43,14 @@ pub async fn ping(pool: &sqlx::AnyPool) -> bool {
         .await
         .is_ok()
 }
+
+/// Every setting whose name starts with `prefix`, as (name, value), in one statement.
+pub async fn with_prefix(
+    conn: &mut AnyConnection,
+    prefix: &str,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT name, value FROM settings WHERE name LIKE $1 ESCAPE '\\'")
+        .bind(format!("{}%", prefix.replace('%', "").replace('_', "\\_")))
+        .fetch_all(conn)
+        .await
+}

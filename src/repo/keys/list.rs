@@ -16,6 +16,9 @@ pub struct ListFilter {
     pub status: String,
     /// "access", "api" or empty.
     pub key_type: String,
+    /// Only keys out of the key policy: for each limited key type, the latest expiry it
+    /// allows (`None`: only an expiry is required); `Some(vec![])` matches nothing.
+    pub out_of_policy: Option<Vec<(String, Option<i64>)>>,
     pub sort: SortKey,
     pub descending: bool,
     pub limit: i64,
@@ -77,6 +80,27 @@ fn list_where(f: &ListFilter, now: i64) -> (String, Vec<Arg>) {
     }
     if !f.key_type.is_empty() {
         push("k.key_type = ?", vec![Arg::Text(f.key_type.clone())]);
+    }
+    if let Some(limits) = &f.out_of_policy {
+        if limits.is_empty() {
+            push("1 = 0", vec![]);
+        } else {
+            let mut parts = Vec::new();
+            let mut values = Vec::new();
+            for (key_type, latest) in limits {
+                values.push(Arg::Text(key_type.clone()));
+                match latest {
+                    Some(t) => {
+                        values.push(Arg::Int(*t));
+                        parts.push(
+                            "(k.key_type = ? AND (k.expires_at IS NULL OR k.expires_at > ?))",
+                        );
+                    }
+                    None => parts.push("(k.key_type = ? AND k.expires_at IS NULL)"),
+                }
+            }
+            push(&format!("({})", parts.join(" OR ")), values);
+        }
     }
     match f.status.as_str() {
         "inactive" => push("k.active = 0", vec![]),

@@ -135,7 +135,7 @@ async fn count_wrong_secrets(
 
 /// The settings row that says what a replaced secret presented again does: `lock` locks the
 /// key; anything else (the default, `record`) only records and tells.
-pub const REPLACED_SECRET_POLICY: &str = "key_policy.replaced_secret";
+pub const REPLACED_SECRET_POLICY: &str = crate::service::key_policy::REPLACED_SECRET;
 
 /// People are told about one replaced secret at most once an hour: a program that keeps
 /// presenting it does not flood their inbox (each presentation is still audited and counted).

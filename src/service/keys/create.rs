@@ -87,9 +87,27 @@ async fn validate(
     if key_type.is_none() {
         errors.add("key_type", "Choose Access key or API.");
     }
+    let policy = crate::service::key_policy::load(conn).await?;
     let expires_at = input
         .expiry
+        .map(|c| match (c, key_type) {
+            // A request that names no expiry gets what the policy offers first for its type.
+            (ExpiryChoice::PolicyDefault, Some(t)) => {
+                ExpiryChoice::Days(policy.first_choice(&policy.offered_days(&[t])))
+            }
+            (c, _) => c,
+        })
+        .and_then(|c| match (&c, key_type) {
+            (ExpiryChoice::Days(d), Some(t)) if !policy.accepts_days(t, *d) => {
+                Err("Choose how long the key is valid.".to_string())
+            }
+            _ => Ok(c),
+        })
         .and_then(|c| c.resolve(now))
+        .and_then(|at| match key_type {
+            Some(t) => policy.check_expiry(t, at, now).map(|()| at),
+            None => Ok(at),
+        })
         .map_err(|m| errors.add("validity", m))
         .ok();
     if scope == Scope::Personal && (!input.group_ids.is_empty() || !input.role_ids.is_empty()) {

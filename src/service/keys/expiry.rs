@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 
-use super::VALIDITY_DAYS;
+use crate::service::key_policy::LONGEST_DAYS;
 
 /// The latest expiry accepted: the end of 2099.
 const LATEST_EXPIRY: i64 = 4_102_444_799;
@@ -15,6 +15,8 @@ pub enum ExpiryChoice {
     /// An exact instant (unix seconds), as the API gives it.
     At(i64),
     Never,
+    /// What the key policy offers first (an API request that names no expiry).
+    PolicyDefault,
 }
 
 impl ExpiryChoice {
@@ -40,7 +42,7 @@ impl ExpiryChoice {
             other => other
                 .parse::<i64>()
                 .ok()
-                .filter(|d| VALIDITY_DAYS.contains(d))
+                .filter(|d| (1..=LONGEST_DAYS).contains(d))
                 .map(ExpiryChoice::Days)
                 .ok_or_else(|| "Choose how long the key is valid.".to_string()),
         }
@@ -52,6 +54,9 @@ impl ExpiryChoice {
         match self {
             ExpiryChoice::Never => Ok(None),
             ExpiryChoice::Days(d) => Ok(Some(now + d * 86_400)),
+            ExpiryChoice::PolicyDefault => Ok(Some(
+                now + crate::service::key_policy::DEFAULT_VALIDITY_DAYS * 86_400,
+            )),
             ExpiryChoice::At(t) => {
                 if *t <= now {
                     Err("Choose an expiry in the future.".into())
@@ -116,7 +121,14 @@ mod tests {
                 .unwrap(),
             None
         );
-        assert!(ExpiryChoice::from_form("45", "").is_err());
+        // Any number of days up to ten years is read (the key policy's limit may be offered
+        // when it is not among the usual choices; the key's rules decide); nothing else.
+        assert_eq!(
+            ExpiryChoice::from_form("45", "").unwrap(),
+            ExpiryChoice::Days(45)
+        );
+        assert!(ExpiryChoice::from_form("0", "").is_err());
+        assert!(ExpiryChoice::from_form("3651", "").is_err());
         assert!(ExpiryChoice::from_form("", "").is_err());
     }
 

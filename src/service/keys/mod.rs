@@ -15,6 +15,7 @@ use crate::service::webhooks::KeyPayload;
 
 mod assignments;
 mod confirm;
+mod conform;
 mod create;
 mod delete;
 mod expiry;
@@ -25,12 +26,13 @@ mod update;
 
 pub use assignments::{Choices, choices};
 pub use confirm::{Confirm, before};
+pub use conform::{Conformed, MOST_AT_ONCE, Mend, Plan, conform, plan};
 pub use create::{NewKey, create};
 pub use delete::delete;
 pub use expiry::ExpiryChoice;
 pub use read::{
     KeyPage, KeyQuery, KeySort, count_round_trips, details, last_addresses, list, list_details,
-    own_details,
+    out_of_policy_count, out_of_policy_ids, own_details,
 };
 pub use regenerate::regenerate;
 pub use switch::{Switch, switch};
@@ -48,8 +50,8 @@ pub use crate::service::key_auth::Keyring;
 
 /// A user may hold at most this many personal keys.
 pub const PERSONAL_KEY_LIMIT: i64 = 2;
-/// Validity choices offered when a key is created, in days.
-pub const VALIDITY_DAYS: [i64; 5] = [30, 60, 90, 180, 365];
+/// Validity choices offered when a key is created, in days (the key policy may offer fewer).
+pub use crate::service::key_policy::VALIDITY_DAYS;
 /// The longest grace period for an old secret: 7 days.
 pub const MAX_GRACE_SECS: i64 = 7 * 86_400;
 /// Grace periods offered when a secret is regenerated, in seconds.

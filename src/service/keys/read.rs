@@ -64,6 +64,8 @@ pub struct KeyQuery {
     pub search: String,
     pub status: Option<KeyStatus>,
     pub key_type: Option<KeyType>,
+    /// Only keys out of the key policy.
+    pub out_of_policy: bool,
     pub sort: KeySort,
     /// `None`: the sort's own direction (`KeySort::descending_by_default`).
     pub descending: Option<bool>,
@@ -104,12 +106,36 @@ impl KeyQuery {
                 .key_type
                 .map(|t| t.as_str().to_string())
                 .unwrap_or_default(),
+            out_of_policy: None,
             sort: self.sort.key(),
             descending: self.sorts_descending(),
             limit: per_page,
             offset: (self.page.max(1) - 1).saturating_mul(per_page),
         }
     }
+}
+
+/// The repository's filter for a query in a scope; "out of policy" reads the key policy (one
+/// more statement, only then).
+async fn filter_for(
+    conn: &mut AnyConnection,
+    query: &KeyQuery,
+    actor: &Actor,
+    scope: Scope,
+    now: i64,
+) -> Result<ListFilter, AppError> {
+    let mut filter = query.scoped(actor, scope);
+    if query.out_of_policy {
+        let policy = crate::service::key_policy::load(conn).await?;
+        filter.out_of_policy = Some(
+            policy
+                .type_limits(now)
+                .into_iter()
+                .map(|l| (l.key_type.to_string(), l.latest))
+                .collect(),
+        );
+    }
+    Ok(filter)
 }
 
 /// One page of keys and the number of keys the query matches.
@@ -130,7 +156,8 @@ pub async fn list(
     ring: &Keyring<'_>,
 ) -> Result<KeyPage, AppError> {
     require(actor, scope, Permission::KeysRead)?;
-    let (rows, total) = repo::list(conn, &query.scoped(actor, scope), ring.clock.unix()).await?;
+    let filter = filter_for(conn, &query, actor, scope, ring.clock.unix()).await?;
+    let (rows, total) = repo::list(conn, &filter, ring.clock.unix()).await?;
     let now = ring.clock.unix();
     let items = rows
         .into_iter()
@@ -159,7 +186,8 @@ pub async fn list_details(
     ring: &Keyring<'_>,
 ) -> Result<KeyPage, AppError> {
     require(actor, scope, Permission::KeysRead)?;
-    let (rows, total) = repo::list(conn, &query.scoped(actor, scope), ring.clock.unix()).await?;
+    let filter = filter_for(conn, &query, actor, scope, ring.clock.unix()).await?;
+    let (rows, total) = repo::list(conn, &filter, ring.clock.unix()).await?;
     let items = details_of_rows(conn, rows, ring).await?;
     Ok(KeyPage { items, total })
 }
@@ -275,4 +303,43 @@ fn details_of(found: AuthRow, now: i64, tenant_id: &str) -> KeyDetails {
         role_ids,
         permissions,
     }
+}
+
+/// The tenant's keys out of the key policy at `now`, by name: how many, and the IDs of the
+/// first `limit`. For pages already allowed to see them (the key policy, bringing keys into
+/// policy).
+async fn out_of_policy(
+    conn: &mut AnyConnection,
+    now: i64,
+    limit: i64,
+) -> Result<(Vec<String>, i64), AppError> {
+    let policy = crate::service::key_policy::load(conn).await?;
+    let filter = ListFilter {
+        out_of_policy: Some(
+            policy
+                .type_limits(now)
+                .into_iter()
+                .map(|l| (l.key_type.to_string(), l.latest))
+                .collect(),
+        ),
+        sort: repo::SortKey::Name,
+        limit,
+        ..ListFilter::default()
+    };
+    let (rows, total) = repo::list(conn, &filter, now).await?;
+    Ok((rows.into_iter().map(|r| r.id).collect(), total))
+}
+
+/// How many of the tenant's keys are out of the key policy at `now`.
+pub async fn out_of_policy_count(conn: &mut AnyConnection, now: i64) -> Result<i64, AppError> {
+    Ok(out_of_policy(conn, now, 1).await?.1)
+}
+
+/// The IDs of the first `limit` keys (by name) out of the key policy at `now`.
+pub async fn out_of_policy_ids(
+    conn: &mut AnyConnection,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<String>, AppError> {
+    Ok(out_of_policy(conn, now, limit).await?.0)
 }

@@ -40,6 +40,7 @@ pub async fn regenerate(
     let key = load_for_write(&mut tx, actor, scope, id).await?;
     let backend = crate::db::Backend::of_pool(pool);
     let decider = may_regenerate(&mut tx, backend, ring, actor, &key).await?;
+    refuse_out_of_policy(&mut tx, &key, now).await?;
     let secret = Secret::generate();
     let previous = (grace_secs > 0).then(|| (key.secret_hash.as_str(), now + grace_secs));
     // A new secret ends a lock, except one an administrator set on someone else's key.
@@ -75,6 +76,25 @@ pub async fn regenerate(
         tenant_id: ring.tenant_id.to_string(),
         namesakes: 0,
     })
+}
+
+/// A key the key policy no longer allows (it lasts longer, or never expires) gets no new
+/// secret until its expiry is brought into policy: a new secret would give it a new life.
+async fn refuse_out_of_policy(
+    conn: &mut AnyConnection,
+    key: &KeyRow,
+    now: i64,
+) -> Result<(), AppError> {
+    let policy = crate::service::key_policy::load(conn).await?;
+    let key_type =
+        crate::domain::KeyType::parse(&key.key_type).unwrap_or(crate::domain::KeyType::Access);
+    match policy.breach(key_type, key.expires_at, now) {
+        Some(reason) => Err(AppError::Conflict(format!(
+            "This key is out of policy. {reason} Bring it into policy, or set an earlier expiry \
+             in its details, then generate a new secret."
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Whether the actor may obtain a new secret for `key`: not for a system key, not for someone

@@ -12,7 +12,7 @@ use super::{
     require_current_secret,
 };
 use crate::domain::networks::{networks_narrow, parse_networks};
-use crate::domain::{Actor, KeyName};
+use crate::domain::{Actor, KeyName, KeyType};
 use crate::service::audit;
 use crate::service::grants::Decider;
 use crate::service::repo::keys::{self as repo, KeyRow};
@@ -96,7 +96,25 @@ async fn validate(
     let description = checked_description(changes.description.as_deref(), key, &mut errors);
     let expires_at = match &changes.expiry {
         None => Ok(key.expires_at),
-        Some(choice) => choice.clone().and_then(|c| c.resolve(now)),
+        Some(choice) => {
+            let policy = crate::service::key_policy::load(conn).await?;
+            let key_type = KeyType::parse(&key.key_type).unwrap_or(KeyType::Access);
+            choice
+                .clone()
+                .and_then(|c| match c {
+                    ExpiryChoice::Days(d) if !policy.accepts_days(key_type, d) => {
+                        Err("Choose how long the key is valid.".to_string())
+                    }
+                    c => Ok(c),
+                })
+                .and_then(|c| c.resolve(now))
+                .and_then(|at| match at {
+                    // Keeping the expiry it has, or shortening it, is always allowed: a key
+                    // out of policy must be able to come closer to it.
+                    Some(t) if key.expires_at.is_some_and(|old| t <= old) => Ok(at),
+                    _ => policy.check_expiry(key_type, at, now).map(|()| at),
+                })
+        }
     }
     .map_err(|m| errors.add("validity", m))
     .ok();

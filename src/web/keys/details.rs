@@ -38,6 +38,10 @@ struct DetailsPage {
     /// The networks field was filled with those addresses, for review ("Allow only these").
     reviewing_addresses: bool,
     today: String,
+    /// The expiry choices the key policy allows for this key.
+    choices: super::form::Validity,
+    /// Why the key is out of the key policy; empty when it is in policy.
+    out_of_policy: String,
     errors: FieldErrors,
     saved: bool,
     notice: String,
@@ -128,7 +132,13 @@ async fn details_page(
     let ring = state.keyring();
     let key = keys::details(&mut conn, &user.actor(), place.scope, id, &ring).await?;
     let seen = keys::last_addresses(&mut conn, &user.actor(), place.scope, id).await?;
+    let policy = crate::service::key_policy::load(&mut conn).await?;
     drop(conn);
+    let now = state.clock.unix();
+    let out_of_policy = policy
+        .breach(key.key_type, key.expires_at, now)
+        .unwrap_or_default();
+    let expiry_choices = super::form::Validity::for_type(&policy, key.key_type.as_str());
     let Choices { groups, roles } = choices(state, !key.is_personal()).await?;
     let reviewing_addresses = shown.form.is_none() && shown.allow_seen && !seen.is_empty();
     let (mut form, errors) = shown
@@ -166,6 +176,8 @@ async fn details_page(
         addresses,
         reviewing_addresses,
         today: state.clock.now().format("%Y-%m-%d").to_string(),
+        choices: expiry_choices,
+        out_of_policy,
         errors,
         saved: shown.saved,
         notice: shown.notice.to_string(),

@@ -1,7 +1,9 @@
 //! The fields of the Add key and Key details forms, as typed, and the Add key form's state.
 
+use crate::domain::KeyType;
 use crate::error::AppError;
 use crate::service::FieldErrors;
+use crate::service::key_policy::KeyPolicy;
 use crate::service::keys::{self, Choices, ExpiryChoice, KeyChanges, NewKey};
 use crate::service::once::FormOnce;
 use crate::state::AppState;
@@ -84,7 +86,8 @@ impl KeyForm {
 pub struct AddForm {
     pub name: String,
     pub key_type: String,
-    pub validity: String,
+    /// The validity chosen (days, `custom` or `never`).
+    pub chosen: String,
     pub custom_date: String,
     pub group_ids: Vec<String>,
     pub role_ids: Vec<String>,
@@ -95,6 +98,39 @@ pub struct AddForm {
     pub today: String,
     /// The form's single-use token: a second post of it creates nothing.
     pub once: String,
+    /// The validity choices the key policy allows.
+    pub validity: Validity,
+}
+
+/// The expiry choices a form offers under the key policy, and what the policy says.
+pub struct Validity {
+    /// Days, as the radio or option values.
+    pub days: Vec<String>,
+    /// Whether "Never expire" is offered.
+    pub never: bool,
+    /// The policy's limits in words; empty without limits.
+    pub hint: String,
+    /// The choice made first.
+    pub first: String,
+}
+
+impl Validity {
+    /// The choices for keys of these types under the policy.
+    pub fn of(policy: &KeyPolicy, types: &[KeyType]) -> Self {
+        let offered = policy.offered_days(types);
+        Validity {
+            first: policy.first_choice(&offered).to_string(),
+            days: offered.iter().map(i64::to_string).collect(),
+            never: policy.offers_never(types),
+            hint: policy.limits_hint(),
+        }
+    }
+
+    /// The choices for one key (its type).
+    pub fn for_type(policy: &KeyPolicy, key_type: &str) -> Self {
+        let key_type = KeyType::parse(key_type).unwrap_or(KeyType::Access);
+        Self::of(policy, &[key_type])
+    }
 }
 
 impl AddForm {
@@ -117,7 +153,7 @@ impl AddForm {
     pub fn again(mut self, input: KeyForm, errors: FieldErrors, conflict: String) -> Self {
         self.name = input.name;
         self.key_type = input.key_type;
-        self.validity = input.validity;
+        self.chosen = input.validity;
         self.custom_date = input.custom_date;
         self.group_ids = input.groups;
         self.role_ids = input.roles;
@@ -138,13 +174,16 @@ pub async fn choices(state: &AppState, wanted: bool) -> Result<Choices, AppError
     keys::choices(&mut conn).await
 }
 
-/// The Add key form as it first opens: an access key valid for 90 days.
+/// The Add key form as it first opens: an access key valid for the key policy's first choice
+/// (90 days unless the policy says otherwise).
 pub async fn blank_add_form(state: &AppState, place: Place) -> Result<AddForm, AppError> {
     let Choices { groups, roles } = choices(state, place.tenant()).await?;
+    let policy = crate::service::key_policy::current(&state.pool).await?;
+    let validity = Validity::of(&policy, &[KeyType::Access, KeyType::Api]);
     Ok(AddForm {
         name: String::new(),
         key_type: "access".into(),
-        validity: "90".into(),
+        chosen: validity.first.clone(),
         custom_date: String::new(),
         group_ids: Vec::new(),
         role_ids: Vec::new(),
@@ -154,5 +193,6 @@ pub async fn blank_add_form(state: &AppState, place: Place) -> Result<AddForm, A
         roles,
         today: state.clock.now().format("%Y-%m-%d").to_string(),
         once: crate::service::once::issue(),
+        validity,
     })
 }

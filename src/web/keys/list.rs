@@ -40,6 +40,10 @@ pub struct ListQuery {
     done: String,
     #[serde(default)]
     name: String,
+    /// Bringing keys into policy: how many changed, and the first refusal.
+    count: Option<i64>,
+    #[serde(default)]
+    refused: String,
 }
 
 impl ListQuery {
@@ -56,6 +60,7 @@ impl ListQuery {
             search: self.q.chars().take(100).collect(),
             status: KeyStatus::parse(&self.status),
             key_type: KeyType::parse(&self.key_type),
+            out_of_policy: self.status == "out_of_policy",
             sort: KeySort::parse(&self.sort).unwrap_or_default(),
             descending: match self.dir.as_str() {
                 "asc" => Some(false),
@@ -144,6 +149,8 @@ struct ListPage {
     writable: bool,
     /// Past the last page: a link to the last one that has keys.
     last_page: Option<String>,
+    /// The list shows the keys out of policy to someone who may bring them into it.
+    conforming: bool,
 }
 
 /// The notice after an action on the key `name`, back on the list.
@@ -173,6 +180,7 @@ pub async fn list<A: Signed>(
     let place = **place;
     let q = query.into_inner();
     let query = q.key_query();
+    let query_out_of_policy = query.out_of_policy;
     let page = query.page;
     let (sort_name, sort_expires, sort_last_used) = (
         SortLink::of(KeySort::Name, &q, &query, place.base),
@@ -184,10 +192,16 @@ pub async fn list<A: Signed>(
     let found = keys::list(&mut conn, &user.actor(), place.scope, query, &ring).await?;
     drop(conn);
     let (now, notice) = (state.clock.unix(), notice_secs(&state));
+    let policy = crate::service::key_policy::current(&state.pool).await?;
     let keys: Vec<KeyView> = found
         .items
         .iter()
-        .map(|k| KeyView::of(k, now, notice, &user.id))
+        .map(|k| KeyView {
+            out_of_policy: policy
+                .breach(k.key_type, k.expires_at, now)
+                .unwrap_or_default(),
+            ..KeyView::of(k, now, notice, &user.id)
+        })
         .collect();
     let first = if keys.is_empty() {
         0
@@ -211,7 +225,11 @@ pub async fn list<A: Signed>(
             tab: "keys",
             tenant: place.tenant(),
             base: place.base,
-            notice: done_notice(&q.done, &q.name),
+            notice: match (q.done.as_str(), q.count) {
+                ("conformed", Some(1)) => "Brought 1 key into policy.".to_string(),
+                ("conformed", Some(n)) => format!("Brought {n} keys into policy."),
+                _ => done_notice(&q.done, &q.name),
+            },
             q,
             keys,
             total,
@@ -227,6 +245,7 @@ pub async fn list<A: Signed>(
             add: blank_add_form(&state, place).await?,
             writable: writable(user, place),
             last_page,
+            conforming: place.tenant() && writable(user, place) && query_out_of_policy,
         },
     ))
 }

@@ -18,6 +18,8 @@ use super::Place;
 
 /// A key as a table row or a details pane shows it.
 pub struct KeyView {
+    /// Why the key is out of the key policy (set by the list); empty when in policy.
+    pub out_of_policy: String,
     pub id: String,
     pub name: String,
     pub type_label: &'static str,
@@ -80,6 +82,7 @@ impl KeyView {
         let (last_used, last_used_hint) = when(key.last_used.as_ref().map(|u| u.at), now);
         let used = key.last_used.as_ref();
         Self {
+            out_of_policy: String::new(),
             id: key.id.clone(),
             name: key.name.clone(),
             type_label: key.key_type.label(),

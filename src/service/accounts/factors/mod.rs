@@ -17,7 +17,7 @@ use crate::error::AppResult;
 use crate::service::repo;
 
 pub use app::{Enrolment, Removal, confirm_app, remove_app, start_app, waiting_app};
-pub use policy::{Policy, policy, set_policy};
+pub use policy::{Policy, policy, set_policy, write_policy};
 pub use recovery::regenerate_recovery_codes;
 pub use second_step::{
     Method, Proof, SecondStep, prove_second_factor, second_factor_proven, second_step,

@@ -87,21 +87,34 @@ pub async fn set_policy(
     let chosen =
         Policy::parse(raw).ok_or_else(|| AppError::invalid("policy", "Choose who needs one."))?;
     let mut tx = crate::db::begin_write(pool).await?;
-    if read(&mut tx).await? != chosen {
-        settings::set(&mut tx, SETTING, chosen.as_str()).await?;
-        let action = "settings.second_factor_policy";
-        let entry = audit::success(
-            actor,
-            action,
-            "settings",
-            SETTING,
-            "Second factor",
-            chosen.as_str(),
-        );
-        audit::record(&mut tx, clock.unix(), entry).await?;
-    }
+    write_policy(&mut tx, actor, clock.unix(), chosen).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Writes the policy in the caller's transaction when it differs from the stored one, audited;
+/// whether it changed. The caller has checked `config:write`.
+pub async fn write_policy(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    now: i64,
+    chosen: Policy,
+) -> sqlx::Result<bool> {
+    if read(conn).await? == chosen {
+        return Ok(false);
+    }
+    settings::set(conn, SETTING, chosen.as_str()).await?;
+    let action = "settings.second_factor_policy";
+    let entry = audit::success(
+        actor,
+        action,
+        "settings",
+        SETTING,
+        "Second factor",
+        chosen.as_str(),
+    );
+    audit::record(conn, now, entry).await?;
+    Ok(true)
 }
 
 /// Whether the policy covers the person and they have no second factor yet: only the
