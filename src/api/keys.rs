@@ -185,7 +185,8 @@ pub struct ListQuery {
     /// Part of the name, or the start of the key ID.
     #[serde(default)]
     q: String,
-    /// `active`, `inactive`, `expired` or `locked`.
+    /// `active`, `inactive`, `expired` or `locked`; or `out_of_policy`: keys the key policy
+    /// no longer allows (they never expire, or expire later than its limit from today).
     #[serde(default)]
     status: String,
     /// `access` or `api`.

@@ -189,8 +189,8 @@ impl KeyPolicy {
         let latest = self.latest_expiry(key_type, now);
         match (expires_at, latest) {
             (None, Some(latest)) => Err(format!(
-                "The key policy allows {} keys at most {} days: choose an expiry on or before {}.",
-                key_type.label(),
+                "The key policy allows {} at most {} days: choose an expiry on or before {}.",
+                keys_of(key_type),
                 self.max_days(key_type).unwrap_or_default(),
                 date(latest)
             )),
@@ -198,8 +198,8 @@ impl KeyPolicy {
                 "The key policy requires every key to expire: choose a validity or a date.".into(),
             ),
             (Some(t), Some(latest)) if t > latest => Err(format!(
-                "The key policy allows {} keys at most {} days: choose an expiry on or before {}.",
-                key_type.label(),
+                "The key policy allows {} at most {} days: choose an expiry on or before {}.",
+                keys_of(key_type),
                 self.max_days(key_type).unwrap_or_default(),
                 date(latest)
             )),
@@ -212,19 +212,19 @@ impl KeyPolicy {
         let max = self.max_days(key_type);
         match (expires_at, self.latest_expiry(key_type, now)) {
             (None, Some(_)) => Some(format!(
-                "It never expires, but the key policy allows {} keys at most {} days.",
-                key_type.label(),
+                "It never expires, but the key policy allows {} at most {} days.",
+                keys_of(key_type),
                 max.unwrap_or_default()
             )),
             (None, None) if self.expiry_required => {
                 Some("It never expires, but the key policy requires every key to expire.".into())
             }
             (Some(t), Some(latest)) if t > latest => Some(format!(
-                "It expires {}, later than the key policy's {} days for {} keys allow (at the \
+                "It expires {}, later than the key policy's {} days for {} allow (at the \
                  latest {}).",
                 date(t),
                 max.unwrap_or_default(),
-                key_type.label(),
+                keys_of(key_type),
                 date(latest)
             )),
             _ => None,
@@ -374,6 +374,14 @@ impl KeyPolicy {
             (REPLACED_SECRET, self.replaced_secret.as_str().to_string()),
             (EXPOSURE, self.exposure.as_str().to_string()),
         ]
+    }
+}
+
+/// A key type as the policy's sentences name its keys.
+fn keys_of(key_type: KeyType) -> &'static str {
+    match key_type {
+        KeyType::Access => "access keys",
+        KeyType::Api => "API keys",
     }
 }
 

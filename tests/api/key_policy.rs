@@ -581,3 +581,35 @@ async fn unused_keys_are_warned_once_then_deactivated_and_a_use_rearms_the_rule(
     assert_eq!(swept.warned, 1, "re-armed by the use");
     assert_eq!(bell(&app, "key.inactive_warning").await.len(), 3);
 }
+
+#[tokio::test]
+async fn a_changed_policy_is_sent_to_subscribed_endpoints_with_the_whole_policy() {
+    use crate::common::receiver::Receiver;
+    let receiver = Receiver::start(vec![]).await;
+    let app = crate::webhooks::spawn_receiving_app().await;
+    app.signed_in_admin().await;
+    let (signing, _) = crate::secret_keys::create_signing_key(&app, "Receiver").await;
+    crate::webhooks::add_endpoint(&app, &receiver.url(), &["key_policy.changed"], &signing).await;
+    set_policy(&app, &[("max_days_api", "30"), ("replaced_secret", "lock")]).await;
+    app.jobs.run_once().await.unwrap();
+    let got = receiver.wait_for(1).await;
+    let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "key_policy.changed");
+    assert_eq!(body["data"]["policy"]["max_days_api"], 30);
+    assert_eq!(body["data"]["policy"]["replaced_secret"], "lock");
+    assert_eq!(
+        body["data"]["policy"]["max_days_access"],
+        serde_json::Value::Null
+    );
+    let mut changed: Vec<String> = body["data"]["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        vec!["key_policy.max_days.api", "key_policy.replaced_secret"]
+    );
+}

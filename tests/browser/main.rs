@@ -9,6 +9,7 @@ mod api_access;
 mod driver;
 mod factors;
 mod flows;
+mod key_policy;
 mod keys;
 mod layout;
 mod passkeys;
