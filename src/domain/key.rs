@@ -281,6 +281,8 @@ pub mod mail {
     pub const LOCKED: &str = "key.locked";
     /// A secret the key no longer has was presented (the replaced-secret tripwire).
     pub const REPLACED_SECRET_USED: &str = "key.replaced_secret_used";
+    /// A secret of the key was reported exposed (the console, the API or secret scanning).
+    pub const EXPOSED: &str = "key.exposed";
 }
 
 #[cfg(test)]

@@ -31,13 +31,15 @@ pub enum EventType {
     KeyDeleted,
     /// A replaced secret was presented again (the tripwire).
     ReplacedSecretUsed,
+    /// A secret of the key was reported exposed (by the API or secret scanning).
+    KeyExposed,
     /// Sent by the "Send test event" button only.
     Ping,
 }
 
 impl EventType {
     /// The events an endpoint can subscribe to.
-    pub const SUBSCRIBABLE: [EventType; 7] = [
+    pub const SUBSCRIBABLE: [EventType; 8] = [
         EventType::KeyCreated,
         EventType::SecretRegenerated,
         EventType::KeyExpiring,
@@ -45,6 +47,7 @@ impl EventType {
         EventType::KeyLocked,
         EventType::KeyDeleted,
         EventType::ReplacedSecretUsed,
+        EventType::KeyExposed,
     ];
 
     /// The `type` of the event body.
@@ -57,6 +60,7 @@ impl EventType {
             EventType::KeyLocked => "key.locked",
             EventType::KeyDeleted => "key.deleted",
             EventType::ReplacedSecretUsed => "key.replaced_secret_used",
+            EventType::KeyExposed => "key.exposed",
             EventType::Ping => "ping",
         }
     }
@@ -71,6 +75,7 @@ impl EventType {
             EventType::KeyLocked => "Key locked",
             EventType::KeyDeleted => "Key deleted",
             EventType::ReplacedSecretUsed => "Replaced secret used",
+            EventType::KeyExposed => "Secret exposed",
             EventType::Ping => "Test event",
         }
     }

@@ -18,6 +18,7 @@ mod confirm;
 mod create;
 mod delete;
 mod expiry;
+mod exposed;
 mod read;
 mod regenerate;
 mod switch;
@@ -28,6 +29,11 @@ pub use confirm::{Confirm, before};
 pub use create::{NewKey, create};
 pub use delete::delete;
 pub use expiry::ExpiryChoice;
+pub use exposed::{
+    EXPOSURE_POLICY, ExposureAction, ExposurePolicy, FoundSecret, FoundToken, GITHUB,
+    NO_SUCH_SECRET, Reported, WhichSecret, exposure_policy, find_exposed, report_exposed,
+    report_found,
+};
 pub use read::{
     KeyPage, KeyQuery, KeySort, count_round_trips, details, last_addresses, list, list_details,
     own_details,
@@ -40,7 +46,7 @@ pub use update::{KeyChanges, update};
 /// the code that still names it through this module; new code imports `crate::domain::Actor`.
 pub use crate::domain::Actor;
 /// Kinds of email about a key, as the outbox records them (defined in `domain`).
-pub use crate::domain::key_mail::{EXPIRED, EXPIRING, LOCKED, REPLACED_SECRET_USED};
+pub use crate::domain::key_mail::{EXPIRED, EXPIRING, EXPOSED, LOCKED, REPLACED_SECRET_USED};
 /// A key as screens and the API show it, and its parts (defined in `domain`).
 pub use crate::domain::{KeyDetails, KeyOwner, KeyStatus, LastUse};
 /// What keys need beyond the database (shared with the key checks, which define it).
