@@ -2,6 +2,7 @@
 //! console, authenticated by access keys.
 
 mod error;
+mod exposed;
 mod extract;
 mod keys;
 mod openapi;
@@ -25,6 +26,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(error::path_config())
             .route("/apikeys", web::get().to(keys::list))
             .route("/apikeys", web::post().to(keys::create))
+            .service(
+                web::resource("/apikeys/exposed")
+                    .route(web::post().to(exposed::report))
+                    .default_service(web::to(error::no_such_endpoint)),
+            )
+            .service(
+                web::resource("/secret-scanning/github")
+                    .route(web::post().to(exposed::github))
+                    .default_service(web::to(error::no_such_endpoint)),
+            )
             .route("/apikeys/current", web::get().to(keys::current))
             .route(
                 "/apikeys/current/secretkey",
