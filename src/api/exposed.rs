@@ -60,6 +60,9 @@ pub async fn report(
         }))
 }
 
+/// Where GitHub's secret scanning posts its findings.
+pub const SCAN_PATH: &str = "/api/v1/secret-scanning/github";
+
 /// The largest secret scanning request read: 1,000 findings with long URLs fit several times.
 pub const SCAN_BODY_LIMIT: usize = 1024 * 1024;
 /// The most findings one request may carry.
@@ -134,14 +137,14 @@ pub async fn github(
     }
     let body = match payload.to_bytes_limited(SCAN_BODY_LIMIT).await {
         Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
+        Err(_) => {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 format!("The body is larger than {SCAN_BODY_LIMIT} bytes."),
             ));
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",

@@ -11,6 +11,7 @@ mod verify;
 use actix_web::web;
 
 pub use error::ApiError;
+pub use exposed::{SCAN_BODY_LIMIT, SCAN_PATH};
 pub use extract::ApiCaller;
 pub use openapi::ApiDoc;
 
@@ -32,7 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(error::no_such_endpoint)),
             )
             .service(
-                web::resource("/secret-scanning/github")
+                web::resource(SCAN_PATH.trim_start_matches("/api/v1"))
                     .route(web::post().to(exposed::github))
                     .default_service(web::to(error::no_such_endpoint)),
             )
