@@ -156,10 +156,7 @@ pub async fn github(
         crate::error::AppError::Unexpected(anyhow::anyhow!("KEYWARD_GITHUB_SCANNING_KEYS: {e}"))
     })?;
     if let Err(refusal) = keys.verify(identifier, signature, &body) {
-        tracing::warn!(
-            reason = refusal.reason(),
-            "secret scanning request refused"
-        );
+        tracing::warn!(reason = refusal.reason(), "secret scanning request refused");
         return Err(unsigned());
     }
     let findings: Vec<ScanFinding> = serde_json::from_slice(&body).map_err(|e| {

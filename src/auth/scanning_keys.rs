@@ -194,7 +194,10 @@ mod tests {
     fn key_files_that_cannot_be_used_say_why() {
         assert!(ScanningKeys::parse("{}").is_err());
         assert!(ScanningKeys::parse(r#"{"public_keys":[]}"#).is_err());
-        let bad = file(&[("k", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")]);
+        let bad = file(&[(
+            "k",
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+        )]);
         assert!(ScanningKeys::parse(&bad).unwrap_err().contains("key k"));
     }
 }

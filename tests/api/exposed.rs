@@ -189,7 +189,13 @@ async fn github_findings_are_labelled_and_the_live_key_is_locked_audited_and_tol
     app.signed_in_admin().await;
     let receiver = Receiver::start(vec![]).await;
     let (signing, _) = create_signing_key(&app, "Receiver").await;
-    add_endpoint(&app, &receiver.url(), &["key.exposed", "key.locked"], &signing).await;
+    add_endpoint(
+        &app,
+        &receiver.url(),
+        &["key.exposed", "key.locked"],
+        &signing,
+    )
+    .await;
     let (live, live_secret) = new_key(&app, "billing export").await;
     let (rotated, old_secret) = new_key(&app, "rotated").await;
     regenerate(&app, &rotated, "").await;
@@ -234,7 +240,11 @@ async fn github_findings_are_labelled_and_the_live_key_is_locked_audited_and_tol
         app.authenticate(&live, &live_secret).await.unwrap_err(),
         Refusal::Locked
     );
-    assert_eq!(state_of(&app, &rotated).await.1, 0, "a dead secret locks nothing");
+    assert_eq!(
+        state_of(&app, &rotated).await.1,
+        0,
+        "a dead secret locks nothing"
+    );
     // Audited: who reported, where, what was done; the replaced secret is recorded too.
     let reported = audit_of(&app, "key.exposure_reported").await;
     assert_eq!(reported.len(), 2, "{reported:?}");
@@ -261,7 +271,10 @@ async fn github_findings_are_labelled_and_the_live_key_is_locked_audited_and_tol
     assert!(bell[0].1.contains(url), "{}", bell[0].1);
     let email = last_email(&app).await;
     let unfolded = email.replace("=\r\n", "").replace("=\n", "");
-    assert!(unfolded.contains("GitHub secret scanning reported"), "{email}");
+    assert!(
+        unfolded.contains("GitHub secret scanning reported"),
+        "{email}"
+    );
     assert!(unfolded.contains("keyward locked the key"), "{email}");
     assert_eq!(app.jobs.deliver_due().await.unwrap().delivered, 2);
     let got = receiver.wait_for(2).await;
@@ -273,7 +286,11 @@ async fn github_findings_are_labelled_and_the_live_key_is_locked_audited_and_tol
     assert_eq!(events, ["key.exposed", "key.locked"]);
     assert!(got.iter().all(|r| r.body.contains(&live)));
 
-    nowhere(&app, &[&live_secret, &old_secret, &deleted_secret, &unknown]).await;
+    nowhere(
+        &app,
+        &[&live_secret, &old_secret, &deleted_secret, &unknown],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -375,7 +392,12 @@ async fn a_thousand_findings_in_one_request_are_answered_in_one_pass() {
     let mut findings: Vec<Value> = live
         .iter()
         .enumerate()
-        .map(|(i, (_, s))| finding(s, &format!("https://github.com/octo/repo/blob/abc/f{i}.env")))
+        .map(|(i, (_, s))| {
+            finding(
+                s,
+                &format!("https://github.com/octo/repo/blob/abc/f{i}.env"),
+            )
+        })
         .collect();
     for i in 0..900 {
         findings.push(finding(
@@ -481,7 +503,10 @@ async fn the_api_applies_each_exposure_policy_and_answers_what_it_did() {
     // A replaced secret only records.
     let (status, body, _) = report(json!({ "secret": old })).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((body["action"].as_str(), body["secret"].as_str()), (Some("recorded"), Some("replaced")));
+    assert_eq!(
+        (body["action"].as_str(), body["secret"].as_str()),
+        (Some("recorded"), Some("replaced"))
+    );
 
     // Unknown: 404; malformed or missing: 422 naming the field; nothing changes.
     let (status, body, _) = report(json!({ "secret": Secret::generate().expose() })).await;
@@ -489,7 +514,11 @@ async fn the_api_applies_each_exposure_policy_and_answers_what_it_did() {
     assert_eq!(body["error"]["code"], "not_found");
     let mut typo = new.clone();
     typo.replace_range(10..11, if &new[10..11] == "a" { "b" } else { "a" });
-    for bad in [json!({ "secret": typo }), json!({}), json!({ "secret": "" })] {
+    for bad in [
+        json!({ "secret": typo }),
+        json!({}),
+        json!({ "secret": "" }),
+    ] {
         let (status, body, _) = report(bad.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
         assert_eq!(body["error"]["field"], "secret");
@@ -545,7 +574,10 @@ async fn the_console_finds_the_key_of_a_pasted_secret_and_never_shows_the_secret
         page.headers.get("cache-control").unwrap().to_str().unwrap(),
         "no-store"
     );
-    assert!(!page.body.contains(&secret[4..]), "the secret is not echoed");
+    assert!(
+        !page.body.contains(&secret[4..]),
+        "the secret is not echoed"
+    );
     assert!(page.text("#found h2").contains("payments"));
     assert!(page.text("#found").contains(&id));
     assert!(page.text("#found").contains("current secret"));
@@ -558,7 +590,10 @@ async fn the_console_finds_the_key_of_a_pasted_secret_and_never_shows_the_secret
 
     // Generate new secret: a one-time form through the guarded regenerate action.
     let once = page
-        .attr("#found form[action$='/regenerate'] input[name=once]", "value")
+        .attr(
+            "#found form[action$='/regenerate'] input[name=once]",
+            "value",
+        )
         .unwrap();
     let shown = app
         .post(

@@ -61,18 +61,21 @@ pub async fn find_by_secret_hashes(
         }
         round_trip();
         let rows = query.bind(now).fetch_all(&mut *conn).await?;
-        hits.extend(rows.into_iter().map(|(secret_hash, key_id, kind, replaced_at)| {
-            let held = match kind.as_str() {
-                "c" => Held::Current,
-                "p" => Held::Previous,
-                _ => Held::Replaced { replaced_at },
-            };
-            HashHit {
-                secret_hash,
-                key_id,
-                held,
-            }
-        }));
+        hits.extend(
+            rows.into_iter()
+                .map(|(secret_hash, key_id, kind, replaced_at)| {
+                    let held = match kind.as_str() {
+                        "c" => Held::Current,
+                        "p" => Held::Previous,
+                        _ => Held::Replaced { replaced_at },
+                    };
+                    HashHit {
+                        secret_hash,
+                        key_id,
+                        held,
+                    }
+                }),
+        );
     }
     Ok(hits)
 }

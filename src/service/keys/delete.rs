@@ -2,8 +2,7 @@
 
 use super::{
     Confirm, EXPIRED, EXPIRING, EXPOSED, KEY_GONE, Keyring, LOCKED, REPLACED_SECRET_USED, Scope,
-    entry,
-    load_for_write, payload_of, refuse_system_key, require_current_secret,
+    entry, load_for_write, payload_of, refuse_system_key, require_current_secret,
 };
 use crate::domain::Actor;
 use crate::error::AppError;

@@ -397,12 +397,7 @@ impl Reporter<'_> {
     }
 
     /// An audit entry about `key` made by this reporter.
-    fn entry<'a>(
-        &'a self,
-        action: &'a str,
-        key: &'a KeyRow,
-        details: &'a str,
-    ) -> NewEntry<'a> {
+    fn entry<'a>(&'a self, action: &'a str, key: &'a KeyRow, details: &'a str) -> NewEntry<'a> {
         match self {
             Reporter::Person(actor) => {
                 audit::success(actor, action, "access_key", &key.id, &key.name, details)

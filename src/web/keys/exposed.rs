@@ -61,11 +61,7 @@ fn page(frame: Frame, error: String, found: Option<Found>) -> HttpResponse {
 
 /// GET: the form.
 pub async fn form(who: Granted<KeysWrite>) -> HttpResponse {
-    page(
-        Frame::new(&who, "users-and-keys"),
-        String::new(),
-        None,
-    )
+    page(Frame::new(&who, "users-and-keys"), String::new(), None)
 }
 
 #[derive(Deserialize)]
