@@ -178,6 +178,10 @@ pub struct SettingsArgs {
         global = true
     )]
     pub audit_retention_days: u32,
+    /// JSON file of GitHub's secret scanning public keys (GitHub's format); unset: the
+    /// secret scanning endpoint answers 404.
+    #[arg(long, env = "KEYWARD_GITHUB_SCANNING_KEYS", global = true)]
+    pub github_scanning_keys: Option<PathBuf>,
     /// Log filter in tracing `EnvFilter` syntax.
     #[arg(long, env = "KEYWARD_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -219,6 +223,8 @@ pub struct Settings {
     pub webhook_allow_private: bool,
     /// Days audit entries are kept; 0 keeps them for ever.
     pub audit_retention_days: u32,
+    /// GitHub's secret scanning public keys file; `None`: that endpoint answers 404.
+    pub github_scanning_keys: Option<PathBuf>,
     pub log: String,
 }
 
@@ -250,6 +256,7 @@ impl std::fmt::Debug for Settings {
             trusted_proxies,
             webhook_allow_private,
             audit_retention_days,
+            github_scanning_keys,
             log,
         } = self;
         let redacted = |set: bool| if set { Some("[redacted]") } else { None };
@@ -277,6 +284,7 @@ impl std::fmt::Debug for Settings {
             .field("trusted_proxies", trusted_proxies)
             .field("webhook_allow_private", webhook_allow_private)
             .field("audit_retention_days", audit_retention_days)
+            .field("github_scanning_keys", github_scanning_keys)
             .field("log", log)
             .finish()
     }
@@ -446,6 +454,9 @@ impl SettingsArgs {
             trusted_proxies,
             webhook_allow_private: self.webhook_allow_private,
             audit_retention_days: self.audit_retention_days,
+            github_scanning_keys: self
+                .github_scanning_keys
+                .filter(|p| !p.as_os_str().is_empty()),
             log: self.log,
         })
     }
@@ -535,6 +546,7 @@ impl Settings {
             trusted_proxies: String::new(),
             webhook_allow_private: false,
             audit_retention_days: 0,
+            github_scanning_keys: None,
             log: "info".into(),
         }
         .resolve()

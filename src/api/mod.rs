@@ -2,6 +2,7 @@
 //! console, authenticated by access keys.
 
 mod error;
+mod exposed;
 mod extract;
 mod keys;
 mod openapi;
@@ -10,6 +11,7 @@ mod verify;
 use actix_web::web;
 
 pub use error::ApiError;
+pub use exposed::{SCAN_BODY_LIMIT, SCAN_PATH};
 pub use extract::ApiCaller;
 pub use openapi::ApiDoc;
 
@@ -25,6 +27,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(error::path_config())
             .route("/apikeys", web::get().to(keys::list))
             .route("/apikeys", web::post().to(keys::create))
+            .service(
+                web::resource("/apikeys/exposed")
+                    .route(web::post().to(exposed::report))
+                    .default_service(web::to(error::no_such_endpoint)),
+            )
+            .service(
+                web::resource(SCAN_PATH.trim_start_matches("/api/v1"))
+                    .route(web::post().to(exposed::github))
+                    .default_service(web::to(error::no_such_endpoint)),
+            )
             .route("/apikeys/current", web::get().to(keys::current))
             .route(
                 "/apikeys/current/secretkey",

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, keys, verify};
+use super::{error, exposed, keys, verify};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -14,18 +14,21 @@ use super::{error, keys, verify};
     info(title = "keyward", description = "Access keys for programs: manage them and verify them."),
     paths(
         keys::list, keys::create, keys::describe, keys::update, keys::delete, keys::regenerate,
-        keys::current, keys::rotate_current, keys::my_keys, keys::create_my_key, verify::verify
+        keys::current, keys::rotate_current, keys::my_keys, keys::create_my_key, verify::verify,
+        exposed::report, exposed::github
     ),
     components(schemas(
         keys::KeyView, keys::KeyWithSecret, keys::KeyPage, keys::Owner, keys::LastUsed,
         keys::CreateBody, keys::PatchBody, keys::RegenerateBody, verify::VerifyBody,
-        verify::VerifyAnswer, verify::VerifiedKey, error::ErrorBody, error::ErrorDetail
+        verify::VerifyAnswer, verify::VerifiedKey, error::ErrorBody, error::ErrorDetail,
+        exposed::ExposedBody, exposed::ExposedAnswer, exposed::ScanFinding, exposed::ScanLabel
     )),
     modifiers(&KeyAuth),
     tags(
         (name = "keys", description = "Tenant access keys"),
         (name = "me", description = "The calling user's personal keys"),
         (name = "verify", description = "Checking keys presented to other services"),
+        (name = "secret scanning", description = "Secrets found in public places by GitHub's secret scanning"),
     )
 )]
 pub struct ApiDoc;

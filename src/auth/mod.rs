@@ -8,6 +8,7 @@ pub mod key_secret;
 pub mod master_key;
 pub mod password;
 pub mod recovery_codes;
+pub mod scanning_keys;
 pub mod session_store;
 pub mod store;
 pub mod totp;

@@ -285,6 +285,8 @@ pub mod mail {
     pub const INACTIVE_WARNING: &str = "key.inactive_warning";
     /// The key policy deactivated the key after it went unused.
     pub const DEACTIVATED_INACTIVE: &str = "key.deactivated_inactive";
+    /// A secret of the key was reported exposed (the console, the API or secret scanning).
+    pub const EXPOSED: &str = "key.exposed";
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ use crate::service::webhooks::{self, EventType, KeyPayload};
 
 /// The kinds of the emails and bell notices about a key (about to expire, expired, locked).
 pub use crate::domain::key_mail::{
-    DEACTIVATED_INACTIVE, EXPIRED, EXPIRING, INACTIVE_WARNING, LOCKED, REPLACED_SECRET_USED,
+    DEACTIVATED_INACTIVE, EXPIRED, EXPIRING, EXPOSED, INACTIVE_WARNING, LOCKED,
+    REPLACED_SECRET_USED,
 };
 
 /// What happened to a key.
@@ -280,6 +281,18 @@ pub async fn tell(
         KeyEvent::InactiveWarning { .. } => EventType::InactiveWarning,
         KeyEvent::DeactivatedInactive { .. } => EventType::DeactivatedInactive,
     };
+    tell_in_words(conn, now, public_url, key, hook, &wording(key, event, now)).await
+}
+
+/// Queues the notices and the webhook event about `key` with these words.
+async fn tell_in_words(
+    conn: &mut AnyConnection,
+    now: i64,
+    public_url: &str,
+    key: &KeyFacts<'_>,
+    hook: EventType,
+    words: &Wording,
+) -> Result<usize, sqlx::Error> {
     let payload = KeyPayload {
         id: key.id,
         name: key.name,
@@ -289,7 +302,6 @@ pub async fn tell(
     };
     webhooks::emit(conn, now, hook, &payload).await?;
     let people = recipients(conn, key).await?;
-    let words = wording(key, event, now);
     for person in &people {
         let others: Vec<&str> = people
             .iter()
@@ -308,9 +320,86 @@ pub async fn tell(
             path: &path,
             link: &format!("{public_url}{path}"),
         };
-        queue_notice(conn, now, key, &words, &to).await?;
+        queue_notice(conn, now, key, words, &to).await?;
     }
     Ok(people.len())
+}
+
+/// A secret of a key reported exposed: who reported it, where it was found (public URLs, when
+/// known), and what keyward did about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Exposure<'a> {
+    /// "GitHub secret scanning", or the person or key that reported it.
+    pub reported_by: &'a str,
+    /// Where it was found; may be empty.
+    pub places: &'a [String],
+    /// What was done: `locked`, `deactivated`, `recorded`, `already locked` or
+    /// `already inactive`.
+    pub outcome: &'a str,
+    /// Whether the exposed secret was the previous one, kept for a grace period that has now
+    /// ended.
+    pub previous: bool,
+}
+
+/// Tells the key's people (email, bell) and subscribed endpoints (`key.exposed`) that a secret
+/// of `key` was exposed. Returns how many people were told.
+pub async fn tell_exposed(
+    conn: &mut AnyConnection,
+    now: i64,
+    public_url: &str,
+    key: &KeyFacts<'_>,
+    exposure: &Exposure<'_>,
+) -> Result<usize, sqlx::Error> {
+    let which = if exposure.previous {
+        "the previous secret (still inside its grace period)"
+    } else {
+        "the secret"
+    };
+    let found = match exposure.places {
+        [] => String::new(),
+        [one] => format!(" It was found at {one}."),
+        many => format!(" It was found at {}.", many.join(", ")),
+    };
+    let headline = format!(
+        "{} reported that {which} of the access key “{}” is exposed.{found}",
+        exposure.reported_by, key.name
+    );
+    let consequence = match exposure.outcome {
+        "locked" => "keyward locked the key, as the key policy asks: programs that present it \
+             are refused, and so is anyone who copied the secret, until the key is given a new \
+             secret."
+            .to_string(),
+        "deactivated" => "keyward deactivated the key, as the key policy asks: programs that \
+             present it are refused, and so is anyone who copied the secret. Generate a new \
+             secret before you activate it again."
+            .to_string(),
+        "already locked" => "The key was already locked: programs that present it are \
+             refused, and so is anyone who copied the secret. Give it a new secret before you \
+             unlock it."
+            .to_string(),
+        "already inactive" => "The key was already inactive: programs that present it are \
+             refused, and so is anyone who copied the secret. Give it a new secret before you \
+             activate it again."
+            .to_string(),
+        _ => "Nothing was changed, as the key policy asks: the secret still works, for the \
+             programs that use it and for anyone who copied it."
+            .to_string(),
+    };
+    let words = Wording {
+        kind: EXPOSED,
+        subject: format!("A secret of access key “{}” was exposed", key.name),
+        headline: headline.clone(),
+        bell: Some((
+            format!("A secret of access key “{}” was exposed", key.name),
+            headline,
+        )),
+        when_label: "Reported",
+        when: format_utc(now),
+        consequence,
+        action: "Open the key details, generate a new secret and update the programs that use \
+             it; remove the secret from where it was found:",
+    };
+    tell_in_words(conn, now, public_url, key, EventType::KeyExposed, &words).await
 }
 
 /// One person told about a key: who else was, and where the key's page is for them.

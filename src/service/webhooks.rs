@@ -37,13 +37,15 @@ pub enum EventType {
     DeactivatedInactive,
     /// The key policy changed (its body carries the policy, not a key).
     KeyPolicyChanged,
+    /// A secret of the key was reported exposed (by the API or secret scanning).
+    KeyExposed,
     /// Sent by the "Send test event" button only.
     Ping,
 }
 
 impl EventType {
     /// The events an endpoint can subscribe to.
-    pub const SUBSCRIBABLE: [EventType; 10] = [
+    pub const SUBSCRIBABLE: [EventType; 11] = [
         EventType::KeyCreated,
         EventType::SecretRegenerated,
         EventType::KeyExpiring,
@@ -54,6 +56,7 @@ impl EventType {
         EventType::InactiveWarning,
         EventType::DeactivatedInactive,
         EventType::KeyPolicyChanged,
+        EventType::KeyExposed,
     ];
 
     /// The `type` of the event body.
@@ -69,6 +72,7 @@ impl EventType {
             EventType::InactiveWarning => "key.inactive_warning",
             EventType::DeactivatedInactive => "key.deactivated_inactive",
             EventType::KeyPolicyChanged => "key_policy.changed",
+            EventType::KeyExposed => "key.exposed",
             EventType::Ping => "ping",
         }
     }
@@ -86,6 +90,7 @@ impl EventType {
             EventType::InactiveWarning => "Key unused, to be deactivated",
             EventType::DeactivatedInactive => "Key deactivated as unused",
             EventType::KeyPolicyChanged => "Key policy changed",
+            EventType::KeyExposed => "Secret exposed",
             EventType::Ping => "Test event",
         }
     }

@@ -42,11 +42,30 @@ pub async fn refuse_nul(
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let (http, mut payload) = req.into_parts();
-    let body = match web::Bytes::from_request(&http, &mut payload).await {
-        Ok(body) => body,
-        Err(_) => {
-            let res = too_large(&http);
-            return Ok(ServiceResponse::new(http, res));
+    let body = if http.path() == crate::api::SCAN_PATH {
+        // GitHub's secret scanning sends up to a thousand findings and more in one request.
+        let read = match web::Payload::from_request(&http, &mut payload).await {
+            Ok(stream) => stream
+                .to_bytes_limited(crate::api::SCAN_BODY_LIMIT)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        match read {
+            Some(body) => body,
+            None => {
+                let res = too_large(&http);
+                return Ok(ServiceResponse::new(http, res));
+            }
+        }
+    } else {
+        match web::Bytes::from_request(&http, &mut payload).await {
+            Ok(body) => body,
+            Err(_) => {
+                let res = too_large(&http);
+                return Ok(ServiceResponse::new(http, res));
+            }
         }
     };
     if !FORMS_THAT_JUDGE_NUL.contains(&http.path())

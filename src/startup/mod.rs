@@ -90,6 +90,11 @@ pub struct Application {
 impl Application {
     /// Builds the application on `settings`, telling time by `clock`.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        if let Some(path) = &settings.github_scanning_keys {
+            // Read again for each request; checked here so that a wrong file stops the start.
+            crate::auth::scanning_keys::ScanningKeys::load(path)
+                .map_err(|e| anyhow::anyhow!("KEYWARD_GITHUB_SCANNING_KEYS: {e}"))?;
+        }
         let prepared = prepare(&settings).await?;
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();

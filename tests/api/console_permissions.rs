@@ -10,7 +10,12 @@ use crate::common::{PASSWORD, Page, ShownKey, TestApp, UnixNow, spawn_app};
 type Form<'a> = Vec<(&'a str, &'a str)>;
 
 /// A person in a group of their own that holds `role`, signed in on a client of their own.
-async fn person_with_role(app: &TestApp, email: &str, name: &str, role: &str) -> TestApp {
+pub(crate) async fn person_with_role(
+    app: &TestApp,
+    email: &str,
+    name: &str,
+    role: &str,
+) -> TestApp {
     let id = app.create_user(email, name, PASSWORD).await;
     let group = format!("grp_{}", role.trim_start_matches("role_"));
     let now = app.clock.unix_now();

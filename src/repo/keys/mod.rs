@@ -62,12 +62,14 @@ macro_rules! select_keys {
 
 // Declared after the column macros above, which they use.
 mod auth;
+mod exposed;
 mod list;
 
 pub use auth::{
     AccessMap, AuthLookup, AuthRow, find_for_auth, load_access_map, lookup_for_auth,
     lookup_for_auth_pg, lookup_for_auth_sqlite, with_assignments,
 };
+pub use exposed::{HashHit, Held, end_grace, find_by_secret_hashes, find_many};
 pub use list::{ListFilter, SortKey, list, personal_counts};
 
 /// What a new key row holds.

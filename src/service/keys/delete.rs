@@ -1,8 +1,8 @@
 //! Deleting a key for good. System keys refuse; a personal key gives its owner's place back.
 
 use super::{
-    Confirm, EXPIRED, EXPIRING, KEY_GONE, Keyring, LOCKED, REPLACED_SECRET_USED, Scope, entry,
-    load_for_write, payload_of, refuse_system_key, require_current_secret,
+    Confirm, EXPIRED, EXPIRING, EXPOSED, KEY_GONE, Keyring, LOCKED, REPLACED_SECRET_USED, Scope,
+    entry, load_for_write, payload_of, refuse_system_key, require_current_secret,
 };
 use crate::domain::Actor;
 use crate::error::AppError;
@@ -33,7 +33,7 @@ pub async fn delete(
     crate::service::repo::outbox::cancel_for_key(
         &mut tx,
         id,
-        &[EXPIRING, EXPIRED, LOCKED, REPLACED_SECRET_USED],
+        &[EXPIRING, EXPIRED, LOCKED, REPLACED_SECRET_USED, EXPOSED],
     )
     .await?;
     crate::service::repo::outbox::forget_notices(&mut tx, id).await?;

@@ -19,6 +19,7 @@ mod conform;
 mod create;
 mod delete;
 mod expiry;
+mod exposed;
 mod read;
 mod regenerate;
 mod switch;
@@ -30,6 +31,11 @@ pub use conform::{Conformed, MOST_AT_ONCE, Mend, Plan, conform, plan};
 pub use create::{NewKey, create};
 pub use delete::delete;
 pub use expiry::ExpiryChoice;
+pub use exposed::{
+    EXPOSURE_POLICY, ExposureAction, ExposurePolicy, FoundSecret, FoundToken, GITHUB,
+    NO_SUCH_SECRET, Reported, WhichSecret, exposure_policy, find_exposed, report_exposed,
+    report_found,
+};
 pub use read::{
     KeyPage, KeyQuery, KeySort, count_round_trips, details, last_addresses, list, list_details,
     out_of_policy_count, out_of_policy_ids, own_details,
@@ -42,7 +48,7 @@ pub use update::{KeyChanges, update};
 /// the code that still names it through this module; new code imports `crate::domain::Actor`.
 pub use crate::domain::Actor;
 /// Kinds of email about a key, as the outbox records them (defined in `domain`).
-pub use crate::domain::key_mail::{EXPIRED, EXPIRING, LOCKED, REPLACED_SECRET_USED};
+pub use crate::domain::key_mail::{EXPIRED, EXPIRING, EXPOSED, LOCKED, REPLACED_SECRET_USED};
 /// A key as screens and the API show it, and its parts (defined in `domain`).
 pub use crate::domain::{KeyDetails, KeyOwner, KeyStatus, LastUse};
 /// What keys need beyond the database (shared with the key checks, which define it).

@@ -18,6 +18,7 @@ use crate::web::granted::{Granted, KeysRead, KeysWrite, Signed};
 mod add;
 mod delete;
 mod details;
+mod exposed;
 mod form;
 mod list;
 mod secret;
@@ -76,7 +77,15 @@ pub(super) fn no_store(mut res: HttpResponse) -> HttpResponse {
 /// `keys:read` or `keys:write` (SPEC §7); a person's own keys need only the sign-in.
 pub fn routes(cfg: &mut web::ServiceConfig, place: Place) {
     match place.scope {
-        Scope::Tenant => routes_as::<Granted<KeysRead>, Granted<KeysWrite>>(cfg, place),
+        Scope::Tenant => {
+            // Before the place's `/{id}` routes, which would take `exposed` for a key ID.
+            cfg.service(
+                web::resource(exposed::PATH)
+                    .route(web::get().to(exposed::form))
+                    .route(web::post().to(exposed::find)),
+            );
+            routes_as::<Granted<KeysRead>, Granted<KeysWrite>>(cfg, place)
+        }
         Scope::Personal | Scope::OwnKey => routes_as::<CurrentUser, CurrentUser>(cfg, place),
     }
 }
