@@ -5,6 +5,7 @@
 mod common;
 
 mod account;
+mod addresses;
 mod api_access;
 mod driver;
 mod exposed;
