@@ -2,6 +2,7 @@
 //! console, authenticated by access keys.
 
 mod error;
+mod export;
 mod extract;
 mod keys;
 mod openapi;
@@ -25,6 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(error::path_config())
             .route("/apikeys", web::get().to(keys::list))
             .route("/apikeys", web::post().to(keys::create))
+            .route("/apikeys/export", web::get().to(export::export))
             .route("/apikeys/current", web::get().to(keys::current))
             .route(
                 "/apikeys/current/secretkey",

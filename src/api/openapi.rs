@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, keys, verify};
+use super::{error, export, keys, verify};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -14,12 +14,13 @@ use super::{error, keys, verify};
     info(title = "keyward", description = "Access keys for programs: manage them and verify them."),
     paths(
         keys::list, keys::create, keys::describe, keys::update, keys::delete, keys::regenerate,
-        keys::current, keys::rotate_current, keys::my_keys, keys::create_my_key, verify::verify
+        keys::current, keys::rotate_current, keys::my_keys, keys::create_my_key, verify::verify,
+        export::export
     ),
     components(schemas(
         keys::KeyView, keys::KeyWithSecret, keys::KeyPage, keys::Owner, keys::LastUsed,
         keys::CreateBody, keys::PatchBody, keys::RegenerateBody, verify::VerifyBody,
-        verify::VerifyAnswer, verify::VerifiedKey, error::ErrorBody, error::ErrorDetail
+        verify::VerifyAnswer, verify::VerifiedKey, error::ErrorBody, error::ErrorDetail, export::ExportedKeyDoc
     )),
     modifiers(&KeyAuth),
     tags(

@@ -68,7 +68,7 @@ pub use auth::{
     AccessMap, AuthLookup, AuthRow, find_for_auth, load_access_map, lookup_for_auth,
     lookup_for_auth_pg, lookup_for_auth_sqlite, with_assignments,
 };
-pub use list::{ListFilter, SortKey, list, personal_counts};
+pub use list::{ListFilter, SortKey, after, count, list, personal_counts};
 
 /// What a new key row holds.
 pub struct NewKeyRow<'a> {

@@ -14,10 +14,12 @@ use crate::service::repo::keys::{self as repo, KeyRow};
 use crate::service::webhooks::KeyPayload;
 
 mod assignments;
+pub mod compliance;
 mod confirm;
 mod create;
 mod delete;
 mod expiry;
+mod export;
 mod read;
 mod regenerate;
 mod switch;
@@ -27,7 +29,11 @@ pub use assignments::{Choices, choices};
 pub use confirm::{Confirm, before};
 pub use create::{NewKey, create};
 pub use delete::delete;
+pub use compliance::{Compliance, KeyPolicy, compliance};
 pub use expiry::ExpiryChoice;
+pub use export::{
+    BATCH as EXPORT_BATCH, CSV_HEADER, Export, ExportFormat, ExportedKey, export, export_in_batches,
+};
 pub use read::{
     KeyPage, KeyQuery, KeySort, count_round_trips, details, last_addresses, list, list_details,
     own_details,

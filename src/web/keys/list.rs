@@ -67,6 +67,25 @@ impl ListQuery {
         }
     }
 
+    /// The export of what the list shows, in `format`: its search and filters (the export
+    /// runs in key ID order, so sort and page are left out).
+    fn export_link(&self, base: &str, format: &str) -> String {
+        let mut pairs = vec![("format", format)];
+        for (k, v) in [
+            ("q", self.q.as_str()),
+            ("status", &self.status),
+            ("type", &self.key_type),
+        ] {
+            if !v.is_empty() {
+                pairs.push((k, v));
+            }
+        }
+        format!(
+            "{base}/export?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    }
+
     /// The query string for another page or sort, keeping the filters.
     fn link(&self, sort: &str, dir: &str, page: i64) -> String {
         let page = page.to_string();
@@ -144,6 +163,9 @@ struct ListPage {
     writable: bool,
     /// Past the last page: a link to the last one that has keys.
     last_page: Option<String>,
+    /// The Download menu's links (the Access keys tab only).
+    export_csv: String,
+    export_json: String,
 }
 
 /// The notice after an action on the key `name`, back on the list.
@@ -212,6 +234,8 @@ pub async fn list<A: Signed>(
             tenant: place.tenant(),
             base: place.base,
             notice: done_notice(&q.done, &q.name),
+            export_csv: q.export_link(place.base, "csv"),
+            export_json: q.export_link(place.base, "json"),
             q,
             keys,
             total,
