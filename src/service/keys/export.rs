@@ -464,8 +464,9 @@ fn audit_details(query: &KeyQuery, format: ExportFormat, count: i64) -> String {
     } else {
         format!("filters: {}", filters.join(", "))
     };
+    let keys = if count == 1 { "key" } else { "keys" };
     format!(
-        "{} of {count} keys; {filters}",
+        "{} of {count} {keys}; {filters}",
         format.as_str().to_uppercase()
     )
 }
