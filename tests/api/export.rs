@@ -181,7 +181,11 @@ async fn inventory(app: &TestApp) -> Made {
 }
 
 /// One request with a key: status, headers, body text.
-async fn get(app: &TestApp, path: &str, key: &Key) -> (StatusCode, reqwest::header::HeaderMap, String) {
+async fn get(
+    app: &TestApp,
+    path: &str,
+    key: &Key,
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
     let res = reqwest::Client::new()
         .get(app.url(path))
         .header("authorization", key.bearer())
@@ -194,12 +198,7 @@ async fn get(app: &TestApp, path: &str, key: &Key) -> (StatusCode, reqwest::head
 
 fn rows_of(csv_text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
-    let header = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .map(String::from)
-        .collect();
+    let header = reader.headers().unwrap().iter().map(String::from).collect();
     let rows = reader
         .records()
         .map(|r| r.unwrap().iter().map(String::from).collect())
@@ -218,7 +217,8 @@ fn by_id<'a>(items: &'a [Value], id: &str) -> &'a Value {
 async fn json_export_has_every_field_for_each_kind_of_key() {
     let app = spawn_app().await;
     let made = inventory(&app).await;
-    let (status, headers, body) = get(&app, "/api/v1/apikeys/export?format=json", &made.reader).await;
+    let (status, headers, body) =
+        get(&app, "/api/v1/apikeys/export?format=json", &made.reader).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(
@@ -253,9 +253,9 @@ async fn json_export_has_every_field_for_each_kind_of_key() {
     assert_eq!(billing["status"], "inactive");
     assert_eq!(billing["last_used_at"], Value::Null);
     assert_eq!(billing["last_used_address"], Value::Null);
-    let thirty_days = (start_time() + Duration::minutes(5) + Duration::seconds(30)
-        + Duration::days(30))
-    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let thirty_days =
+        (start_time() + Duration::minutes(5) + Duration::seconds(30) + Duration::days(30))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     assert_eq!(billing["expires_at"], thirty_days.as_str());
     let personal = by_id(&items, &made.personal);
     assert_eq!(personal["owner"], "Grace");
@@ -268,9 +268,13 @@ async fn json_export_has_every_field_for_each_kind_of_key() {
 async fn csv_export_parses_back_to_the_same_keys_with_console_words() {
     let app = spawn_app().await;
     let made = inventory(&app).await;
-    let (status, headers, body) = get(&app, "/api/v1/apikeys/export?format=csv", &made.reader).await;
+    let (status, headers, body) =
+        get(&app, "/api/v1/apikeys/export?format=csv", &made.reader).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(headers["content-type"], "text/csv; charset=utf-8; header=present");
+    assert_eq!(
+        headers["content-type"],
+        "text/csv; charset=utf-8; header=present"
+    );
     assert_eq!(
         headers["content-disposition"],
         "attachment; filename=\"keyward-access-keys-2026-11-23.csv\""
@@ -282,7 +286,11 @@ async fn csv_export_parses_back_to_the_same_keys_with_console_words() {
     let items: Vec<Value> = serde_json::from_str(&json).unwrap();
     assert_eq!(rows.len(), items.len());
     for (row, item) in rows.iter().zip(&items) {
-        assert_eq!(row[0], item["id"].as_str().unwrap(), "same keys, same order");
+        assert_eq!(
+            row[0],
+            item["id"].as_str().unwrap(),
+            "same keys, same order"
+        );
         assert_eq!(row[1], item["name"].as_str().unwrap());
         assert_eq!(row[5], item["created_at"].as_str().unwrap());
         assert_eq!(row[7], item["last_used_at"].as_str().unwrap_or(""));
@@ -308,7 +316,10 @@ async fn csv_export_parses_back_to_the_same_keys_with_console_words() {
         ]
     );
     let billing = row(&made.billing);
-    assert_eq!((billing[2].as_str(), billing[10].as_str()), ("API", "Inactive"));
+    assert_eq!(
+        (billing[2].as_str(), billing[10].as_str()),
+        ("API", "Inactive")
+    );
     assert_eq!(row(&made.personal)[3], "Grace");
 }
 
@@ -318,17 +329,27 @@ async fn the_export_keeps_to_the_lists_filters() {
     let made = inventory(&app).await;
     let ids = |body: &str| -> Vec<String> {
         let items: Vec<Value> = serde_json::from_str(body).unwrap();
-        items.iter().map(|k| k["id"].as_str().unwrap().to_string()).collect()
+        items
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_string())
+            .collect()
     };
     for (query, expected) in [
         ("type=api", vec![made.billing.clone()]),
         ("status=inactive", vec![made.billing.clone()]),
         ("q=DEPL", vec![made.deploy.clone()]),
-        ("q=grace&type=access&status=active", vec![made.personal.clone()]),
+        (
+            "q=grace&type=access&status=active",
+            vec![made.personal.clone()],
+        ),
         ("q=nothing-like-this", vec![]),
     ] {
-        let (status, _, body) =
-            get(&app, &format!("/api/v1/apikeys/export?format=json&{query}"), &made.reader).await;
+        let (status, _, body) = get(
+            &app,
+            &format!("/api/v1/apikeys/export?format=json&{query}"),
+            &made.reader,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{query}: {body}");
         assert_eq!(ids(&body), expected, "{query}");
     }
@@ -349,7 +370,10 @@ async fn the_export_keeps_to_the_lists_filters() {
 async fn an_unknown_format_is_refused_naming_the_field() {
     let app = spawn_app().await;
     let made = inventory(&app).await;
-    for path in ["/api/v1/apikeys/export?format=xml", "/api/v1/apikeys/export"] {
+    for path in [
+        "/api/v1/apikeys/export?format=xml",
+        "/api/v1/apikeys/export",
+    ] {
         let (status, body, _) =
             call(&app, Method::GET, path, Some(&made.reader.bearer()), None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
@@ -381,12 +405,20 @@ async fn exporting_needs_keys_read() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, _, _) = call(&app, Method::GET, "/api/v1/apikeys/export?format=csv", None, None).await;
+    let (status, _, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/apikeys/export?format=csv",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // A person without keys:read: no Download menu reachable, and the link answers 403.
     let user = app.other_client();
-    user.create_user("linus@example.com", "Linus", PASSWORD).await;
+    user.create_user("linus@example.com", "Linus", PASSWORD)
+        .await;
     user.sign_in("linus@example.com", PASSWORD).await;
     let page = user.get(&format!("{BASE}/export?format=csv")).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -409,27 +441,50 @@ async fn cells_that_a_spreadsheet_would_run_are_escaped() {
     let app = spawn_app().await;
     let made = inventory(&app).await;
     for name in ["=HYPERLINK(\"http://evil\")", "+1+2", "-3", "@SUM(A1)"] {
-        create(&app, &made.admin, Scope::Tenant, name, "access", ExpiryChoice::Days(30), &[], &[])
-            .await;
+        create(
+            &app,
+            &made.admin,
+            Scope::Tenant,
+            name,
+            "access",
+            ExpiryChoice::Days(30),
+            &[],
+            &[],
+        )
+        .await;
     }
     let (_, _, body) = get(&app, "/api/v1/apikeys/export?format=csv", &made.reader).await;
     let (_, rows) = rows_of(&body);
     let mut names: Vec<String> = rows.iter().map(|r| r[1].clone()).collect();
     names.sort();
     for escaped in ["'=HYPERLINK(\"http://evil\")", "'+1+2", "'-3", "'@SUM(A1)"] {
-        assert!(names.contains(&escaped.to_string()), "{escaped} in {names:?}");
+        assert!(
+            names.contains(&escaped.to_string()),
+            "{escaped} in {names:?}"
+        );
     }
-    assert!(rows.iter().all(|r| r.iter().all(|c| !c.starts_with(['=', '+', '-', '@']))));
+    assert!(
+        rows.iter()
+            .all(|r| r.iter().all(|c| !c.starts_with(['=', '+', '-', '@'])))
+    );
     // JSON is not read by spreadsheets: names are as given.
     let (_, _, json) = get(&app, "/api/v1/apikeys/export?format=json", &made.reader).await;
-    assert!(json.contains("\"name\":\"=HYPERLINK(\\\"http://evil\\\")\""), "{json}");
+    assert!(
+        json.contains("\"name\":\"=HYPERLINK(\\\"http://evil\\\")\""),
+        "{json}"
+    );
 }
 
 #[tokio::test]
 async fn each_export_is_audited_with_who_what_and_how_many_and_no_secret() {
     let app = spawn_app().await;
     let made = inventory(&app).await;
-    get(&app, "/api/v1/apikeys/export?format=csv&type=access&q=dep", &made.reader).await;
+    get(
+        &app,
+        "/api/v1/apikeys/export?format=csv&type=access&q=dep",
+        &made.reader,
+    )
+    .await;
     let page = app.get(&format!("{BASE}/export?format=json")).await;
     assert_eq!(page.status, StatusCode::OK);
     let rows: Vec<(String, String, String)> = sqlx::query_as(
@@ -440,8 +495,14 @@ async fn each_export_is_audited_with_who_what_and_how_many_and_no_secret() {
     .await
     .unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert!(rows[0].0.contains(&made.reader.id), "the key that exported: {rows:?}");
-    assert_eq!(rows[0].2, "CSV of 1 key; filters: search “dep”, type access");
+    assert!(
+        rows[0].0.contains(&made.reader.id),
+        "the key that exported: {rows:?}"
+    );
+    assert_eq!(
+        rows[0].2,
+        "CSV of 1 key; filters: search “dep”, type access"
+    );
     assert_eq!(rows[1].0, "ada@example.com", "the person who downloaded");
     assert_eq!(rows[1].2, "JSON of 4 keys; no filters");
     let everything: Vec<(String,)> = sqlx::query_as("SELECT details FROM audit_log")
@@ -464,7 +525,12 @@ fn query(search: &str) -> KeyQuery {
 }
 
 /// The pieces of an export read in batches of `batch`, joined.
-async fn collect(app: &TestApp, admin: &Actor, format: ExportFormat, batch: i64) -> (usize, String) {
+async fn collect(
+    app: &TestApp,
+    admin: &Actor,
+    format: ExportFormat,
+    batch: i64,
+) -> (usize, String) {
     let export = keys::export_in_batches(
         &app.state.pool,
         &app.state.keyring(),
@@ -520,7 +586,10 @@ async fn a_database_failure_part_way_ends_the_stream_with_an_error() {
     body.next().await.unwrap().unwrap();
     app.state.pool.close().await;
     let next = body.next().await.expect("an error, not the end");
-    assert!(next.is_err(), "the stream fails instead of closing the array");
+    assert!(
+        next.is_err(),
+        "the stream fails instead of closing the array"
+    );
     assert!(body.next().await.is_none(), "and ends there");
 }
 
@@ -528,7 +597,9 @@ async fn a_database_failure_part_way_ends_the_stream_with_an_error() {
 async fn the_download_menu_links_carry_the_lists_filters() {
     let app = spawn_app().await;
     let made = inventory(&app).await;
-    let page = app.get(&format!("{BASE}?q=dep&status=active&type=access&sort=name")).await;
+    let page = app
+        .get(&format!("{BASE}?q=dep&status=active&type=access&sort=name"))
+        .await;
     assert_eq!(page.status, StatusCode::OK);
     let links: Vec<String> = page
         .html

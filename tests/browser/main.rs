@@ -7,6 +7,7 @@ mod common;
 mod account;
 mod api_access;
 mod driver;
+mod export;
 mod factors;
 mod flows;
 mod keys;

@@ -26,10 +26,10 @@ mod switch;
 mod update;
 
 pub use assignments::{Choices, choices};
+pub use compliance::{Compliance, KeyPolicy, compliance};
 pub use confirm::{Confirm, before};
 pub use create::{NewKey, create};
 pub use delete::delete;
-pub use compliance::{Compliance, KeyPolicy, compliance};
 pub use expiry::ExpiryChoice;
 pub use export::{
     BATCH as EXPORT_BATCH, CSV_HEADER, Export, ExportFormat, ExportedKey, export, export_in_batches,
