@@ -105,3 +105,44 @@ pub async fn export(
         .insert_header((CACHE_CONTROL, "no-store"))
         .streaming(export.body()))
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use crate::service::keys::ExportedKey;
+
+    #[test]
+    fn the_documented_fields_are_the_written_ones() {
+        let written = serde_json::to_value(ExportedKey {
+            id: String::new(),
+            name: String::new(),
+            key_type: "access",
+            owner_id: None,
+            owner: None,
+            created_by: String::new(),
+            created_at: None,
+            last_rotated_at: None,
+            last_used_at: None,
+            last_used_address: None,
+            expires_at: None,
+            status: "active",
+            roles: vec![],
+            groups: vec![],
+            allowed_networks: vec![],
+            policy_compliance: "in_policy",
+            policy_findings: vec![],
+        })
+        .unwrap();
+        let doc = serde_json::to_value(crate::api::ApiDoc::openapi()).unwrap();
+        let documented = &doc["components"]["schemas"]["ExportedKey"]["properties"];
+        let names = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(names(documented), names(&written));
+        let path = &doc["paths"]["/api/v1/apikeys/export"]["get"]["responses"]["200"]["content"];
+        assert!(path.get("text/csv").is_some() && path.get("application/json").is_some());
+    }
+}

@@ -265,20 +265,22 @@ impl Batches {
             Stage::Rows => {
                 let keys = self.read_batch().await?;
                 if keys.is_empty() {
-                    return Ok(Some(self.tail()));
+                    return Ok(self.tail());
                 }
                 Ok(Some(self.encode(&keys)?))
             }
-            Stage::Tail => Ok(Some(self.tail())),
+            Stage::Tail => Ok(self.tail()),
             Stage::Done => Ok(None),
         }
     }
 
-    fn tail(&mut self) -> Bytes {
+    /// The end of the file: `]` for JSON, nothing for CSV. Never an empty piece: in a chunked
+    /// response an empty chunk is the end marker, and would end the file early.
+    fn tail(&mut self) -> Option<Bytes> {
         self.stage = Stage::Done;
         match self.format {
-            ExportFormat::Csv => Bytes::new(),
-            ExportFormat::Json => Bytes::from_static(b"\n]\n"),
+            ExportFormat::Csv => None,
+            ExportFormat::Json => Some(Bytes::from_static(b"\n]\n")),
         }
     }
 
