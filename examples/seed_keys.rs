@@ -93,19 +93,19 @@ async fn assign(
     i: usize,
     now: i64,
 ) -> anyhow::Result<()> {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         sqlx::query("INSERT INTO key_roles (key_id, role_id) VALUES ($1, 'role_read_only')")
             .bind(id)
             .execute(&mut **tx)
             .await?;
     }
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         sqlx::query("INSERT INTO key_groups (key_id, group_id) VALUES ($1, 'grp_administrators')")
             .bind(id)
             .execute(&mut **tx)
             .await?;
     }
-    if i % 6 == 0 {
+    if i.is_multiple_of(6) {
         sqlx::query(
             "UPDATE access_keys SET allowed_networks = '10.0.0.0/8, 2001:db8::/32' WHERE id = $1",
         )
@@ -113,7 +113,7 @@ async fn assign(
         .execute(&mut **tx)
         .await?;
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         sqlx::query(
             "UPDATE access_keys SET last_used_at = $1, last_used_ip = $2, last_used_agent = 'seed/1.0' \
              WHERE id = $3",

@@ -21,7 +21,11 @@ async fn hrefs(b: &Browser) -> Vec<String> {
 async fn the_download_menu_offers_csv_and_json_of_the_filtered_list() {
     let app = spawn_app().await;
     app.signed_in_admin().await;
-    for (name, key_type) in [("deploy", "access"), ("deploy-api", "api"), ("billing", "access")] {
+    for (name, key_type) in [
+        ("deploy", "access"),
+        ("deploy-api", "api"),
+        ("billing", "access"),
+    ] {
         app.add_key(
             "/user-access/keys",
             &[("name", name), ("key_type", key_type), ("validity", "90")],
@@ -42,7 +46,11 @@ async fn the_download_menu_offers_csv_and_json_of_the_filtered_list() {
             assert_eq!(hrefs(&b).await, expected);
             b.click(".download-menu summary").await;
             assert!(
-                b.find(".download-menu[open] a").await.is_displayed().await.unwrap(),
+                b.find(".download-menu[open] a")
+                    .await
+                    .is_displayed()
+                    .await
+                    .unwrap(),
                 "{size}: the menu opens"
             );
             assert_eq!(
@@ -50,9 +58,17 @@ async fn the_download_menu_offers_csv_and_json_of_the_filtered_list() {
                 None,
                 "{size}: the menu stays inside the window"
             );
-            assert!(b.text(".download-menu").await.contains("The 1 matching key"));
+            assert!(
+                b.text(".download-menu")
+                    .await
+                    .contains("The 1 matching key")
+            );
             let violations = b.axe_violations(&axe).await;
-            assert!(violations.is_empty(), "{size} {}: {violations:#?}", theme.name());
+            assert!(
+                violations.is_empty(),
+                "{size} {}: {violations:#?}",
+                theme.name()
+            );
             b.screenshot(&format!("export-{size}-{}-download-menu", theme.name()))
                 .await;
             b.quit().await;
@@ -65,7 +81,13 @@ async fn the_download_menu_offers_csv_and_json_of_the_filtered_list() {
     b.wait_for_path("/user-access/keys").await;
     b.goto(&format!("{}{FILTERED}", app.address)).await;
     b.click(".download-menu summary").await;
-    assert!(b.find(".download-menu[open] a").await.is_displayed().await.unwrap());
+    assert!(
+        b.find(".download-menu[open] a")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
     assert_eq!(hrefs(&b).await, expected);
     b.screenshot("export-phone-nojs-download-menu").await;
     b.quit().await;
