@@ -18,6 +18,11 @@ struct Args {
     /// in 3 to 365 days or never, and none has expired.
     #[arg(long)]
     due: Option<usize>,
+    /// For the export benchmark: give keys what an inventory shows. Every 3rd key gets the
+    /// Read Only role, every 4th joins the Administrators group, every 6th has allowed
+    /// networks, every 2nd was last used (time, address and agent).
+    #[arg(long)]
+    assign: bool,
 }
 
 #[tokio::main]
@@ -67,6 +72,9 @@ async fn main() -> anyhow::Result<()> {
             .bind(now - (args.count - i) as i64)
             .execute(&mut *tx)
             .await?;
+            if args.assign {
+                assign(&mut tx, id.as_str(), i, now).await?;
+            }
         }
         tx.commit().await?;
         done += batch;
@@ -75,5 +83,46 @@ async fn main() -> anyhow::Result<()> {
         "Seeded {done} keys in {:.1} s.",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// What `--assign` adds to key `i`.
+async fn assign(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    i: usize,
+    now: i64,
+) -> anyhow::Result<()> {
+    if i.is_multiple_of(3) {
+        sqlx::query("INSERT INTO key_roles (key_id, role_id) VALUES ($1, 'role_read_only')")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if i.is_multiple_of(4) {
+        sqlx::query("INSERT INTO key_groups (key_id, group_id) VALUES ($1, 'grp_administrators')")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if i.is_multiple_of(6) {
+        sqlx::query(
+            "UPDATE access_keys SET allowed_networks = '10.0.0.0/8, 2001:db8::/32' WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if i.is_multiple_of(2) {
+        sqlx::query(
+            "UPDATE access_keys SET last_used_at = $1, last_used_ip = $2, last_used_agent = 'seed/1.0' \
+             WHERE id = $3",
+        )
+        .bind(now - (i as i64 % 86_400))
+        .bind(format!("198.51.100.{}", i % 250))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }

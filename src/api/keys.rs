@@ -214,6 +214,33 @@ pub struct KeyPage {
     per_page: i64,
 }
 
+/// The list's search and filters (`q`, `status`, `type`), checked; shared with the export.
+pub(super) fn key_filters(
+    search: &str,
+    status: &str,
+    key_type: &str,
+) -> Result<(Option<KeyStatus>, Option<KeyType>, bool), ApiError> {
+    let bad = |field: &str, message: &str| ApiError::field(StatusCode::BAD_REQUEST, field, message);
+    let out_of_policy = status == "out_of_policy";
+    let status = match status {
+        "" | "out_of_policy" => None,
+        raw => Some(KeyStatus::parse(raw).ok_or_else(|| {
+            bad(
+                "status",
+                "must be active, inactive, expired, locked or out_of_policy",
+            )
+        })?),
+    };
+    let key_type = match key_type {
+        "" => None,
+        raw => Some(KeyType::parse(raw).ok_or_else(|| bad("type", "must be access or api"))?),
+    };
+    if search.chars().count() > 100 {
+        return Err(bad("q", "at most 100 characters"));
+    }
+    Ok((status, key_type, out_of_policy))
+}
+
 fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
     let bad = |field: &str, message: &str| ApiError::field(StatusCode::BAD_REQUEST, field, message);
     let page = q.page.unwrap_or(1);
@@ -224,20 +251,7 @@ fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
     if !(1..=100).contains(&per_page) {
         return Err(bad("per_page", "must be between 1 and 100"));
     }
-    let out_of_policy = q.status == "out_of_policy";
-    let status = match q.status.as_str() {
-        "" | "out_of_policy" => None,
-        raw => Some(KeyStatus::parse(raw).ok_or_else(|| {
-            bad(
-                "status",
-                "must be active, inactive, expired, locked or out_of_policy",
-            )
-        })?),
-    };
-    let key_type = match q.key_type.as_str() {
-        "" => None,
-        raw => Some(KeyType::parse(raw).ok_or_else(|| bad("type", "must be access or api"))?),
-    };
+    let (status, key_type, out_of_policy) = key_filters(&q.q, &q.status, &q.key_type)?;
     let sort = match q.sort.as_str() {
         "" => KeySort::default(),
         raw => KeySort::parse(raw)
@@ -249,9 +263,6 @@ fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
         "asc" => Some(false),
         _ => return Err(bad("order", "must be asc or desc")),
     };
-    if q.q.chars().count() > 100 {
-        return Err(bad("q", "at most 100 characters"));
-    }
     Ok(KeyQuery {
         search: q.q,
         status,

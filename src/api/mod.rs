@@ -2,6 +2,7 @@
 //! console, authenticated by access keys.
 
 mod error;
+mod export;
 mod exposed;
 mod extract;
 mod keys;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(exposed::github))
                     .default_service(web::to(error::no_such_endpoint)),
             )
+            .route("/apikeys/export", web::get().to(export::export))
             .route("/apikeys/current", web::get().to(keys::current))
             .route(
                 "/apikeys/current/secretkey",

@@ -76,3 +76,28 @@ pub async fn of_key(conn: &mut AnyConnection, key_id: &str) -> sqlx::Result<Vec<
     .fetch_all(conn)
     .await
 }
+
+/// The most recently seen address of each of `key_ids` that has one: (key ID, address, last
+/// seen), in one statement.
+pub async fn latest_of(
+    conn: &mut AnyConnection,
+    key_ids: &[String],
+) -> sqlx::Result<Vec<(String, String, i64)>> {
+    if key_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = (1..=key_ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // At most five rows a key (KEPT), so reading them all and keeping the latest in Rust is
+    // cheaper than a window function and the same on both backends.
+    let sql = format!(
+        "SELECT key_id, address, last_seen FROM key_addresses WHERE key_id IN ({placeholders})"
+    );
+    let mut query = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(sql));
+    for id in key_ids {
+        query = query.bind(id.clone());
+    }
+    query.fetch_all(conn).await
+}

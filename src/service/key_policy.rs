@@ -220,11 +220,11 @@ impl KeyPolicy {
                 Some("It never expires, but the key policy requires every key to expire.".into())
             }
             (Some(t), Some(latest)) if t > latest => Some(format!(
-                "It expires {}, later than the key policy's {} days for {} allow (at the \
+                "It expires {}, later than the key policy allows for {} ({} days: at the \
                  latest {}).",
                 date(t),
-                max.unwrap_or_default(),
                 keys_of(key_type),
+                max.unwrap_or_default(),
                 date(latest)
             )),
             _ => None,

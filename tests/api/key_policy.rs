@@ -412,6 +412,28 @@ async fn keys_made_before_a_stricter_policy_are_marked_explained_and_brought_int
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["total"], 2, "{body}");
+    // And the inventory export: the same keys, each saying why.
+    let (status, body, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/apikeys/export?format=json&status=out_of_policy",
+        Some(&reader.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows = body.as_array().expect("a JSON array");
+    assert_eq!(rows.len(), 2, "{body}");
+    for row in rows {
+        assert_eq!(row["policy_compliance"], "out_of_policy", "{row}");
+        assert!(
+            row["policy_findings"][0]
+                .as_str()
+                .unwrap()
+                .contains("90 days"),
+            "{row}"
+        );
+    }
 
     // Key details says why; a new secret is refused until it is in policy.
     let details = app.get(&format!("{BASE}/{forever}")).await;

@@ -18,6 +18,7 @@ mod csrf;
 mod delivery;
 mod edge;
 mod expiry;
+mod export;
 mod exposed;
 mod exposure;
 mod factors;

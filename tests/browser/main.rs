@@ -8,6 +8,7 @@ mod account;
 mod addresses;
 mod api_access;
 mod driver;
+mod export;
 mod exposed;
 mod factors;
 mod flows;

@@ -174,3 +174,46 @@ pub async fn personal_counts(conn: &mut AnyConnection) -> sqlx::Result<Vec<(Stri
         .fetch_all(conn)
         .await
 }
+
+/// How many keys match the filter (its sort and page aside).
+pub async fn count(conn: &mut AnyConnection, f: &ListFilter, now: i64) -> sqlx::Result<i64> {
+    let (clause, args) = list_where(f, now);
+    round_trip();
+    let sql = format!("SELECT COUNT(*) FROM access_keys k {clause}");
+    let (total,): (i64,) = bind_all(sqlx::query_as(AssertSqlSafe(sql)), &args)
+        .fetch_one(conn)
+        .await?;
+    Ok(total)
+}
+
+/// Up to `limit` keys matching the filter (its sort and page aside) whose ID follows `after`,
+/// in ID order: a keyset page, which costs the same at the millionth key as at the first
+/// (OFFSET would read every skipped row) and neither repeats nor skips a key that exists
+/// throughout while others are added or deleted.
+pub async fn after(
+    conn: &mut AnyConnection,
+    f: &ListFilter,
+    now: i64,
+    after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<KeyRow>> {
+    let (mut clause, mut args) = list_where(f, now);
+    if let Some(id) = after {
+        args.push(Arg::Text(id.to_string()));
+        let cond = format!("k.id > ${}", args.len());
+        clause = if clause.is_empty() {
+            format!("WHERE {cond}")
+        } else {
+            format!("{clause} AND {cond}")
+        };
+    }
+    let sql = format!(
+        "{} {clause} ORDER BY k.id LIMIT {}",
+        select_keys!(""),
+        limit.clamp(1, 1000)
+    );
+    round_trip();
+    bind_all(sqlx::query_as(AssertSqlSafe(sql)), &args)
+        .fetch_all(conn)
+        .await
+}

@@ -70,7 +70,7 @@ pub use auth::{
     lookup_for_auth_pg, lookup_for_auth_sqlite, with_assignments,
 };
 pub use exposed::{HashHit, Held, end_grace, find_by_secret_hashes, find_many};
-pub use list::{ListFilter, SortKey, list, personal_counts};
+pub use list::{ListFilter, SortKey, after, count, list, personal_counts};
 
 /// What a new key row holds.
 pub struct NewKeyRow<'a> {

@@ -14,11 +14,13 @@ use crate::service::repo::keys::{self as repo, KeyRow};
 use crate::service::webhooks::KeyPayload;
 
 mod assignments;
+pub mod compliance;
 mod confirm;
 mod conform;
 mod create;
 mod delete;
 mod expiry;
+mod export;
 mod exposed;
 mod read;
 mod regenerate;
@@ -26,11 +28,15 @@ mod switch;
 mod update;
 
 pub use assignments::{Choices, choices};
+pub use compliance::{Compliance, KeyPolicy, compliance};
 pub use confirm::{Confirm, before};
 pub use conform::{Conformed, MOST_AT_ONCE, Mend, Plan, conform, plan};
 pub use create::{NewKey, create};
 pub use delete::delete;
 pub use expiry::ExpiryChoice;
+pub use export::{
+    BATCH as EXPORT_BATCH, CSV_HEADER, Export, ExportFormat, ExportedKey, export, export_in_batches,
+};
 pub use exposed::{
     EXPOSURE_POLICY, ExposureAction, ExposurePolicy, FoundSecret, FoundToken, GITHUB,
     NO_SUCH_SECRET, Reported, WhichSecret, exposure_policy, find_exposed, report_exposed,

@@ -83,7 +83,7 @@ impl KeyQuery {
 
     /// The repository's filter for this query's page in a scope: a person's own keys only in
     /// the personal scope.
-    fn scoped(&self, actor: &Actor, scope: Scope) -> ListFilter {
+    pub(super) fn scoped(&self, actor: &Actor, scope: Scope) -> ListFilter {
         let mut filter = self.filter();
         filter.owner = match scope {
             Scope::Personal => Some(actor.user_id.clone()),
@@ -117,7 +117,7 @@ impl KeyQuery {
 
 /// The repository's filter for a query in a scope; "out of policy" reads the key policy (one
 /// more statement, only then).
-async fn filter_for(
+pub(super) async fn filter_for(
     conn: &mut AnyConnection,
     query: &KeyQuery,
     actor: &Actor,
@@ -258,7 +258,7 @@ async fn details_of_rows(
 }
 
 /// A key's details from its row and what was read beside it.
-fn details_of(found: AuthRow, now: i64, tenant_id: &str) -> KeyDetails {
+pub(super) fn details_of(found: AuthRow, now: i64, tenant_id: &str) -> KeyDetails {
     let AuthRow {
         key: row,
         permissions,

@@ -72,6 +72,25 @@ impl ListQuery {
         }
     }
 
+    /// The export of what the list shows, in `format`: its search and filters (the export
+    /// runs in key ID order, so sort and page are left out).
+    fn export_link(&self, base: &str, format: &str) -> String {
+        let mut pairs = vec![("format", format)];
+        for (k, v) in [
+            ("q", self.q.as_str()),
+            ("status", &self.status),
+            ("type", &self.key_type),
+        ] {
+            if !v.is_empty() {
+                pairs.push((k, v));
+            }
+        }
+        format!(
+            "{base}/export?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    }
+
     /// The query string for another page or sort, keeping the filters.
     fn link(&self, sort: &str, dir: &str, page: i64) -> String {
         let page = page.to_string();
@@ -151,6 +170,9 @@ struct ListPage {
     last_page: Option<String>,
     /// The list shows the keys out of policy to someone who may bring them into it.
     conforming: bool,
+    /// The Download menu's links (the Access keys tab only).
+    export_csv: String,
+    export_json: String,
 }
 
 /// The notice after an action on the key `name`, back on the list.
@@ -230,6 +252,8 @@ pub async fn list<A: Signed>(
                 ("conformed", Some(n)) => format!("Brought {n} keys into policy."),
                 _ => done_notice(&q.done, &q.name),
             },
+            export_csv: q.export_link(place.base, "csv"),
+            export_json: q.export_link(place.base, "json"),
             q,
             keys,
             total,

@@ -18,6 +18,7 @@ use crate::web::granted::{Granted, KeysRead, KeysWrite, Signed};
 mod add;
 mod delete;
 mod details;
+mod export;
 mod exposed;
 mod form;
 mod list;
@@ -92,9 +93,16 @@ pub fn routes(cfg: &mut web::ServiceConfig, place: Place) {
 
 /// The routes of `place`, read by an `R` and changed by a `W`.
 fn routes_as<R: Signed, W: Signed>(cfg: &mut web::ServiceConfig, place: Place) {
+    let scope = web::scope(place.base).app_data(web::Data::new(place));
+    // The inventory export is the tenant's (the Access keys tab's Download menu); declared
+    // before `/{id}`, which would take "export" for a key ID.
+    let scope = if place.tenant() {
+        scope.route("/export", web::get().to(export::download::<R>))
+    } else {
+        scope
+    };
     cfg.service(
-        web::scope(place.base)
-            .app_data(web::Data::new(place))
+        scope
             .route("", web::get().to(list::list::<R>))
             .route("", web::post().to(add::create::<W>))
             .route("/new", web::get().to(add::add_form::<W>))
