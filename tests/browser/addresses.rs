@@ -8,7 +8,7 @@ use keyward::service::key_auth::Attempt;
 use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app};
 use crate::driver::{Browser, Theme, axe_source};
 use crate::flows::sign_in;
-use crate::layout::check;
+use crate::layout::look;
 
 /// Presents the key from `ip`, as a program there would.
 async fn present(app: &TestApp, id: &str, secret: &str, ip: &str, agent: &str) {
@@ -69,11 +69,7 @@ async fn key_details_lists_last_used_addresses_and_allows_only_them() {
         let rows = b.find_all("#addresses tbody tr").await;
         assert_eq!(rows.len(), 2);
         assert!(b.text("#addresses").await.contains("reporting-cron/2.1"));
-        if javascript {
-            check(&b, &axe, &shot("details")).await;
-        } else {
-            b.screenshot(&shot("details")).await;
-        }
+        look(&b, &axe, javascript, &shot("details")).await;
 
         b.click("#allow-seen").await;
         b.find("#review-addresses").await;

@@ -6,15 +6,7 @@
 use crate::common::{ADMIN_EMAIL, PASSWORD, spawn_app};
 use crate::driver::{Browser, Theme, axe_source};
 use crate::flows::sign_in;
-use crate::layout::check;
-
-async fn look(b: &Browser, axe: &str, javascript: bool, shot: &str) {
-    if javascript {
-        check(b, axe, shot).await;
-    } else {
-        b.screenshot(shot).await;
-    }
-}
+use crate::layout::look;
 
 #[tokio::test]
 async fn a_stricter_policy_marks_old_keys_and_brings_them_into_policy() {

@@ -30,6 +30,16 @@ async fn busy_tenant() -> (TestApp, String) {
     (app, first)
 }
 
+/// With JavaScript the page is checked for width and by axe-core (`check`); without it (axe is a
+/// script) only a screenshot is taken, to look at.
+pub(crate) async fn look(b: &Browser, axe: &str, javascript: bool, shot: &str) {
+    if javascript {
+        check(b, axe, shot).await;
+    } else {
+        b.screenshot(shot).await;
+    }
+}
+
 /// Fails with the page's name when it scrolls sideways or axe-core finds a serious violation;
 /// saves its screenshot.
 pub(crate) async fn check(b: &Browser, axe: &str, shot: &str) {

@@ -9,17 +9,7 @@ use chrono::Duration;
 use crate::common::{PASSWORD, USER_EMAIL, spawn_app};
 use crate::driver::{Browser, Theme, axe_source};
 use crate::flows::sign_in;
-use crate::layout::check;
-
-/// With JavaScript the page is checked for width and by axe-core; without it (axe is a script)
-/// only a screenshot is taken, to look at.
-async fn look(b: &Browser, axe: &str, javascript: bool, shot: &str) {
-    if javascript {
-        check(b, axe, shot).await;
-    } else {
-        b.screenshot(shot).await;
-    }
-}
+use crate::layout::look;
 
 #[tokio::test]
 async fn adding_a_key_after_ten_minutes_asks_to_confirm_and_keeps_the_name() {
