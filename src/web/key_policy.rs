@@ -302,8 +302,10 @@ pub async fn conform(
         ("done", "conformed".to_string()),
         ("count", done.changed.len().to_string()),
     ];
-    if let Some((name, why)) = done.refused.first() {
-        pairs.push(("refused", format!("{name}: {why}")));
+    // Only a number goes into the link (a link must not carry words to show on the page); the
+    // keys that could not be changed are still out of policy, listed on the page it leads to.
+    if !done.refused.is_empty() {
+        pairs.push(("refused", done.refused.len().to_string()));
     }
     let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
     Ok(see_other(&format!("/user-access/keys?{query}")))

@@ -42,8 +42,7 @@ pub struct ListQuery {
     name: String,
     /// Bringing keys into policy: how many changed, and the first refusal.
     count: Option<i64>,
-    #[serde(default)]
-    refused: String,
+    refused: Option<i64>,
 }
 
 impl ListQuery {
