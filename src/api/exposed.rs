@@ -132,7 +132,7 @@ pub async fn github(
     let identifier = header(&req, "github-public-key-identifier");
     let signature = header(&req, "github-public-key-signature");
     if identifier.trim().is_empty() || signature.trim().is_empty() {
-        tracing::warn!("secret scanning request refused: signature headers missing");
+        tracing::warn!("GitHub scanning request refused: its signature headers are missing");
         return Err(unsigned());
     }
     let body = match payload.to_bytes_limited(SCAN_BODY_LIMIT).await {

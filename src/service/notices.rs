@@ -1,16 +1,13 @@
 //! Telling people: about a key, an email through the outbox and a bell notification for each
 //! person responsible for it (SPEC §4) and a webhook event; an invitation email; all written in
 //! the caller's transaction so that the decision and its messages commit together, and the
-//! sender woken only after the commit. Also the bell itself: a person's notices, and marking
-//! them read.
+//! sender woken only after the commit. Sealed emails and invitations are `mailing`'s; the bell
+//! itself (a person's notices, marking them read) is `bell`'s.
 
 use askama::Template;
-use sqlx::{AnyConnection, AnyPool};
-use tokio::sync::Notify;
+use sqlx::AnyConnection;
 
-use crate::auth::vault::{Binding, Vault};
-use crate::clock::{Clock, format_utc};
-use crate::error::{AppError, AppResult};
+use crate::clock::format_utc;
 use crate::service::repo::groups::ADMINISTRATORS;
 use crate::service::repo::outbox::{self, NewMail};
 use crate::service::webhooks::{self, EventType, KeyPayload};
@@ -86,6 +83,12 @@ struct NoticeHtml<'a> {
 
 /// A person to tell.
 pub use crate::service::repo::users::Recipient;
+
+mod bell;
+mod mailing;
+
+pub use bell::{Notification, bell, mark_all_read};
+pub use mailing::{InvitationMail, Mailing, queue_invitation, queue_sealed};
 
 /// The people responsible for a key: the Administrators group, its creator, its last modifier
 /// and its owner; each once, and only those who are active.
@@ -456,161 +459,6 @@ async fn queue_notice(
     };
     crate::service::repo::notifications::insert(conn, person, now, words.kind, title, text, to.path)
         .await
-}
-
-/// Queues an email whose bodies carry a credential (an invitation link): sealed under the
-/// master key and bound to the new row, so that they open for that email only; the sender
-/// empties them once sent. Returns the email's ID.
-pub async fn queue_sealed(
-    conn: &mut AnyConnection,
-    vault: &Vault,
-    now: i64,
-    mail: NewMail<'_>,
-) -> Result<String, AppError> {
-    let id = crate::service::repo::new_id("mail");
-    let [body_text, body_html] = vault
-        .seal_to_store(
-            conn,
-            [
-                (Binding::email_text(&id), mail.body_text),
-                (Binding::email_html(&id), mail.body_html),
-            ],
-        )
-        .await?;
-    let sealed = NewMail {
-        body_text: &body_text,
-        body_html: &body_html,
-        sealed: true,
-        ..mail
-    };
-    outbox::insert_as(conn, &id, now, &sealed).await?;
-    Ok(id)
-}
-
-/// What queuing an email needs beyond the transaction: the vault that seals a credential in
-/// it, the public URL its links point at, and the sender to wake once the transaction commits.
-#[derive(Clone, Copy)]
-pub struct Mailing<'a> {
-    pub vault: &'a Vault,
-    pub public_url: &'a str,
-    pub sender: &'a Notify,
-}
-
-impl Mailing<'_> {
-    /// Tells the outbox sender there is something to send (call after the commit: a sender
-    /// woken earlier would find nothing yet).
-    pub fn wake_sender(&self) {
-        self.sender.notify_one();
-    }
-}
-
-#[derive(Template)]
-#[template(path = "emails/invitation.txt")]
-struct InvitationText<'a> {
-    name: &'a str,
-    inviter: &'a str,
-    link: &'a str,
-    expires: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "emails/invitation.html")]
-struct InvitationHtml<'a> {
-    name: &'a str,
-    inviter: &'a str,
-    link: &'a str,
-    expires: &'a str,
-}
-
-/// Who is invited, by whom, with which one-time link token (valid until `expires_at`).
-pub struct InvitationMail<'a> {
-    pub name: &'a str,
-    pub email: &'a str,
-    pub inviter: &'a str,
-    pub token: &'a str,
-    pub expires_at: i64,
-}
-
-/// Queues an invitation email in the caller's transaction, its link sealed to the row (the
-/// sender empties it once sent). Returns the email's ID.
-pub async fn queue_invitation(
-    conn: &mut AnyConnection,
-    mailing: &Mailing<'_>,
-    now: i64,
-    inv: &InvitationMail<'_>,
-) -> Result<String, AppError> {
-    use secrecy::zeroize::Zeroizing;
-    let link = Zeroizing::new(format!("{}/invite?token={}", mailing.public_url, inv.token));
-    let expires = format_utc(inv.expires_at);
-    let text = InvitationText {
-        name: inv.name,
-        inviter: inv.inviter,
-        link: &link,
-        expires: &expires,
-    };
-    let html = InvitationHtml {
-        name: inv.name,
-        inviter: inv.inviter,
-        link: &link,
-        expires: &expires,
-    };
-    let text = Zeroizing::new(text.render().map_err(anyhow::Error::from)?);
-    let html = Zeroizing::new(html.render().map_err(anyhow::Error::from)?);
-    let mail = NewMail {
-        kind: "invitation",
-        key_id: None,
-        recipient: inv.email,
-        recipient_name: inv.name,
-        subject: "You are invited to keyward",
-        body_text: &text,
-        body_html: &html,
-        sealed: true,
-    };
-    queue_sealed(conn, mailing.vault, now, mail).await
-}
-
-/// A bell notice as the Notifications page shows it.
-#[derive(Debug, Clone)]
-pub struct Notification {
-    pub title: String,
-    pub body: String,
-    /// The page it is about, or empty.
-    pub link: String,
-    pub unread: bool,
-    pub created_at: i64,
-}
-
-/// How many notices the Notifications page shows.
-const BELL_ROWS: i64 = 100;
-
-/// A person's newest bell notices, newest first.
-pub async fn bell(pool: &AnyPool, user_id: &str) -> AppResult<Vec<Notification>> {
-    let mut conn = pool.acquire().await?;
-    let rows = crate::service::repo::notifications::list(&mut conn, user_id, BELL_ROWS).await?;
-    Ok(rows
-        .into_iter()
-        .map(|n| Notification {
-            title: n.title,
-            body: n.body,
-            link: n.link,
-            unread: n.read_at.is_none(),
-            created_at: n.created_at,
-        })
-        .collect())
-}
-
-/// Marks every bell notice of a person read (one statement: all of them or none). Returns how
-/// many were unread.
-pub async fn mark_all_read(
-    pool: &AnyPool,
-    clock: &dyn Clock,
-    user_id: &str,
-) -> Result<u64, AppError> {
-    let mut conn = pool.acquire().await?;
-    Ok(
-        crate::service::repo::notifications::mark_all_read(&mut conn, user_id, clock.unix())
-            .await?,
-    )
 }
 
 /// "in 47 hours", "in 6 days": hours below two days, so that a notice never says less time is
