@@ -178,6 +178,14 @@ pub struct SettingsArgs {
         global = true
     )]
     pub audit_retention_days: u32,
+    /// Days hourly usage counts of keys are kept; 0 keeps them for ever.
+    #[arg(
+        long,
+        env = "KEYWARD_USAGE_RETENTION_DAYS",
+        default_value_t = 90,
+        global = true
+    )]
+    pub usage_retention_days: u32,
     /// JSON file of GitHub's secret scanning public keys (GitHub's format); unset: the
     /// secret scanning endpoint answers 404.
     #[arg(long, env = "KEYWARD_GITHUB_SCANNING_KEYS", global = true)]
@@ -223,6 +231,8 @@ pub struct Settings {
     pub webhook_allow_private: bool,
     /// Days audit entries are kept; 0 keeps them for ever.
     pub audit_retention_days: u32,
+    /// Days hourly usage counts are kept; 0 keeps them for ever.
+    pub usage_retention_days: u32,
     /// GitHub's secret scanning public keys file; `None`: that endpoint answers 404.
     pub github_scanning_keys: Option<PathBuf>,
     pub log: String,
@@ -256,6 +266,7 @@ impl std::fmt::Debug for Settings {
             trusted_proxies,
             webhook_allow_private,
             audit_retention_days,
+            usage_retention_days,
             github_scanning_keys,
             log,
         } = self;
@@ -284,6 +295,7 @@ impl std::fmt::Debug for Settings {
             .field("trusted_proxies", trusted_proxies)
             .field("webhook_allow_private", webhook_allow_private)
             .field("audit_retention_days", audit_retention_days)
+            .field("usage_retention_days", usage_retention_days)
             .field("github_scanning_keys", github_scanning_keys)
             .field("log", log)
             .finish()
@@ -416,6 +428,12 @@ impl SettingsArgs {
                 "must be at most 36500 (0 keeps audit entries for ever)",
             ));
         }
+        if self.usage_retention_days > 36_500 {
+            return Err(config_error(
+                "KEYWARD_USAGE_RETENTION_DAYS",
+                "must be at most 36500 (0 keeps usage counts for ever)",
+            ));
+        }
         let metrics_token = match self.metrics_token {
             Some(t) if t.trim().is_empty() => None,
             Some(t) if t.trim().len() < 16 || t.trim().len() > 256 => {
@@ -454,6 +472,7 @@ impl SettingsArgs {
             trusted_proxies,
             webhook_allow_private: self.webhook_allow_private,
             audit_retention_days: self.audit_retention_days,
+            usage_retention_days: self.usage_retention_days,
             github_scanning_keys: self
                 .github_scanning_keys
                 .filter(|p| !p.as_os_str().is_empty()),
@@ -546,6 +565,7 @@ impl Settings {
             trusted_proxies: String::new(),
             webhook_allow_private: false,
             audit_retention_days: 0,
+            usage_retention_days: 90,
             github_scanning_keys: None,
             log: "info".into(),
         }

@@ -80,6 +80,8 @@ pub struct Jobs {
     pub retention_days: u32,
     /// Days audit entries are kept; 0 keeps them for ever.
     pub audit_retention_days: u32,
+    /// Days hourly usage counts are kept; 0 keeps them for ever.
+    pub usage_retention_days: u32,
     wake: Arc<Notify>,
 }
 
@@ -110,6 +112,7 @@ impl Jobs {
             webhook_max_attempts: settings.webhook_max_attempts,
             retention_days: settings.message_retention_days,
             audit_retention_days: settings.audit_retention_days,
+            usage_retention_days: settings.usage_retention_days,
             wake: Arc::new(Notify::new()),
         })
     }
@@ -151,6 +154,7 @@ impl Jobs {
         let retention = Retention {
             messages_days: self.retention_days,
             audit_days: self.audit_retention_days,
+            usage_days: self.usage_retention_days,
         };
         let purged = housekeeping::purge(&self.pool, self.clock.unix(), retention).await?;
         let keys_noticed = self.scan().await?;

@@ -15,6 +15,8 @@ pub struct Retention {
     pub messages_days: u32,
     /// `KEYWARD_AUDIT_RETENTION_DAYS`.
     pub audit_days: u32,
+    /// `KEYWARD_USAGE_RETENTION_DAYS`: hourly usage counts of keys.
+    pub usage_days: u32,
 }
 
 /// What one round of housekeeping removed.
@@ -25,6 +27,8 @@ pub struct Purged {
     pub windows: u64,
     pub messages: u64,
     pub audit: u64,
+    /// Hourly usage cells past their retention.
+    pub usage: u64,
 }
 
 /// Removes at `now` what has ended or is past its retention.
@@ -43,7 +47,14 @@ pub async fn purge(pool: &AnyPool, now: i64, retention: Retention) -> AppResult<
         }
     }
     let audit = crate::service::audit::purge_expired(&mut conn, now, retention.audit_days).await?;
+    let usage = if retention.usage_days > 0 {
+        let before = now - i64::from(retention.usage_days) * 86_400;
+        crate::service::repo::key_usage::delete_before(&mut conn, before).await?
+    } else {
+        0
+    };
     Ok(Purged {
+        usage,
         sessions,
         windows,
         messages,

@@ -27,6 +27,7 @@ mod addresses;
 mod caller;
 mod keyring;
 mod refusals;
+pub mod usage;
 mod verify;
 
 pub use caller::{BRIDGE_ROLE, BridgeCheck, Caller, CallerCredentials, authenticate};
@@ -150,6 +151,8 @@ pub struct KeyChecker {
     access: Arc<RwLock<Arc<AccessMap>>>,
     /// Client addresses of accepted checks, written in batches.
     addresses: Arc<addresses::AddressBook>,
+    /// Usage counts per key, hour and outcome, written in batches.
+    usage: Arc<usage::UsageBook>,
 }
 
 /// A refusal waiting to be written, and where to send what came of it.
@@ -204,6 +207,18 @@ impl KeyChecker {
                 }
             }
         });
+        let counts = Arc::new(usage::UsageBook::default());
+        tokio::spawn({
+            let (counts, pool) = (counts.clone(), pool.clone());
+            async move {
+                let mut every = tokio::time::interval(usage::FLUSH_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    counts.flush(&pool).await;
+                }
+            }
+        });
         KeyChecker {
             pool,
             reader: reader.map(Arc::new),
@@ -212,6 +227,7 @@ impl KeyChecker {
             over_limit: Arc::default(),
             access: Arc::default(),
             addresses: book,
+            usage: counts,
         }
     }
 
@@ -219,6 +235,17 @@ impl KeyChecker {
     /// when the server stops).
     pub async fn flush_addresses(&self) {
         self.addresses.flush(&self.pool).await;
+    }
+
+    /// Adds the usage counts gathered since the last flush to the database (done every
+    /// [`usage::FLUSH_EVERY`], and when the server stops).
+    pub async fn flush_usage(&self) {
+        self.usage.flush(&self.pool).await;
+    }
+
+    /// Usage counts not yet written.
+    pub fn usage_pending(&self) -> i64 {
+        self.usage.pending()
     }
 
     /// Client addresses known to be over their failure limit, for other checks of the same
@@ -294,6 +321,15 @@ impl KeyChecker {
                 None => Err(Refusal::NotFound),
                 Some(row) => judge(ring, &row.key, presented, attempt.client_ip, now),
             };
+            if let Some(row) = row {
+                let counted = match verdict {
+                    Ok(_) => Some(usage::Outcome::Accepted),
+                    Err(refusal) => usage::Outcome::of_refusal(refusal),
+                };
+                if let Some(outcome) = counted {
+                    self.usage.count(&row.key.id, outcome, now);
+                }
+            }
             outcomes.push(match (verdict, row) {
                 (Ok(used), Some(row)) => self.accepted(row.clone(), used, attempt, now).await,
                 (Err(refusal), _) => {

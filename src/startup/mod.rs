@@ -215,8 +215,9 @@ impl Application {
         });
         let result = self.server.await;
         jobs.abort();
-        // A clean stop keeps the last used addresses noted since the last flush.
+        // A clean stop keeps the last used addresses and usage counts since the last flush.
         self.state.key_checker.flush_addresses().await;
+        self.state.key_checker.flush_usage().await;
         if let Some((task, handle)) = metrics {
             // It ignores signals: it stops when the main server has.
             handle.stop(true).await;

@@ -26,6 +26,7 @@ mod read;
 mod regenerate;
 mod switch;
 mod update;
+pub mod usage;
 
 pub use assignments::{Choices, choices};
 pub use compliance::{Compliance, KeyPolicy, compliance};
