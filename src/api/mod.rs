@@ -7,6 +7,7 @@ mod exposed;
 mod extract;
 mod keys;
 mod openapi;
+mod usage;
 mod verify;
 
 use actix_web::web;
@@ -48,6 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/apikeys/{id}", web::patch().to(keys::update))
             .route("/apikeys/{id}", web::delete().to(keys::delete))
             .route("/apikeys/{id}/secretkey", web::post().to(keys::regenerate))
+            .route("/apikeys/{id}/usage", web::get().to(usage::usage))
             .route("/me/keys", web::get().to(keys::my_keys))
             .route("/me/keys", web::post().to(keys::create_my_key))
             .route("/verify", web::post().to(verify::verify))

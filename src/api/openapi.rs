@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, export, exposed, keys, verify};
+use super::{error, export, exposed, keys, usage, verify};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -15,14 +15,14 @@ use super::{error, export, exposed, keys, verify};
     paths(
         keys::list, keys::create, keys::describe, keys::update, keys::delete, keys::regenerate,
         keys::current, keys::rotate_current, keys::my_keys, keys::create_my_key, verify::verify,
-        exposed::report, exposed::github, export::export
+        exposed::report, exposed::github, export::export, usage::usage
     ),
     components(schemas(
         keys::KeyView, keys::KeyWithSecret, keys::KeyPage, keys::Owner, keys::LastUsed,
         keys::CreateBody, keys::PatchBody, keys::RegenerateBody, verify::VerifyBody,
         verify::VerifyAnswer, verify::VerifiedKey, error::ErrorBody, error::ErrorDetail,
         exposed::ExposedBody, exposed::ExposedAnswer, exposed::ScanFinding, exposed::ScanLabel,
-        export::ExportedKeyDoc
+        export::ExportedKeyDoc, usage::UsageAnswer, usage::UsageBucket
     )),
     modifiers(&KeyAuth),
     tags(

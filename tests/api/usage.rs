@@ -1,0 +1,327 @@
+//! Usage counts (issue 18, SPEC §10): every presentation of an existing key is counted per hour
+//! and outcome in memory, added to the database in batches (never one write per request), by
+//! every instance without losing another's counts, kept on a clean stop, pruned after the
+//! retention, and read back by `GET /api/v1/apikeys/{id}/usage`.
+
+use std::process::{Command, Stdio};
+
+use chrono::Duration;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::rest::{Key, call, tenant_key};
+use crate::common::{TestApp, spawn_app, spawn_app_on, spawn_app_with};
+
+/// The key's usage as the API answers it.
+async fn usage(app: &TestApp, reader: &Key, id: &str, query: &str) -> (StatusCode, Value) {
+    let (status, body, _) = call(
+        app,
+        Method::GET,
+        &format!("/api/v1/apikeys/{id}/usage{query}"),
+        Some(&reader.bearer()),
+        None,
+    )
+    .await;
+    (status, body)
+}
+
+/// `GET /api/v1/apikeys/current` with `auth`: the status.
+async fn present(app: &TestApp, auth: &str) -> StatusCode {
+    call(
+        app,
+        Method::GET,
+        "/api/v1/apikeys/current",
+        Some(auth),
+        None,
+    )
+    .await
+    .0
+}
+
+fn bucket<'a>(body: &'a Value, start: &str) -> &'a Value {
+    body["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["start"] == start)
+        .unwrap_or_else(|| panic!("no bucket {start} in {body}"))
+}
+
+#[tokio::test]
+async fn presentations_are_counted_by_hour_and_reason_and_written_in_batches() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let reader = tenant_key(&app, "dashboards", "access", &["role_read_only"]).await;
+    let worker = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
+    let admin = app_admin_key(&app).await;
+    // 2026-11-23 10:00: three accepted, two wrong secrets.
+    for _ in 0..3 {
+        assert_eq!(present(&app, &worker.basic()).await, StatusCode::OK);
+    }
+    let wrong = keyward::domain::Secret::generate();
+    let wrong = wrong.expose();
+    for _ in 0..2 {
+        assert_eq!(
+            present(&app, &worker.with_secret(wrong)).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM key_usage").await,
+        0,
+        "nothing is written per request"
+    );
+    app.state.key_checker.flush_usage().await;
+    // An hour and a day later, more: the key deactivated refuses as inactive.
+    app.clock.advance(Duration::hours(25));
+    assert_eq!(present(&app, &worker.basic()).await, StatusCode::OK);
+    let (status, _, _) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/apikeys/{}", worker.id),
+        Some(&admin.bearer()),
+        Some(json!({"active": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        present(&app, &worker.basic()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    app.state.key_checker.flush_usage().await;
+
+    let (status, days) = usage(&app, &reader, &worker.id, "?from=2026-11-20&to=2026-11-25").await;
+    assert_eq!(status, StatusCode::OK, "{days}");
+    assert_eq!(days["granularity"], "day");
+    assert_eq!(days["from"], "2026-11-20T00:00:00Z");
+    assert_eq!(days["to"], "2026-11-25T00:00:00Z");
+    assert_eq!(
+        days["buckets"].as_array().unwrap().len(),
+        5,
+        "every day, zeros too"
+    );
+    let first = bucket(&days, "2026-11-23T00:00:00Z");
+    assert_eq!(first["accepted"], 3);
+    assert_eq!(first["refused"], 2);
+    assert_eq!(first["refused_by_reason"], json!({"wrong_secret": 2}));
+    let second = bucket(&days, "2026-11-24T00:00:00Z");
+    assert_eq!(second["accepted"], 1);
+    assert_eq!(second["refused_by_reason"], json!({"inactive": 1}));
+    assert_eq!(bucket(&days, "2026-11-22T00:00:00Z")["accepted"], 0);
+    assert_eq!(
+        (
+            days["total_accepted"].clone(),
+            days["total_refused"].clone()
+        ),
+        (json!(4), json!(3))
+    );
+
+    let (status, hours) = usage(
+        &app,
+        &reader,
+        &worker.id,
+        "?granularity=hour&from=2026-11-23T09:30:00Z&to=2026-11-23T12:00:00Z",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{hours}");
+    assert_eq!(
+        hours["from"], "2026-11-23T09:00:00Z",
+        "rounded down to the hour"
+    );
+    assert_eq!(hours["buckets"].as_array().unwrap().len(), 3);
+    assert_eq!(bucket(&hours, "2026-11-23T10:00:00Z")["accepted"], 3);
+    assert_eq!(bucket(&hours, "2026-11-23T11:00:00Z")["accepted"], 0);
+
+    // The reader's own calls are counted for the reader, not the worker.
+    let (_, own) = usage(&app, &reader, &reader.id, "?from=2026-11-23&to=2026-11-25").await;
+    assert_eq!(own["total_refused"], 0);
+}
+
+/// An access key holding every permission (for changes the tests make over the API).
+async fn app_admin_key(app: &TestApp) -> Key {
+    tenant_key(app, "ops", "access", &["role_key_admin"]).await
+}
+
+#[tokio::test]
+async fn the_usage_endpoint_refuses_bad_windows_by_field_and_strangers() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let reader = tenant_key(&app, "dashboards", "access", &["role_read_only"]).await;
+    let id = reader.id.clone();
+    for (query, status, field) in [
+        ("?granularity=week", StatusCode::BAD_REQUEST, "granularity"),
+        ("?from=yesterday", StatusCode::BAD_REQUEST, "from"),
+        ("?to=2026-13-40", StatusCode::BAD_REQUEST, "to"),
+        (
+            "?from=2026-11-23&to=2026-11-22",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "to",
+        ),
+        (
+            "?granularity=hour&from=2026-01-01&to=2026-11-23",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "from",
+        ),
+        ("?span=3", StatusCode::BAD_REQUEST, ""),
+    ] {
+        let (got, body) = usage(&app, &reader, &id, query).await;
+        assert_eq!(got, status, "{query}: {body}");
+        if !field.is_empty() {
+            assert_eq!(body["error"]["field"], field, "{query}: {body}");
+        }
+    }
+    // Defaults: the last 30 days by day, the last 24 hours by hour.
+    let (_, days) = usage(&app, &reader, &id, "").await;
+    assert_eq!(days["buckets"].as_array().unwrap().len(), 30, "{days}");
+    let (_, hours) = usage(&app, &reader, &id, "?granularity=hour").await;
+    assert_eq!(hours["buckets"].as_array().unwrap().len(), 24, "{hours}");
+    // Unknown key: 404; no key: 401; a key without keys:read: 403.
+    let (status, _) = usage(&app, &reader, "AKNOSUCHKEY000000000", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/apikeys/{id}/usage"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let verifier = tenant_key(&app, "gateway", "access", &["role_integration"]).await;
+    let (status, _) = usage(&app, &verifier, &id, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn two_instances_add_their_counts_to_the_same_hour_without_losing_any() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let reader = tenant_key(&app, "dashboards", "access", &["role_read_only"]).await;
+    let worker = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
+    let other = spawn_app_on(
+        &app.database_url,
+        &app.state.master_key.to_base64(),
+        app.clock.clone(),
+    )
+    .await
+    .unwrap();
+    // Each instance counts concurrently, then both flush at once, twice.
+    for _ in 0..2 {
+        let mut calls = Vec::new();
+        for i in 0..40 {
+            let on = if i % 2 == 0 { &app } else { &other };
+            let auth = worker.basic();
+            calls.push(async move { present(on, &auth).await });
+        }
+        for status in futures::future::join_all(calls).await {
+            assert_eq!(status, StatusCode::OK);
+        }
+        tokio::join!(
+            app.state.key_checker.flush_usage(),
+            other.state.key_checker.flush_usage()
+        );
+    }
+    let (_, days) = usage(&app, &reader, &worker.id, "?from=2026-11-23&to=2026-11-24").await;
+    assert_eq!(days["total_accepted"], 80, "{days}");
+}
+
+#[tokio::test]
+async fn a_deleted_key_takes_its_counts_with_it_and_old_hours_are_pruned() {
+    let app = spawn_app_with(|s| s.usage_retention_days = 2).await;
+    app.signed_in_admin().await;
+    let admin = app_admin_key(&app).await;
+    let worker = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
+    let gone = tenant_key(&app, "gone", "access", &["role_read_only"]).await;
+    assert_eq!(present(&app, &worker.basic()).await, StatusCode::OK);
+    assert_eq!(present(&app, &gone.basic()).await, StatusCode::OK);
+    // Deleted after it was counted, before the flush: its counts are dropped, the rest kept.
+    let (status, _, _) = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/apikeys/{}", gone.id),
+        Some(&admin.bearer()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.state.key_checker.flush_usage().await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM key_usage WHERE outcome = 'accepted'")
+            .await,
+        2,
+        "the worker and the administrator's key (deleting was a presentation too)"
+    );
+    // Three days later, the job prunes hours older than two days.
+    app.clock.advance(Duration::days(3));
+    assert_eq!(present(&app, &worker.basic()).await, StatusCode::OK);
+    app.state.key_checker.flush_usage().await;
+    let pass = app.jobs.run_once().await.unwrap();
+    let _ = pass;
+    let left: Vec<i64> = sqlx::query_scalar("SELECT hour FROM key_usage")
+        .fetch_all(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "only the new hour: {left:?}");
+}
+
+#[tokio::test]
+async fn counts_not_yet_written_are_written_when_the_server_stops_cleanly() {
+    // A running binary on a database a test app prepared: present a key, stop it with SIGTERM
+    // well inside the flush interval, and the counts are in the database.
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let worker = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .arg("serve")
+        .env("KEYWARD_LOG", "warn")
+        .env("KEYWARD_DATA_DIR", dir.path())
+        .env("KEYWARD_DATABASE_URL", &app.database_url)
+        .env("KEYWARD_MASTER_KEY", app.state.master_key.to_base64())
+        .env("KEYWARD_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "keyward started");
+    for _ in 0..7 {
+        let status = client
+            .get(format!("{base}/api/v1/apikeys/current"))
+            .header("authorization", worker.basic())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM key_usage").await, 0);
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "a clean stop: {exit:?}");
+    let counted: i64 =
+        sqlx::query_scalar("SELECT CAST(SUM(count) AS BIGINT) FROM key_usage WHERE key_id = $1")
+            .bind(&worker.id)
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(counted, 7);
+}
