@@ -98,10 +98,13 @@ pub fn hour_of(at: i64) -> i64 {
     at - at.rem_euclid(3600)
 }
 
+/// One key's counts: (hour, outcome, count).
+type Cells = Vec<(i64, Outcome, i64)>;
+
 /// Counts since the last flush: per key, (hour, outcome) → count.
 #[derive(Default)]
 pub struct UsageBook {
-    counted: Mutex<HashMap<String, Vec<(i64, Outcome, i64)>>>,
+    counted: Mutex<HashMap<String, Cells>>,
 }
 
 impl UsageBook {
@@ -150,7 +153,7 @@ impl UsageBook {
     }
 }
 
-fn add(cells: &mut Vec<(i64, Outcome, i64)>, hour: i64, outcome: Outcome, n: i64) {
+fn add(cells: &mut Cells, hour: i64, outcome: Outcome, n: i64) {
     match cells
         .iter_mut()
         .find(|(h, o, _)| *h == hour && *o == outcome)
@@ -160,10 +163,7 @@ fn add(cells: &mut Vec<(i64, Outcome, i64)>, hour: i64, outcome: Outcome, n: i64
     }
 }
 
-async fn write(
-    pool: &AnyPool,
-    counted: &HashMap<String, Vec<(i64, Outcome, i64)>>,
-) -> sqlx::Result<()> {
+async fn write(pool: &AnyPool, counted: &HashMap<String, Cells>) -> sqlx::Result<()> {
     let mut tx = crate::db::begin_write(pool).await?;
     for (key_id, cells) in counted {
         for (hour, outcome, n) in cells {
