@@ -18,6 +18,12 @@ impl Jobs {
         &self,
     ) -> anyhow::Result<crate::service::key_policy::inactivity::Swept> {
         let now = self.clock.unix();
-        Ok(crate::service::key_policy::inactivity::scan(&self.pool, &self.public_url, now).await?)
+        let swept =
+            crate::service::key_policy::inactivity::scan(&self.pool, &self.public_url, now).await;
+        // Keys may have been deactivated: this instance's key checks read them again.
+        if let Some(changes) = &self.key_changes {
+            changes.changed();
+        }
+        Ok(swept?)
     }
 }

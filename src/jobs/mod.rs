@@ -82,6 +82,8 @@ pub struct Jobs {
     pub audit_retention_days: u32,
     /// Days hourly usage counts are kept; 0 keeps them for ever.
     pub usage_retention_days: u32,
+    /// Told when the job changes keys, so this instance's key checks read them again.
+    pub key_changes: Option<Arc<crate::service::key_auth::KeyChanges>>,
     wake: Arc<Notify>,
 }
 
@@ -113,6 +115,7 @@ impl Jobs {
             retention_days: settings.message_retention_days,
             audit_retention_days: settings.audit_retention_days,
             usage_retention_days: settings.usage_retention_days,
+            key_changes: None,
             wake: Arc::new(Notify::new()),
         })
     }

@@ -24,12 +24,14 @@ use crate::service::repo::keys::{self as repo, AccessMap, AuthLookup, AuthRow, K
 use crate::service::throttle::{self, Limit};
 
 mod addresses;
+mod cache;
 mod caller;
 mod keyring;
 mod refusals;
 pub mod usage;
 mod verify;
 
+pub use cache::{FRESH_FOR as KEY_CACHE_FRESH_FOR, KeyChanges};
 pub use caller::{BRIDGE_ROLE, BridgeCheck, Caller, CallerCredentials, authenticate};
 pub use keyring::Keyring;
 pub use verify::{VerifiedKey, VerifyAnswer, VerifyQuestion, verify};
@@ -153,6 +155,10 @@ pub struct KeyChecker {
     addresses: Arc<addresses::AddressBook>,
     /// Usage counts per key, hour and outcome, written in batches.
     usage: Arc<usage::UsageBook>,
+    /// Keys read recently (see `cache` for when they are trusted).
+    cache: Arc<cache::KeyCache>,
+    /// Moved by every change this instance makes to keys.
+    changes: Arc<KeyChanges>,
 }
 
 /// A refusal waiting to be written, and where to send what came of it.
@@ -188,12 +194,14 @@ impl KeyChecker {
         wake: std::sync::Arc<tokio::sync::Notify>,
     ) -> Self {
         let (refusals, queue) = mpsc::channel(4 * BATCH);
+        let changes = Arc::new(KeyChanges::default());
         tokio::spawn(refusals::write_refusals(
             pool.clone(),
             policy,
             public_url.to_string(),
             queue,
             wake,
+            changes.clone(),
         ));
         let book = Arc::new(addresses::AddressBook::default());
         tokio::spawn({
@@ -228,6 +236,8 @@ impl KeyChecker {
             access: Arc::default(),
             addresses: book,
             usage: counts,
+            cache: Arc::new(cache::KeyCache::new(changes.clone(), cache::FRESH_FOR)),
+            changes,
         }
     }
 
@@ -241,6 +251,16 @@ impl KeyChecker {
     /// [`usage::FLUSH_EVERY`], and when the server stops).
     pub async fn flush_usage(&self) {
         self.usage.flush(&self.pool).await;
+    }
+
+    /// Keys, users, groups or roles may have changed: the next key checks read keys again.
+    pub fn keys_changed(&self) {
+        self.changes.changed();
+    }
+
+    /// What moves when keys change, for parts that change keys outside requests (the job).
+    pub fn changes(&self) -> Arc<KeyChanges> {
+        self.changes.clone()
     }
 
     /// Usage counts not yet written.
@@ -280,7 +300,8 @@ impl KeyChecker {
             .iter()
             .filter_map(|a| a.presented.as_ref().map(|p| p.id.as_str()))
             .collect();
-        let rows = match self.find(&ids).await {
+        let now_ms = ring.clock.now().timestamp_millis();
+        let rows = match self.find(&ids, now_ms).await {
             Ok(rows) => rows,
             Err(e) => {
                 let message = e.to_string();
@@ -346,18 +367,39 @@ impl KeyChecker {
     }
 
     /// The keys with these IDs and their permissions.
-    async fn find(&self, ids: &[&str]) -> Result<Vec<AuthRow>, sqlx::Error> {
+    async fn find(&self, ids: &[&str], now_ms: i64) -> Result<Vec<AuthRow>, sqlx::Error> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let found = self.lookup(ids).await?;
+        let found = self.lookup(ids, now_ms).await?;
         let map = self.access_map(&found).await?;
         Ok(found.into_iter().map(|f| map.resolve(f)).collect())
     }
 
+    /// The keys with these IDs: as read recently when that can be trusted (see `cache`),
+    /// otherwise read now.
+    async fn lookup(&self, ids: &[&str], now_ms: i64) -> Result<Vec<AuthLookup>, sqlx::Error> {
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing: Vec<&str> = Vec::new();
+        for id in ids {
+            match self.cache.get(id, now_ms) {
+                Some(known) => found.push(known),
+                None => missing.push(id),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let generation = self.cache.generation();
+        let read = self.read(&missing).await?;
+        self.cache.remember(generation, &read, now_ms);
+        found.extend(read);
+        Ok(found)
+    }
+
     /// The keys with these IDs, read by the reader; through the pool when there is none or
     /// its read fails (a busy moment on SQLite, a dropped connection on PostgreSQL).
-    async fn lookup(&self, ids: &[&str]) -> Result<Vec<AuthLookup>, sqlx::Error> {
+    async fn read(&self, ids: &[&str]) -> Result<Vec<AuthLookup>, sqlx::Error> {
         match self.reader.as_deref() {
             Some(Reader::Sqlite(reader)) => {
                 match reader.read(|conn| repo::lookup_for_auth_sqlite(conn, ids)) {
@@ -424,6 +466,12 @@ impl KeyChecker {
                 let agent: String = attempt.user_agent.chars().take(200).collect();
                 repo::touch_last_used(&mut conn, &key.id, now, attempt.client_ip, &agent).await?;
             }
+            self.cache.update(&key.id, |f| {
+                f.key.failed_attempts = 0;
+                if needs_touch {
+                    f.key.last_used_at = Some(now);
+                }
+            });
         }
         Ok(AuthenticatedKey {
             permissions: row.permissions,

@@ -26,6 +26,7 @@ use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 use crate::web as console;
 
+mod changes;
 pub mod edge;
 
 /// Name of the session cookie.
@@ -122,7 +123,7 @@ impl Application {
             );
         }
 
-        let jobs = crate::jobs::Jobs::from_settings(
+        let mut jobs = crate::jobs::Jobs::from_settings(
             prepared.pool.clone(),
             clock.clone(),
             &prepared.vault,
@@ -141,6 +142,7 @@ impl Application {
             &settings.public_url,
             jobs.waker(),
         );
+        jobs.key_changes = Some(key_checker.changes());
         let sender = jobs.waker();
         let state = web::Data::new(AppState {
             key_checker,
@@ -276,6 +278,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(console::query_config())
             .app_data(edge::payload_config())
             .app_data(web::Data::new(console::Transport { https: secure }))
+            .wrap(middleware::from_fn(changes::seen_by_key_checks))
             .wrap(middleware::from_fn(console::step_up::guard))
             .wrap(middleware::from_fn(csrf::guard))
             .wrap(middleware::from_fn(edge::refuse_nul))

@@ -185,12 +185,17 @@ async fn the_lookup_on_the_reader_reads_what_the_pool_reads() {
         );
     }
 
-    // A change committed through the pool is seen by the next read at once.
+    // A change committed through the pool behind the application's back (as another process
+    // would) is seen by the next read once the remembered key is older than the cache's
+    // bound: the reader holds no snapshot.
     sqlx::query("UPDATE access_keys SET active = 0 WHERE id = $1")
         .bind(&tenant.id)
         .execute(&app.state.pool)
         .await
         .unwrap();
+    app.clock.advance(
+        chrono::Duration::from_std(keyward::service::key_auth::KEY_CACHE_FRESH_FOR).unwrap(),
+    );
     assert!(matches!(
         on_reader
             .check(&ring, attempt(&tenant, &tenant.secret))
@@ -396,7 +401,8 @@ async fn postgresql_has_statistics_for_the_permission_tables_from_the_start() {
 #[tokio::test]
 async fn a_change_to_a_role_or_group_counts_at_the_next_check() {
     // Key checks keep the role and group mappings in memory; a change made by any path (here
-    // plain SQL, as another instance or a script would) must count at the very next check.
+    // plain SQL, as another instance or a script would) must count at the very next check
+    // once the key checks' memory of the key is past its bound (KEY_CACHE_FRESH_FOR).
     let app = spawn_app().await;
     let [tenant, _, personal] = three_keys(&app).await;
     let permissions = |key: &ShownKey| {
@@ -433,6 +439,9 @@ async fn a_change_to_a_role_or_group_counts_at_the_next_check() {
         .await
         .unwrap();
     assert_ne!(version().await, before, "the triggers moved the version");
+    let fresh =
+        chrono::Duration::from_std(keyward::service::key_auth::KEY_CACHE_FRESH_FOR).unwrap();
+    app.clock.advance(fresh);
     let now_held = permissions(&tenant).await;
     assert!(
         !now_held.contains(&"keys:write".to_string()),
@@ -447,6 +456,7 @@ async fn a_change_to_a_role_or_group_counts_at_the_next_check() {
         .execute(&app.state.pool)
         .await
         .unwrap();
+    app.clock.advance(fresh);
     let personal_now = permissions(&personal).await;
     assert!(
         personal_now.contains(&"audit:read".to_string()),

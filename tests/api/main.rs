@@ -25,6 +25,7 @@ mod factors;
 mod files;
 mod frame;
 mod health;
+mod key_cache;
 mod key_lookup;
 mod key_policy;
 mod key_transactions;

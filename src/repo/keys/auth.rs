@@ -338,6 +338,7 @@ pub async fn lookup_for_auth_pg(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    round_trip();
     let mut query = sqlx::query(AssertSqlSafe(auth_sql(
         crate::db::Backend::Postgres,
         ids.len(),
@@ -358,6 +359,7 @@ pub fn lookup_for_auth_sqlite(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    round_trip();
     let mut statement = conn.prepare_cached(&auth_sql(crate::db::Backend::Sqlite, ids.len()))?;
     let rows = statement.query_map(rusqlite::params_from_iter(ids), |row| {
         // The columns in the order of `select_columns!`, then the three lists and the version.

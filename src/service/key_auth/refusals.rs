@@ -20,11 +20,14 @@ pub(super) async fn write_refusals(
     public_url: String,
     mut queue: mpsc::Receiver<Pending>,
     wake: std::sync::Arc<tokio::sync::Notify>,
+    changes: std::sync::Arc<super::KeyChanges>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         match write_batch(&pool, policy, &public_url, &batch).await {
             Ok((written, locked)) => {
+                // Failure counts and locks changed: key checks read those keys again.
+                changes.changed();
                 if locked {
                     wake.notify_one();
                 }

@@ -1,0 +1,119 @@
+//! What the key checks remember of keys between requests, so that a key presented again and
+//! again is not read from the database each time (the hot path of every program that uses
+//! keyward).
+//!
+//! A remembered key is trusted only while both hold:
+//! - it was read less than [`FRESH_FOR`] ago (by the application's clock, so tests move it): a
+//!   change made by another instance, or by a command in another process, is seen within that
+//!   bound;
+//! - nothing on this instance has changed keys since it was read: every change this instance
+//!   makes (a console or API request that is not a plain read, the background job's inactivity
+//!   rule, a batch the refusal writer committed) calls [`KeyChanges::changed`], and everything
+//!   read before is read again. So a key deactivated, locked, deleted or given a new secret, a user
+//!   disabled, a role changed here is seen here at once.
+//!
+//! Unknown key IDs are not remembered (anyone can make up IDs; each costs one indexed read).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::service::repo::keys::AuthLookup;
+
+/// Moves on every change to keys, users, groups or roles this instance makes.
+#[derive(Debug, Default)]
+pub struct KeyChanges(AtomicU64);
+
+impl KeyChanges {
+    /// Keys (or what their permissions and state depend on) may have changed: nothing the key
+    /// checks read before is trusted any more.
+    pub fn changed(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn generation(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// How long another instance's change may go unseen here.
+pub const FRESH_FOR: Duration = Duration::from_millis(1_000);
+
+/// Most keys remembered; when full, everything is forgotten and the cache fills again.
+const MOST: usize = 50_000;
+
+struct Remembered {
+    found: AuthLookup,
+    /// Unix milliseconds.
+    read_at: i64,
+    generation: u64,
+}
+
+/// Keys read recently, trusted within the rules above.
+pub struct KeyCache {
+    keys: RwLock<HashMap<String, Remembered>>,
+    changes: std::sync::Arc<KeyChanges>,
+    /// Milliseconds.
+    fresh_for: i64,
+}
+
+impl KeyCache {
+    /// A cache whose entries are trusted for `fresh_for` and until `changes` moves.
+    pub fn new(changes: std::sync::Arc<KeyChanges>, fresh_for: Duration) -> Self {
+        KeyCache {
+            keys: RwLock::default(),
+            changes,
+            fresh_for: i64::try_from(fresh_for.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The generation a read starts in: pass it to [`KeyCache::remember`] with what was read,
+    /// so a change that commits during the read makes the result stale at once.
+    pub fn generation(&self) -> u64 {
+        self.changes.generation()
+    }
+
+    /// The key `id` as read recently, when it can still be trusted at `now_ms`.
+    pub fn get(&self, id: &str, now_ms: i64) -> Option<AuthLookup> {
+        let generation = self.generation();
+        let keys = self.keys.read().ok()?;
+        let r = keys.get(id)?;
+        let age = now_ms - r.read_at;
+        (r.generation == generation && (0..self.fresh_for).contains(&age)).then(|| r.found.clone())
+    }
+
+    /// Remembers keys read at `now_ms` in `generation`.
+    pub fn remember(&self, generation: u64, found: &[AuthLookup], now_ms: i64) {
+        if found.is_empty() || generation != self.generation() {
+            return;
+        }
+        let Ok(mut keys) = self.keys.write() else {
+            return;
+        };
+        if keys.len() + found.len() > MOST {
+            keys.clear();
+        }
+        let read_at = now_ms;
+        for f in found {
+            keys.insert(
+                f.key.id.clone(),
+                Remembered {
+                    found: f.clone(),
+                    read_at,
+                    generation,
+                },
+            );
+        }
+    }
+
+    /// Changes a remembered key as the check itself just wrote it (its last use, its failure
+    /// count reset), so the next presentation does not write it again.
+    pub fn update(&self, id: &str, change: impl FnOnce(&mut AuthLookup)) {
+        if let Ok(mut keys) = self.keys.write()
+            && let Some(r) = keys.get_mut(id)
+        {
+            change(&mut r.found);
+        }
+    }
+}
