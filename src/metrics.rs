@@ -112,7 +112,7 @@ pub async fn record(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let res = next.call(req).await?;
     if let Some(metrics) = metrics {
@@ -120,14 +120,14 @@ pub async fn record(
             .request()
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
-        let status = res.status().as_u16().to_string();
+        let status = res.status();
         metrics
             .requests
-            .with_label_values(&[&method, &route, &status])
+            .with_label_values(&[method.as_str(), &route, status.as_str()])
             .inc();
         metrics
             .latency
-            .with_label_values(&[&method, &route])
+            .with_label_values(&[method.as_str(), &route])
             .observe(started.elapsed().as_secs_f64());
     }
     Ok(res)

@@ -1,5 +1,5 @@
-//! Structured logs: one span per request with method, path (never the query string, which may
-//! carry a one-time token), status and latency.
+//! Structured logs: each logged request names its method, path (never the query string, which
+//! may carry a one-time token), status and latency; at `debug` every request is a span.
 //!
 //! What an operator sees at the default `info`: start-up, the background job, every server
 //! error (5xx, at ERROR) and every refusal of credentials or permission (401, 403, at INFO).
@@ -53,7 +53,9 @@ pub struct RequestSpan;
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         request.extensions_mut().insert(Started(Instant::now()));
-        tracing::info_span!(
+        // A span per request only at `debug` (the access log): at `info` an ordinary request
+        // costs no span at all, and the lines below carry the method and path themselves.
+        tracing::debug_span!(
             "request",
             method = %request.method(),
             path = %request.path(),
@@ -62,21 +64,32 @@ impl RootSpanBuilder for RequestSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let (status, started) = match outcome {
+        let (status, started, request) = match outcome {
             Ok(res) => (
                 res.status().as_u16(),
                 res.request().extensions().get::<Started>().map(|s| s.0),
+                Some(res.request()),
             ),
-            Err(e) => (e.as_response_error().status_code().as_u16(), None),
+            Err(e) => (e.as_response_error().status_code().as_u16(), None, None),
         };
+        let logged = match status {
+            500.. => tracing::enabled!(tracing::Level::ERROR),
+            401 | 403 => tracing::enabled!(tracing::Level::INFO),
+            _ => tracing::enabled!(tracing::Level::DEBUG),
+        };
+        if !logged {
+            return;
+        }
         span.record("status", status);
         let latency_ms = started
             .map(|t| t.elapsed().as_secs_f64() * 1000.0)
             .unwrap_or_default();
+        let method = request.map(|r| r.method().as_str()).unwrap_or_default();
+        let path = request.map(|r| r.path()).unwrap_or_default();
         let _guard = span.enter();
         match status {
-            500.. => tracing::error!(status, latency_ms, "request failed"),
-            401 | 403 => tracing::info!(status, latency_ms, "request refused"),
+            500.. => tracing::error!(method, path, status, latency_ms, "request failed"),
+            401 | 403 => tracing::info!(method, path, status, latency_ms, "request refused"),
             _ => tracing::debug!(status, latency_ms, "request finished"),
         }
     }

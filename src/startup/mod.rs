@@ -269,6 +269,14 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
             )
             .build();
+        // The REST API answers programs: it has no sessions, forms or step-up, so it is routed
+        // before the console's scope and pays for none of that middleware.
+        let console_scope = web::scope("")
+            .wrap(middleware::from_fn(console::step_up::guard))
+            .wrap(middleware::from_fn(csrf::guard))
+            .wrap(session)
+            .configure(console::routes)
+            .default_service(web::to(console::not_found));
         App::new()
             .app_data(state.clone())
             .app_data(metrics.clone())
@@ -279,10 +287,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(edge::payload_config())
             .app_data(web::Data::new(console::Transport { https: secure }))
             .wrap(middleware::from_fn(changes::seen_by_key_checks))
-            .wrap(middleware::from_fn(console::step_up::guard))
-            .wrap(middleware::from_fn(csrf::guard))
             .wrap(middleware::from_fn(edge::refuse_nul))
-            .wrap(session)
             .wrap(middleware::from_fn(edge::unavailable_as_503))
             .wrap(middleware::from_fn(console::security_headers))
             .wrap(middleware::from_fn(crate::metrics::record))
@@ -295,7 +300,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                 }
             })
             .configure(crate::api::routes)
-            .configure(console::routes)
+            .service(console_scope)
     })
     .listen(listener)?
     .run();

@@ -56,9 +56,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(people::routes)
         .configure(key_policy::routes)
         .configure(|c| keys::routes(c, keys::TENANT))
-        .configure(|c| keys::routes(c, keys::PERSONAL))
-        .default_service(web::to(errors::not_found));
+        .configure(|c| keys::routes(c, keys::PERSONAL));
 }
+
+/// The console's answer for a path it does not have (its scope's default service).
+pub use errors::not_found;
 
 /// Content-Security-Policy of every response: no inline script, nothing from elsewhere.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
