@@ -629,7 +629,7 @@ async fn two_instances_hold_one_limit_between_them() {
     let mut per_app = [0, 0];
     // Clock standing still: the burst, and not one more.
     for i in 0..60 {
-        if current(apps[i % 2], &key).await.0 == StatusCode::OK {
+        if current(apps[i % 2], key).await.0 == StatusCode::OK {
             passed += 1;
             per_app[i % 2] += 1;
         }
