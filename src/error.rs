@@ -43,6 +43,12 @@ pub enum AppError {
     /// Too many attempts; try again after this many seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after: u64 },
+    /// The calling key is over its rate limit (SPEC §10): a token is back in `retry_after_ms`.
+    #[error("over the key's rate limit")]
+    RateLimited {
+        retry_after_ms: i64,
+        limit: crate::domain::RateLimit,
+    },
     /// A state-changing request without a valid CSRF token.
     #[error("missing or invalid CSRF token")]
     Csrf,
@@ -73,7 +79,9 @@ impl AppError {
             AppError::SignInRequired { .. } | AppError::SecondFactorRequired => {
                 StatusCode::SEE_OTHER
             }
-            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests { .. } | AppError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub retry_after: Option<i64>,
+    /// Further headers (the rate-limit headers of a key over its limit).
+    pub headers: Vec<(actix_web::http::header::HeaderName, String)>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -43,6 +46,7 @@ impl ApiError {
             message: format!("{field}: {message}"),
             field: Some(field.to_string()),
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -65,6 +69,24 @@ impl ApiError {
             ),
         );
         e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// The calling key is over its rate limit: 429 with `Retry-After` (seconds, rounded up)
+    /// and the rate-limit headers.
+    pub fn rate_limited(retry_after_ms: i64, limit: crate::domain::RateLimit) -> Self {
+        let secs = crate::domain::rate_limit::retry_after_secs(retry_after_ms) as i64;
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!(
+                "This key is over its rate limit ({}); try again in {secs} second{}.",
+                crate::domain::RateLimit::describe(Some(limit)),
+                if secs == 1 { "" } else { "s" }
+            ),
+        );
+        e.retry_after = Some(secs);
+        e.headers = super::rate_limit::headers(limit, 0, secs).into();
         e
     }
 }
@@ -110,6 +132,9 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             res.insert_header((RETRY_AFTER, secs.to_string()));
         }
+        for (name, value) in &self.headers {
+            res.insert_header((name.clone(), value.as_str()));
+        }
         res.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
@@ -145,6 +170,10 @@ impl From<AppError> for ApiError {
             | AppError::SecondFactorRequired
             | AppError::Csrf => ApiError::unauthorized(),
             AppError::TooManyRequests { retry_after } => ApiError::throttled(retry_after as i64),
+            AppError::RateLimited {
+                retry_after_ms,
+                limit,
+            } => ApiError::rate_limited(retry_after_ms, limit),
             AppError::Unavailable(e) => {
                 tracing::error!(error = ?e, "API request failed: the database is unavailable");
                 let mut error = ApiError::new(

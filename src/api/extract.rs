@@ -92,6 +92,7 @@ async fn authenticate(req: HttpRequest) -> Result<ApiCaller, ApiError> {
         credentials(&req),
     )
     .await?;
+    super::rate_limit::note(&req, caller.key.as_ref().and_then(|k| k.rate));
     Ok(caller.into())
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::error::ErrorBody;
 use crate::api::{ApiCaller, ApiError};
-use crate::domain::{KeyDetails, KeyStatus, KeyType, Permission};
+use crate::domain::{KeyDetails, KeyStatus, KeyType, Permission, RateLimit};
 use crate::service::keys::{
     self, ExpiryChoice, KeyChanges, KeyQuery, KeySort, NewKey, OneTimeSecret, Scope, Switch,
 };
@@ -36,6 +36,49 @@ pub struct LastUsed {
     user_agent: String,
 }
 
+/// A key's rate limit: a bucket of `burst` requests refilled at `per_second` requests a second.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RateLimitView {
+    /// Requests per second: 0.01 to 1000000, at most two decimals.
+    per_second: f64,
+    /// The most requests at once: 1 to 1000000.
+    burst: i64,
+}
+
+impl RateLimitView {
+    fn of(limit: RateLimit) -> Self {
+        RateLimitView {
+            per_second: limit.per_second,
+            burst: limit.burst,
+        }
+    }
+}
+
+/// A rate limit as a request sets it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitBody {
+    /// Requests per second: 0.01 to 1000000, at most two decimals.
+    #[schema(minimum = 0.01, maximum = 1000000)]
+    per_second: f64,
+    /// The most requests at once: a whole number from 1 to 1000000; absent: the rate rounded
+    /// up.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000000)]
+    burst: Option<f64>,
+}
+
+impl RateLimitBody {
+    /// The limit asked for, checked by the rules of limits.
+    fn asked(
+        asked: Option<Self>,
+    ) -> Result<Option<RateLimit>, crate::domain::rate_limit::RateLimitError> {
+        asked
+            .map(|a| RateLimit::new(a.per_second, a.burst))
+            .transpose()
+    }
+}
+
 /// A key as the API describes it. Never carries a stored secret.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyView {
@@ -58,6 +101,8 @@ pub struct KeyView {
     last_used: Option<LastUsed>,
     failed_attempts: i64,
     allowed_networks: Vec<String>,
+    /// `null` without a limit.
+    rate_limit: Option<RateLimitView>,
     group_ids: Vec<String>,
     role_ids: Vec<String>,
     permissions: Vec<String>,
@@ -99,6 +144,7 @@ fn shape(key: KeyDetails) -> KeyView {
         }),
         failed_attempts: key.failed_attempts,
         allowed_networks: key.allowed_networks,
+        rate_limit: key.rate_limit.map(RateLimitView::of),
         group_ids: key.group_ids,
         role_ids: key.role_ids,
         permissions: key.permissions,
@@ -172,6 +218,8 @@ fn first_field_error(errors: FieldErrors) -> ApiError {
         "key_type" => "type",
         "groups" => "group_ids",
         "roles" => "role_ids",
+        "rate_per_second" => "rate_limit.per_second",
+        "rate_burst" => "rate_limit.burst",
         other => other,
     };
     ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, message)
@@ -295,7 +343,7 @@ async fn list_in(
 }
 
 /// GET /api/v1/apikeys
-#[utoipa::path(get, path = "/api/v1/apikeys", tag = "keys", params(ListQuery), responses((status = 200, description = "OK", body = KeyPage), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/apikeys", tag = "keys", params(ListQuery), responses((status = 200, description = "OK", body = KeyPage), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn list(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -322,6 +370,9 @@ pub struct CreateBody {
     group_ids: Vec<String>,
     #[serde(default)]
     role_ids: Vec<String>,
+    /// Requests per second and burst; absent or `null`: no limit.
+    #[serde(default)]
+    rate_limit: Option<RateLimitBody>,
 }
 
 async fn create_in(
@@ -337,6 +388,7 @@ async fn create_in(
             .unwrap_or(Ok(ExpiryChoice::PolicyDefault)),
         group_ids: body.group_ids,
         role_ids: body.role_ids,
+        rate_limit: RateLimitBody::asked(body.rate_limit),
         once: FormOnce::default(),
     };
     let shown = keys::create(&state.pool, &state.keyring(), &caller.actor, scope, input)
@@ -347,7 +399,7 @@ async fn create_in(
 }
 
 /// POST /api/v1/apikeys — a tenant key; the response carries its secret once.
-#[utoipa::path(post, path = "/api/v1/apikeys", tag = "keys", request_body = CreateBody, responses((status = 201, description = "Created; the secret is shown this once", body = KeyWithSecret), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 413, description = "The body is too large", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/apikeys", tag = "keys", request_body = CreateBody, responses((status = 201, description = "Created; the secret is shown this once", body = KeyWithSecret), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 413, description = "The body is too large", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn create(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -369,7 +421,7 @@ async fn load_view(
 }
 
 /// GET /api/v1/apikeys/{id}
-#[utoipa::path(get, path = "/api/v1/apikeys/{id}", tag = "keys", params(("id" = String, Path, description = "Key ID")), responses((status = 200, description = "OK", body = KeyView), (status = 404, description = "No such key", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/apikeys/{id}", tag = "keys", params(("id" = String, Path, description = "Key ID")), responses((status = 200, description = "OK", body = KeyView), (status = 404, description = "No such key", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn describe(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -398,10 +450,15 @@ pub struct PatchBody {
     role_ids: Option<Vec<String>>,
     group_ids: Option<Vec<String>>,
     allowed_networks: Option<Vec<String>>,
+    /// Requests per second and burst, or `null` to remove the limit. A key changing itself
+    /// may only lower its limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RateLimitBody>)]
+    rate_limit: Option<Option<RateLimitBody>>,
 }
 
 /// PATCH /api/v1/apikeys/{id}
-#[utoipa::path(patch, path = "/api/v1/apikeys/{id}", tag = "keys", params(("id" = String, Path, description = "Key ID")), request_body = PatchBody, responses((status = 200, description = "OK", body = KeyView), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 404, description = "No such key", body = ErrorBody), (status = 409, description = "A limit or a system key", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/apikeys/{id}", tag = "keys", params(("id" = String, Path, description = "Key ID")), request_body = PatchBody, responses((status = 200, description = "OK", body = KeyView), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 404, description = "No such key", body = ErrorBody), (status = 409, description = "A limit or a system key", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn update(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -418,6 +475,7 @@ pub async fn update(
         group_ids: body.group_ids,
         role_ids: body.role_ids,
         allowed_networks: body.allowed_networks.map(|n| n.join(", ")),
+        rate_limit: body.rate_limit.map(RateLimitBody::asked),
     };
     // Everything that can be refused is checked in this first call; only then do the state
     // switches run, so a bad request writes nothing.
@@ -457,7 +515,7 @@ pub async fn update(
 }
 
 /// DELETE /api/v1/apikeys/{id}
-#[utoipa::path(delete, path = "/api/v1/apikeys/{id}", tag = "keys", params(("id" = String, Path, description = "Key ID")), responses((status = 204, description = "Deleted"), (status = 404, description = "No such key", body = ErrorBody), (status = 409, description = "A system key", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/apikeys/{id}", tag = "keys", params(("id" = String, Path, description = "Key ID")), responses((status = 204, description = "Deleted"), (status = 404, description = "No such key", body = ErrorBody), (status = 409, description = "A system key", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn delete(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -508,7 +566,7 @@ async fn regenerate_in(
 }
 
 /// POST /api/v1/apikeys/{id}/secretkey — a new secret; the old one stops (after `grace_seconds`).
-#[utoipa::path(post, path = "/api/v1/apikeys/{id}/secretkey", tag = "keys", params(("id" = String, Path, description = "Key ID")), request_body(content = Option<RegenerateBody>), responses((status = 200, description = "OK", body = KeyWithSecret), (status = 404, description = "No such key", body = ErrorBody), (status = 409, description = "A limit or a system key", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/apikeys/{id}/secretkey", tag = "keys", params(("id" = String, Path, description = "Key ID")), request_body(content = Option<RegenerateBody>), responses((status = 200, description = "OK", body = KeyWithSecret), (status = 404, description = "No such key", body = ErrorBody), (status = 409, description = "A limit or a system key", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn regenerate(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -520,7 +578,7 @@ pub async fn regenerate(
 }
 
 /// GET /api/v1/apikeys/current — the calling key.
-#[utoipa::path(get, path = "/api/v1/apikeys/current", tag = "keys", responses((status = 200, description = "OK", body = KeyView), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/apikeys/current", tag = "keys", responses((status = 200, description = "OK", body = KeyView), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn current(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -530,7 +588,7 @@ pub async fn current(
 }
 
 /// POST /api/v1/apikeys/current/secretkey — the calling key rotates its own secret.
-#[utoipa::path(post, path = "/api/v1/apikeys/current/secretkey", tag = "keys", request_body(content = Option<RegenerateBody>), responses((status = 200, description = "OK", body = KeyWithSecret), (status = 409, description = "A limit or a system key", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/apikeys/current/secretkey", tag = "keys", request_body(content = Option<RegenerateBody>), responses((status = 200, description = "OK", body = KeyWithSecret), (status = 409, description = "A limit or a system key", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn rotate_current(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -552,7 +610,7 @@ fn personal_only(caller: &ApiCaller) -> Result<(), ApiError> {
 }
 
 /// GET /api/v1/me/keys — the personal keys of the calling key's owner.
-#[utoipa::path(get, path = "/api/v1/me/keys", tag = "me", params(ListQuery), responses((status = 200, description = "OK", body = KeyPage), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/me/keys", tag = "me", params(ListQuery), responses((status = 200, description = "OK", body = KeyPage), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn my_keys(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -563,7 +621,7 @@ pub async fn my_keys(
 }
 
 /// POST /api/v1/me/keys — a personal key (at most two); 409 beyond that.
-#[utoipa::path(post, path = "/api/v1/me/keys", tag = "me", request_body = CreateBody, responses((status = 201, description = "Created; the secret is shown this once", body = KeyWithSecret), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 409, description = "Two personal keys already", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/me/keys", tag = "me", request_body = CreateBody, responses((status = 201, description = "Created; the secret is shown this once", body = KeyWithSecret), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 409, description = "Two personal keys already", body = ErrorBody), (status = 422, description = "A value breaks a rule", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (code `RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn create_my_key(
     caller: ApiCaller,
     state: web::Data<AppState>,

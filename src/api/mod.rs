@@ -7,6 +7,7 @@ mod exposed;
 mod extract;
 mod keys;
 mod openapi;
+mod rate_limit;
 mod usage;
 mod verify;
 
@@ -24,6 +25,7 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(rate_limit::add_headers))
             .app_data(error::json_config())
             .app_data(error::query_config())
             .app_data(error::path_config())

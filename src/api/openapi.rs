@@ -19,7 +19,7 @@ use super::{error, export, exposed, keys, usage, verify};
     ),
     components(schemas(
         keys::KeyView, keys::KeyWithSecret, keys::KeyPage, keys::Owner, keys::LastUsed,
-        keys::CreateBody, keys::PatchBody, keys::RegenerateBody, verify::VerifyBody,
+        keys::CreateBody, keys::PatchBody, keys::RateLimitView, keys::RateLimitBody, keys::RegenerateBody, verify::VerifyBody,
         verify::VerifyAnswer, verify::VerifiedKey, error::ErrorBody, error::ErrorDetail,
         exposed::ExposedBody, exposed::ExposedAnswer, exposed::ScanFinding, exposed::ScanLabel,
         export::ExportedKeyDoc, usage::UsageAnswer, usage::UsageBucket

@@ -35,14 +35,18 @@ pub struct VerifiedKey {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct VerifyAnswer {
     valid: bool,
-    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `INACTIVE`, `LOCKED` or `FORBIDDEN_NETWORK`.
+    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `INACTIVE`, `LOCKED`, `FORBIDDEN_NETWORK` or
+    /// `RATE_LIMITED` (the presented key is over its rate limit).
     code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<VerifiedKey>,
+    /// With `RATE_LIMITED`: milliseconds until the key may be presented again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<i64>,
 }
 
 /// POST /api/v1/verify
-#[utoipa::path(post, path = "/api/v1/verify", tag = "verify", request_body = VerifyBody, responses((status = 200, description = "OK", body = VerifyAnswer), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "The caller lacks keys:verify", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/verify", tag = "verify", request_body = VerifyBody, responses((status = 200, description = "OK", body = VerifyAnswer), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "The caller lacks keys:verify", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (`RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn verify(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -80,6 +84,7 @@ pub async fn verify(
         .json(VerifyAnswer {
             valid: answer.valid,
             code: answer.code,
+            retry_after_ms: answer.retry_after_ms,
             key: answer.key.map(|key| VerifiedKey {
                 expires_at: key.expires_at.and_then(|t| {
                     chrono::DateTime::from_timestamp(t, 0)

@@ -26,6 +26,8 @@ pub struct KeyDetails {
     pub failed_attempts: i64,
     /// CIDR ranges the key may be used from; empty: anywhere.
     pub allowed_networks: Vec<String>,
+    /// Its rate limit; `None`: no limit.
+    pub rate_limit: Option<crate::domain::RateLimit>,
     /// When its secret was last replaced; `None` while it has its first.
     pub secret_regenerated_at: Option<i64>,
     /// Until when the replaced secret still works, while it does.

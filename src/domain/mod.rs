@@ -8,6 +8,7 @@ mod key_details;
 pub mod networks;
 mod password;
 mod permission;
+pub mod rate_limit;
 mod text;
 
 pub use actor::Actor;
@@ -20,4 +21,5 @@ pub use key::{
 pub use key_details::{DecidedBy, KeyDetails, KeyOwner, LastUse};
 pub use password::{NewPassword, PASSWORD_MAX, PASSWORD_MIN};
 pub use permission::Permission;
+pub use rate_limit::RateLimit;
 pub use text::{PersonName, TenantId};

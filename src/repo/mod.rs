@@ -10,6 +10,7 @@ pub mod groups;
 pub mod inactivity;
 pub mod invitations;
 pub mod key_addresses;
+pub mod key_rate_buckets;
 pub mod key_usage;
 pub mod keys;
 mod named;

@@ -27,6 +27,7 @@ mod addresses;
 mod cache;
 mod caller;
 mod keyring;
+pub mod rate_limit;
 mod refusals;
 pub mod usage;
 mod verify;
@@ -83,6 +84,12 @@ pub enum AuthError {
     /// The client address has failed too often this minute (429).
     Throttled {
         retry_after: i64,
+    },
+    /// The key passed every check but is over its rate limit (429 from the API,
+    /// `RATE_LIMITED` from verify): a token is back in `retry_after_ms`.
+    RateLimited {
+        retry_after_ms: i64,
+        limit: crate::domain::RateLimit,
     },
     Internal(AppError),
 }
@@ -159,6 +166,8 @@ pub struct KeyChecker {
     cache: Arc<cache::KeyCache>,
     /// Moved by every change this instance makes to keys.
     changes: Arc<KeyChanges>,
+    /// Leases of rate-limited keys' tokens.
+    rates: Arc<rate_limit::RateLimiter>,
 }
 
 /// A refusal waiting to be written, and where to send what came of it.
@@ -228,6 +237,7 @@ impl KeyChecker {
             }
         });
         KeyChecker {
+            rates: Arc::new(rate_limit::RateLimiter::new(pool.clone())),
             pool,
             reader: reader.map(Arc::new),
             policy,
@@ -342,8 +352,16 @@ impl KeyChecker {
                 None => Err(Refusal::NotFound),
                 Some(row) => judge(ring, &row.key, presented, attempt.client_ip, now),
             };
+            // A key that passed spends a token of its rate limit, if it has one.
+            let rate = match (&verdict, row) {
+                (Ok(_), Some(row)) => self.spend_token(ring, &row.key).await,
+                _ => Ok(None),
+            };
             if let Some(row) = row {
                 let counted = match verdict {
+                    Ok(_) if matches!(rate, Err(AuthError::RateLimited { .. })) => {
+                        Some(usage::Outcome::RateLimited)
+                    }
                     Ok(_) => Some(usage::Outcome::Accepted),
                     Err(refusal) => usage::Outcome::of_refusal(refusal),
                 };
@@ -351,19 +369,45 @@ impl KeyChecker {
                     self.usage.count(&row.key.id, outcome, now);
                 }
             }
-            outcomes.push(match (verdict, row) {
-                (Ok(used), Some(row)) => self.accepted(row.clone(), used, attempt, now).await,
-                (Err(refusal), _) => {
+            outcomes.push(match (verdict, row, rate) {
+                (Ok(_), Some(_), Err(limited)) => Err(limited),
+                (Ok(used), Some(row), Ok(rate)) => self
+                    .accepted(row.clone(), used, attempt, now)
+                    .await
+                    .map(|key| AuthenticatedKey { rate, ..key }),
+                (Err(refusal), _, _) => {
                     let presented_hash = (refusal == Refusal::WrongSecret && row.is_some())
                         .then(|| ring.hasher.hash(&presented.secret));
                     Err(self
                         .refused(id, refusal, presented_hash, attempt, now)
                         .await)
                 }
-                (Ok(_), None) => Err(AuthError::Refused(Refusal::NotFound)),
+                (Ok(_), None, _) => Err(AuthError::Refused(Refusal::NotFound)),
             });
         }
         outcomes
+    }
+
+    /// Spends one token of a key's rate limit (`rate_limit`); `Ok(None)` for a key without one.
+    async fn spend_token(
+        &self,
+        ring: &Keyring<'_>,
+        key: &KeyRow,
+    ) -> Result<Option<rate_limit::RateState>, AuthError> {
+        let Some(limit) =
+            crate::domain::RateLimit::from_columns(key.rate_per_second, key.rate_burst)
+        else {
+            return Ok(None);
+        };
+        let now_ms = ring.clock.now().timestamp_millis();
+        match self.rates.admit(&key.id, limit, now_ms).await {
+            Ok(state) => Ok(Some(state)),
+            Err(Ok(limited)) => Err(AuthError::RateLimited {
+                retry_after_ms: limited.retry_after_ms,
+                limit: limited.limit,
+            }),
+            Err(Err(e)) => Err(e.into()),
+        }
     }
 
     /// The keys with these IDs and their permissions.
@@ -479,6 +523,7 @@ impl KeyChecker {
             role_ids: row.role_ids,
             administrator: row.administrator,
             previous_secret: used == SecretUsed::Previous,
+            rate: None,
             row: row.key,
         })
     }
@@ -587,6 +632,8 @@ pub struct AuthenticatedKey {
     /// Whether it was presented with its replaced secret, inside the grace period: such a
     /// request may read and verify, never change anything.
     pub previous_secret: bool,
+    /// Where its rate limit stands after this presentation; `None` without a limit.
+    pub rate: Option<rate_limit::RateState>,
 }
 
 impl AuthenticatedKey {

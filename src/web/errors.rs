@@ -111,6 +111,9 @@ impl ResponseError for AppError {
                 "Sign in to continue.",
             ),
             AppError::TooManyRequests { retry_after } => too_many_attempts(*retry_after),
+            AppError::RateLimited { retry_after_ms, .. } => {
+                too_many_attempts(crate::domain::rate_limit::retry_after_secs(*retry_after_ms))
+            }
             AppError::Unavailable(e) => {
                 tracing::error!(error = ?e, "request failed: the database is unavailable");
                 database_unavailable()

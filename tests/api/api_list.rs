@@ -47,6 +47,7 @@ async fn create(
         expiry: Ok(ExpiryChoice::Days(90)),
         group_ids: groups.iter().map(|g| g.to_string()).collect(),
         role_ids: roles.iter().map(|r| r.to_string()).collect(),
+        rate_limit: Ok(None),
         once: Default::default(),
     };
     keys::create(&app.state.pool, &app.state.keyring(), actor, scope, input)

@@ -56,6 +56,7 @@ async fn create(
         expiry: Ok(expiry),
         group_ids: groups.iter().map(|g| g.to_string()).collect(),
         role_ids: roles.iter().map(|r| r.to_string()).collect(),
+        rate_limit: Ok(None),
         once: Default::default(),
     };
     keys::create(&app.state.pool, &app.state.keyring(), actor, scope, input)
@@ -128,6 +129,7 @@ async fn inventory(app: &TestApp) -> Made {
             group_ids: None,
             role_ids: None,
             allowed_networks: Some("203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32".into()),
+            rate_limit: None,
         },
     )
     .await

@@ -663,6 +663,7 @@ async fn sixteen_concurrent_personal_key_creates_make_exactly_two() {
                 expiry: Ok(keyward::service::keys::ExpiryChoice::Days(30)),
                 group_ids: vec![],
                 role_ids: vec![],
+                rate_limit: Ok(None),
                 once: Default::default(),
             };
             keyward::service::keys::create(

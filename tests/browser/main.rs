@@ -18,4 +18,5 @@ mod layout;
 mod passkeys;
 mod people;
 mod permissions;
+mod rate_limits;
 mod step_up;

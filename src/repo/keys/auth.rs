@@ -391,13 +391,15 @@ pub fn lookup_for_auth_sqlite(
             last_used_agent: row.get(24)?,
             deactivated_by: row.get(25)?,
             locked_by: row.get(26)?,
+            rate_per_second: row.get(27)?,
+            rate_burst: row.get(28)?,
         };
         Ok(AuthLookup {
             key,
-            group_ids: split_list(row.get(27)?),
-            role_ids: split_list(row.get(28)?),
-            owner_group_ids: split_list(row.get(29)?),
-            access_version: row.get(30)?,
+            group_ids: split_list(row.get(29)?),
+            role_ids: split_list(row.get(30)?),
+            owner_group_ids: split_list(row.get(31)?),
+            access_version: row.get(32)?,
         })
     })?;
     rows.collect()

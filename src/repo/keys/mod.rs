@@ -35,6 +35,9 @@ pub struct KeyRow {
     pub deactivated_by: Option<String>,
     /// Who locked it: `owner`, `administrator` or `lockout`.
     pub locked_by: Option<String>,
+    /// Its rate limit: requests per second and burst, both `None` without one.
+    pub rate_per_second: Option<f64>,
+    pub rate_burst: Option<i64>,
 }
 
 /// The columns of `KeyRow`, from `access_keys k LEFT JOIN users u`.
@@ -45,7 +48,8 @@ macro_rules! select_columns {
             "k.secret_hash, k.previous_secret_hash, k.previous_valid_until, k.secret_regenerated_at, ",
             "k.active, k.locked, k.failed_attempts, k.expires_at, k.allowed_networks, k.created_at, ",
             "k.created_by, k.created_by_label, k.modified_at, k.modified_by, k.modified_by_label, ",
-            "k.last_used_at, k.last_used_ip, k.last_used_agent, k.deactivated_by, k.locked_by"
+            "k.last_used_at, k.last_used_ip, k.last_used_agent, k.deactivated_by, k.locked_by, ",
+            "k.rate_per_second, k.rate_burst"
         )
     };
 }
@@ -305,6 +309,21 @@ pub async fn touch_last_used(
     .bind(now - 60)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Sets or removes (`None`) a key's rate limit.
+pub async fn set_rate_limit(
+    conn: &mut AnyConnection,
+    id: &str,
+    limit: Option<crate::domain::RateLimit>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET rate_per_second = $1, rate_burst = $2 WHERE id = $3")
+        .bind(limit.map(|l| l.per_second))
+        .bind(limit.map(|l| l.burst))
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -101,6 +101,15 @@ pub(super) fn key_caller(
                 retry_after: u64::try_from(retry_after).unwrap_or(0),
             });
         }
+        Err(AuthError::RateLimited {
+            retry_after_ms,
+            limit,
+        }) => {
+            return Err(AppError::RateLimited {
+                retry_after_ms,
+                limit,
+            });
+        }
         Err(AuthError::Internal(e)) => return Err(e),
     };
     if key.row.key_type != KeyType::Access.as_str() {
@@ -196,6 +205,7 @@ pub(super) fn observe(
         Ok(_) => "VALID",
         Err(AuthError::Refused(r)) => r.code(),
         Err(AuthError::Throttled { .. }) => "THROTTLED",
+        Err(AuthError::RateLimited { .. }) => "RATE_LIMITED",
         Err(AuthError::Internal(_)) => "ERROR",
     };
     metrics.verifications.with_label_values(&[via, label]).inc();

@@ -25,9 +25,12 @@ pub struct VerifyQuestion<'a> {
 #[derive(Debug, Clone)]
 pub struct VerifyAnswer {
     pub valid: bool,
-    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `INACTIVE`, `LOCKED` or `FORBIDDEN_NETWORK`.
+    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `INACTIVE`, `LOCKED`, `FORBIDDEN_NETWORK` or
+    /// `RATE_LIMITED`.
     pub code: &'static str,
     pub key: Option<VerifiedKey>,
+    /// For `RATE_LIMITED`: milliseconds until the key may be presented again.
+    pub retry_after_ms: Option<i64>,
 }
 
 /// What the caller learns about a valid key.
@@ -107,6 +110,7 @@ pub async fn verify(
         valid: false,
         code,
         key: None,
+        retry_after_ms: None,
     };
     Ok(Some(match observe(metrics, "verify", outcome) {
         Ok(AuthenticatedKey {
@@ -124,13 +128,21 @@ pub async fn verify(
                 permissions,
                 expires_at: key.expires_at,
             }),
+            retry_after_ms: None,
         },
         Err(AuthError::Refused(refusal)) => answer(refusal.code()),
         // The presented key's failures count against no client; kept uniform all the same.
         Err(AuthError::Throttled { .. }) => answer(Refusal::NotFound.code()),
+        Err(AuthError::RateLimited { retry_after_ms, .. }) => VerifyAnswer {
+            retry_after_ms: Some(retry_after_ms),
+            ..answer(RATE_LIMITED)
+        },
         Err(AuthError::Internal(e)) => return Err(e),
     }))
 }
+
+/// The verify code of a presented key over its rate limit.
+pub const RATE_LIMITED: &str = "RATE_LIMITED";
 
 fn require_verify(caller: &Caller) -> Result<(), AppError> {
     if caller.actor.may(Permission::KeysVerify) {

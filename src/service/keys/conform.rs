@@ -112,6 +112,7 @@ pub async fn conform(
             group_ids: None,
             role_ids: None,
             allowed_networks: None,
+            rate_limit: None,
         };
         match update(pool, ring, actor, Scope::Tenant, &mend.key_id, changes).await {
             Ok(()) => done.changed.push(mend.name),

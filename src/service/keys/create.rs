@@ -9,7 +9,8 @@ use super::{
     ExpiryChoice, Keyring, OneTimeSecret, PERSONAL_KEY_LIMIT, Scope, entry, require,
     require_current_secret,
 };
-use crate::domain::{Actor, KeyId, KeyName, KeyType, Permission, Secret};
+use crate::domain::rate_limit::RateLimitError;
+use crate::domain::{Actor, KeyId, KeyName, KeyType, Permission, RateLimit, Secret};
 use crate::error::AppError;
 use crate::service::audit;
 use crate::service::once::{FormOnce, KEY_ALREADY_CREATED};
@@ -26,6 +27,8 @@ pub struct NewKey {
     pub expiry: Result<ExpiryChoice, String>,
     pub group_ids: Vec<String>,
     pub role_ids: Vec<String>,
+    /// Its rate limit (`None`: no limit), or why the one asked for could not be read.
+    pub rate_limit: Result<Option<RateLimit>, RateLimitError>,
     /// The form's single-use token: a second post of the same form creates nothing.
     pub once: FormOnce,
 }
@@ -37,6 +40,7 @@ struct Checked {
     expires_at: Option<i64>,
     group_ids: Vec<String>,
     role_ids: Vec<String>,
+    rate_limit: Option<RateLimit>,
     once: FormOnce,
 }
 
@@ -124,6 +128,10 @@ async fn validate(
         key_id: None,
     };
     let (group_ids, role_ids) = check_assignments(conn, actor, change, &mut errors).await?;
+    let rate_limit = input
+        .rate_limit
+        .map_err(|e| errors.add(e.field, e.message))
+        .unwrap_or_default();
     match (name, key_type, expires_at, errors.is_empty()) {
         (Some(name), Some(key_type), Some(expires_at), true) => Ok(Checked {
             name,
@@ -131,6 +139,7 @@ async fn validate(
             expires_at,
             group_ids,
             role_ids,
+            rate_limit,
             once: input.once,
         }),
         _ => Err(FormError::Invalid(errors)),
@@ -189,6 +198,9 @@ async fn insert(
         .await?;
     repo::set_groups(conn, id.as_str(), &key.group_ids).await?;
     repo::set_roles(conn, id.as_str(), &key.role_ids).await?;
+    if key.rate_limit.is_some() {
+        repo::set_rate_limit(conn, id.as_str(), key.rate_limit).await?;
+    }
     let payload = KeyPayload {
         id: id.as_str(),
         name,
@@ -198,11 +210,14 @@ async fn insert(
     };
     webhooks::emit(conn, now, EventType::KeyCreated, &payload).await?;
     let namesakes = repo::count_namesakes(conn, id.as_str(), name, owner).await?;
-    let details = format!(
+    let mut details = format!(
         "type {}, {}",
         key.key_type.label(),
         expiry_phrase(expires_at)
     );
+    if key.rate_limit.is_some() {
+        details = format!("{details}, {}", RateLimit::describe(key.rate_limit));
+    }
     let entry = entry(actor, "key.created", id.as_str(), name, &details);
     audit::record(conn, now, entry).await?;
     Ok(OneTimeSecret {

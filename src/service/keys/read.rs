@@ -286,6 +286,7 @@ pub(super) fn details_of(found: AuthRow, now: i64, tenant_id: &str) -> KeyDetail
             user_agent: row.last_used_agent.unwrap_or_default(),
         }),
         allowed_networks: networks::listed(&row.allowed_networks),
+        rate_limit: crate::domain::RateLimit::from_columns(row.rate_per_second, row.rate_burst),
         secret_regenerated_at: row.secret_regenerated_at,
         grace_until: row.previous_valid_until.filter(|t| *t > now),
         deactivated_by: decided(row.deactivated_by.as_deref(), row.active == 0),

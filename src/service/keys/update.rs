@@ -1,5 +1,5 @@
-//! Changing a key's details: name, description, expiry, allowed networks and (tenant keys)
-//! assignments. Each part is checked first (`validate`), then whether this actor may make the
+//! Changing a key's details: name, description, expiry, allowed networks, rate limit and
+//! (tenant keys) assignments. Each part is checked first (`validate`), then whether this actor may make the
 //! change at all (`decide`), then what changed is written with its audit entries
 //! (`Change::apply`).
 
@@ -12,7 +12,8 @@ use super::{
     require_current_secret,
 };
 use crate::domain::networks::{networks_narrow, parse_networks};
-use crate::domain::{Actor, KeyName, KeyType};
+use crate::domain::rate_limit::{PER_SECOND_FIELD, RateLimitError};
+use crate::domain::{Actor, KeyName, KeyType, RateLimit};
 use crate::service::audit;
 use crate::service::grants::Decider;
 use crate::service::repo::keys::{self as repo, KeyRow};
@@ -29,6 +30,8 @@ pub struct KeyChanges {
     pub role_ids: Option<Vec<String>>,
     /// CIDR ranges the key may be used from, comma-separated; empty: anywhere.
     pub allowed_networks: Option<String>,
+    /// A new rate limit (`Ok(None)` removes it), or why the one asked for could not be read.
+    pub rate_limit: Option<Result<Option<RateLimit>, RateLimitError>>,
 }
 
 /// The key's group and role assignments before the change.
@@ -43,6 +46,7 @@ struct Wanted {
     description: String,
     expires_at: Option<i64>,
     networks: String,
+    rate_limit: Option<RateLimit>,
     group_ids: Vec<String>,
     role_ids: Vec<String>,
 }
@@ -121,12 +125,14 @@ async fn validate(
     let (group_ids, role_ids) =
         checked_assignments(conn, actor, key, old, &changes, &mut errors).await?;
     let networks = checked_networks(changes.allowed_networks.as_deref(), actor, key, &mut errors);
+    let rate_limit = checked_rate_limit(changes.rate_limit, actor, key, &mut errors);
     match (name, expires_at, networks, errors.is_empty()) {
         (Some(name), Some(expires_at), Some(networks), true) => Ok(Wanted {
             name,
             description,
             expires_at,
             networks,
+            rate_limit,
             group_ids,
             role_ids,
         }),
@@ -220,8 +226,39 @@ fn checked_networks(
     Some(networks)
 }
 
+/// The key's limit as stored.
+fn rate_limit_of(key: &KeyRow) -> Option<RateLimit> {
+    RateLimit::from_columns(key.rate_per_second, key.rate_burst)
+}
+
+/// The new rate limit; a key changing itself may only lower it (or take one on).
+fn checked_rate_limit(
+    asked: Option<Result<Option<RateLimit>, RateLimitError>>,
+    actor: &Actor,
+    key: &KeyRow,
+    errors: &mut FieldErrors,
+) -> Option<RateLimit> {
+    let current = rate_limit_of(key);
+    let wanted = match asked {
+        None => return current,
+        Some(Ok(wanted)) => wanted,
+        Some(Err(e)) => {
+            errors.add(e.field, e.message);
+            return current;
+        }
+    };
+    if actor.acting_key.as_deref() == Some(key.id.as_str()) && !RateLimit::narrows(current, wanted)
+    {
+        errors.add(
+            PER_SECOND_FIELD,
+            "A key cannot raise or remove its own rate limit; it may only lower it.",
+        );
+    }
+    wanted
+}
+
 /// Whether the actor may make these changes: the administration may only shorten a personal
-/// key's life (SPEC §11); everything else is its owner's.
+/// key's life and tighten its rate limit (SPEC §11); everything else is its owner's.
 fn decide(actor: &Actor, key: &KeyRow, wanted: &Wanted) -> Result<(), FormError> {
     if key.owner_user_id.is_none() || Decider::of(actor, key) == Decider::Owner {
         return Ok(());
@@ -235,6 +272,7 @@ fn decide(actor: &Actor, key: &KeyRow, wanted: &Wanted) -> Result<(), FormError>
     if wanted.name.as_str() != key.name
         || wanted.description != key.description
         || wanted.networks != key.allowed_networks
+        || !RateLimit::narrows(rate_limit_of(key), wanted.rate_limit)
         || !shortens
     {
         return Err(FormError::Other(personal_key_refusal(
@@ -261,6 +299,10 @@ impl Change<'_> {
         let mut changed = self.write_text(conn).await?;
         if wanted.expires_at != key.expires_at {
             self.write_expiry(conn).await?;
+            changed = true;
+        }
+        if wanted.rate_limit != rate_limit_of(key) {
+            self.write_rate_limit(conn).await?;
             changed = true;
         }
         let assignments_changed = old.groups != wanted.group_ids || old.roles != wanted.role_ids;
@@ -322,6 +364,15 @@ impl Change<'_> {
         crate::service::repo::outbox::cancel_for_key(conn, id, &[EXPIRING, EXPIRED]).await?;
         let details = expiry_phrase(self.wanted.expires_at);
         self.audit(conn, "key.expiry_changed", &details).await
+    }
+
+    /// Writes a new rate limit (or its removal). The key's bucket carries on: a new limit
+    /// applies to the tokens it holds, so changing a limit never hands out a fresh burst.
+    async fn write_rate_limit(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        let limit = self.wanted.rate_limit;
+        repo::set_rate_limit(conn, &self.key.id, limit).await?;
+        let details = RateLimit::describe(limit);
+        self.audit(conn, "key.rate_limit_changed", &details).await
     }
 
     /// Writes new assignments and tells the people they affect.

@@ -33,6 +33,9 @@ struct DetailsPage {
     validity: String,
     custom_date: String,
     networks: String,
+    /// The rate limit's fields (empty: no limit).
+    rate_per_second: String,
+    rate_burst: String,
     /// The key's last used addresses.
     addresses: Vec<AddressView>,
     /// The networks field was filled with those addresses, for review ("Allow only these").
@@ -87,6 +90,11 @@ fn form_of(key: &KeyDetails) -> KeyForm {
         groups: key.group_ids.clone(),
         roles: key.role_ids.clone(),
         networks: key.allowed_networks.join(", "),
+        rate_per_second: key.rate_limit.map(|l| l.rate_text()).unwrap_or_default(),
+        rate_burst: key
+            .rate_limit
+            .map(|l| l.burst.to_string())
+            .unwrap_or_default(),
         ..KeyForm::default()
     }
 }
@@ -173,6 +181,8 @@ async fn details_page(
         validity: form.validity,
         custom_date: form.custom_date,
         networks: form.networks,
+        rate_per_second: form.rate_per_second,
+        rate_burst: form.rate_burst,
         addresses,
         reviewing_addresses,
         today: state.clock.now().format("%Y-%m-%d").to_string(),

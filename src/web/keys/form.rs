@@ -1,6 +1,6 @@
 //! The fields of the Add key and Key details forms, as typed, and the Add key form's state.
 
-use crate::domain::KeyType;
+use crate::domain::{KeyType, RateLimit};
 use crate::error::AppError;
 use crate::service::FieldErrors;
 use crate::service::key_policy::KeyPolicy;
@@ -21,6 +21,9 @@ pub struct KeyForm {
     pub groups: Vec<String>,
     pub roles: Vec<String>,
     pub networks: String,
+    /// The rate limit's two fields: requests per second and burst (both empty: no limit).
+    pub rate_per_second: String,
+    pub rate_burst: String,
     /// The Add key form's single-use token.
     pub once: String,
 }
@@ -51,6 +54,8 @@ impl KeyForm {
             groups: many("groups"),
             roles: many("roles"),
             networks: one("allowed_networks"),
+            rate_per_second: one("rate_per_second"),
+            rate_burst: one("rate_burst"),
             once: one("once"),
         }
     }
@@ -63,6 +68,7 @@ impl KeyForm {
             expiry: ExpiryChoice::from_form(&self.validity, &self.custom_date),
             group_ids: self.groups.clone(),
             role_ids: self.roles.clone(),
+            rate_limit: RateLimit::from_form(&self.rate_per_second, &self.rate_burst),
             once: FormOnce::from_field(&self.once),
         }
     }
@@ -78,6 +84,10 @@ impl KeyForm {
             group_ids: Some(self.groups.clone()),
             role_ids: Some(self.roles.clone()),
             allowed_networks: Some(self.networks.clone()),
+            rate_limit: Some(RateLimit::from_form(
+                &self.rate_per_second,
+                &self.rate_burst,
+            )),
         }
     }
 }
@@ -91,6 +101,9 @@ pub struct AddForm {
     pub custom_date: String,
     pub group_ids: Vec<String>,
     pub role_ids: Vec<String>,
+    /// The rate limit's fields as typed.
+    pub rate_per_second: String,
+    pub rate_burst: String,
     pub errors: FieldErrors,
     pub conflict: String,
     pub groups: Vec<(String, String)>,
@@ -157,6 +170,8 @@ impl AddForm {
         self.custom_date = input.custom_date;
         self.group_ids = input.groups;
         self.role_ids = input.roles;
+        self.rate_per_second = input.rate_per_second;
+        self.rate_burst = input.rate_burst;
         // Nothing was created: the same token serves the corrected form.
         self.once = input.once;
         self.errors = errors;
@@ -187,6 +202,8 @@ pub async fn blank_add_form(state: &AppState, place: Place) -> Result<AddForm, A
         custom_date: String::new(),
         group_ids: Vec::new(),
         role_ids: Vec::new(),
+        rate_per_second: String::new(),
+        rate_burst: String::new(),
         errors: FieldErrors::default(),
         conflict: String::new(),
         groups,

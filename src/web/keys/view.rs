@@ -44,6 +44,8 @@ pub struct KeyView {
     pub modified_by: String,
     pub failed_attempts: i64,
     pub networks: String,
+    /// Its rate limit in words ("No limit" without one).
+    pub rate_limit: String,
     pub regenerated: String,
     pub grace_until: String,
     /// What the viewer may do to the key's secret and state (SPEC §11).
@@ -112,6 +114,10 @@ impl KeyView {
             modified_by: key.modified_by.clone(),
             failed_attempts: key.failed_attempts,
             networks: key.allowed_networks.join(", "),
+            rate_limit: match key.rate_limit {
+                Some(l) => crate::domain::RateLimit::describe(Some(l)),
+                None => "No limit".to_string(),
+            },
             regenerated: key
                 .secret_regenerated_at
                 .map(format_utc)
