@@ -47,4 +47,5 @@ mod sign_in;
 mod step_up;
 mod transactions;
 mod tripwire;
+mod usage_pictures;
 mod webhooks;

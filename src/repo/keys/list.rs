@@ -19,6 +19,15 @@ pub struct ListFilter {
     /// Only keys out of the key policy: for each limited key type, the latest expiry it
     /// allows (`None`: only an expiry is required); `Some(vec![])` matches nothing.
     pub out_of_policy: Option<Vec<(String, Option<i64>)>>,
+    /// Only keys not yet expired whose expiry is at or before this time.
+    pub expires_by: Option<i64>,
+    /// Only keys never accepted.
+    pub never_used: bool,
+    /// Only keys last accepted before this time (used once, not since).
+    pub last_used_before: Option<i64>,
+    /// Only keys refused in the hours from this one on: for this reason (a `key_usage`
+    /// outcome), or for any reason when `None`.
+    pub refused_since: Option<(i64, Option<String>)>,
     pub sort: SortKey,
     pub descending: bool,
     pub limit: i64,
@@ -101,6 +110,31 @@ fn list_where(f: &ListFilter, now: i64) -> (String, Vec<Arg>) {
             }
             push(&format!("({})", parts.join(" OR ")), values);
         }
+    }
+    if let Some(by) = f.expires_by {
+        push(
+            "k.expires_at > ? AND k.expires_at <= ?",
+            vec![Arg::Int(now), Arg::Int(by)],
+        );
+    }
+    if f.never_used {
+        push("k.last_used_at IS NULL", vec![]);
+    }
+    if let Some(before) = f.last_used_before {
+        push("k.last_used_at < ?", vec![Arg::Int(before)]);
+    }
+    // The usage table's index on `hour` finds the window's rows; the keys are then looked
+    // up by their primary key.
+    match &f.refused_since {
+        Some((since, Some(outcome))) => push(
+            "k.id IN (SELECT r.key_id FROM key_usage r WHERE r.hour >= ? AND r.outcome = ?)",
+            vec![Arg::Int(*since), Arg::Text(outcome.clone())],
+        ),
+        Some((since, None)) => push(
+            "k.id IN (SELECT r.key_id FROM key_usage r WHERE r.hour >= ? AND r.outcome <> 'accepted')",
+            vec![Arg::Int(*since)],
+        ),
+        None => {}
     }
     match f.status.as_str() {
         "inactive" => push("k.active = 0", vec![]),
