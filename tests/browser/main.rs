@@ -19,3 +19,4 @@ mod passkeys;
 mod people;
 mod permissions;
 mod step_up;
+mod usage;

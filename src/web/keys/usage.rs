@@ -16,6 +16,7 @@ const BAR: f64 = 7.0;
 const HEIGHT: f64 = 100.0;
 /// The days that carry a date under the axis (the first, every week, the last).
 const TICKS: [usize; 5] = [0, 7, 14, 21, 29];
+// (Day 14 is `days / 2 - 1` for 30 days: the tick kept on a phone.)
 
 /// One stacked piece of a bar.
 pub struct Segment {
@@ -217,12 +218,15 @@ impl UsageChart {
                 } else {
                     String::new()
                 },
+                // On a phone only the first, middle and last dates fit.
                 class: if i == 0 {
                     "tick tick-start"
                 } else if i + 1 == days {
                     "tick tick-end"
-                } else {
+                } else if i == days / 2 - 1 {
                     "tick"
+                } else {
+                    "tick tick-minor"
                 },
             })
             .collect();
