@@ -81,7 +81,8 @@ async fn a_passkey_is_added_signs_in_alone_and_is_removed() {
     );
     check(&b, &axe, "passkeys-desktop-sign-in").await;
     b.click("[data-passkey-sign-in] button").await;
-    b.wait_for_path("/user-access/keys").await;
+    // Keys readers land on the overview.
+    b.wait_for_path("/").await;
 
     b.goto(&format!("{origin}/account/security")).await;
     let last_used = b.text("#passkeys tbody td:nth-child(3)").await;
