@@ -71,7 +71,7 @@ pub struct BusyKey {
 }
 
 /// The `limit` keys with the most accepted presentations in the hours from `since` on, most
-/// first (ties by ID). One statement; the index on `hour` finds the window's rows.
+/// first (ties by ID). One statement, read from the index on (outcome, hour, key_id, count).
 pub async fn busiest(
     conn: &mut AnyConnection,
     since: i64,
@@ -80,7 +80,7 @@ pub async fn busiest(
     sqlx::query_as(AssertSqlSafe(format!(
         "SELECT k.id, k.name, t.accepted FROM \
          (SELECT key_id, CAST(SUM(count) AS BIGINT) AS accepted FROM key_usage \
-          WHERE hour >= $1 AND outcome = 'accepted' GROUP BY key_id) t \
+          WHERE outcome = 'accepted' AND hour >= $1 GROUP BY key_id) t \
          JOIN access_keys k ON k.id = t.key_id \
          ORDER BY t.accepted DESC, k.id LIMIT {}",
         limit.clamp(1, 100)
@@ -99,16 +99,25 @@ pub struct RefusalTotal {
     pub keys: i64,
 }
 
-/// See [`RefusalTotal`].
+/// See [`RefusalTotal`]; `outcomes` are the refusal reasons to count (each found through the
+/// index on (outcome, hour, key_id, count) without reading the accepted rows).
 pub async fn refusals_since(
     conn: &mut AnyConnection,
     since: i64,
+    outcomes: &[&str],
 ) -> sqlx::Result<Vec<RefusalTotal>> {
-    sqlx::query_as(
-        "SELECT outcome, CAST(SUM(count) AS BIGINT) AS refused, COUNT(DISTINCT key_id) AS keys FROM key_usage \
-         WHERE hour >= $1 AND outcome <> 'accepted' GROUP BY outcome ORDER BY outcome",
-    )
-    .bind(since)
-    .fetch_all(conn)
-    .await
+    if outcomes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (0..outcomes.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT outcome, CAST(SUM(count) AS BIGINT) AS refused, COUNT(DISTINCT key_id) AS keys \
+         FROM key_usage WHERE outcome IN ({}) AND hour >= $1 GROUP BY outcome ORDER BY outcome",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(since);
+    for o in outcomes {
+        q = q.bind(o.to_string());
+    }
+    q.fetch_all(conn).await
 }

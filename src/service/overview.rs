@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 use crate::domain::{Actor, Permission};
 use crate::error::AppError;
 use crate::service::key_auth::usage::Outcome;
-use crate::service::keys::{self, KeyQuery, Refused, Scope, UsageFilter, since_hour};
+use crate::service::keys::{self, KeyQuery, REFUSALS, Refused, Scope, UsageFilter, since_hour};
 use crate::service::repo::key_usage;
 
 /// "Expiring soon": within this many days.
@@ -149,8 +149,9 @@ pub async fn overview(
             accepted: b.accepted,
         })
         .collect();
-    let totals = key_usage::refusals_since(conn, since).await?;
-    let refusals = Outcome::ALL
+    let reasons: Vec<&str> = REFUSALS.iter().map(|o| o.as_str()).collect();
+    let totals = key_usage::refusals_since(conn, since, &reasons).await?;
+    let refusals = REFUSALS
         .into_iter()
         .filter_map(|reason| {
             let t = totals.iter().find(|t| t.outcome == reason.as_str())?;

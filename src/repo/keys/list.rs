@@ -25,9 +25,9 @@ pub struct ListFilter {
     pub never_used: bool,
     /// Only keys last accepted before this time (used once, not since).
     pub last_used_before: Option<i64>,
-    /// Only keys refused in the hours from this one on: for this reason (a `key_usage`
-    /// outcome), or for any reason when `None`.
-    pub refused_since: Option<(i64, Option<String>)>,
+    /// Only keys refused in the hours from this one on, for one of these reasons (`key_usage`
+    /// outcomes; an empty list matches nothing).
+    pub refused_since: Option<(i64, Vec<String>)>,
     pub sort: SortKey,
     pub descending: bool,
     pub limit: i64,
@@ -123,18 +123,22 @@ fn list_where(f: &ListFilter, now: i64) -> (String, Vec<Arg>) {
     if let Some(before) = f.last_used_before {
         push("k.last_used_at < ?", vec![Arg::Int(before)]);
     }
-    // The usage table's index on `hour` finds the window's rows; the keys are then looked
-    // up by their primary key.
-    match &f.refused_since {
-        Some((since, Some(outcome))) => push(
-            "k.id IN (SELECT r.key_id FROM key_usage r WHERE r.hour >= ? AND r.outcome = ?)",
-            vec![Arg::Int(*since), Arg::Text(outcome.clone())],
-        ),
-        Some((since, None)) => push(
-            "k.id IN (SELECT r.key_id FROM key_usage r WHERE r.hour >= ? AND r.outcome <> 'accepted')",
-            vec![Arg::Int(*since)],
-        ),
-        None => {}
+    // The usage table's index on (outcome, hour, key_id) finds the keys refused in the
+    // window; each is then looked up by its primary key.
+    if let Some((since, outcomes)) = &f.refused_since {
+        if outcomes.is_empty() {
+            push("1 = 0", vec![]);
+        } else {
+            let marks = vec!["?"; outcomes.len()].join(", ");
+            let mut values = vec![Arg::Int(*since)];
+            values.extend(outcomes.iter().cloned().map(Arg::Text));
+            push(
+                &format!(
+                    "k.id IN (SELECT r.key_id FROM key_usage r WHERE r.hour >= ? AND r.outcome IN ({marks}))"
+                ),
+                values,
+            );
+        }
     }
     match f.status.as_str() {
         "inactive" => push("k.active = 0", vec![]),

@@ -51,7 +51,7 @@ pub use read::{
 pub use regenerate::regenerate;
 pub use switch::{Switch, switch};
 pub use update::{KeyChanges, update};
-pub use usage_filter::{FilterError, Refused, UsageFilter, UsageParams, since_hour};
+pub use usage_filter::{FilterError, REFUSALS, Refused, UsageFilter, UsageParams, since_hour};
 
 /// Who is acting (defined below service, where the request edge builds it). Kept here for
 /// the code that still names it through this module; new code imports `crate::domain::Actor`.

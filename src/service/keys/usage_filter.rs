@@ -5,6 +5,17 @@
 use crate::service::key_auth::usage::{Outcome, hour_of};
 use crate::service::repo::keys::ListFilter;
 
+/// Every refusal reason (every outcome but accepted).
+pub const REFUSALS: [Outcome; 7] = [
+    Outcome::WrongSecret,
+    Outcome::Inactive,
+    Outcome::Expired,
+    Outcome::Locked,
+    Outcome::OwnerDisabled,
+    Outcome::ForbiddenNetwork,
+    Outcome::RateLimited,
+];
+
 /// The most days a usage filter looks ahead or back.
 pub const MOST_DAYS: i64 = 3650;
 /// The window of `refused_for` when `refused_within` is not given.
@@ -82,9 +93,8 @@ impl UsageFilter {
             }
         };
         let reasons = || {
-            Outcome::ALL
+            REFUSALS
                 .iter()
-                .skip(1)
                 .map(|o| o.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -220,10 +230,11 @@ impl UsageFilter {
         filter.never_used = self.never_used;
         filter.last_used_before = self.unused_for.map(|d| now - d * 86_400);
         filter.refused_since = self.refused.map(|r| {
-            (
-                since_hour(now, r.days),
-                r.reason.map(|o| o.as_str().to_string()),
-            )
+            let reasons = match r.reason {
+                Some(o) => vec![o.as_str().to_string()],
+                None => REFUSALS.iter().map(|o| o.as_str().to_string()).collect(),
+            };
+            (since_hour(now, r.days), reasons)
         });
     }
 }
@@ -281,6 +292,12 @@ mod tests {
         ] {
             assert_eq!(parse(&pairs).unwrap_err().field, field, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn the_refusals_are_every_outcome_but_accepted() {
+        let all: Vec<Outcome> = Outcome::ALL.into_iter().skip(1).collect();
+        assert_eq!(all, REFUSALS);
     }
 
     #[test]
