@@ -7,10 +7,10 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::api::error::ErrorBody;
-use crate::api::keys::key_filters;
+use crate::api::keys::{key_filters, usage_filters};
 use crate::api::{ApiCaller, ApiError};
 use crate::domain::Permission;
-use crate::service::keys::{self, ExportFormat, KeyQuery, KeySort};
+use crate::service::keys::{self, ExportFormat, KeyQuery, KeySort, UsageParams};
 use crate::state::AppState;
 
 /// Query of `GET /api/v1/apikeys/export`: the format and the list's search and filters.
@@ -32,6 +32,26 @@ pub struct ExportQuery {
     #[serde(default, rename = "type")]
     #[param(rename = "type")]
     key_type: String,
+    /// Keys not yet expired that expire within this many days (1 to 3650).
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    expires_within: String,
+    /// `true`: keys never used (never accepted).
+    #[serde(default)]
+    #[param(value_type = Option<bool>)]
+    never_used: String,
+    /// Keys used before, but not in this many days (1 to 3650).
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    unused_for: String,
+    /// Keys refused lately for this reason (`wrong_secret`, `inactive`, `expired`, `locked`,
+    /// `owner_disabled`, `forbidden_network`, `rate_limited`), or `any`.
+    #[serde(default)]
+    refused_for: String,
+    /// The window of `refused_for` in days (1 to 3650; 7 by default).
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    refused_within: String,
 }
 
 /// One key in the JSON export (the fields `service::keys::ExportedKey` writes; a test keeps the
@@ -89,11 +109,19 @@ pub async fn export(
         )
     })?;
     let (status, key_type, out_of_policy) = key_filters(&q.q, &q.status, &q.key_type)?;
+    let usage = usage_filters(UsageParams {
+        expires_within: &q.expires_within,
+        never_used: &q.never_used,
+        unused_for: &q.unused_for,
+        refused_for: &q.refused_for,
+        refused_within: &q.refused_within,
+    })?;
     let query = KeyQuery {
         search: q.q,
         status,
         key_type,
         out_of_policy,
+        usage,
         sort: KeySort::default(),
         descending: None,
         page: 1,

@@ -10,6 +10,7 @@ use crate::api::{ApiCaller, ApiError};
 use crate::domain::{KeyDetails, KeyStatus, KeyType, Permission, RateLimit};
 use crate::service::keys::{
     self, ExpiryChoice, KeyChanges, KeyQuery, KeySort, NewKey, OneTimeSecret, Scope, Switch,
+    UsageFilter, UsageParams,
 };
 use crate::service::once::FormOnce;
 use crate::service::{FieldErrors, FormError};
@@ -241,6 +242,26 @@ pub struct ListQuery {
     #[serde(default, rename = "type")]
     #[param(rename = "type")]
     key_type: String,
+    /// Keys not yet expired that expire within this many days (1 to 3650).
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    expires_within: String,
+    /// `true`: keys never used (never accepted).
+    #[serde(default)]
+    #[param(value_type = Option<bool>)]
+    never_used: String,
+    /// Keys used before, but not in this many days (1 to 3650).
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    unused_for: String,
+    /// Keys refused lately for this reason (`wrong_secret`, `inactive`, `expired`, `locked`,
+    /// `owner_disabled`, `forbidden_network`, `rate_limited`), or `any`.
+    #[serde(default)]
+    refused_for: String,
+    /// The window of `refused_for` in days (1 to 3650; 7 by default).
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    refused_within: String,
     /// `created` (default), `name`, `expires` or `last_used`.
     #[serde(default)]
     sort: String,
@@ -289,6 +310,11 @@ pub(super) fn key_filters(
     Ok((status, key_type, out_of_policy))
 }
 
+/// The list's filters by use, checked; shared with the export.
+pub(super) fn usage_filters(p: UsageParams<'_>) -> Result<UsageFilter, ApiError> {
+    UsageFilter::parse(p).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, e.field, e.message))
+}
+
 fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
     let bad = |field: &str, message: &str| ApiError::field(StatusCode::BAD_REQUEST, field, message);
     let page = q.page.unwrap_or(1);
@@ -300,6 +326,13 @@ fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
         return Err(bad("per_page", "must be between 1 and 100"));
     }
     let (status, key_type, out_of_policy) = key_filters(&q.q, &q.status, &q.key_type)?;
+    let usage = usage_filters(UsageParams {
+        expires_within: &q.expires_within,
+        never_used: &q.never_used,
+        unused_for: &q.unused_for,
+        refused_for: &q.refused_for,
+        refused_within: &q.refused_within,
+    })?;
     let sort = match q.sort.as_str() {
         "" => KeySort::default(),
         raw => KeySort::parse(raw)
@@ -316,6 +349,7 @@ fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
         status,
         key_type,
         out_of_policy,
+        usage,
         sort,
         descending,
         page,

@@ -1,6 +1,6 @@
 //! Usage counts per key, hour and outcome (SPEC §10).
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AssertSqlSafe};
 
 /// One counted cell: a key's presentations with one outcome in one hour.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -60,4 +60,64 @@ pub async fn delete_before(conn: &mut AnyConnection, before: i64) -> sqlx::Resul
         .execute(conn)
         .await?
         .rows_affected())
+}
+
+/// One of the busiest keys: its ID, name and accepted presentations.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BusyKey {
+    pub id: String,
+    pub name: String,
+    pub accepted: i64,
+}
+
+/// The `limit` keys with the most accepted presentations in the hours from `since` on, most
+/// first (ties by ID). One statement, read from the index on (outcome, hour, key_id, count).
+pub async fn busiest(
+    conn: &mut AnyConnection,
+    since: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<BusyKey>> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT k.id, k.name, t.accepted FROM \
+         (SELECT key_id, CAST(SUM(count) AS BIGINT) AS accepted FROM key_usage \
+          WHERE outcome = 'accepted' AND hour >= $1 GROUP BY key_id) t \
+         JOIN access_keys k ON k.id = t.key_id \
+         ORDER BY t.accepted DESC, k.id LIMIT {}",
+        limit.clamp(1, 100)
+    )))
+    .bind(since)
+    .fetch_all(conn)
+    .await
+}
+
+/// Refusals in the hours from `since` on, by reason: the reason (a stored outcome), how many
+/// presentations were refused for it and of how many keys. One statement.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RefusalTotal {
+    pub outcome: String,
+    pub refused: i64,
+    pub keys: i64,
+}
+
+/// See [`RefusalTotal`]; `outcomes` are the refusal reasons to count (each found through the
+/// index on (outcome, hour, key_id, count) without reading the accepted rows).
+pub async fn refusals_since(
+    conn: &mut AnyConnection,
+    since: i64,
+    outcomes: &[&str],
+) -> sqlx::Result<Vec<RefusalTotal>> {
+    if outcomes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (0..outcomes.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT outcome, CAST(SUM(count) AS BIGINT) AS refused, COUNT(DISTINCT key_id) AS keys \
+         FROM key_usage WHERE outcome IN ({}) AND hour >= $1 GROUP BY outcome ORDER BY outcome",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(since);
+    for o in outcomes {
+        q = q.bind(o.to_string());
+    }
+    q.fetch_all(conn).await
 }

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod mail_log;
 pub mod notices;
 pub mod once;
+pub mod overview;
 pub mod passkeys;
 pub mod people;
 /// The SQL, private to the services: `src/repo/`.

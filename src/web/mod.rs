@@ -10,6 +10,7 @@ mod frame;
 pub mod granted;
 mod key_policy;
 mod keys;
+mod overview;
 mod pages;
 mod password_reset;
 mod people;

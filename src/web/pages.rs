@@ -19,16 +19,22 @@ use crate::web::current_user::CurrentUser;
 use crate::web::granted::{AuditRead, ConfigWrite, Granted};
 use crate::web::{Frame, html, see_other};
 
-/// GET / — holders of `keys:read` to the Access keys tab, everyone else to their own keys.
-pub async fn home(session: Session, user: Result<CurrentUser, AppError>) -> HttpResponse {
+/// GET / — the overview for holders of `keys:read`, everyone else to their own keys.
+pub async fn home(
+    session: Session,
+    user: Result<CurrentUser, AppError>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     match user {
-        Ok(u) if u.may(Permission::KeysRead) => see_other("/user-access/keys"),
-        Ok(_) => see_other("/my/keys"),
+        Ok(u) if u.may(Permission::KeysRead) => crate::web::overview::page(&u, &state).await,
+        Ok(_) => Ok(see_other("/my/keys")),
+        // Signed in, but a second factor must be set up first: to the security pages.
+        Err(e @ AppError::SecondFactorRequired) => Err(e),
         Err(_) => {
             if session.get::<String>(USER_ID).ok().flatten().is_some() {
                 session.purge();
             }
-            see_other("/login")
+            Ok(see_other("/login"))
         }
     }
 }

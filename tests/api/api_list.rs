@@ -137,6 +137,7 @@ fn query(per_page: i64) -> KeyQuery {
         status: None,
         key_type: None,
         out_of_policy: false,
+        usage: Default::default(),
         sort: KeySort::Name,
         descending: None,
         page: 1,

@@ -522,6 +522,7 @@ fn query(search: &str) -> KeyQuery {
         status: None,
         key_type: None,
         out_of_policy: false,
+        usage: Default::default(),
         sort: KeySort::default(),
         descending: None,
         page: 1,

@@ -50,4 +50,5 @@ mod step_up;
 mod transactions;
 mod tripwire;
 mod usage;
+mod usage_pictures;
 mod webhooks;

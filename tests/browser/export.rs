@@ -41,7 +41,8 @@ async fn the_download_menu_offers_csv_and_json_of_the_filtered_list() {
         for theme in [Theme::Light, Theme::Dark] {
             let b = Browser::start_themed(width, height, theme).await;
             sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-            b.wait_for_path("/user-access/keys").await;
+            // Keys readers land on the overview.
+            b.wait_for_path("/").await;
             b.goto(&format!("{}{FILTERED}", app.address)).await;
             assert_eq!(hrefs(&b).await, expected);
             b.click(".download-menu summary").await;
@@ -75,7 +76,8 @@ async fn the_download_menu_offers_csv_and_json_of_the_filtered_list() {
     // Without JavaScript the menu is a plain <details> with plain links.
     let b = Browser::start_without_javascript(390, 844).await;
     sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    // Keys readers land on the overview.
+    b.wait_for_path("/").await;
     b.goto(&format!("{}{FILTERED}", app.address)).await;
     b.click(".download-menu summary").await;
     assert!(

@@ -33,7 +33,8 @@ async fn a_pasted_secret_shows_its_key_and_an_unknown_one_a_message() {
         let shot = |page: &str| format!("exposed-{size}-{}-{page}", theme.name());
         let b = Browser::start_themed(width, height, theme).await;
         sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-        b.wait_for_path("/user-access/keys").await;
+        // Keys readers land on the overview.
+        b.wait_for_path("/").await;
         b.goto(&format!("{}/user-access/keys/exposed", app.address))
             .await;
         assert_eq!(b.text("h1").await, "Report an exposed secret");

@@ -23,7 +23,8 @@ async fn a_stricter_policy_marks_old_keys_and_brings_them_into_policy() {
         let shot = |page: &str| format!("key-policy-{size}-{}-{page}", theme.name());
         let b = Browser::start_with(width, height, theme, javascript).await;
         sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-        b.wait_for_path("/user-access/keys").await;
+        // Keys readers land on the overview.
+        b.wait_for_path("/").await;
         for (name, validity) in [("legacy sync", "never"), ("yearly report", "365")] {
             b.goto(&format!("{}/user-access/keys/new", app.address))
                 .await;

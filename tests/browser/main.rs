@@ -20,3 +20,4 @@ mod people;
 mod permissions;
 mod rate_limits;
 mod step_up;
+mod usage;

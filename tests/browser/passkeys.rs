@@ -59,7 +59,8 @@ async fn a_passkey_is_added_signs_in_alone_and_is_removed() {
     let b = Browser::start(1280, 800).await;
     b.add_virtual_authenticator().await;
     sign_in(&b, &origin, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    // Keys readers land on the overview.
+    b.wait_for_path("/").await;
 
     add_passkey(&b, &origin, "Work laptop").await;
     assert_eq!(b.text("#passkeys tbody td.strong").await, "Work laptop");
@@ -80,7 +81,8 @@ async fn a_passkey_is_added_signs_in_alone_and_is_removed() {
     );
     check(&b, &axe, "passkeys-desktop-sign-in").await;
     b.click("[data-passkey-sign-in] button").await;
-    b.wait_for_path("/user-access/keys").await;
+    // Keys readers land on the overview.
+    b.wait_for_path("/").await;
 
     b.goto(&format!("{origin}/account/security")).await;
     let last_used = b.text("#passkeys tbody td:nth-child(3)").await;
@@ -126,7 +128,8 @@ async fn the_passkey_pages_fit_a_phone() {
     let b = Browser::start(390, 844).await;
     b.add_virtual_authenticator().await;
     sign_in(&b, &origin, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    // Keys readers land on the overview.
+    b.wait_for_path("/").await;
     add_passkey(&b, &origin, "Phone").await;
     check(&b, &axe, "passkeys-phone-security").await;
     b.click("#passkeys summary").await;
@@ -146,7 +149,8 @@ async fn without_javascript_the_pages_say_passkeys_need_it() {
         "Signing in with a passkey needs JavaScript."
     );
     sign_in(&b, &origin, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    // Keys readers land on the overview.
+    b.wait_for_path("/").await;
     b.goto(&format!("{origin}/account/security")).await;
     assert_eq!(
         b.text("[data-passkey-nojs]").await,

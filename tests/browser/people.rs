@@ -47,8 +47,9 @@ async fn an_administrator_invites_a_user_who_joins_through_the_link() {
     b.fill("#confirm", PASSWORD).await;
     b.screenshot("invite-accept").await;
     b.click("form button[type=submit]").await;
-    // The Data team's Read Only role holds keys:read: she starts on the Access keys tab.
-    b.wait_for_path("/user-access/keys").await;
+    // The Data team's Read Only role holds keys:read: she starts on the overview.
+    b.wait_for_path("/").await;
+    assert_eq!(b.text("h1").await, "Overview");
     assert_eq!(b.text(".bell-count").await, "1", "told about the group");
     b.click("a.bell").await;
     b.wait_for_text("h1", "Notifications").await;
@@ -99,7 +100,8 @@ async fn the_mail_log_shows_each_email_and_retries_a_failed_one() {
         .await;
     let b = Browser::start(1280, 900).await;
     sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    // Keys readers land on the overview.
+    b.wait_for_path("/").await;
     for (name, email) in [
         ("Grace Hopper", "grace@example.com"),
         ("Linus Pauling", "linus@example.com"),

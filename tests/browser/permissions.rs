@@ -63,7 +63,9 @@ async fn a_read_only_person_reads_keys_and_the_audit_log_without_change_controls
     for (width, height, size) in [(1280, 800, "desktop"), (390, 844, "phone")] {
         let b = Browser::start(width, height).await;
         sign_in(&b, &app.address, READER, PASSWORD).await;
-        b.wait_for_path("/user-access/keys").await;
+        // Keys readers land on the overview.
+        b.wait_for_path("/").await;
+        b.goto(&format!("{}/user-access/keys", app.address)).await;
         assert_eq!(b.text("h1").await, "Users and keys");
         assert!(b.text("tbody").await.contains("billing-export"));
         check_page(&b, &axe, &format!("keys, {size}")).await;
@@ -94,7 +96,8 @@ async fn a_read_only_person_asking_to_add_a_key_is_told_which_permission_is_miss
     let axe = axe_source();
     let b = Browser::start(1280, 800).await;
     sign_in(&b, &app.address, READER, PASSWORD).await;
-    b.wait_for_path("/user-access/keys").await;
+    // Keys readers land on the overview.
+    b.wait_for_path("/").await;
     b.goto(&format!("{}/user-access/keys/new", app.address))
         .await;
     assert_eq!(b.text("h1").await, "You do not have access to this page");

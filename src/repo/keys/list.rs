@@ -19,6 +19,15 @@ pub struct ListFilter {
     /// Only keys out of the key policy: for each limited key type, the latest expiry it
     /// allows (`None`: only an expiry is required); `Some(vec![])` matches nothing.
     pub out_of_policy: Option<Vec<(String, Option<i64>)>>,
+    /// Only keys not yet expired whose expiry is at or before this time.
+    pub expires_by: Option<i64>,
+    /// Only keys never accepted.
+    pub never_used: bool,
+    /// Only keys last accepted before this time (used once, not since).
+    pub last_used_before: Option<i64>,
+    /// Only keys refused in the hours from this one on, for one of these reasons (`key_usage`
+    /// outcomes; an empty list matches nothing).
+    pub refused_since: Option<(i64, Vec<String>)>,
     pub sort: SortKey,
     pub descending: bool,
     pub limit: i64,
@@ -100,6 +109,35 @@ fn list_where(f: &ListFilter, now: i64) -> (String, Vec<Arg>) {
                 }
             }
             push(&format!("({})", parts.join(" OR ")), values);
+        }
+    }
+    if let Some(by) = f.expires_by {
+        push(
+            "k.expires_at > ? AND k.expires_at <= ?",
+            vec![Arg::Int(now), Arg::Int(by)],
+        );
+    }
+    if f.never_used {
+        push("k.last_used_at IS NULL", vec![]);
+    }
+    if let Some(before) = f.last_used_before {
+        push("k.last_used_at < ?", vec![Arg::Int(before)]);
+    }
+    // The usage table's index on (outcome, hour, key_id) finds the keys refused in the
+    // window; each is then looked up by its primary key.
+    if let Some((since, outcomes)) = &f.refused_since {
+        if outcomes.is_empty() {
+            push("1 = 0", vec![]);
+        } else {
+            let marks = vec!["?"; outcomes.len()].join(", ");
+            let mut values = vec![Arg::Int(*since)];
+            values.extend(outcomes.iter().cloned().map(Arg::Text));
+            push(
+                &format!(
+                    "k.id IN (SELECT r.key_id FROM key_usage r WHERE r.hour >= ? AND r.outcome IN ({marks}))"
+                ),
+                values,
+            );
         }
     }
     match f.status.as_str() {

@@ -461,6 +461,7 @@ fn audit_details(query: &KeyQuery, format: ExportFormat, count: i64) -> String {
     if let Some(key_type) = query.key_type {
         filters.push(format!("type {}", key_type.as_str()));
     }
+    filters.extend(query.usage.phrases());
     let filters = if filters.is_empty() {
         "no filters".to_string()
     } else {
@@ -509,6 +510,7 @@ mod tests {
             status: None,
             key_type: None,
             out_of_policy: false,
+            usage: Default::default(),
             sort: Default::default(),
             descending: None,
             page: 1,

@@ -27,6 +27,7 @@ mod regenerate;
 mod switch;
 mod update;
 pub mod usage;
+mod usage_filter;
 
 pub use assignments::{Choices, choices};
 pub use compliance::{Compliance, KeyPolicy, compliance};
@@ -44,12 +45,13 @@ pub use exposed::{
     report_found,
 };
 pub use read::{
-    KeyPage, KeyQuery, KeySort, count_round_trips, details, last_addresses, list, list_details,
-    out_of_policy_count, out_of_policy_ids, own_details,
+    KeyPage, KeyQuery, KeySort, count, count_round_trips, details, last_addresses, list,
+    list_details, out_of_policy_count, out_of_policy_ids, own_details,
 };
 pub use regenerate::regenerate;
 pub use switch::{Switch, switch};
 pub use update::{KeyChanges, update};
+pub use usage_filter::{FilterError, REFUSALS, Refused, UsageFilter, UsageParams, since_hour};
 
 /// Who is acting (defined below service, where the request edge builds it). Kept here for
 /// the code that still names it through this module; new code imports `crate::domain::Actor`.

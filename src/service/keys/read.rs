@@ -66,6 +66,8 @@ pub struct KeyQuery {
     pub key_type: Option<KeyType>,
     /// Only keys out of the key policy.
     pub out_of_policy: bool,
+    /// Only keys by their use (expiring soon, never used, unused, refused lately).
+    pub usage: super::UsageFilter,
     pub sort: KeySort,
     /// `None`: the sort's own direction (`KeySort::descending_by_default`).
     pub descending: Option<bool>,
@@ -107,6 +109,10 @@ impl KeyQuery {
                 .map(|t| t.as_str().to_string())
                 .unwrap_or_default(),
             out_of_policy: None,
+            expires_by: None,
+            never_used: false,
+            last_used_before: None,
+            refused_since: None,
             sort: self.sort.key(),
             descending: self.sorts_descending(),
             limit: per_page,
@@ -125,6 +131,7 @@ pub(super) async fn filter_for(
     now: i64,
 ) -> Result<ListFilter, AppError> {
     let mut filter = query.scoped(actor, scope);
+    query.usage.apply(&mut filter, now);
     if query.out_of_policy {
         let policy = crate::service::key_policy::load(conn).await?;
         filter.out_of_policy = Some(
@@ -136,6 +143,20 @@ pub(super) async fn filter_for(
         );
     }
     Ok(filter)
+}
+
+/// How many keys in a scope the query matches (its sort and page aside): one statement, or
+/// two when it asks for keys out of policy (the policy is read first).
+pub async fn count(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    scope: Scope,
+    query: &KeyQuery,
+    now: i64,
+) -> Result<i64, AppError> {
+    require(actor, scope, Permission::KeysRead)?;
+    let filter = filter_for(conn, query, actor, scope, now).await?;
+    Ok(repo::count(conn, &filter, now).await?)
 }
 
 /// One page of keys and the number of keys the query matches.

@@ -16,8 +16,10 @@ use crate::web::granted::Signed;
 use crate::web::{Frame, html, see_other};
 
 use super::form::{KeyForm, choices};
+use super::usage::{self, UsageChart};
 use super::view::{KeyView, notice_secs};
 use super::{Place, writable};
+use crate::service::keys::usage::Granularity;
 
 #[derive(Template)]
 #[template(path = "keys/details.html")]
@@ -50,6 +52,8 @@ struct DetailsPage {
     notice: String,
     /// Whether to offer the controls and the form that change the key.
     writable: bool,
+    /// "Usage, last 30 days".
+    usage: UsageChart,
 }
 
 impl DetailsPage {
@@ -141,8 +145,12 @@ async fn details_page(
     let key = keys::details(&mut conn, &user.actor(), place.scope, id, &ring).await?;
     let seen = keys::last_addresses(&mut conn, &user.actor(), place.scope, id).await?;
     let policy = crate::service::key_policy::load(&mut conn).await?;
-    drop(conn);
     let now = state.clock.unix();
+    let day = Granularity::Day;
+    let from = day.start_of(now) - (usage::DAYS - 1) * day.seconds();
+    let window = (from, from + usage::DAYS * day.seconds());
+    let counts = keys::usage::usage(&mut conn, &user.actor(), place.scope, id, window, day).await?;
+    drop(conn);
     let out_of_policy = policy
         .breach(key.key_type, key.expires_at, now)
         .unwrap_or_default();
@@ -192,6 +200,7 @@ async fn details_page(
         saved: shown.saved,
         notice: shown.notice.to_string(),
         writable: writable(user, place),
+        usage: UsageChart::of(&counts),
     })
 }
 

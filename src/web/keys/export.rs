@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::domain::{KeyStatus, KeyType};
 use crate::error::AppError;
-use crate::service::keys::{self, ExportFormat, KeyQuery, KeySort};
+use crate::service::keys::{self, ExportFormat, KeyQuery, KeySort, UsageFilter, UsageParams};
 use crate::state::AppState;
 use crate::web::granted::Signed;
 
@@ -23,6 +23,16 @@ pub struct ExportQuery {
     status: String,
     #[serde(default, rename = "type")]
     key_type: String,
+    #[serde(default)]
+    expires_within: String,
+    #[serde(default)]
+    never_used: String,
+    #[serde(default)]
+    unused_for: String,
+    #[serde(default)]
+    refused_for: String,
+    #[serde(default)]
+    refused_within: String,
 }
 
 /// GET the export file.
@@ -41,6 +51,13 @@ pub async fn download<A: Signed>(
         status: KeyStatus::parse(&q.status),
         key_type: KeyType::parse(&q.key_type),
         out_of_policy: q.status == "out_of_policy",
+        usage: UsageFilter::lenient(UsageParams {
+            expires_within: &q.expires_within,
+            never_used: &q.never_used,
+            unused_for: &q.unused_for,
+            refused_for: &q.refused_for,
+            refused_within: &q.refused_within,
+        }),
         sort: KeySort::default(),
         descending: None,
         page: 1,

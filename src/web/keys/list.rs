@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::domain::{KeyStatus, KeyType};
 use crate::error::AppError;
-use crate::service::keys::{self, KeyQuery, KeySort};
+use crate::service::keys::{self, KeyQuery, KeySort, UsageFilter, UsageParams};
 use crate::state::AppState;
 use crate::web::granted::Signed;
 use crate::web::{Frame, html};
@@ -29,6 +29,17 @@ pub struct ListQuery {
     status: String,
     #[serde(default, rename = "type")]
     key_type: String,
+    /// The filters by use (see `service::keys::UsageFilter`).
+    #[serde(default)]
+    expires_within: String,
+    #[serde(default)]
+    never_used: String,
+    #[serde(default)]
+    unused_for: String,
+    #[serde(default)]
+    refused_for: String,
+    #[serde(default)]
+    refused_within: String,
     #[serde(default)]
     sort: String,
     #[serde(default)]
@@ -52,6 +63,45 @@ impl ListQuery {
         self.page.unwrap_or(1).clamp(1, 1_000_000)
     }
 
+    /// The filters by use, leniently read (a part it cannot read is left out).
+    fn usage(&self) -> UsageFilter {
+        UsageFilter::lenient(UsageParams {
+            expires_within: &self.expires_within,
+            never_used: &self.never_used,
+            unused_for: &self.unused_for,
+            refused_for: &self.refused_for,
+            refused_within: &self.refused_within,
+        })
+    }
+
+    /// The filters by use in words ("expiring within 14 days and never used"); empty for none.
+    fn usage_words(&self) -> String {
+        self.usage().phrases().join(" and ")
+    }
+
+    /// The filters by use as query parameters, for the search form to keep.
+    fn usage_pairs(&self) -> Vec<(&'static str, String)> {
+        self.usage().pairs()
+    }
+
+    /// The list without its filters by use (search, status and type kept).
+    fn without_usage(&self, base: &str) -> String {
+        let q = ListQuery {
+            q: self.q.clone(),
+            status: self.status.clone(),
+            key_type: self.key_type.clone(),
+            sort: self.sort.clone(),
+            dir: self.dir.clone(),
+            ..ListQuery::default()
+        };
+        let rest = q.link(&q.sort, &q.dir, 1);
+        if rest.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{rest}")
+        }
+    }
+
     /// The service's query. A console link with a value it does not know shows the list as
     /// if that part were not given (the API refuses it instead).
     fn key_query(&self) -> KeyQuery {
@@ -60,6 +110,7 @@ impl ListQuery {
             status: KeyStatus::parse(&self.status),
             key_type: KeyType::parse(&self.key_type),
             out_of_policy: self.status == "out_of_policy",
+            usage: self.usage(),
             sort: KeySort::parse(&self.sort).unwrap_or_default(),
             descending: match self.dir.as_str() {
                 "asc" => Some(false),
@@ -84,6 +135,8 @@ impl ListQuery {
                 pairs.push((k, v));
             }
         }
+        let usage = self.usage_pairs();
+        pairs.extend(usage.iter().map(|(k, v)| (*k, v.as_str())));
         format!(
             "{base}/export?{}",
             serde_urlencoded::to_string(pairs).unwrap_or_default()
@@ -93,14 +146,19 @@ impl ListQuery {
     /// The query string for another page or sort, keeping the filters.
     fn link(&self, sort: &str, dir: &str, page: i64) -> String {
         let page = page.to_string();
+        let usage = self.usage_pairs();
         let mut pairs = vec![];
         for (k, v) in [
             ("q", self.q.as_str()),
             ("status", &self.status),
             ("type", &self.key_type),
-            ("sort", sort),
-            ("dir", dir),
         ] {
+            if !v.is_empty() {
+                pairs.push((k, v));
+            }
+        }
+        pairs.extend(usage.iter().map(|(k, v)| (*k, v.as_str())));
+        for (k, v) in [("sort", sort), ("dir", dir)] {
             if !v.is_empty() {
                 pairs.push((k, v));
             }

@@ -24,9 +24,11 @@ mod form;
 mod list;
 mod secret;
 mod switches;
+mod usage;
 mod view;
 
 use switches::{Activate, Deactivate, Unlock, deactivate_form, flip};
+pub(crate) use usage::{class_of as usage_class, grouped};
 
 /// Where a page lives: the tenant's Access keys tab or the user's own keys.
 #[derive(Clone, Copy)]
