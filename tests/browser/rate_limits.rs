@@ -22,7 +22,7 @@ async fn an_administrator_gives_a_key_a_rate_limit() {
         let shot = |page: &str| format!("rate-limits-{size}-{}-{page}", theme.name());
         let b = Browser::start_with(width, height, theme, javascript).await;
         sign_in(&b, &app.address, ADMIN_EMAIL, PASSWORD).await;
-        b.wait_for_path("/user-access/keys").await;
+        b.wait_for_path("/").await;
         b.goto(&format!("{}/user-access/keys/new", app.address))
             .await;
         b.fill("#key-name", "metered export").await;
