@@ -29,10 +29,37 @@ async fn limited_key(app: &TestApp, name: &str, roles: &[&str], rate: &str, burs
     for r in roles {
         fields.push(("roles", r));
     }
-    let shown = app.add_key(BASE, &fields).await;
+    let shown = add_key(app, BASE, &fields).await;
     Key {
         id: shown.id,
         secret: shown.secret,
+    }
+}
+
+/// What the servers logged after their last database error (empty when none).
+fn database_error() -> String {
+    let logs = crate::common::captured_logs();
+    match logs.rfind("error=database") {
+        Some(at) => logs[at..(at + 1500).min(logs.len())].to_string(),
+        None => String::new(),
+    }
+}
+
+/// `TestApp::add_key`, failing with the server's error lines when the key is not made.
+async fn add_key(app: &TestApp, base: &str, fields: &[(&str, &str)]) -> Key {
+    let page = app.post(base, fields).await;
+    if page.status != StatusCode::OK {
+        let logs = crate::common::captured_logs();
+        let at = logs.find("error=database").unwrap_or(0);
+        panic!(
+            "key not created ({}): {}",
+            page.status,
+            &logs[at..(at + 3000).min(logs.len())]
+        );
+    }
+    Key {
+        id: page.attr("#access-key", "value").expect("access key shown"),
+        secret: page.attr("#secret-key", "value").expect("secret shown"),
     }
 }
 
@@ -333,18 +360,18 @@ async fn the_console_sets_limits_on_tenant_and_personal_keys() {
     // A personal key, from My access keys.
     let person = app.other_client();
     person.signed_in_user().await;
-    let mine = person
-        .add_key(
-            "/my/keys",
-            &[
-                ("name", "laptop"),
-                ("key_type", "access"),
-                ("validity", "90"),
-                ("rate_per_second", "1"),
-                ("rate_burst", "2"),
-            ],
-        )
-        .await;
+    let mine = add_key(
+        &person,
+        "/my/keys",
+        &[
+            ("name", "laptop"),
+            ("key_type", "access"),
+            ("validity", "90"),
+            ("rate_per_second", "1"),
+            ("rate_burst", "2"),
+        ],
+    )
+    .await;
     let page = person.get(&format!("/my/keys/{}", mine.id)).await;
     assert!(page.body.contains("1 request per second, burst 2"));
     // Its owner may raise it; an administrator may only tighten it.
@@ -362,8 +389,9 @@ async fn the_console_sets_limits_on_tenant_and_personal_keys() {
     assert_eq!(
         save.status,
         StatusCode::SEE_OTHER,
-        "{}",
-        save.text(".field-error")
+        "{} {}",
+        save.text(".field-error"),
+        database_error()
     );
     let raise = app
         .post(
@@ -391,8 +419,13 @@ async fn the_console_sets_limits_on_tenant_and_personal_keys() {
     assert_eq!(
         tighten.status,
         StatusCode::SEE_OTHER,
-        "{}",
-        tighten.text(".field-error, [role=alert]")
+        "{} {}",
+        tighten.text(".field-error, [role=alert]"),
+        crate::common::captured_logs()
+            .lines()
+            .filter(|l| l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let stored: (f64, i64) =
         sqlx::query_as("SELECT rate_per_second, rate_burst FROM access_keys WHERE id = $1")

@@ -318,12 +318,29 @@ pub async fn set_rate_limit(
     id: &str,
     limit: Option<crate::domain::RateLimit>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE access_keys SET rate_per_second = $1, rate_burst = $2 WHERE id = $3")
-        .bind(limit.map(|l| l.per_second))
-        .bind(limit.map(|l| l.burst))
-        .bind(id)
-        .execute(conn)
-        .await?;
+    // No NULL is bound: through the Any driver a NULL goes to PostgreSQL without the column's
+    // type, and the statement prepared with it would refuse a number on that connection later
+    // ("incorrect binary data format in bind parameter 1").
+    match limit {
+        Some(limit) => {
+            sqlx::query(
+                "UPDATE access_keys SET rate_per_second = $1, rate_burst = $2 WHERE id = $3",
+            )
+            .bind(limit.per_second)
+            .bind(limit.burst)
+            .bind(id)
+            .execute(conn)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "UPDATE access_keys SET rate_per_second = NULL, rate_burst = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .execute(conn)
+            .await?;
+        }
+    }
     Ok(())
 }
 
