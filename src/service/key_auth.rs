@@ -506,14 +506,18 @@ impl KeyChecker {
             if needs_reset {
                 repo::reset_failures(&mut conn, &key.id).await?;
             }
+            let agent: String = attempt.user_agent.chars().take(200).collect();
             if needs_touch {
-                let agent: String = attempt.user_agent.chars().take(200).collect();
                 repo::touch_last_used(&mut conn, &key.id, now, attempt.client_ip, &agent).await?;
             }
+            // What was just written, in the remembered key too (its next check shows it and
+            // does not write it again).
             self.cache.update(&key.id, |f| {
                 f.key.failed_attempts = 0;
                 if needs_touch {
                     f.key.last_used_at = Some(now);
+                    f.key.last_used_ip = Some(attempt.client_ip.to_string());
+                    f.key.last_used_agent = Some(agent);
                 }
             });
         }
