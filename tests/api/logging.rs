@@ -11,33 +11,18 @@ async fn the_default_log_has_refusals_but_not_every_request_nor_malformed_heads(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_database(dir.path()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let log = dir.path().join("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command
         .arg("serve")
         .env_remove("KEYWARD_LOG")
         .env("KEYWARD_DATA_DIR", dir.path())
         .env("KEYWARD_DATABASE_URL", &db)
-        .env("KEYWARD_BIND", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+        .stderr(std::fs::File::create(&log).unwrap());
+    let (mut child, base) = crate::common::process::serve(command).await;
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(ready, "keyward started");
     for _ in 0..20 {
         assert_eq!(
             client

@@ -271,34 +271,18 @@ async fn counts_not_yet_written_are_written_when_the_server_stops_cleanly() {
     let app = spawn_app().await;
     app.signed_in_admin().await;
     let worker = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command
         .arg("serve")
         .env("KEYWARD_LOG", "warn")
         .env("KEYWARD_DATA_DIR", dir.path())
         .env("KEYWARD_DATABASE_URL", &app.database_url)
         .env("KEYWARD_MASTER_KEY", app.state.master_key.to_base64())
-        .env("KEYWARD_BIND", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+        .stderr(Stdio::null());
+    let (mut child, base) = crate::common::process::serve(command).await;
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(ready, "keyward started");
     for _ in 0..7 {
         let status = client
             .get(format!("{base}/api/v1/apikeys/current"))

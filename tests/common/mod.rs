@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod process;
 pub mod receiver;
 pub mod rest;
 pub mod smtp;
