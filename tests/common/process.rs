@@ -11,7 +11,7 @@ pub async fn serve(mut command: Command) -> (Child, String) {
         .local_addr()
         .unwrap()
         .port();
-    let child = command
+    let mut child = command
         .env("KEYWARD_BIND", format!("127.0.0.1:{port}"))
         .spawn()
         .unwrap();
@@ -23,5 +23,7 @@ pub async fn serve(mut command: Command) -> (Child, String) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("keyward did not start at {base}");
 }
