@@ -32,7 +32,7 @@ mod refusals;
 pub mod usage;
 mod verify;
 
-pub use cache::{FRESH_FOR as KEY_CACHE_FRESH_FOR, KeyChanges};
+pub use cache::{FRESH_FOR as KEY_CACHE_FRESH_FOR, KeyChanges, follow_other_instances};
 pub use caller::{BRIDGE_ROLE, BridgeCheck, Caller, CallerCredentials, authenticate};
 pub use keyring::Keyring;
 pub use verify::{VerifiedKey, VerifyAnswer, VerifyQuestion, verify};
@@ -203,7 +203,7 @@ impl KeyChecker {
         wake: std::sync::Arc<tokio::sync::Notify>,
     ) -> Self {
         let (refusals, queue) = mpsc::channel(4 * BATCH);
-        let changes = Arc::new(KeyChanges::default());
+        let changes = Arc::new(KeyChanges::announced_on(&pool));
         tokio::spawn(refusals::write_refusals(
             pool.clone(),
             policy,

@@ -143,6 +143,12 @@ impl Application {
             jobs.waker(),
         );
         jobs.key_changes = Some(key_checker.changes());
+        if prepared.backend == Backend::Postgres {
+            tokio::spawn(crate::service::key_auth::follow_other_instances(
+                settings.database_url.clone(),
+                key_checker.changes(),
+            ));
+        }
         let sender = jobs.waker();
         let state = web::Data::new(AppState {
             key_checker,

@@ -179,3 +179,51 @@ async fn a_change_behind_the_applications_back_counts_within_the_bound() {
         "at the bound it is read again"
     );
 }
+
+#[tokio::test]
+async fn another_instance_forgets_a_changed_key_when_told_or_within_the_bound() {
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let admin = tenant_key(&app, "ops", "access", &["role_key_admin", "role_read_only"]).await;
+    let key = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
+    let other = crate::common::spawn_app_on(
+        &app.database_url,
+        &app.state.master_key.to_base64(),
+        app.clock.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(other.authenticate(&key.id, &key.secret).await.is_ok());
+    let (status, _, _) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/apikeys/{}", key.id),
+        Some(&admin.bearer()),
+        Some(json!({"active": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    if crate::common::database_kind() == "postgres" {
+        // The change is announced (NOTIFY) and heard by the other instance: refused there with
+        // the clock standing still, as soon as the notification arrives.
+        let mut refused = None;
+        for _ in 0..100 {
+            if let Err(r) = other.authenticate(&key.id, &key.secret).await {
+                refused = Some(r);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            refused,
+            Some(Refusal::Inactive),
+            "heard within five seconds"
+        );
+    } else {
+        app.clock.advance(bound());
+        assert_eq!(
+            other.authenticate(&key.id, &key.secret).await.unwrap_err(),
+            Refusal::Inactive
+        );
+    }
+}

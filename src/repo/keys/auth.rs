@@ -404,3 +404,18 @@ pub fn lookup_for_auth_sqlite(
     })?;
     rows.collect()
 }
+
+/// The PostgreSQL notification channel on which instances announce changes of keys (see
+/// `service::key_auth`'s cache).
+pub const CHANGES_CHANNEL: &str = "keyward_key_changes";
+
+/// Tells the other instances on this PostgreSQL database that keys changed (`instance`, the
+/// payload, names the one that did).
+pub async fn announce_change(pool: &sqlx::AnyPool, instance: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(instance)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}

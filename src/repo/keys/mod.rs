@@ -70,8 +70,8 @@ mod exposed;
 mod list;
 
 pub use auth::{
-    AccessMap, AuthLookup, AuthRow, find_for_auth, load_access_map, lookup_for_auth,
-    lookup_for_auth_pg, lookup_for_auth_sqlite, with_assignments,
+    AccessMap, AuthLookup, AuthRow, CHANGES_CHANNEL, announce_change, find_for_auth,
+    load_access_map, lookup_for_auth, lookup_for_auth_pg, lookup_for_auth_sqlite, with_assignments,
 };
 pub use exposed::{HashHit, Held, end_grace, find_by_secret_hashes, find_many};
 pub use list::{ListFilter, SortKey, after, count, list, personal_counts};

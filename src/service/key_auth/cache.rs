@@ -21,19 +21,102 @@ use std::time::Duration;
 
 use crate::service::repo::keys::AuthLookup;
 
-/// Moves on every change to keys, users, groups or roles this instance makes.
+/// Moves on every change to keys, users, groups or roles this instance makes, and, on
+/// PostgreSQL, on every change another instance announces (see [`follow_other_instances`]).
 #[derive(Debug, Default)]
-pub struct KeyChanges(AtomicU64);
+pub struct KeyChanges {
+    generation: AtomicU64,
+    /// On PostgreSQL: where changes made here are announced to the other instances.
+    announce: Option<sqlx::AnyPool>,
+    /// Names this instance in its announcements, so that it does not hear its own.
+    instance: String,
+}
 
 impl KeyChanges {
+    /// Changes that other instances on `pool` hear of when it is PostgreSQL.
+    pub fn announced_on(pool: &sqlx::AnyPool) -> Self {
+        let postgres = crate::db::Backend::of_pool(pool) == crate::db::Backend::Postgres;
+        KeyChanges {
+            generation: AtomicU64::new(0),
+            announce: postgres.then(|| pool.clone()),
+            instance: format!("{:016x}", rand::random::<u64>()),
+        }
+    }
+
     /// Keys (or what their permissions and state depend on) may have changed: nothing the key
-    /// checks read before is trusted any more.
+    /// checks read before is trusted any more, here and (on PostgreSQL, in a moment) on the
+    /// other instances.
     pub fn changed(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.heard();
+        if let Some(pool) = self.announce.clone()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let instance = self.instance.clone();
+            runtime.spawn(async move {
+                if let Err(e) = crate::service::repo::keys::announce_change(&pool, &instance).await
+                {
+                    tracing::debug!(error = %e, "announcing a change of keys failed");
+                }
+            });
+        }
+    }
+
+    /// A change happened elsewhere: only this instance's memory is forgotten.
+    fn heard(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn generation(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// On PostgreSQL: listens for the changes other instances announce and forgets what the key
+/// checks remember at each, so that a key deactivated on one instance is refused on the others
+/// within a round trip rather than within [`FRESH_FOR`] (which still bounds it when a
+/// notification is lost: while the listener reconnects, everything is forgotten once it is
+/// back). Runs until the runtime ends.
+pub async fn follow_other_instances(database_url: String, changes: std::sync::Arc<KeyChanges>) {
+    use sqlx::postgres::PgListener;
+    let mut first = true;
+    loop {
+        match PgListener::connect(&database_url).await {
+            Ok(mut listener) => {
+                match listener
+                    .listen(crate::service::repo::keys::CHANGES_CHANNEL)
+                    .await
+                {
+                    Ok(()) => {
+                        // Listening again after a break: what was announced meanwhile is
+                        // unknown. (Before the first time, memory is at most FRESH_FOR old.)
+                        if !std::mem::take(&mut first) {
+                            changes.heard();
+                        }
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(heard)) if heard.payload() == changes.instance => {}
+                                Ok(Some(_)) => changes.heard(),
+                                // The connection was lost (it reconnects at the next call):
+                                // what was announced meanwhile is unknown.
+                                Ok(None) => changes.heard(),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "listening for changes of keys failed; retrying");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for changes of keys failed; retrying")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for changes of keys failed; retrying")
+            }
+        }
+        changes.heard();
+        tokio::time::sleep(FRESH_FOR).await;
     }
 }
 
