@@ -152,7 +152,8 @@ pub async fn overview(
     let reasons: Vec<&str> = REFUSALS.iter().map(|o| o.as_str()).collect();
     let totals = key_usage::refusals_since(conn, since, &reasons).await?;
     let refusals = REFUSALS
-        .into_iter()
+        .iter()
+        .copied()
         .filter_map(|reason| {
             let t = totals.iter().find(|t| t.outcome == reason.as_str())?;
             Some(RefusalTile {

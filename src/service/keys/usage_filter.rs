@@ -5,16 +5,8 @@
 use crate::service::key_auth::usage::{Outcome, hour_of};
 use crate::service::repo::keys::ListFilter;
 
-/// Every refusal reason (every outcome but accepted).
-pub const REFUSALS: [Outcome; 7] = [
-    Outcome::WrongSecret,
-    Outcome::Inactive,
-    Outcome::Expired,
-    Outcome::Locked,
-    Outcome::OwnerDisabled,
-    Outcome::ForbiddenNetwork,
-    Outcome::RateLimited,
-];
+/// Every refusal reason (every outcome but accepted, which `Outcome::ALL` lists first).
+pub const REFUSALS: &[Outcome] = Outcome::ALL.split_at(1).1;
 
 /// The most days a usage filter looks ahead or back.
 pub const MOST_DAYS: i64 = 3650;
@@ -295,9 +287,21 @@ mod tests {
     }
 
     #[test]
-    fn the_refusals_are_every_outcome_but_accepted() {
-        let all: Vec<Outcome> = Outcome::ALL.into_iter().skip(1).collect();
-        assert_eq!(all, REFUSALS);
+    fn the_refusals_are_what_a_refused_key_counts_as_and_never_accepted() {
+        use crate::service::key_auth::Refusal;
+        assert!(!REFUSALS.contains(&Outcome::Accepted));
+        for refusal in [
+            Refusal::WrongSecret,
+            Refusal::Inactive,
+            Refusal::Expired,
+            Refusal::Locked,
+            Refusal::OwnerDisabled,
+            Refusal::ForbiddenNetwork,
+        ] {
+            let counted = Outcome::of_refusal(refusal).unwrap();
+            assert!(REFUSALS.contains(&counted), "{refusal:?}");
+        }
+        assert!(REFUSALS.contains(&Outcome::RateLimited));
     }
 
     #[test]
