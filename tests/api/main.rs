@@ -36,6 +36,7 @@ mod memberships;
 mod passkeys;
 mod password_reset;
 mod people;
+mod rate_limit_leases;
 mod rate_limits;
 mod rest;
 mod retention;

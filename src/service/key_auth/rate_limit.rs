@@ -5,8 +5,13 @@
 //! from memory (a lock and a lookup, no allocation for a key it already knows). So:
 //! - no instance spends a token the shared bucket did not grant;
 //! - a lease is at most [`chunk`] tokens (a twentieth of a second's worth, at least 1), and is
-//!   given back when it is older than [`LEASE_MS`]: at any moment the tokens outside the
-//!   bucket are at most one chunk per instance, which bounds how far several instances
+//!   given back when it is older than [`LEASE_MS`];
+//! - one lease transaction at a time per key and instance: under load the next lease is taken
+//!   in the background when the current one is nearly spent or three quarters of its time
+//!   old, keeping a quarter chunk to spend meanwhile and giving the rest back, so a busy key
+//!   never waits for a write (a request finding the lease spent waits for the transaction
+//!   under way rather than starting another). At any moment the tokens outside the bucket are
+//!   at most one and a quarter chunks per instance, which bounds how far several instances
 //!   together can pass a limit (and how many stay unspent in an idle instance);
 //! - once the bucket is found empty the instance refuses from memory until it has refilled
 //!   by a token, so a flood of limited requests costs no database work either.
@@ -14,7 +19,7 @@
 //! Keys without a limit never come here.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sqlx::AnyPool;
 
@@ -62,6 +67,10 @@ struct Lease {
     empty_until_ms: i64,
     /// What the shared bucket held after the last lease, and when (for the headers).
     bucket: Bucket,
+    /// Held while a lease transaction for this key is under way: one at a time per key and
+    /// instance; requests that find the lease spent meanwhile wait for it instead of starting
+    /// their own (which would queue dozens of write transactions behind each other).
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Lease {
@@ -75,11 +84,19 @@ impl Lease {
                 tokens: limit.burst as f64,
                 updated_ms: 0,
             },
+            gate: Arc::default(),
         }
     }
 
     fn live(&self, now_ms: i64) -> bool {
         self.tokens > 0 && (self.taken_ms..self.taken_ms + LEASE_MS).contains(&now_ms)
+    }
+
+    /// Whether the next lease should be taken now, in the background, while this one still
+    /// serves: it is nearly spent or nearly too old (and the bucket was not just found empty).
+    fn wants_refresh(&self, now_ms: i64) -> bool {
+        now_ms >= self.empty_until_ms
+            && (self.tokens <= keep(self.limit) || now_ms - self.taken_ms >= REFRESH_AFTER_MS)
     }
 
     /// Where the key stands after spending a token at `now_ms`.
@@ -96,6 +113,16 @@ impl Lease {
             reset_secs: (missing / limit.per_second).ceil().max(0.0) as i64,
         }
     }
+}
+
+/// A lease older than this is renewed in the background (its unspent tokens beyond [`keep`]
+/// go back with the renewal), so that it never runs out of time under a steady load.
+const REFRESH_AFTER_MS: i64 = LEASE_MS * 3 / 4;
+
+/// Tokens a lease keeps spending while the next one is taken in the background: a quarter of
+/// a chunk. So the tokens outside the bucket stay under one and a quarter chunks per instance.
+fn keep(limit: RateLimit) -> i64 {
+    chunk(limit) / 4
 }
 
 /// The bucket as it stands at `now_ms`: refilled for the time since it was stored, never above
@@ -121,6 +148,21 @@ enum Grant {
     Empty { wait_ms: i64, bucket: Bucket },
 }
 
+type Admitted = Result<RateState, Result<Limited, sqlx::Error>>;
+
+/// What a presentation does next, decided under the leases' lock.
+enum Step {
+    Answer(Admitted),
+    /// Another request of this instance is taking a lease for the key: wait for it, look again.
+    Wait(Arc<tokio::sync::Mutex<()>>),
+    /// Take a lease now, giving back `returned` tokens; `held` is the key's gate (`None` when
+    /// there is no place to keep a lease: one token is taken at a time).
+    Take {
+        returned: i64,
+        held: Option<tokio::sync::OwnedMutexGuard<()>>,
+    },
+}
+
 /// The leases of one instance.
 pub struct RateLimiter {
     pool: AnyPool,
@@ -141,69 +183,169 @@ impl RateLimiter {
     /// Spends one of `key_id`'s tokens at `now_ms` under `limit`: from the instance's lease
     /// while it lasts, else from a new lease. `Err(Ok(limited))` when the key is over its
     /// limit; `Err(Err(e))` when the database failed.
-    pub async fn admit(
-        &self,
+    pub async fn admit(self: &Arc<Self>, key_id: &str, limit: RateLimit, now_ms: i64) -> Admitted {
+        let mut waited = None;
+        loop {
+            match self.step(key_id, limit, now_ms, waited.take()) {
+                Step::Answer(answer) => return answer,
+                // Its turn comes with the gate: it looks again holding it, so that it cannot
+                // find the gate taken by the next one waiting.
+                Step::Wait(gate) => waited = Some(gate.lock_owned().await),
+                Step::Take { returned, held } => {
+                    let grant = self
+                        .lease(key_id, limit, chunk(limit), returned, now_ms)
+                        .await;
+                    let answer = self.granted(key_id, limit, returned, now_ms, grant);
+                    drop(held);
+                    return answer;
+                }
+            }
+        }
+    }
+
+    /// What a presentation does, from memory; `held` is the key's gate when it waited for it.
+    fn step(
+        self: &Arc<Self>,
         key_id: &str,
         limit: RateLimit,
         now_ms: i64,
-    ) -> Result<RateState, Result<Limited, sqlx::Error>> {
-        let mut returned = 0;
-        if let Ok(mut leases) = self.leases.lock()
-            && let Some(lease) = leases.get_mut(key_id)
-        {
-            if lease.limit != limit {
-                // The limit changed: what was taken under the old one goes back.
-                returned = lease.tokens;
-                *lease = Lease::new(limit);
-            } else if lease.live(now_ms) {
-                lease.tokens -= 1;
-                return Ok(lease.state(now_ms));
-            } else if now_ms < lease.empty_until_ms {
-                return Err(Ok(Limited {
-                    limit,
-                    retry_after_ms: lease.empty_until_ms - now_ms,
-                }));
-            } else {
-                returned = std::mem::take(&mut lease.tokens);
-            }
-        }
-        let grant = self
-            .lease(key_id, limit, chunk(limit), returned, now_ms)
-            .await
-            .map_err(Err)?;
+        held: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Step {
         let Ok(mut leases) = self.leases.lock() else {
-            return Err(Err(sqlx::Error::Protocol(
-                "rate limit leases poisoned".into(),
-            )));
+            return Step::Answer(Err(Err(poisoned())));
         };
-        let lease = match leases.get_mut(key_id) {
-            Some(lease) => lease,
-            None => {
-                if leases.len() >= MAX_KEYS {
-                    leases.retain(|_, l| l.live(now_ms) || now_ms < l.empty_until_ms);
-                }
-                if leases.len() >= MAX_KEYS {
-                    // No place to keep a lease: take one token at a time.
-                    return match grant {
-                        Grant::Tokens { bucket, .. } => {
-                            let mut lease = Lease::new(limit);
-                            lease.bucket = bucket;
-                            Ok(lease.state(now_ms))
-                        }
-                        Grant::Empty { wait_ms, .. } => Err(Ok(Limited {
-                            limit,
-                            retry_after_ms: wait_ms,
-                        })),
-                    };
-                }
-                leases
-                    .entry(key_id.to_string())
-                    .or_insert_with(|| Lease::new(limit))
+        if !leases.contains_key(key_id) {
+            if leases.len() >= MAX_KEYS {
+                leases.retain(|_, l| l.live(now_ms) || now_ms < l.empty_until_ms);
             }
+            if leases.len() >= MAX_KEYS {
+                // No place to keep a lease: take one token at a time.
+                return Step::Take {
+                    returned: 0,
+                    held: None,
+                };
+            }
+            leases.insert(key_id.to_string(), Lease::new(limit));
+        }
+        let Some(lease) = leases.get_mut(key_id) else {
+            return Step::Answer(Err(Err(poisoned())));
+        };
+        if lease.limit == limit && lease.live(now_ms) {
+            lease.tokens -= 1;
+            let state = lease.state(now_ms);
+            if lease.wants_refresh(now_ms)
+                && let Some(held) = held.or_else(|| lease.gate.clone().try_lock_owned().ok())
+            {
+                // Renewed ahead, in the background: no request waits for it.
+                let returned = lease.tokens - lease.tokens.min(keep(limit));
+                lease.tokens -= returned;
+                self.refresh(key_id, limit, returned, now_ms, held);
+            }
+            return Step::Answer(Ok(state));
+        }
+        let Some(held) = held.or_else(|| lease.gate.clone().try_lock_owned().ok()) else {
+            return Step::Wait(lease.gate.clone());
+        };
+        let returned = if lease.limit != limit {
+            // The limit changed: what was taken under the old one goes back.
+            let returned = lease.tokens;
+            let gate = lease.gate.clone();
+            *lease = Lease::new(limit);
+            lease.gate = gate;
+            returned
+        } else if now_ms < lease.empty_until_ms {
+            return Step::Answer(Err(Ok(Limited {
+                limit,
+                retry_after_ms: lease.empty_until_ms - now_ms,
+            })));
+        } else {
+            std::mem::take(&mut lease.tokens)
+        };
+        Step::Take {
+            returned,
+            held: Some(held),
+        }
+    }
+
+    /// Takes the next lease of a key in the background, holding its gate until it is kept.
+    fn refresh(
+        self: &Arc<Self>,
+        key_id: &str,
+        limit: RateLimit,
+        returned: i64,
+        now_ms: i64,
+        held: tokio::sync::OwnedMutexGuard<()>,
+    ) {
+        let (this, key_id) = (self.clone(), key_id.to_string());
+        tokio::spawn(async move {
+            let grant = this
+                .lease(&key_id, limit, chunk(limit), returned, now_ms)
+                .await;
+            if let Ok(mut leases) = this.leases.lock()
+                && let Some(lease) = leases.get_mut(&key_id)
+                && lease.limit == limit
+            {
+                match grant {
+                    Ok(Grant::Tokens { tokens, bucket }) => {
+                        lease.tokens += tokens;
+                        lease.taken_ms = now_ms;
+                        lease.empty_until_ms = 0;
+                        lease.bucket = bucket;
+                    }
+                    Ok(Grant::Empty { wait_ms, bucket }) => {
+                        lease.empty_until_ms = now_ms + wait_ms;
+                        lease.bucket = bucket;
+                    }
+                    Err(e) => {
+                        // Nothing was given back: the tokens are still this instance's.
+                        lease.tokens += returned;
+                        tracing::warn!(error = %e, "renewing a rate limit lease failed");
+                    }
+                }
+            }
+            drop(held);
+        });
+    }
+
+    /// Keeps what a lease transaction taken on the request's path came to, and answers.
+    fn granted(
+        &self,
+        key_id: &str,
+        limit: RateLimit,
+        returned: i64,
+        now_ms: i64,
+        grant: sqlx::Result<Grant>,
+    ) -> Admitted {
+        let Ok(mut leases) = self.leases.lock() else {
+            return Err(Err(poisoned()));
+        };
+        let lease = leases.get_mut(key_id).filter(|l| l.limit == limit);
+        let grant = match grant {
+            Ok(grant) => grant,
+            Err(e) => {
+                if let Some(lease) = lease {
+                    // Nothing was given back: the tokens are still this instance's.
+                    lease.tokens += returned;
+                }
+                return Err(Err(e));
+            }
+        };
+        let Some(lease) = lease else {
+            // No place to keep a lease: this presentation spends what it took.
+            return match grant {
+                Grant::Tokens { bucket, .. } => {
+                    let mut lease = Lease::new(limit);
+                    lease.bucket = bucket;
+                    Ok(lease.state(now_ms))
+                }
+                Grant::Empty { wait_ms, .. } => Err(Ok(Limited {
+                    limit,
+                    retry_after_ms: wait_ms,
+                })),
+            };
         };
         match grant {
             Grant::Tokens { tokens, bucket } => {
-                // Tokens another request of this instance leased meanwhile are kept too.
                 lease.tokens += tokens - 1;
                 lease.taken_ms = now_ms;
                 lease.empty_until_ms = 0;
@@ -270,6 +412,10 @@ impl RateLimiter {
         }
         Ok(grant)
     }
+}
+
+fn poisoned() -> sqlx::Error {
+    sqlx::Error::Protocol("rate limit leases poisoned".into())
 }
 
 #[cfg(test)]
