@@ -6,19 +6,30 @@
 //! token (`KEYWARD_METRICS_TOKEN`) and does not exist without one; `KEYWARD_METRICS_BIND` gives
 //! it a listener of its own, meant for a private network, that serves nothing else.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
-use std::time::Instant;
+use std::sync::{Arc, RwLock};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::middleware::Next;
+use actix_web::dev::Server;
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+/// Paths whose metrics are remembered; when full, they are forgotten and found again.
+const MOST_PATHS: usize = 4096;
+
+/// The counter and timer of one path, method and status.
+struct RequestMetrics {
+    method: Method,
+    status: StatusCode,
+    count: IntCounter,
+    time: Histogram,
+}
 
 /// The application's metrics.
 #[derive(Clone)]
@@ -32,6 +43,8 @@ pub struct Metrics {
     pub job_runs: IntCounterVec,
     /// Emails and webhook deliveries attempted by the job, by channel and outcome.
     messages: IntCounterVec,
+    /// Request metrics by path, found once (see `observe_request`).
+    by_path: Arc<RwLock<HashMap<String, Vec<RequestMetrics>>>>,
 }
 
 impl Metrics {
@@ -85,6 +98,7 @@ impl Metrics {
             verifications,
             job_runs,
             messages,
+            by_path: Arc::default(),
         })
     }
 
@@ -97,40 +111,62 @@ impl Metrics {
         }
     }
 
+    /// Counts and times an answered request under its route pattern (never the raw path,
+    /// which would carry key IDs and unbounded values). The pattern and the label lookups are
+    /// found once per path, method and status and remembered (a request of a path already seen
+    /// costs a map lookup, not a second routing and two label lookups).
+    pub fn observe_request(
+        &self,
+        req: &HttpRequest,
+        method: &Method,
+        status: StatusCode,
+        seconds: f64,
+    ) {
+        let path = req.path();
+        if let Ok(known) = self.by_path.read()
+            && let Some(seen) = known.get(path)
+            && let Some(m) = seen
+                .iter()
+                .find(|m| m.method == method && m.status == status)
+        {
+            m.count.inc();
+            m.time.observe(seconds);
+            return;
+        }
+        let route = req.match_pattern();
+        let label = route.as_deref().unwrap_or("unmatched");
+        let count = self
+            .requests
+            .with_label_values(&[method.as_str(), label, status.as_str()]);
+        let time = self.latency.with_label_values(&[method.as_str(), label]);
+        count.inc();
+        time.observe(seconds);
+        if route.is_none() {
+            // Paths that match no route are unbounded: not remembered.
+            return;
+        }
+        if let Ok(mut known) = self.by_path.write() {
+            if known.len() >= MOST_PATHS {
+                known.clear();
+            }
+            known
+                .entry(path.to_string())
+                .or_default()
+                .push(RequestMetrics {
+                    method: method.clone(),
+                    status,
+                    count,
+                    time,
+                });
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
-}
-
-/// Middleware: counts and times every request under its route pattern (never the raw path,
-/// which would carry key IDs and unbounded values).
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let res = next.call(req).await?;
-    if let Some(metrics) = metrics {
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".into());
-        let status = res.status();
-        metrics
-            .requests
-            .with_label_values(&[method.as_str(), &route, status.as_str()])
-            .inc();
-        metrics
-            .latency
-            .with_label_values(&[method.as_str(), &route])
-            .observe(started.elapsed().as_secs_f64());
-    }
-    Ok(res)
 }
 
 /// The exposition as a response.

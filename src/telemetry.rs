@@ -10,11 +10,12 @@
 //! they are the client's fault (answered 400), are silenced unless `KEYWARD_LOG` names
 //! `actix_http`.
 
-use std::time::Instant;
+use std::time::Duration;
 
+use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::{Error, HttpMessage};
+use actix_web::http::Method;
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
@@ -45,16 +46,34 @@ fn with_defaults(filter: &str) -> String {
     }
 }
 
-struct Started(Instant);
+/// The log line of an answered request: server errors at ERROR, refusals of credentials or
+/// permission at INFO, anything else only at DEBUG (the access log). Written by the request
+/// envelope (`startup::envelope`) for every request.
+pub fn request_finished(method: &Method, path: &str, status: u16, elapsed: Duration) {
+    let logged = match status {
+        500.. => tracing::enabled!(tracing::Level::ERROR),
+        401 | 403 => tracing::enabled!(tracing::Level::INFO),
+        _ => tracing::enabled!(tracing::Level::DEBUG),
+    };
+    if !logged {
+        return;
+    }
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let method = method.as_str();
+    match status {
+        500.. => tracing::error!(method, path, status, latency_ms, "request failed"),
+        401 | 403 => tracing::info!(method, path, status, latency_ms, "request refused"),
+        _ => tracing::debug!(method, path, status, latency_ms, "request finished"),
+    }
+}
 
-/// Root span of every request.
+/// Root span of every console request (tracing-actix-web's, with its request ID); the API's
+/// requests get theirs from the envelope. A span only at `debug`: at `info` an ordinary request
+/// costs no span at all, and the envelope's lines carry the method and path themselves.
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        request.extensions_mut().insert(Started(Instant::now()));
-        // A span per request only at `debug` (the access log): at `info` an ordinary request
-        // costs no span at all, and the lines below carry the method and path themselves.
         tracing::debug_span!(
             "request",
             method = %request.method(),
@@ -64,34 +83,14 @@ impl RootSpanBuilder for RequestSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let (status, started, request) = match outcome {
-            Ok(res) => (
-                res.status().as_u16(),
-                res.request().extensions().get::<Started>().map(|s| s.0),
-                Some(res.request()),
-            ),
-            Err(e) => (e.as_response_error().status_code().as_u16(), None, None),
-        };
-        let logged = match status {
-            500.. => tracing::enabled!(tracing::Level::ERROR),
-            401 | 403 => tracing::enabled!(tracing::Level::INFO),
-            _ => tracing::enabled!(tracing::Level::DEBUG),
-        };
-        if !logged {
+        if span.is_disabled() {
             return;
         }
+        let status = match outcome {
+            Ok(res) => res.status().as_u16(),
+            Err(e) => e.as_response_error().status_code().as_u16(),
+        };
         span.record("status", status);
-        let latency_ms = started
-            .map(|t| t.elapsed().as_secs_f64() * 1000.0)
-            .unwrap_or_default();
-        let method = request.map(|r| r.method().as_str()).unwrap_or_default();
-        let path = request.map(|r| r.path()).unwrap_or_default();
-        let _guard = span.enter();
-        match status {
-            500.. => tracing::error!(method, path, status, latency_ms, "request failed"),
-            401 | 403 => tracing::info!(method, path, status, latency_ms, "request refused"),
-            _ => tracing::debug!(status, latency_ms, "request finished"),
-        }
     }
 }
 

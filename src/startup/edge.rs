@@ -6,10 +6,8 @@
 //! exception: its fields go on to the sign-in, which treats such an email as an unknown account,
 //! counted and throttled like any other failure.
 
-use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header::CONTENT_TYPE};
-use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, ResponseError, web};
 
 use crate::api::ApiError;
@@ -28,18 +26,25 @@ enum Found {
     Field(String),
 }
 
-/// Middleware: refuses a request carrying a NUL anywhere a handler could pass it to a query.
-pub async fn refuse_nul(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if let Some(found) = in_path_or_query(req.request()) {
-        let (http, _) = req.into_parts();
-        let res = refusal(&http, found);
-        return Ok(ServiceResponse::new(http, res));
+/// A NUL in the path or query string: the request is answered here (see the module comment).
+#[allow(clippy::result_large_err)]
+pub fn refusal_before_body(req: ServiceRequest) -> Result<ServiceRequest, ServiceResponse> {
+    match in_path_or_query(req.request()) {
+        None => Ok(req),
+        Some(found) => {
+            let (http, _) = req.into_parts();
+            let res = refusal(&http, found);
+            Err(ServiceResponse::new(http, res))
+        }
     }
+}
+
+/// A form or JSON body with a NUL in it: the request is answered here. Otherwise the request
+/// goes on with its body (read here, up to the limits, when it is one that is checked).
+#[allow(clippy::result_large_err)]
+pub async fn checked_body(req: ServiceRequest) -> Result<ServiceRequest, ServiceResponse> {
     if !may_carry_body(req.method()) || !is_checked_body(&req) {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        return Ok(req);
     }
     let (http, mut payload) = req.into_parts();
     let body = if http.path() == crate::api::SCAN_PATH {
@@ -56,7 +61,7 @@ pub async fn refuse_nul(
             Some(body) => body,
             None => {
                 let res = too_large(&http);
-                return Ok(ServiceResponse::new(http, res));
+                return Err(ServiceResponse::new(http, res));
             }
         }
     } else {
@@ -64,7 +69,7 @@ pub async fn refuse_nul(
             Ok(body) => body,
             Err(_) => {
                 let res = too_large(&http);
-                return Ok(ServiceResponse::new(http, res));
+                return Err(ServiceResponse::new(http, res));
             }
         }
     };
@@ -72,10 +77,9 @@ pub async fn refuse_nul(
         && let Some(field) = in_body(&http, &body)
     {
         let res = refusal(&http, Found::Field(field));
-        return Ok(ServiceResponse::new(http, res));
+        return Err(ServiceResponse::new(http, res));
     }
-    let req = ServiceRequest::from_parts(http, Payload::from(body));
-    Ok(next.call(req).await?.map_into_boxed_body())
+    Ok(ServiceRequest::from_parts(http, Payload::from(body)))
 }
 
 fn may_carry_body(method: &Method) -> bool {
@@ -208,28 +212,21 @@ fn too_large(req: &HttpRequest) -> actix_web::HttpResponse {
     }
 }
 
-/// Middleware around the session middleware: a session that could not be loaded or saved
-/// because the database is unreachable is answered like any other request that needs it, with
-/// a 503 and `Retry-After` (the API's JSON error under `/api/`, else the console's page), not
-/// an empty 500.
-pub async fn unavailable_as_503(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let api = req.path().starts_with("/api/");
-    next.call(req).await.map_err(|e| {
-        if e.to_string() != crate::auth::session_store::StoreUnavailable.to_string() {
-            return e;
-        }
-        let unavailable = crate::error::AppError::Unavailable(anyhow::Error::new(
-            crate::auth::session_store::StoreUnavailable,
-        ));
-        if api {
-            crate::api::ApiError::from(unavailable).into()
-        } else {
-            unavailable.into()
-        }
-    })
+/// A session that could not be loaded or saved because the database is unreachable is
+/// answered like any other request that needs it, with a 503 and `Retry-After` (the API's JSON
+/// error under `/api/`, else the console's page), not an empty 500.
+pub fn unavailable_as_503(e: actix_web::Error, api: bool) -> actix_web::Error {
+    if e.to_string() != crate::auth::session_store::StoreUnavailable.to_string() {
+        return e;
+    }
+    let unavailable = crate::error::AppError::Unavailable(anyhow::Error::new(
+        crate::auth::session_store::StoreUnavailable,
+    ));
+    if api {
+        crate::api::ApiError::from(unavailable).into()
+    } else {
+        unavailable.into()
+    }
 }
 
 /// The body limit the edge reads with, for the application's payload configuration.

@@ -26,8 +26,8 @@ use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 use crate::web as console;
 
-mod changes;
 pub mod edge;
+mod envelope;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "keyward_session";
@@ -281,6 +281,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(middleware::from_fn(console::step_up::guard))
             .wrap(middleware::from_fn(csrf::guard))
             .wrap(session)
+            .wrap(TracingLogger::<RequestSpan>::new())
             .configure(console::routes)
             .default_service(web::to(console::not_found));
         App::new()
@@ -291,13 +292,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(console::form_config())
             .app_data(console::query_config())
             .app_data(edge::payload_config())
-            .app_data(web::Data::new(console::Transport { https: secure }))
-            .wrap(middleware::from_fn(changes::seen_by_key_checks))
-            .wrap(middleware::from_fn(edge::refuse_nul))
-            .wrap(middleware::from_fn(edge::unavailable_as_503))
-            .wrap(middleware::from_fn(console::security_headers))
-            .wrap(middleware::from_fn(crate::metrics::record))
-            .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(envelope::Envelope)
             .configure(|cfg| {
                 // Without a token the path does not exist here: an ordinary 404 page.
                 if let Some(token) = &metrics_token {
@@ -306,6 +301,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                 }
             })
             .configure(crate::api::routes)
+            // Neither needs a session: served before the console's scope, like the API.
+            .configure(console::sessionless_routes)
             .service(console_scope)
     })
     .listen(listener)?

@@ -17,10 +17,8 @@ mod people;
 mod sign_in;
 pub mod step_up;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 
 pub use assets::asset_url;
@@ -29,8 +27,6 @@ pub use frame::Frame;
 /// Every console route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::home))
-        .route("/healthz", web::get().to(pages::healthz))
-        .route("/static/{name}", web::get().to(assets::serve))
         .route("/login", web::get().to(sign_in::login_form))
         .route("/login", web::post().to(sign_in::login))
         .route("/logout", web::post().to(sign_in::logout))
@@ -60,6 +56,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(|c| keys::routes(c, keys::PERSONAL));
 }
 
+/// The console's routes that need no session: the health check and the static assets.
+pub fn sessionless_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(pages::healthz))
+        .route("/static/{name}", web::get().to(assets::serve));
+}
+
 /// The console's answer for a path it does not have (its scope's default service).
 pub use errors::not_found;
 
@@ -68,29 +70,16 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
     frame-ancestors 'none'; base-uri 'none'";
 
-/// Whether responses carry `Strict-Transport-Security` (the public URL is https), kept as
-/// application data for [`security_headers`].
-#[derive(Debug, Clone, Copy)]
-pub struct Transport {
-    pub https: bool,
-}
-
-/// Middleware: the security headers of SPEC §5 on every response, including refusals made by a
-/// middleware before any handler ran (a CSRF refusal, a body that cannot be read). With an
-/// https public URL, HSTS too.
-pub async fn security_headers(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let https = req
-        .app_data::<web::Data<Transport>>()
-        .is_some_and(|t| t.https);
-    // Middleware inside this one answer refusals as responses (see `csrf::guard` and
-    // `edge::refuse_nul`); an error that still comes out (the session store's 503) is answered
-    // here, with the headers, as the error it is for the layers outside.
-    match next.call(req).await {
-        Ok(res) => {
-            let mut res = res.map_into_boxed_body();
+/// The security headers of SPEC §5 on an answer, including refusals made before any handler
+/// ran (a CSRF refusal, a body that cannot be read). With an https public URL, HSTS too. An
+/// error that still comes out (the session store's 503) is answered here, with the headers, as
+/// the error it is for the layers outside.
+pub fn with_security_headers(
+    outcome: Result<ServiceResponse, actix_web::Error>,
+    https: bool,
+) -> Result<ServiceResponse, actix_web::Error> {
+    match outcome {
+        Ok(mut res) => {
             add_security_headers(res.headers_mut(), https);
             Ok(res)
         }
@@ -102,20 +91,30 @@ pub async fn security_headers(
     }
 }
 
-/// The security headers of SPEC §5, where a response does not set its own.
-fn add_security_headers(headers: &mut actix_web::http::header::HeaderMap, https: bool) {
-    for (name, value) in [
-        ("content-security-policy", CONTENT_SECURITY_POLICY),
-        ("x-frame-options", "DENY"),
-        ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
-        ("cross-origin-opener-policy", "same-origin"),
-    ] {
-        if !headers.contains_key(name) {
-            headers.insert(
+/// The security headers of SPEC §5, named and valued once.
+static SECURITY_HEADERS: std::sync::LazyLock<[(HeaderName, HeaderValue); 5]> =
+    std::sync::LazyLock::new(|| {
+        [
+            ("content-security-policy", CONTENT_SECURITY_POLICY),
+            ("x-frame-options", "DENY"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+            ("cross-origin-opener-policy", "same-origin"),
+        ]
+        .map(|(name, value)| {
+            (
                 HeaderName::from_static(name),
                 HeaderValue::from_static(value),
-            );
+            )
+        })
+    });
+
+/// The security headers of SPEC §5, where a response does not set its own.
+fn add_security_headers(headers: &mut actix_web::http::header::HeaderMap, https: bool) {
+    headers.reserve(SECURITY_HEADERS.len() + 1);
+    for (name, value) in SECURITY_HEADERS.iter() {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
         }
     }
     if https {
