@@ -21,6 +21,15 @@ pub async fn keep(
     Ok(())
 }
 
+/// The HMACs of `key_id`'s replaced secrets (the tripwire matches a batch's wrong secrets
+/// against them in memory, one read per key).
+pub async fn hashes(conn: &mut AnyConnection, key_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT secret_hash FROM replaced_secrets WHERE key_id = $1")
+        .bind(key_id)
+        .fetch_all(conn)
+        .await
+}
+
 /// A replaced secret that was presented again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Presented {

@@ -28,6 +28,7 @@ mod caller;
 mod keyring;
 pub mod rate_limit;
 mod refusals;
+mod uncommitted;
 pub mod usage;
 mod verdict;
 mod verify;
@@ -82,9 +83,10 @@ pub fn client_bucket(ip: &str) -> String {
 
 /// Checks presented keys. Lookups run on the request; refusals (client counter, the key's
 /// failure count and lock, the audit entry) go to one writer task that commits whatever has
-/// queued up in a single transaction and then answers each request: a burst of wrong secrets
-/// costs one commit, not one per request, and each caller still learns its own outcome (a 429)
-/// before it is answered.
+/// queued up in a single transaction: a burst of wrong secrets costs one commit, not one per
+/// request. A caller whose answer depends on the commit (a per-client limit applies, or its
+/// wrong secret may lock the key) waits for it and learns its own outcome (a 429); any other
+/// refusal is answered at once (see `uncommitted`).
 #[derive(Clone)]
 pub struct KeyChecker {
     pool: AnyPool,
@@ -92,7 +94,9 @@ pub struct KeyChecker {
     /// connections of their own (see `db::Reader`).
     reader: Option<Arc<Reader>>,
     policy: Policy,
-    refusals: mpsc::Sender<Pending>,
+    refusals: mpsc::Sender<Job>,
+    /// This instance's wrong secrets handed to the writer and not yet committed.
+    uncommitted: Arc<uncommitted::Uncommitted>,
     /// Client buckets known to be over their limit (shared with the bridge's check).
     over_limit: Arc<throttle::KnownOver>,
     /// The role and group mappings behind permissions, as of the version they were read at.
@@ -109,6 +113,13 @@ pub struct KeyChecker {
     rates: Arc<rate_limit::RateLimiter>,
 }
 
+/// What the refusal writer is handed.
+enum Job {
+    Refusal(Pending),
+    /// Answered once every refusal handed before it is committed (or failed).
+    Barrier(oneshot::Sender<()>),
+}
+
 /// A refusal waiting to be written, and where to send what came of it.
 struct Pending {
     key_id: String,
@@ -118,7 +129,10 @@ struct Pending {
     client_ip: String,
     limit_client: bool,
     now: i64,
-    done: oneshot::Sender<Result<Written, String>>,
+    /// Counted among this instance's uncommitted wrong secrets of the key.
+    counted: bool,
+    /// Where to send what came of it; `None` when the caller was answered already.
+    done: Option<oneshot::Sender<Result<Written, String>>>,
 }
 
 /// What writing a refusal decided.
@@ -143,13 +157,19 @@ impl KeyChecker {
     ) -> Self {
         let (refusals, queue) = mpsc::channel(4 * BATCH);
         let changes = Arc::new(KeyChanges::announced_on(&pool));
+        let cache = Arc::new(cache::KeyCache::new(changes.clone(), cache::FRESH_FOR));
+        let uncommitted = Arc::new(uncommitted::Uncommitted::default());
         tokio::spawn(refusals::write_refusals(
-            pool.clone(),
-            policy,
-            public_url.to_string(),
+            refusals::Writer {
+                pool: pool.clone(),
+                policy,
+                public_url: public_url.to_string(),
+                wake,
+                changes: changes.clone(),
+                cache: cache.clone(),
+                uncommitted: uncommitted.clone(),
+            },
             queue,
-            wake,
-            changes.clone(),
         ));
         let book = Arc::new(addresses::AddressBook::default());
         tokio::spawn({
@@ -181,11 +201,12 @@ impl KeyChecker {
             reader: reader.map(Arc::new),
             policy,
             refusals,
+            uncommitted,
             over_limit: Arc::default(),
             access: Arc::default(),
             addresses: book,
             usage: counts,
-            cache: Arc::new(cache::KeyCache::new(changes.clone(), cache::FRESH_FOR)),
+            cache,
             changes,
         }
     }
@@ -200,6 +221,20 @@ impl KeyChecker {
     /// [`usage::FLUSH_EVERY`], and when the server stops).
     pub async fn flush_usage(&self) {
         self.usage.flush(&self.pool).await;
+    }
+
+    /// Waits until every refusal handed to the writer so far is committed (or its batch
+    /// failed): refusals answered before their commit are written by then (tests, and the
+    /// server's stop).
+    pub async fn flush_refusals(&self) {
+        let _ = self.barrier().await;
+    }
+
+    /// Sends a barrier through the writer's queue and waits for it; `false` when the writer
+    /// has stopped.
+    async fn barrier(&self) -> bool {
+        let (done, answer) = oneshot::channel();
+        self.refusals.send(Job::Barrier(done)).await.is_ok() && answer.await.is_ok()
     }
 
     /// Keys, users, groups or roles may have changed: the next key checks read keys again.
@@ -250,6 +285,8 @@ impl KeyChecker {
             .filter_map(|a| a.presented.as_ref().map(|p| p.id.as_str()))
             .collect();
         let now_ms = ring.clock.now().timestamp_millis();
+        // Before the keys are read: what the writer commits from here on may be missing in them.
+        let seen = self.uncommitted.seen();
         let rows = match self.find(&ids, now_ms).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -311,15 +348,19 @@ impl KeyChecker {
             outcomes.push(match (verdict, row, rate) {
                 (Ok(_), Some(_), Err(limited)) => Err(limited),
                 (Ok(used), Some(row), Ok(rate)) => self
-                    .accepted(row.clone(), used, attempt, now)
+                    .accepted(row.clone(), used, attempt, now, seen)
                     .await
                     .map(|key| AuthenticatedKey { rate, ..key }),
                 (Err(refusal), _, _) => {
-                    let presented_hash = (refusal == Refusal::WrongSecret && row.is_some())
-                        .then(|| ring.hasher.hash(&presented.secret));
-                    Err(self
-                        .refused(id, refusal, presented_hash, attempt, now)
-                        .await)
+                    let wrong = match row {
+                        Some(row) if refusal == Refusal::WrongSecret => Some(WrongSecret {
+                            hash: ring.hasher.hash(&presented.secret),
+                            read_failures: row.key.failed_attempts,
+                            seen,
+                        }),
+                        _ => None,
+                    };
+                    Err(self.refused(id, refusal, wrong, attempt, now).await)
                 }
                 (Ok(_), None, _) => Err(AuthError::Refused(Refusal::NotFound)),
             });
@@ -373,9 +414,9 @@ impl KeyChecker {
         if missing.is_empty() {
             return Ok(found);
         }
-        let generation = self.cache.generation();
+        let start = self.cache.start_read();
         let read = self.read(&missing).await?;
-        self.cache.remember(generation, &read, now_ms);
+        self.cache.remember(start, &read, now_ms);
         found.extend(read);
         Ok(found)
     }
@@ -434,11 +475,20 @@ impl KeyChecker {
         used: SecretUsed,
         attempt: &Attempt<'_>,
         now: i64,
+        seen: uncommitted::Seen,
     ) -> Result<AuthenticatedKey, AuthError> {
         let key = &row.key;
         self.addresses
             .note(&key.id, attempt.client_ip, attempt.user_agent, now);
-        let needs_reset = key.failed_attempts > 0;
+        // Wrong secrets of this key still on their way to the database are counted before the
+        // count is reset, or the reset would be lost.
+        let before = self.uncommitted.before_reset(&key.id, seen);
+        if before.wait && !self.barrier().await {
+            return Err(AuthError::Internal(sqlx_failure(
+                "the refusal writer has stopped",
+            )));
+        }
+        let needs_reset = key.failed_attempts > 0 || before.maybe_failures;
         let needs_touch = key.last_used_at.is_none_or(|t| t <= now - 60);
         if needs_reset || needs_touch {
             let mut conn = self.pool.acquire().await?;
@@ -471,15 +521,19 @@ impl KeyChecker {
         })
     }
 
-    /// Hands a refusal to the writer and waits for it to be committed. A client already known
-    /// to be over its limit is answered 429 at once: in a fixed window over its limit a further
-    /// failure changes nothing (it counts against no key and is not audited), so a flood from
-    /// one address costs no writes until its window ends.
+    /// Hands a refusal to the writer. The caller waits for the commit only when the answer can
+    /// depend on it: a per-client limit applies (the commit decides between 401 and 429), or
+    /// a wrong secret may be the one that locks the key (so that the right secret presented
+    /// next is refused). Otherwise the uniform refusal goes out at once; should the batch
+    /// fail, it is logged, as the caller has its answer. A client already known to be over its
+    /// limit is answered 429 at once: in a fixed window over its limit a further failure
+    /// changes nothing (it counts against no key and is not audited), so a flood from one
+    /// address costs no writes until its window ends.
     async fn refused(
         &self,
         key_id: &str,
         refusal: Refusal,
-        presented_hash: Option<String>,
+        wrong: Option<WrongSecret>,
         attempt: &Attempt<'_>,
         now: i64,
     ) -> AuthError {
@@ -491,19 +545,37 @@ impl KeyChecker {
         {
             return AuthError::Throttled { retry_after };
         }
-        let (done, answer) = oneshot::channel();
+        let threshold = i64::from(self.policy.lockout_threshold);
+        let cannot_lock = wrong.as_ref().is_none_or(|w| {
+            self.uncommitted
+                .hand_wrong(key_id, w.read_failures, w.seen, threshold)
+        });
+        let (done, answer) = if limit_client || !cannot_lock {
+            let (done, answer) = oneshot::channel();
+            (Some(done), Some(answer))
+        } else {
+            (None, None)
+        };
+        let counted = wrong.is_some();
         let pending = Pending {
             key_id: key_id.to_string(),
             refusal,
-            presented_hash,
+            presented_hash: wrong.map(|w| w.hash),
             client_ip: attempt.client_ip.to_string(),
             limit_client,
             now,
+            counted,
             done,
         };
-        if self.refusals.send(pending).await.is_err() {
+        if self.refusals.send(Job::Refusal(pending)).await.is_err() {
+            if counted {
+                self.uncommitted.withdraw(key_id);
+            }
             return AuthError::Internal(sqlx_failure("the refusal writer has stopped"));
         }
+        let Some(answer) = answer else {
+            return AuthError::Refused(refusal);
+        };
         match answer.await {
             Ok(Ok(Written::Refused)) => AuthError::Refused(refusal),
             Ok(Ok(Written::Throttled { retry_after })) => {
@@ -514,6 +586,16 @@ impl KeyChecker {
             Err(_) => AuthError::Internal(sqlx_failure("the refusal writer has stopped")),
         }
     }
+}
+
+/// A wrong secret of a key that exists, as its check saw it.
+struct WrongSecret {
+    /// Its HMAC: the tripwire looks it up among the key's replaced secrets.
+    hash: String,
+    /// The key's failure count as the check read it.
+    read_failures: i64,
+    /// When the check read it.
+    seen: uncommitted::Seen,
 }
 
 fn sqlx_failure(message: &str) -> AppError {

@@ -53,3 +53,4 @@ mod tripwire;
 mod usage;
 mod usage_pictures;
 mod webhooks;
+mod wrong_secrets;

@@ -1388,6 +1388,8 @@ async fn verify_judges_its_caller_first_by_either_door_and_counts_every_outcome(
             );
         }
     }
+    // Verify's refusals are answered before they are committed.
+    app.state.key_checker.flush_refusals().await;
     let failed: i64 = sqlx::query_scalar("SELECT failed_attempts FROM access_keys WHERE id = $1")
         .bind(&target.id)
         .fetch_one(&app.state.pool)

@@ -8,9 +8,14 @@
 //!   bound;
 //! - nothing on this instance has changed keys since it was read: every change this instance
 //!   makes (a console or API request that is not a plain read, the background job's inactivity
-//!   rule, a batch the refusal writer committed) calls [`KeyChanges::changed`], and everything
-//!   read before is read again. So a key deactivated, locked, deleted or given a new secret, a user
+//!   rule, a key the refusal writer locked) calls [`KeyChanges::changed`], and everything read
+//!   before is read again. So a key deactivated, locked, deleted or given a new secret, a user
 //!   disabled, a role changed here is seen here at once.
+//!
+//! A moved failure count is narrower: the refusal writer sets the committed count in the
+//! remembered key ([`KeyCache::set_failures`]) and nothing else is forgotten, here or elsewhere
+//! (other instances read it within the bound). A read that began before such a change is not
+//! remembered after it for that key, so a count never goes back.
 //!
 //! Unknown key IDs are not remembered (anyone can make up IDs; each costs one indexed read).
 
@@ -126,6 +131,13 @@ pub const FRESH_FOR: Duration = Duration::from_millis(1_000);
 /// Most keys remembered; when full, everything is forgotten and the cache fills again.
 const MOST: usize = 50_000;
 
+/// Where a read of keys began: what [`KeyCache::remember`] checks the keys' changes against.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadStart {
+    generation: u64,
+    edits: u64,
+}
+
 struct Remembered {
     found: AuthLookup,
     /// Unix milliseconds.
@@ -133,10 +145,20 @@ struct Remembered {
     generation: u64,
 }
 
+#[derive(Default)]
+struct Memory {
+    keys: HashMap<String, Remembered>,
+    /// The edit at which a key's failure count last changed: reads begun before it are not
+    /// remembered for that key.
+    edited: HashMap<String, u64>,
+}
+
 /// Keys read recently, trusted within the rules above.
 pub struct KeyCache {
-    keys: RwLock<HashMap<String, Remembered>>,
+    memory: RwLock<Memory>,
     changes: std::sync::Arc<KeyChanges>,
+    /// Moves at each [`KeyCache::set_failures`].
+    edits: AtomicU64,
     /// Milliseconds.
     fresh_for: i64,
 }
@@ -145,41 +167,56 @@ impl KeyCache {
     /// A cache whose entries are trusted for `fresh_for` and until `changes` moves.
     pub fn new(changes: std::sync::Arc<KeyChanges>, fresh_for: Duration) -> Self {
         KeyCache {
-            keys: RwLock::default(),
+            memory: RwLock::default(),
             changes,
+            edits: AtomicU64::new(0),
             fresh_for: i64::try_from(fresh_for.as_millis()).unwrap_or(i64::MAX),
         }
     }
 
-    /// The generation a read starts in: pass it to [`KeyCache::remember`] with what was read,
-    /// so a change that commits during the read makes the result stale at once.
-    pub fn generation(&self) -> u64 {
-        self.changes.generation()
+    /// Where a read starts: pass it to [`KeyCache::remember`] with what was read, so a change
+    /// that commits during the read makes the result stale at once.
+    pub fn start_read(&self) -> ReadStart {
+        ReadStart {
+            generation: self.changes.generation(),
+            edits: self.edits.load(Ordering::Acquire),
+        }
     }
 
     /// The key `id` as read recently, when it can still be trusted at `now_ms`.
     pub fn get(&self, id: &str, now_ms: i64) -> Option<AuthLookup> {
-        let generation = self.generation();
-        let keys = self.keys.read().ok()?;
-        let r = keys.get(id)?;
+        let generation = self.changes.generation();
+        let memory = self.memory.read().ok()?;
+        let r = memory.keys.get(id)?;
         let age = now_ms - r.read_at;
         (r.generation == generation && (0..self.fresh_for).contains(&age)).then(|| r.found.clone())
     }
 
-    /// Remembers keys read at `now_ms` in `generation`.
-    pub fn remember(&self, generation: u64, found: &[AuthLookup], now_ms: i64) {
-        if found.is_empty() || generation != self.generation() {
+    /// Remembers keys read at `now_ms` by a read that began at `start`.
+    pub fn remember(&self, start: ReadStart, found: &[AuthLookup], now_ms: i64) {
+        let generation = start.generation;
+        if found.is_empty() {
             return;
         }
-        let Ok(mut keys) = self.keys.write() else {
+        let Ok(mut memory) = self.memory.write() else {
             return;
         };
-        if keys.len() + found.len() > MOST {
-            keys.clear();
+        if generation != self.changes.generation() {
+            return;
+        }
+        if memory.keys.len() + found.len() > MOST {
+            memory.keys.clear();
         }
         let read_at = now_ms;
         for f in found {
-            keys.insert(
+            if memory
+                .edited
+                .get(&f.key.id)
+                .is_some_and(|&at| at > start.edits)
+            {
+                continue;
+            }
+            memory.keys.insert(
                 f.key.id.clone(),
                 Remembered {
                     found: f.clone(),
@@ -193,10 +230,29 @@ impl KeyCache {
     /// Changes a remembered key as the check itself just wrote it (its last use, its failure
     /// count reset), so the next presentation does not write it again.
     pub fn update(&self, id: &str, change: impl FnOnce(&mut AuthLookup)) {
-        if let Ok(mut keys) = self.keys.write()
-            && let Some(r) = keys.get_mut(id)
+        if let Ok(mut memory) = self.memory.write()
+            && let Some(r) = memory.keys.get_mut(id)
         {
             change(&mut r.found);
+        }
+    }
+
+    /// The refusal writer committed wrong secrets of key `id`, whose failure count is now
+    /// `count`: the remembered key shows it, and a read begun before is not remembered for it.
+    pub fn set_failures(&self, id: &str, count: i64) {
+        let Ok(mut memory) = self.memory.write() else {
+            return;
+        };
+        let at = self.edits.fetch_add(1, Ordering::AcqRel) + 1;
+        if memory.edited.len() >= MOST {
+            // Forgetting which keys changed when: nothing read before is trusted any more.
+            memory.edited.clear();
+            memory.keys.clear();
+            self.changes.heard();
+        }
+        memory.edited.insert(id.to_string(), at);
+        if let Some(r) = memory.keys.get_mut(id) {
+            r.found.key.failed_attempts = count;
         }
     }
 }

@@ -4,7 +4,9 @@
 use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::mpsc;
 
-use super::{BATCH, Pending, Policy, Refusal, Written, client_bucket, client_limit};
+use std::sync::Arc;
+
+use super::{BATCH, Job, Pending, Policy, Refusal, Written, client_bucket, client_limit};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::notices::{self, KeyEvent, KeyFacts};
 use crate::service::repo::keys as repo;
@@ -12,36 +14,91 @@ use crate::service::repo::replaced_secrets;
 use crate::service::throttle;
 use crate::service::webhooks::{self, EventType, KeyPayload};
 
+/// What the writer works with.
+pub(super) struct Writer {
+    pub pool: AnyPool,
+    pub policy: Policy,
+    pub public_url: String,
+    /// Told when a batch queued emails and webhook events, so they go out at once.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Moved (and announced to other instances) when a batch locked a key.
+    pub changes: Arc<super::KeyChanges>,
+    /// The key checks' memory, given the failure counts a batch committed.
+    pub cache: Arc<super::cache::KeyCache>,
+    /// Told which wrong secrets a batch settled.
+    pub uncommitted: Arc<super::uncommitted::Uncommitted>,
+}
+
+/// What a committed batch did, beyond each refusal's outcome.
+struct Committed {
+    written: Vec<Written>,
+    /// The failure counts it committed, per key.
+    counts: Vec<(String, i64)>,
+    /// Whether it locked a key.
+    locked: bool,
+    /// Whether it queued emails or webhook events.
+    queued: bool,
+}
+
 /// The writer task: takes every refusal that has queued up, writes them in one transaction,
-/// answers each. Ends when the checker is dropped.
-pub(super) async fn write_refusals(
-    pool: AnyPool,
-    policy: Policy,
-    public_url: String,
-    mut queue: mpsc::Receiver<Pending>,
-    wake: std::sync::Arc<tokio::sync::Notify>,
-    changes: std::sync::Arc<super::KeyChanges>,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
-        match write_batch(&pool, policy, &public_url, &batch).await {
-            Ok((written, locked)) => {
-                // Failure counts and locks changed: key checks read those keys again.
-                changes.changed();
-                if locked {
-                    wake.notify_one();
-                }
-                for (pending, outcome) in batch.drain(..).zip(written) {
-                    let _ = pending.done.send(Ok(outcome));
-                }
+/// answers those who wait. Ends when the checker is dropped.
+///
+/// After a commit, the key checks' memory gets the keys' new failure counts (nothing else is
+/// forgotten: a moved counter is no news to other instances, which read it within the
+/// memory's bound); only a lock is announced as a change of keys. A failed batch is logged,
+/// and told to those who wait; callers answered at once cannot be told.
+pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
+    let mut barriers = Vec::new();
+    while queue.recv_many(&mut jobs, BATCH).await > 0 {
+        for job in jobs.drain(..) {
+            match job {
+                Job::Refusal(pending) => batch.push(pending),
+                Job::Barrier(done) => barriers.push(done),
             }
-            Err(e) => {
-                tracing::error!(error = %e, "recording refused key checks failed");
-                let message = e.to_string();
-                for pending in batch.drain(..) {
-                    let _ = pending.done.send(Err(message.clone()));
-                }
+        }
+        if !batch.is_empty() {
+            write_and_answer(&writer, &mut batch).await;
+        }
+        for done in barriers.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes one batch and settles it: memory, uncommitted counts, answers.
+async fn write_and_answer(writer: &Writer, batch: &mut Vec<Pending>) {
+    let handed = group_by(batch, |p| p.counted.then_some(p.key_id.as_str()));
+    let handed: Vec<(&str, i64)> = handed
+        .into_iter()
+        .map(|(key_id, members)| (key_id, members.len() as i64))
+        .collect();
+    let result = write_batch(&writer.pool, writer.policy, &writer.public_url, batch).await;
+    let outcomes = match result {
+        Ok(committed) => {
+            for (key_id, count) in &committed.counts {
+                writer.cache.set_failures(key_id, *count);
             }
+            if committed.locked {
+                // A lock is a change of keys: forgotten here and announced to other instances.
+                writer.changes.changed();
+            }
+            if committed.locked || committed.queued {
+                writer.wake.notify_one();
+            }
+            writer.uncommitted.settled(&handed, &committed.counts);
+            committed.written.into_iter().map(Ok).collect()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording refused key checks failed");
+            writer.uncommitted.settled(&handed, &[]);
+            vec![Err(e.to_string()); batch.len()]
+        }
+    };
+    for (pending, outcome) in batch.drain(..).zip(outcomes) {
+        if let Some(done) = pending.done {
+            let _ = done.send(outcome);
         }
     }
 }
@@ -53,19 +110,23 @@ async fn write_batch(
     policy: Policy,
     public_url: &str,
     batch: &[Pending],
-) -> Result<(Vec<Written>, bool), sqlx::Error> {
+) -> Result<Committed, sqlx::Error> {
     let mut tx = crate::db::begin_write(pool).await?;
     let mut written = vec![Written::Refused; batch.len()];
     // The client's counter first: over its limit, the key's own counter does not move.
     count_clients(&mut tx, policy, batch, &mut written).await?;
     let mut reasons: Vec<String> = batch.iter().map(|p| p.refusal.reason().into()).collect();
-    let told = tripwire(&mut tx, public_url, batch, &written, &mut reasons).await?;
-    let locked =
+    let tripped = tripwire(&mut tx, public_url, batch, &written, &mut reasons).await?;
+    let counted =
         count_wrong_secrets(&mut tx, policy, public_url, batch, &written, &mut reasons).await?;
-    let locked = locked || told;
     audit_refusals(&mut tx, batch, &written, &reasons).await?;
     tx.commit().await?;
-    Ok((written, locked))
+    Ok(Committed {
+        written,
+        counts: counted.counts,
+        locked: counted.locked || tripped.locked,
+        queued: counted.locked || tripped.queued,
+    })
 }
 
 /// Counts the batch's failures against their client addresses; those over the limit are
@@ -94,8 +155,16 @@ async fn count_clients(
     Ok(())
 }
 
+/// What counting wrong secrets did.
+struct Counted {
+    /// Each key's failure count after them.
+    counts: Vec<(String, i64)>,
+    /// Whether any key locked.
+    locked: bool,
+}
+
 /// Counts wrong secrets towards their key's lockout, in order of arrival, noting the count in
-/// each reason; announces a lock. Whether any key locked.
+/// each reason; announces a lock.
 async fn count_wrong_secrets(
     conn: &mut AnyConnection,
     policy: Policy,
@@ -103,8 +172,9 @@ async fn count_wrong_secrets(
     batch: &[Pending],
     written: &[Written],
     reasons: &mut [String],
-) -> Result<bool, sqlx::Error> {
+) -> Result<Counted, sqlx::Error> {
     let mut locked = false;
+    let mut counts = Vec::new();
     let wrong = group_by(batch, |p| {
         (p.refusal == Refusal::WrongSecret).then_some(p.key_id.as_str())
     });
@@ -121,6 +191,7 @@ async fn count_wrong_secrets(
         let Some(failure) = repo::record_failures(conn, key_id, n, threshold).await? else {
             continue;
         };
+        counts.push((key_id.to_string(), failure.count));
         let before = failure.count - n;
         for (k, &i) in members.iter().enumerate() {
             reasons[i] = format!("{} ({} in a row)", reasons[i], before + k as i64 + 1);
@@ -133,7 +204,7 @@ async fn count_wrong_secrets(
             locked = true;
         }
     }
-    Ok(locked)
+    Ok(Counted { counts, locked })
 }
 
 /// The settings row that says what a replaced secret presented again does: `lock` locks the
@@ -147,20 +218,45 @@ const TRIPWIRE_QUIET_SECS: i64 = 3600;
 /// The replaced-secret tripwire (SPEC §9): of the wrong secrets, those that are one of their
 /// key's replaced secrets are noted in the reason, counted on the replaced secret, audited as
 /// `key.replaced_secret_used`, told to the key's people with a webhook event, and lock the key
-/// when the policy says so. The caller's answer does not change. Whether anything was queued.
+/// when the policy says so. The caller's answer does not change. One read per key of the
+/// batch finds its replaced secrets; only those presented are written.
 async fn tripwire(
     conn: &mut AnyConnection,
     public_url: &str,
     batch: &[Pending],
     written: &[Written],
     reasons: &mut [String],
-) -> Result<bool, sqlx::Error> {
-    let mut queued = false;
+) -> Result<Tripped, sqlx::Error> {
+    let mut tripped = Tripped::default();
     let mut lock_policy: Option<bool> = None;
-    for (i, p) in batch.iter().enumerate() {
-        let (Some(hash), Written::Refused) = (p.presented_hash.as_deref(), written[i]) else {
+    let keys = group_by(batch, |p| {
+        (p.presented_hash.is_some()).then_some(p.key_id.as_str())
+    });
+    let mut presented: Vec<(usize, &str)> = Vec::new();
+    for (key_id, members) in keys {
+        let members: Vec<usize> = members
+            .into_iter()
+            .filter(|&i| matches!(written[i], Written::Refused))
+            .collect();
+        if members.is_empty() {
             continue;
-        };
+        }
+        let replaced = replaced_secrets::hashes(conn, key_id).await?;
+        if replaced.is_empty() {
+            continue;
+        }
+        for i in members {
+            if let Some(hash) = batch[i].presented_hash.as_deref()
+                && replaced.iter().any(|r| r == hash)
+            {
+                presented.push((i, hash));
+            }
+        }
+    }
+    // In order of arrival, as each was presented.
+    presented.sort_by_key(|(i, _)| *i);
+    for (i, hash) in presented {
+        let p = &batch[i];
         let Some(hit) =
             replaced_secrets::presented(conn, &p.key_id, hash, p.now, TRIPWIRE_QUIET_SECS).await?
         else {
@@ -178,6 +274,7 @@ async fn tripwire(
             continue;
         };
         let locked = lock && key.locked == 0 && repo::lock_if_unlocked(conn, &key.id).await?;
+        tripped.locked |= locked;
         let mut details = format!(
             "a secret replaced at {} was presented ({} times since)",
             crate::clock::format_utc(hit.replaced_at),
@@ -239,10 +336,19 @@ async fn tripwire(
                 locked,
             };
             notices::tell(conn, p.now, public_url, &facts, event).await?;
-            queued = true;
+            tripped.queued = true;
         }
     }
-    Ok(queued)
+    Ok(tripped)
+}
+
+/// What the tripwire did.
+#[derive(Debug, Default)]
+struct Tripped {
+    /// Whether it queued emails or webhook events.
+    queued: bool,
+    /// Whether it locked a key.
+    locked: bool,
 }
 
 /// One audit entry per refusal that was not throttled, in one statement.

@@ -1,0 +1,250 @@
+//! A wrong secret costs no more than a right one (issue 18): a refusal whose answer cannot
+//! depend on the refusal writer's commit is answered at once, yet every refusal is counted and
+//! audited, a right secret between wrong ones still resets the count, the wrong secret that
+//! can lock a key waits for its commit, and wrong secrets do not make the key checks forget
+//! the key.
+
+use keyward::service::key_auth::Refusal;
+use keyward::service::keys::count_round_trips;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::rest::{call, tenant_key};
+use crate::common::{TestApp, spawn_app_with};
+
+fn wrong_secret() -> String {
+    keyward::domain::Secret::generate().expose().to_string()
+}
+
+async fn failed_attempts(app: &TestApp) -> i64 {
+    app.state.key_checker.flush_refusals().await;
+    app.count("SELECT failed_attempts FROM access_keys WHERE name = 'worker'")
+        .await
+}
+
+async fn locked(app: &TestApp) -> i64 {
+    app.state.key_checker.flush_refusals().await;
+    app.count("SELECT locked FROM access_keys WHERE name = 'worker'")
+        .await
+}
+
+#[tokio::test]
+async fn a_right_secret_between_wrong_ones_resets_the_count_and_the_third_wrong_one_locks() {
+    // No per-client limit: refusals of the API's own door are answered before their commit.
+    let app = spawn_app_with(|s| {
+        s.lockout_threshold = 3;
+        s.client_failure_limit = 0;
+    })
+    .await;
+    app.signed_in_admin().await;
+    let key = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
+    let current = |auth: String| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                Method::GET,
+                "/api/v1/apikeys/current",
+                Some(&auth),
+                None,
+            )
+            .await
+            .0
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            current(key.with_secret(&wrong_secret())).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(current(key.basic()).await, StatusCode::OK);
+    for _ in 0..2 {
+        assert_eq!(
+            current(key.with_secret(&wrong_secret())).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        current(key.basic()).await,
+        StatusCode::OK,
+        "two in a row since the right one: not locked"
+    );
+    assert_eq!((failed_attempts(&app).await, locked(&app).await), (0, 0));
+    for _ in 0..3 {
+        assert_eq!(
+            current(key.with_secret(&wrong_secret())).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        current(key.basic()).await,
+        StatusCode::UNAUTHORIZED,
+        "three in a row lock the key before the right secret comes"
+    );
+    assert_eq!((failed_attempts(&app).await, locked(&app).await), (3, 1));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'key.locked'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'key.auth_refused'")
+            .await,
+        8,
+        "every refusal audited: seven wrong secrets and the locked key"
+    );
+}
+
+#[tokio::test]
+async fn the_verify_door_keeps_the_lockout_exact() {
+    // Verify never limits per client: its refusals are answered before their commit unless
+    // they can lock the key.
+    let app = spawn_app_with(|s| s.lockout_threshold = 3).await;
+    app.signed_in_admin().await;
+    let gateway = tenant_key(&app, "gateway", "access", &["role_integration"]).await;
+    let key = tenant_key(&app, "worker", "api", &["role_read_only"]).await;
+    let verify = |secret: String| {
+        let app = &app;
+        let auth = gateway.bearer();
+        let presented = format!("{}::{}", key.id, secret);
+        async move {
+            let (status, body, _) = call(
+                app,
+                Method::POST,
+                "/api/v1/verify",
+                Some(&auth),
+                Some(json!({"key": presented})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            body["code"].as_str().unwrap().to_string()
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(verify(wrong_secret()).await, "NOT_FOUND");
+    }
+    assert_eq!(verify(key.secret.clone()).await, "VALID");
+    for _ in 0..2 {
+        assert_eq!(verify(wrong_secret()).await, "NOT_FOUND");
+    }
+    assert_eq!(verify(key.secret.clone()).await, "VALID");
+    for _ in 0..3 {
+        assert_eq!(verify(wrong_secret()).await, "NOT_FOUND");
+    }
+    assert_ne!(
+        verify(key.secret.clone()).await,
+        "VALID",
+        "three in a row lock the key before the right secret comes"
+    );
+    assert_eq!((failed_attempts(&app).await, locked(&app).await), (3, 1));
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_secrets_without_lockout_is_refused_counted_and_audited_one_by_one() {
+    let app = spawn_app_with(|s| {
+        s.lockout_threshold = 0;
+        s.client_failure_limit = 0;
+    })
+    .await;
+    app.signed_in_admin().await;
+    let key = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
+    let n = 40;
+    // One client for the burst: building one per request takes long enough on a busy machine
+    // for the server to time out the first connections' requests.
+    let client = reqwest::Client::new();
+    let calls = (0..n).map(|_| {
+        client
+            .get(app.url("/api/v1/apikeys/current"))
+            .header("authorization", key.with_secret(&wrong_secret()))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect("answered").status())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "answers: {statuses:?}"
+    );
+    assert_eq!((failed_attempts(&app).await, locked(&app).await), (n, 0));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'key.auth_refused'")
+            .await,
+        n
+    );
+    let details: Vec<String> = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'key.auth_refused' ORDER BY details",
+    )
+    .fetch_all(&app.state.pool)
+    .await
+    .unwrap();
+    let mut counts: Vec<i64> = details
+        .iter()
+        .map(|d| {
+            d.trim_start_matches("wrong secret (")
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        (1..=n).collect::<Vec<i64>>(),
+        "each has its own count"
+    );
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/v1/apikeys/current",
+            Some(&key.basic()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(failed_attempts(&app).await, 0, "the right secret resets it");
+}
+
+#[tokio::test]
+async fn wrong_secrets_leave_the_remembered_key_trusted() {
+    let app = spawn_app_with(|s| {
+        s.lockout_threshold = 0;
+        s.client_failure_limit = 0;
+    })
+    .await;
+    app.signed_in_admin().await;
+    let key = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
+    assert!(app.authenticate(&key.id, &key.secret).await.is_ok());
+    let wrong = wrong_secret();
+    let (refusals, reads) = count_round_trips(async {
+        let mut refused = 0;
+        for _ in 0..10 {
+            refused +=
+                usize::from(app.authenticate(&key.id, &wrong).await == Err(Refusal::WrongSecret));
+            app.state.key_checker.flush_refusals().await;
+        }
+        refused
+    })
+    .await;
+    assert_eq!(
+        (refusals, reads),
+        (10, 0),
+        "ten refusals, no read of the key"
+    );
+    assert_eq!(failed_attempts(&app).await, 10);
+    let (accepted, reads) = count_round_trips(app.authenticate(&key.id, &key.secret)).await;
+    assert!(accepted.is_ok());
+    assert_eq!(reads, 0, "the remembered key shows the committed count");
+    assert_eq!(
+        failed_attempts(&app).await,
+        0,
+        "and the right secret resets it"
+    );
+}
