@@ -223,7 +223,9 @@ impl Application {
         });
         let result = self.server.await;
         jobs.abort();
-        // A clean stop keeps the last used addresses and usage counts since the last flush.
+        // A clean stop keeps the refusals already answered, the last used addresses and the
+        // usage counts since the last flush.
+        self.state.key_checker.flush_refusals().await;
         self.state.key_checker.flush_addresses().await;
         self.state.key_checker.flush_usage().await;
         if let Some((task, handle)) = metrics {
