@@ -9,7 +9,7 @@ use keyward::service::keys::count_round_trips;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::rest::{call, tenant_key};
+use crate::common::rest::{call, current_status, tenant_key};
 use crate::common::{spawn_app, spawn_app_with};
 
 fn bound() -> Duration {
@@ -51,20 +51,7 @@ async fn every_change_made_through_the_application_counts_at_the_next_check() {
     app.signed_in_admin().await;
     let admin = tenant_key(&app, "ops", "access", &["role_key_admin", "role_read_only"]).await;
     let key = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
-    let current = |auth: String| {
-        let app = &app;
-        async move {
-            call(
-                app,
-                Method::GET,
-                "/api/v1/apikeys/current",
-                Some(&auth),
-                None,
-            )
-            .await
-            .0
-        }
-    };
+    let current = |auth: String| current_status(&app, auth);
     let patch = |body: serde_json::Value| {
         let (app, admin, id) = (&app, &admin, key.id.clone());
         async move {

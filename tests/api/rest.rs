@@ -5,7 +5,7 @@ use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::rest::{Key, call, tenant_key};
+use crate::common::rest::{Key, call, refusal_counts, tenant_key};
 use crate::common::{PASSWORD, TestApp, USER_EMAIL, spawn_app, spawn_app_with};
 
 async fn admin_app() -> TestApp {
@@ -401,24 +401,7 @@ async fn a_burst_of_wrong_secrets_is_counted_one_by_one_and_locks_once() {
         1,
         "the lock is announced once"
     );
-    let details: Vec<String> = sqlx::query_scalar(
-        "SELECT details FROM audit_log WHERE action = 'key.auth_refused' ORDER BY details",
-    )
-    .fetch_all(&app.state.pool)
-    .await
-    .unwrap();
-    let mut counts: Vec<i64> = details
-        .iter()
-        .map(|d| {
-            d.trim_start_matches("wrong secret (")
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    counts.sort();
+    let counts = refusal_counts(&app).await;
     assert_eq!(
         counts,
         (1..=12).collect::<Vec<i64>>(),

@@ -9,7 +9,7 @@ use keyward::service::keys::count_round_trips;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::rest::{call, tenant_key};
+use crate::common::rest::{call, current_status, refusal_counts, tenant_key};
 use crate::common::{TestApp, spawn_app_with};
 
 fn wrong_secret() -> String {
@@ -38,20 +38,7 @@ async fn a_right_secret_between_wrong_ones_resets_the_count_and_the_third_wrong_
     .await;
     app.signed_in_admin().await;
     let key = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
-    let current = |auth: String| {
-        let app = &app;
-        async move {
-            call(
-                app,
-                Method::GET,
-                "/api/v1/apikeys/current",
-                Some(&auth),
-                None,
-            )
-            .await
-            .0
-        }
-    };
+    let current = |auth: String| current_status(&app, auth);
     for _ in 0..2 {
         assert_eq!(
             current(key.with_secret(&wrong_secret())).await,
@@ -174,24 +161,7 @@ async fn a_burst_of_wrong_secrets_without_lockout_is_refused_counted_and_audited
             .await,
         n
     );
-    let details: Vec<String> = sqlx::query_scalar(
-        "SELECT details FROM audit_log WHERE action = 'key.auth_refused' ORDER BY details",
-    )
-    .fetch_all(&app.state.pool)
-    .await
-    .unwrap();
-    let mut counts: Vec<i64> = details
-        .iter()
-        .map(|d| {
-            d.trim_start_matches("wrong secret (")
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    counts.sort();
+    let counts = refusal_counts(&app).await;
     assert_eq!(
         counts,
         (1..=n).collect::<Vec<i64>>(),

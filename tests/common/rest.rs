@@ -75,3 +75,40 @@ pub async fn call(
     };
     (status, value, headers)
 }
+
+/// The status `GET /api/v1/apikeys/current` answers to these credentials.
+pub async fn current_status(app: &TestApp, auth: String) -> StatusCode {
+    call(
+        app,
+        Method::GET,
+        "/api/v1/apikeys/current",
+        Some(&auth),
+        None,
+    )
+    .await
+    .0
+}
+
+/// The number in a row that each `key.auth_refused` entry names ("wrong secret (n in a
+/// row)"), smallest first.
+pub async fn refusal_counts(app: &TestApp) -> Vec<i64> {
+    let details: Vec<String> = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'key.auth_refused' ORDER BY details",
+    )
+    .fetch_all(&app.state.pool)
+    .await
+    .unwrap();
+    let mut counts: Vec<i64> = details
+        .iter()
+        .map(|d| {
+            d.trim_start_matches("wrong secret (")
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    counts.sort();
+    counts
+}
