@@ -31,6 +31,9 @@ struct RequestMetrics {
     time: Histogram,
 }
 
+/// The counter of one (via, outcome) pair of key checks.
+type Verified = (&'static str, &'static str, IntCounter);
+
 /// The application's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -38,7 +41,9 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     /// Outcomes of key checks: `valid`, or the refusal reason code.
-    pub verifications: IntCounterVec,
+    verifications: IntCounterVec,
+    /// The handles of `verifications` counted so far, by (via, outcome).
+    verified: Arc<RwLock<Vec<Verified>>>,
     /// Runs of the background job, by job and outcome.
     pub job_runs: IntCounterVec,
     /// Emails and webhook deliveries attempted by the job, by channel and outcome.
@@ -96,10 +101,30 @@ impl Metrics {
             requests,
             latency,
             verifications,
+            verified: Arc::default(),
             job_runs,
             messages,
             by_path: Arc::default(),
         })
+    }
+
+    /// Counts one key check by where it was presented (`api`, `verify`, `bridge`) and its
+    /// outcome. The label lookup is made once per pair and its handle remembered (the set of
+    /// pairs is fixed by the code).
+    pub fn count_verification(&self, via: &'static str, outcome: &'static str) {
+        if let Ok(known) = self.verified.read()
+            && let Some((_, _, counter)) = known.iter().find(|(v, o, _)| *v == via && *o == outcome)
+        {
+            counter.inc();
+            return;
+        }
+        let counter = self.verifications.with_label_values(&[via, outcome]);
+        counter.inc();
+        if let Ok(mut known) = self.verified.write()
+            && !known.iter().any(|(v, o, _)| *v == via && *o == outcome)
+        {
+            known.push((via, outcome, counter));
+        }
     }
 
     /// Counts messages handled, as (channel, outcome, how many).

@@ -30,6 +30,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(error::json_config())
             .app_data(error::query_config())
             .app_data(error::path_config())
+            // The key checks first: a path is matched against the routes in order, and each
+            // pattern with a `{}` segment costs a regular expression.
+            .route("/verify", web::post().to(verify::verify))
+            .route("/apikeys/current", web::get().to(keys::current))
             .route("/apikeys", web::get().to(keys::list))
             .route("/apikeys", web::post().to(keys::create))
             .service(
@@ -43,7 +47,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(error::no_such_endpoint)),
             )
             .route("/apikeys/export", web::get().to(export::export))
-            .route("/apikeys/current", web::get().to(keys::current))
             .route(
                 "/apikeys/current/secretkey",
                 web::post().to(keys::rotate_current),
@@ -55,7 +58,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/apikeys/{id}/usage", web::get().to(usage::usage))
             .route("/me/keys", web::get().to(keys::my_keys))
             .route("/me/keys", web::post().to(keys::create_my_key))
-            .route("/verify", web::post().to(verify::verify))
             .route("/openapi.json", web::get().to(openapi::document))
             .default_service(web::to(error::no_such_endpoint)),
     );

@@ -15,16 +15,19 @@ use crate::service::key_auth::rate_limit::RateState;
 /// The policy's name in both headers.
 const POLICY: &str = "key";
 
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
 /// `RateLimit-Policy` and `RateLimit` for a key's limit, with `remaining` requests left and
 /// the quota whole again in `reset_secs`.
 pub fn headers(limit: RateLimit, remaining: i64, reset_secs: i64) -> [(HeaderName, String); 2] {
     [
         (
-            HeaderName::from_static("ratelimit-policy"),
+            RATELIMIT_POLICY,
             format!("\"{POLICY}\";q={};w={}", limit.burst, limit.window_secs()),
         ),
         (
-            HeaderName::from_static("ratelimit"),
+            RATELIMIT,
             format!(
                 "\"{POLICY}\";r={};t={}",
                 remaining.max(0),
@@ -50,10 +53,10 @@ pub async fn add_headers(
     let mut res = next.call(req).await?;
     let state = res.request().extensions().get::<RateState>().copied();
     if let Some(state) = state
-        && !res.headers().contains_key("ratelimit")
+        && !res.headers().contains_key(RATELIMIT)
     {
         for (name, value) in headers(state.limit, state.remaining, state.reset_secs) {
-            if let Ok(value) = HeaderValue::from_str(&value) {
+            if let Ok(value) = HeaderValue::try_from(value) {
                 res.headers_mut().insert(name, value);
             }
         }

@@ -21,25 +21,25 @@ pub struct VerifyBody {
 
 /// What a valid key is.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct VerifiedKey {
-    id: String,
-    name: String,
+pub struct VerifiedKey<'a> {
+    id: &'a str,
+    name: &'a str,
     #[serde(rename = "type")]
-    key_type: String,
-    owner: Option<String>,
-    permissions: Vec<String>,
+    key_type: &'static str,
+    owner: Option<&'a str>,
+    permissions: &'a [String],
     expires_at: Option<String>,
 }
 
 /// The answer: `valid`, a reason `code`, and the key when valid.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct VerifyAnswer {
+pub struct VerifyAnswer<'a> {
     valid: bool,
     /// `VALID`, `NOT_FOUND`, `EXPIRED`, `INACTIVE`, `LOCKED`, `FORBIDDEN_NETWORK` or
     /// `RATE_LIMITED` (the presented key is over its rate limit).
     code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<VerifiedKey>,
+    key: Option<VerifiedKey<'a>>,
     /// With `RATE_LIMITED`: milliseconds until the key may be presented again.
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after_ms: Option<i64>,
@@ -85,16 +85,13 @@ pub async fn verify(
             valid: answer.valid,
             code: answer.code,
             retry_after_ms: answer.retry_after_ms,
-            key: answer.key.map(|key| VerifiedKey {
-                expires_at: key.expires_at.and_then(|t| {
-                    chrono::DateTime::from_timestamp(t, 0)
-                        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                }),
-                owner: key.owner,
-                id: key.id,
-                name: key.name,
-                key_type: key.key_type.as_str().to_string(),
-                permissions: key.permissions,
+            key: answer.key.as_ref().map(|key| VerifiedKey {
+                expires_at: key.expires_at().and_then(crate::api::key_view::rfc3339),
+                owner: key.owner(),
+                id: key.id(),
+                name: key.name(),
+                key_type: key.key_type().as_str(),
+                permissions: key.permissions(),
             }),
         }))
 }

@@ -5,7 +5,6 @@
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::zeroize::Zeroizing;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use crate::auth::master_key::MasterKey;
 use crate::auth::session_store::hex;
@@ -14,10 +13,11 @@ use crate::domain::Secret;
 /// The derivation label of the HMAC key under the first master key.
 pub const FIRST_LABEL: &str = "access-key-secret-v1";
 
-/// Hashes and compares key secrets. The HMAC key is wiped from memory when dropped.
+/// Hashes and compares key secrets. Holds the HMAC keyed once (its inner and outer states,
+/// wiped from memory when dropped), so that a check hashes only the secret.
 #[derive(Clone)]
 pub struct SecretHasher {
-    key: Zeroizing<[u8; 32]>,
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for SecretHasher {
@@ -35,13 +35,14 @@ impl SecretHasher {
 
     /// The hasher with this HMAC key.
     pub fn from_key(key: Zeroizing<[u8; 32]>) -> Self {
-        Self { key }
+        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_slice())
+            .expect("HMAC takes a key of any length");
+        Self { keyed }
     }
 
     /// The stored form (lower-case hex).
     pub fn hash(&self, secret: &Secret) -> String {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.as_slice())
-            .expect("HMAC takes a key of any length");
+        let mut mac = self.keyed.clone();
         mac.update(secret.expose().as_bytes());
         hex(&mac.finalize().into_bytes())
     }
@@ -49,17 +50,23 @@ impl SecretHasher {
     /// The stored form of another high-entropy value (a recovery code), under a label that keeps
     /// it apart from key secrets and from values of other purposes.
     pub fn hash_labelled(&self, label: &str, text: &str) -> String {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.as_slice())
-            .expect("HMAC takes a key of any length");
+        let mut mac = self.keyed.clone();
         mac.update(label.as_bytes());
         mac.update(b"\0");
         mac.update(text.as_bytes());
         hex(&mac.finalize().into_bytes())
     }
 
-    /// Whether `secret` matches a stored hash, compared in constant time.
+    /// Whether `secret` matches a stored hash, compared in constant time (the stored hash is
+    /// decoded in constant time too; one that is not 64 hex digits matches nothing).
     pub fn matches(&self, secret: &Secret, stored: &str) -> bool {
-        bool::from(self.hash(secret).as_bytes().ct_eq(stored.as_bytes()))
+        let mut tag = [0u8; 32];
+        if !base16ct::lower::decode(stored, &mut tag).is_ok_and(|t| t.len() == 32) {
+            return false;
+        }
+        let mut mac = self.keyed.clone();
+        mac.update(secret.expose().as_bytes());
+        mac.verify_slice(&tag).is_ok()
     }
 }
 

@@ -310,10 +310,9 @@ impl KeyChecker {
         for attempt in &attempts {
             if let Some(permission) = attempt.needs_caller
                 && !outcomes.first().is_some_and(|first| {
-                    first.as_ref().is_ok_and(|k| {
-                        k.row.key_type == "access"
-                            && k.permissions.iter().any(|p| p == permission.as_str())
-                    })
+                    first
+                        .as_ref()
+                        .is_ok_and(|k| k.row().key_type == "access" && k.holds(permission))
                 })
             {
                 outcomes.push(Err(AuthError::Refused(Refusal::Malformed)));
@@ -393,7 +392,7 @@ impl KeyChecker {
 
     async fn accepted(
         &self,
-        row: AuthRow,
+        row: Arc<AuthRow>,
         used: SecretUsed,
         attempt: &Attempt<'_>,
         now: i64,
@@ -433,13 +432,9 @@ impl KeyChecker {
             });
         }
         Ok(AuthenticatedKey {
-            permissions: row.permissions,
-            group_ids: row.group_ids,
-            role_ids: row.role_ids,
-            administrator: row.administrator,
+            found: row,
             previous_secret: used == SecretUsed::Previous,
             rate: None,
-            row: row.key,
         })
     }
 

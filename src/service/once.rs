@@ -6,6 +6,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
+use crate::auth::session_store::hex;
 use crate::error::AppError;
 use crate::service::repo::form_submissions;
 
@@ -47,10 +48,6 @@ impl FormOnce {
             Err(AppError::Conflict(already.to_string()))
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a second post of Add key is told.

@@ -266,17 +266,22 @@ async fn every_listed_key_shows_what_a_key_check_grants_it() {
             .unwrap_or_else(|r| panic!("{} accepted: {r:?}", key.name));
         assert_eq!(
             strings(&item["permissions"]),
-            checked.permissions,
+            checked.permissions(),
             "{}",
             key.name
         );
         assert_eq!(
             strings(&item["group_ids"]),
-            checked.group_ids,
+            checked.group_ids(),
             "{}",
             key.name
         );
-        assert_eq!(strings(&item["role_ids"]), checked.role_ids, "{}", key.name);
+        assert_eq!(
+            strings(&item["role_ids"]),
+            checked.role_ids(),
+            "{}",
+            key.name
+        );
         if !item["owner"].is_null() {
             personal_seen += 1;
             assert!(strings(&item["group_ids"]).is_empty());

@@ -20,11 +20,11 @@
 //! Unknown key IDs are not remembered (anyone can make up IDs; each costs one indexed read).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::service::repo::keys::AuthLookup;
+use crate::service::repo::keys::AuthRow;
 
 /// Moves on every change to keys, users, groups or roles this instance makes, and, on
 /// PostgreSQL, on every change another instance announces (see [`follow_other_instances`]).
@@ -139,7 +139,9 @@ pub struct ReadStart {
 }
 
 struct Remembered {
-    found: AuthLookup,
+    /// The key with its permissions as resolved when it was read; shared with the checks that
+    /// use it (a check clones no part of it).
+    found: Arc<AuthRow>,
     /// Unix milliseconds.
     read_at: i64,
     generation: u64,
@@ -184,7 +186,7 @@ impl KeyCache {
     }
 
     /// The key `id` as read recently, when it can still be trusted at `now_ms`.
-    pub fn get(&self, id: &str, now_ms: i64) -> Option<AuthLookup> {
+    pub fn get(&self, id: &str, now_ms: i64) -> Option<Arc<AuthRow>> {
         let generation = self.changes.generation();
         let memory = self.memory.read().ok()?;
         let r = memory.keys.get(id)?;
@@ -193,7 +195,7 @@ impl KeyCache {
     }
 
     /// Remembers keys read at `now_ms` by a read that began at `start`.
-    pub fn remember(&self, start: ReadStart, found: &[AuthLookup], now_ms: i64) {
+    pub fn remember(&self, start: ReadStart, found: &[Arc<AuthRow>], now_ms: i64) {
         let generation = start.generation;
         if found.is_empty() {
             return;
@@ -229,11 +231,12 @@ impl KeyCache {
 
     /// Changes a remembered key as the check itself just wrote it (its last use, its failure
     /// count reset), so the next presentation does not write it again.
-    pub fn update(&self, id: &str, change: impl FnOnce(&mut AuthLookup)) {
+    pub fn update(&self, id: &str, change: impl FnOnce(&mut AuthRow)) {
         if let Ok(mut memory) = self.memory.write()
             && let Some(r) = memory.keys.get_mut(id)
         {
-            change(&mut r.found);
+            // Checks holding the key as it was keep their copy.
+            change(Arc::make_mut(&mut r.found));
         }
     }
 
@@ -252,7 +255,7 @@ impl KeyCache {
         }
         memory.edited.insert(id.to_string(), at);
         if let Some(r) = memory.keys.get_mut(id) {
-            r.found.key.failed_attempts = count;
+            Arc::make_mut(&mut r.found).key.failed_attempts = count;
         }
     }
 }

@@ -93,6 +93,35 @@ pub(super) fn key_caller(
     client_ip: String,
     outcome: Result<AuthenticatedKey, AuthError>,
 ) -> Result<Caller, AppError> {
+    let key = calling_key(metrics, outcome)?;
+    let row = key.row();
+    let actor = Actor {
+        user_id: row.owner_user_id.clone().unwrap_or_else(|| row.id.clone()),
+        // Named as people know it, with the ID that tells equal names apart.
+        label: if key.previous_secret {
+            format!("{} (key {}, previous secret)", row.name, row.id)
+        } else {
+            format!("{} (key {})", row.name, row.id)
+        },
+        is_admin: key.administrator(),
+        permissions: key.permissions().to_vec(),
+        client_ip,
+        acting_key: Some(row.id.clone()),
+        previous_secret: key.previous_secret,
+    };
+    Ok(Caller {
+        key: Some(key),
+        actor,
+    })
+}
+
+/// The calling key, from the outcome of checking it: counted in the metrics, refused unless
+/// it is an access key (API keys are for other services to verify, not for keyward's own
+/// API). A refusal is `Unauthorized` whatever its reason.
+pub(super) fn calling_key(
+    metrics: &Metrics,
+    outcome: Result<AuthenticatedKey, AuthError>,
+) -> Result<AuthenticatedKey, AppError> {
     let key = match observe(metrics, "api", outcome) {
         Ok(key) => key,
         Err(AuthError::Refused(_)) => return Err(AppError::Unauthorized),
@@ -112,32 +141,10 @@ pub(super) fn key_caller(
         }
         Err(AuthError::Internal(e)) => return Err(e),
     };
-    if key.row.key_type != KeyType::Access.as_str() {
-        // API keys are for other services to verify, not for keyward's own API.
+    if key.row().key_type != KeyType::Access.as_str() {
         return Err(AppError::Unauthorized);
     }
-    let actor = Actor {
-        user_id: key
-            .row
-            .owner_user_id
-            .clone()
-            .unwrap_or_else(|| key.row.id.clone()),
-        // Named as people know it, with the ID that tells equal names apart.
-        label: if key.previous_secret {
-            format!("{} (key {}, previous secret)", key.row.name, key.row.id)
-        } else {
-            format!("{} (key {})", key.row.name, key.row.id)
-        },
-        is_admin: key.administrator,
-        permissions: key.permissions.clone(),
-        client_ip,
-        acting_key: Some(key.row.id.clone()),
-        previous_secret: key.previous_secret,
-    };
-    Ok(Caller {
-        key: Some(key),
-        actor,
-    })
+    Ok(key)
 }
 
 /// The bridge as a caller, when its client credentials are right. A wrong secret counts
@@ -161,12 +168,7 @@ pub(super) async fn bridge_caller(
     )
     .await?;
     drop(conn);
-    let count = |outcome| {
-        metrics
-            .verifications
-            .with_label_values(&["bridge", outcome])
-            .inc()
-    };
+    let count = |outcome| metrics.count_verification("bridge", outcome);
     let permissions = match checked {
         BridgeCheck::Accepted { permissions } => permissions,
         BridgeCheck::Refused => {
@@ -198,7 +200,7 @@ pub(super) async fn bridge_caller(
 /// Counts the outcome of a key check in the metrics and passes it on.
 pub(super) fn observe(
     metrics: &Metrics,
-    via: &str,
+    via: &'static str,
     outcome: Result<AuthenticatedKey, AuthError>,
 ) -> Result<AuthenticatedKey, AuthError> {
     let label = match &outcome {
@@ -208,7 +210,7 @@ pub(super) fn observe(
         Err(AuthError::RateLimited { .. }) => "RATE_LIMITED",
         Err(AuthError::Internal(_)) => "ERROR",
     };
-    metrics.verifications.with_label_values(&[via, label]).inc();
+    metrics.count_verification(via, label);
     outcome
 }
 

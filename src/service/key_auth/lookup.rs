@@ -8,23 +8,14 @@ use crate::db::Reader;
 use crate::service::repo::keys::{self as repo, AccessMap, AuthLookup, AuthRow};
 
 impl KeyChecker {
-    /// The keys with these IDs and their permissions.
+    /// The keys with these IDs and their permissions: as read recently when that can be trusted
+    /// (see `cache`), otherwise read now and resolved against the role and group mappings of
+    /// the version they were read under. A remembered key is shared, not copied.
     pub(super) async fn find(
         &self,
         ids: &[&str],
         now_ms: i64,
-    ) -> Result<Vec<AuthRow>, sqlx::Error> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let found = self.lookup(ids, now_ms).await?;
-        let map = self.access_map(&found).await?;
-        Ok(found.into_iter().map(|f| map.resolve(f)).collect())
-    }
-
-    /// The keys with these IDs: as read recently when that can be trusted (see `cache`),
-    /// otherwise read now.
-    async fn lookup(&self, ids: &[&str], now_ms: i64) -> Result<Vec<AuthLookup>, sqlx::Error> {
+    ) -> Result<Vec<Arc<AuthRow>>, sqlx::Error> {
         let mut found = Vec::with_capacity(ids.len());
         let mut missing: Vec<&str> = Vec::new();
         for id in ids {
@@ -38,6 +29,8 @@ impl KeyChecker {
         }
         let start = self.cache.start_read();
         let read = self.read(&missing).await?;
+        let map = self.access_map(&read).await?;
+        let read: Vec<Arc<AuthRow>> = read.into_iter().map(|f| Arc::new(map.resolve(f))).collect();
         self.cache.remember(start, &read, now_ms);
         found.extend(read);
         Ok(found)

@@ -2,11 +2,13 @@
 //! what the caller is answered), the judgement of a key row against what was presented
 //! (`judge`), and a key that passed (`AuthenticatedKey`).
 
+use std::sync::Arc;
+
 use crate::auth::key_auth::PresentedKey;
 use crate::domain::KeyStatus;
 use crate::domain::networks::network_allows;
 use crate::error::AppError;
-use crate::service::repo::keys::KeyRow;
+use crate::service::repo::keys::{AuthRow, KeyRow};
 
 use super::{Keyring, rate_limit};
 
@@ -118,13 +120,8 @@ pub(super) fn judge(
 /// A key that passed every check, with the permissions it acts with and its assignments.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedKey {
-    /// Its row, for the services only (handlers read `id`, `is_personal` and the details).
-    pub(in crate::service) row: KeyRow,
-    pub permissions: Vec<String>,
-    pub group_ids: Vec<String>,
-    pub role_ids: Vec<String>,
-    /// Whether it acts as an administrator (see `AuthRow::administrator`).
-    pub administrator: bool,
+    /// The key as its check found it, shared with the key checks' memory.
+    pub(super) found: Arc<AuthRow>,
     /// Whether it was presented with its replaced secret, inside the grace period: such a
     /// request may read and verify, never change anything.
     pub previous_secret: bool,
@@ -135,11 +132,46 @@ pub struct AuthenticatedKey {
 impl AuthenticatedKey {
     /// The key's ID.
     pub fn id(&self) -> &str {
-        &self.row.id
+        &self.found.key.id
     }
 
     /// Whether it is a personal key (it acts with its owner's permissions).
     pub fn is_personal(&self) -> bool {
-        self.row.owner_user_id.is_some()
+        self.found.key.owner_user_id.is_some()
+    }
+
+    /// Its row, for the services only (handlers read `id`, `is_personal` and the details).
+    pub(in crate::service) fn row(&self) -> &KeyRow {
+        &self.found.key
+    }
+
+    /// The key with its permissions and assignments as its check found it.
+    pub(in crate::service) fn found(&self) -> &AuthRow {
+        &self.found
+    }
+
+    /// The permissions it acts with, sorted.
+    pub fn permissions(&self) -> &[String] {
+        &self.found.permissions
+    }
+
+    /// Its own group assignments (tenant keys), sorted.
+    pub fn group_ids(&self) -> &[String] {
+        &self.found.group_ids
+    }
+
+    /// Its own role assignments (tenant keys), sorted.
+    pub fn role_ids(&self) -> &[String] {
+        &self.found.role_ids
+    }
+
+    /// Whether it holds `permission`.
+    pub fn holds(&self, permission: crate::domain::Permission) -> bool {
+        self.permissions().iter().any(|p| p == permission.as_str())
+    }
+
+    /// Whether it acts as an administrator (see `AuthRow::administrator`).
+    pub fn administrator(&self) -> bool {
+        self.found.administrator
     }
 }

@@ -6,7 +6,7 @@ use crate::domain::{KeyType, Permission};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 
-use super::caller::{bridge_caller, key_caller, observe};
+use super::caller::{bridge_caller, calling_key, observe};
 use super::{
     Attempt, AuthError, AuthenticatedKey, Caller, CallerCredentials, KeyChecker, Keyring, Refusal,
 };
@@ -33,16 +33,37 @@ pub struct VerifyAnswer {
     pub retry_after_ms: Option<i64>,
 }
 
-/// What the caller learns about a valid key.
+/// What the caller learns about a valid key (read from the key as its check found it).
 #[derive(Debug, Clone)]
-pub struct VerifiedKey {
-    pub id: String,
-    pub name: String,
-    pub key_type: KeyType,
+pub struct VerifiedKey(AuthenticatedKey);
+
+impl VerifiedKey {
+    pub fn id(&self) -> &str {
+        self.0.id()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.row().name
+    }
+
+    pub fn key_type(&self) -> KeyType {
+        KeyType::parse(&self.0.row().key_type).unwrap_or(KeyType::Api)
+    }
+
     /// The owner's name, for a personal key.
-    pub owner: Option<String>,
-    pub permissions: Vec<String>,
-    pub expires_at: Option<i64>,
+    pub fn owner(&self) -> Option<&str> {
+        self.0.row().owner_name.as_deref()
+    }
+
+    /// The permissions it acts with, sorted.
+    pub fn permissions(&self) -> &[String] {
+        self.0.permissions()
+    }
+
+    /// Unix seconds; `None` for a key that never expires.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.0.row().expires_at
+    }
 }
 
 /// The verify endpoint's rules, for both ways of calling it (an access key, or the bridge's
@@ -99,8 +120,9 @@ pub async fn verify(
         attempts.extend(asked(Some(Permission::KeysVerify)));
         let mut outcomes = checker.check_all(ring, attempts).await.into_iter();
         let caller_outcome = outcomes.next().unwrap_or_else(refused);
-        let caller = key_caller(metrics, credentials.client_ip.clone(), caller_outcome)?;
-        require_verify(&caller)?;
+        if !calling_key(metrics, caller_outcome)?.holds(Permission::KeysVerify) {
+            return Err(AppError::MissingPermission(Permission::KeysVerify));
+        }
         match outcomes.next() {
             Some(outcome) => outcome,
             None => return Ok(None),
@@ -113,21 +135,10 @@ pub async fn verify(
         retry_after_ms: None,
     };
     Ok(Some(match observe(metrics, "verify", outcome) {
-        Ok(AuthenticatedKey {
-            row: key,
-            permissions,
-            ..
-        }) => VerifyAnswer {
+        Ok(key) => VerifyAnswer {
             valid: true,
             code: "VALID",
-            key: Some(VerifiedKey {
-                key_type: KeyType::parse(&key.key_type).unwrap_or(KeyType::Api),
-                owner: key.owner_name,
-                id: key.id,
-                name: key.name,
-                permissions,
-                expires_at: key.expires_at,
-            }),
+            key: Some(VerifiedKey(key)),
             retry_after_ms: None,
         },
         Err(AuthError::Refused(refusal)) => answer(refusal.code()),

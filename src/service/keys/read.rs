@@ -243,14 +243,7 @@ pub async fn last_addresses(
 
 /// The calling key as screens and the API show it, from what its check read (no query).
 pub fn own_details(key: &AuthenticatedKey, ring: &Keyring<'_>) -> KeyDetails {
-    let found = AuthRow {
-        key: key.row.clone(),
-        permissions: key.permissions.clone(),
-        group_ids: key.group_ids.clone(),
-        role_ids: key.role_ids.clone(),
-        administrator: key.administrator,
-    };
-    details_of(found, ring.clock.unix(), ring.tenant_id)
+    details_of(key.found().clone(), ring.clock.unix(), ring.tenant_id)
 }
 
 /// Runs `work` and counts the statements the key reads send inside it, for tests that hold a
