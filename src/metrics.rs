@@ -6,7 +6,7 @@
 //! token (`KEYWARD_METRICS_TOKEN`) and does not exist without one; `KEYWARD_METRICS_BIND` gives
 //! it a listener of its own, meant for a private network, that serves nothing else.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::TcpListener;
 use std::sync::{Arc, RwLock};
 

@@ -20,7 +20,14 @@ pub fn client_ip(req: &HttpRequest) -> String {
         .app_data::<web::Data<TrustedProxies>>()
         .map(|t| t.0.as_slice())
         .unwrap_or_default();
-    forwarded_client(peer, req.headers(), trusted).to_string()
+    // Written into room for the longest address at once (`to_string` grows the string as
+    // it goes: several reallocations for every request).
+    let mut text = String::with_capacity(45);
+    let _ = std::fmt::Write::write_fmt(
+        &mut text,
+        format_args!("{}", forwarded_client(peer, req.headers(), trusted)),
+    );
+    text
 }
 
 /// The client behind trusted proxies. Forwarding headers are read only when `peer` is a trusted

@@ -279,13 +279,14 @@ impl KeyChecker {
         ring: &Keyring<'_>,
         attempts: Vec<Attempt<'_>>,
     ) -> Vec<Result<AuthenticatedKey, AuthError>> {
-        let now = ring.clock.unix();
+        // One reading of the clock for the whole check.
+        let now_ms = ring.clock.now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
         // Malformed credentials cost no database work at all.
         let ids: Vec<&str> = attempts
             .iter()
             .filter_map(|a| a.presented.as_ref().map(|p| p.id.as_str()))
             .collect();
-        let now_ms = ring.clock.now().timestamp_millis();
         // Before the keys are read: what the writer commits from here on may be missing in them.
         let seen = self.uncommitted.seen();
         let rows = match self.find(&ids, now_ms).await {
@@ -330,7 +331,7 @@ impl KeyChecker {
             };
             // A key that passed spends a token of its rate limit, if it has one.
             let rate = match (&verdict, row) {
-                (Ok(_), Some(row)) => self.spend_token(ring, &row.key).await,
+                (Ok(_), Some(row)) => self.spend_token(&row.key, now_ms).await,
                 _ => Ok(None),
             };
             if let Some(row) = row {
@@ -371,15 +372,14 @@ impl KeyChecker {
     /// Spends one token of a key's rate limit (`rate_limit`); `Ok(None)` for a key without one.
     async fn spend_token(
         &self,
-        ring: &Keyring<'_>,
         key: &KeyRow,
+        now_ms: i64,
     ) -> Result<Option<rate_limit::RateState>, AuthError> {
         let Some(limit) =
             crate::domain::RateLimit::from_columns(key.rate_per_second, key.rate_burst)
         else {
             return Ok(None);
         };
-        let now_ms = ring.clock.now().timestamp_millis();
         match self.rates.admit(&key.id, limit, now_ms).await {
             Ok(state) => Ok(Some(state)),
             Err(Ok(limited)) => Err(AuthError::RateLimited {

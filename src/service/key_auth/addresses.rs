@@ -3,7 +3,7 @@
 //! what was noted in one transaction, at most every [`FLUSH_EVERY`] and when the server stops.
 //! A crash loses at most one interval of sightings; the last-used time is written separately.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Mutex;
 
 use sqlx::AnyPool;

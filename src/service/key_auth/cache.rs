@@ -19,7 +19,7 @@
 //!
 //! Unknown key IDs are not remembered (anyone can make up IDs; each costs one indexed read).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

@@ -18,7 +18,7 @@
 //!
 //! Keys without a limit never come here.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sqlx::AnyPool;

@@ -12,7 +12,7 @@
 //! number, and a check that began before a key's last commit takes the count that commit
 //! returned instead, when it is higher.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 

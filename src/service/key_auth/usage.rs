@@ -4,7 +4,7 @@
 //! transaction, every [`FLUSH_EVERY`] and when the server stops. Adding (never overwriting)
 //! lets several instances count the same key; a failed flush keeps its counts for the next.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Mutex;
 
 use sqlx::AnyPool;
