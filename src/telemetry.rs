@@ -6,9 +6,11 @@
 //! Each ordinary request is a line only at `debug` (`KEYWARD_LOG=debug` is the access log): at
 //! `info` a busy instance would otherwise write a line per request (160 MB a minute under load).
 //! Throttled requests (429) are not logged one by one either: each throttled window is audited
-//! once and counted in `/metrics`. Malformed request heads, which actix logs at ERROR although
-//! they are the client's fault (answered 400), are silenced unless `KEYWARD_LOG` names
-//! `actix_http`.
+//! once and counted in `/metrics`. Refusals and failures are written one by one up to
+//! [`LINE_BUDGET`] a second; beyond it (a flood of wrong secrets) they are counted and the
+//! count is written once, so a flood costs no formatted line per request. Malformed request
+//! heads, which actix logs at ERROR although they are the client's fault (answered 400), are
+//! silenced unless `KEYWARD_LOG` names `actix_http`.
 
 use std::time::Duration;
 
@@ -50,20 +52,91 @@ fn with_defaults(filter: &str) -> String {
 /// permission at INFO, anything else only at DEBUG (the access log). Written by the request
 /// envelope (`startup::envelope`) for every request.
 pub fn request_finished(method: &Method, path: &str, status: u16, elapsed: Duration) {
-    let logged = match status {
-        500.. => tracing::enabled!(tracing::Level::ERROR),
-        401 | 403 => tracing::enabled!(tracing::Level::INFO),
-        _ => tracing::enabled!(tracing::Level::DEBUG),
+    let failed = status >= 500;
+    let refused = matches!(status, 401 | 403);
+    let logged = if failed {
+        tracing::enabled!(tracing::Level::ERROR)
+    } else if refused {
+        tracing::enabled!(tracing::Level::INFO)
+    } else {
+        tracing::enabled!(tracing::Level::DEBUG)
     };
     if !logged {
         return;
     }
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let method = method.as_str();
-    match status {
-        500.. => tracing::error!(method, path, status, latency_ms, "request failed"),
-        401 | 403 => tracing::info!(method, path, status, latency_ms, "request refused"),
-        _ => tracing::debug!(method, path, status, latency_ms, "request finished"),
+    if !failed && !refused {
+        tracing::debug!(method, path, status, latency_ms, "request finished");
+        return;
+    }
+    // Refusals and failures: one line each, up to a budget a second (see `LINE_BUDGET`).
+    let (allowed, skipped) = LINES.take();
+    if skipped > 0 {
+        tracing::warn!(
+            skipped,
+            "refused or failed requests not logged one by one in an earlier second (over {LINE_BUDGET} a second; every refusal of a key is in the audit log, every request in /metrics)"
+        );
+    }
+    if !allowed {
+        return;
+    }
+    if failed {
+        tracing::error!(method, path, status, latency_ms, "request failed");
+    } else {
+        tracing::info!(method, path, status, latency_ms, "request refused");
+    }
+}
+
+/// Most refusal and failure lines a second. A flood of wrong secrets (thousands a second) would
+/// otherwise be a formatted line per request, as costly as the check itself; past the budget
+/// they are counted and told in one line when the next second's first line is written.
+pub const LINE_BUDGET: u32 = 50;
+
+static LINES: LineBudget = LineBudget::new();
+
+/// A budget of log lines per second, shared by every thread.
+struct LineBudget {
+    /// The second (since the first line) the counts are for.
+    second: std::sync::atomic::AtomicU64,
+    /// Lines taken in that second, up to the budget and beyond.
+    taken: std::sync::atomic::AtomicU32,
+}
+
+impl LineBudget {
+    const fn new() -> Self {
+        LineBudget {
+            second: std::sync::atomic::AtomicU64::new(0),
+            taken: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// Whether a line may be written now, and how many were held back in an earlier second
+    /// (told once, by the first line of a new second).
+    fn take(&self) -> (bool, u32) {
+        static START: std::sync::LazyLock<std::time::Instant> =
+            std::sync::LazyLock::new(std::time::Instant::now);
+        self.take_at(START.elapsed().as_secs() + 1)
+    }
+
+    /// [`LineBudget::take`] in second `now` (from 1).
+    fn take_at(&self, now: u64) -> (bool, u32) {
+        use std::sync::atomic::Ordering;
+        let seen = self.second.load(Ordering::Acquire);
+        let mut skipped = 0;
+        if now != seen
+            && self
+                .second
+                .compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            skipped = self
+                .taken
+                .swap(0, Ordering::AcqRel)
+                .saturating_sub(LINE_BUDGET);
+        }
+        let taken = self.taken.fetch_add(1, Ordering::AcqRel);
+        (taken < LINE_BUDGET, skipped)
     }
 }
 
@@ -105,5 +178,20 @@ mod tests {
             with_defaults("debug,actix_http=trace"),
             "debug,actix_http=trace"
         );
+    }
+
+    #[test]
+    fn lines_past_the_budget_are_counted_and_told_once_in_a_later_second() {
+        let budget = LineBudget::new();
+        for _ in 0..LINE_BUDGET {
+            assert_eq!(budget.take_at(1), (true, 0));
+        }
+        assert_eq!(budget.take_at(1), (false, 0));
+        assert_eq!(budget.take_at(1), (false, 0));
+        // The next second's first line tells the two held back, and is written itself.
+        assert_eq!(budget.take_at(2), (true, 2));
+        assert_eq!(budget.take_at(2), (true, 0));
+        // A quiet second tells nothing.
+        assert_eq!(budget.take_at(5), (true, 0));
     }
 }

@@ -44,28 +44,34 @@ pub async fn insert_many(
 ) -> sqlx::Result<()> {
     const COLUMNS: usize = 10;
     const ROWS: usize = 100;
+    /// The statement for each number of rows, written once (a busy refusal writer inserts
+    /// batches of every size, many times a second).
+    static SQL: [[std::sync::OnceLock<String>; ROWS]; 2] =
+        [const { [const { std::sync::OnceLock::new() }; ROWS] }; 2];
     let numbered = conn.backend_name() != "SQLite";
     for chunk in entries.chunks(ROWS) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let cells: Vec<String> = (1..=COLUMNS)
-                    .map(|c| {
-                        if numbered {
-                            format!("${}", r * COLUMNS + c)
-                        } else {
-                            "?".to_string()
-                        }
-                    })
-                    .collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO audit_log (at, actor_id, actor_label, action, target_type, target_id, \
-             target_label, client_ip, outcome, details) VALUES {}",
-            rows.join(", ")
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let sql = SQL[usize::from(numbered)][chunk.len() - 1].get_or_init(|| {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let cells: Vec<String> = (1..=COLUMNS)
+                        .map(|c| {
+                            if numbered {
+                                format!("${}", r * COLUMNS + c)
+                            } else {
+                                "?".to_string()
+                            }
+                        })
+                        .collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            format!(
+                "INSERT INTO audit_log (at, actor_id, actor_label, action, target_type, \
+                 target_id, target_label, client_ip, outcome, details) VALUES {}",
+                rows.join(", ")
+            )
+        });
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
         for (at, e) in chunk {
             query = query
                 .bind(*at)

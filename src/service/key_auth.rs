@@ -125,7 +125,8 @@ enum Job {
 struct Pending {
     key_id: String,
     refusal: Refusal,
-    /// For a wrong secret, its HMAC: the tripwire looks it up among the key's replaced secrets.
+    /// For a wrong secret of a key whose secret was replaced, its HMAC: the tripwire looks it
+    /// up among the key's replaced secrets.
     presented_hash: Option<String>,
     client_ip: String,
     limit_client: bool,
@@ -355,7 +356,13 @@ impl KeyChecker {
                 (Err(refusal), _, _) => {
                     let wrong = match row {
                         Some(row) if refusal == Refusal::WrongSecret => Some(WrongSecret {
-                            hash: ring.hasher.hash(&presented.secret),
+                            // Only a key whose secret was ever replaced has replaced secrets
+                            // for the tripwire to look among.
+                            hash: row
+                                .key
+                                .secret_regenerated_at
+                                .is_some()
+                                .then(|| ring.hasher.hash(&presented.secret)),
                             read_failures: row.key.failed_attempts,
                             seen,
                         }),
@@ -477,7 +484,7 @@ impl KeyChecker {
         let pending = Pending {
             key_id: key_id.to_string(),
             refusal,
-            presented_hash: wrong.map(|w| w.hash),
+            presented_hash: wrong.and_then(|w| w.hash),
             client_ip: attempt.client_ip.to_string(),
             limit_client,
             now,
@@ -507,8 +514,9 @@ impl KeyChecker {
 
 /// A wrong secret of a key that exists, as its check saw it.
 struct WrongSecret {
-    /// Its HMAC: the tripwire looks it up among the key's replaced secrets.
-    hash: String,
+    /// Its HMAC, for the tripwire to look up among the key's replaced secrets; `None` for a
+    /// key whose secret was never replaced.
+    hash: Option<String>,
     /// The key's failure count as the check read it.
     read_failures: i64,
     /// When the check read it.

@@ -64,3 +64,38 @@ async fn the_default_log_has_refusals_but_not_every_request_nor_malformed_heads(
         "the refusal is there: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_refusals_is_logged_up_to_the_budget_not_line_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database(dir.path()).await;
+    let log = dir.path().join("log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command
+        .arg("serve")
+        .env_remove("KEYWARD_LOG")
+        .env("KEYWARD_DATA_DIR", dir.path())
+        .env("KEYWARD_DATABASE_URL", &db)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let (mut child, base) = crate::common::process::serve(command).await;
+    let client = reqwest::Client::new();
+    const FLOOD: usize = 300;
+    let refusals = (0..FLOOD).map(|_| {
+        let (client, url) = (client.clone(), format!("{base}/api/v1/apikeys"));
+        async move { client.get(url).send().await.unwrap().status() }
+    });
+    let statuses = futures::future::join_all(refusals).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    client.get(format!("{base}/healthz")).send().await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = text.matches("request refused").count();
+    // Each second writes at most the budget; the flood takes a second or two, not six.
+    let budget = keyward::telemetry::LINE_BUDGET as usize;
+    assert!(
+        (budget..=2 * budget).contains(&lines),
+        "{lines} refusal lines for {FLOOD} refusals: {text}"
+    );
+}
