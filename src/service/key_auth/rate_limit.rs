@@ -88,6 +88,23 @@ impl Lease {
         }
     }
 
+    /// Keeps what a lease transaction came to; `spent` of the tokens it took go to the
+    /// presentation that took it (one on a request's path, none when renewed ahead).
+    fn keep(&mut self, grant: Grant, now_ms: i64, spent: i64) {
+        match grant {
+            Grant::Tokens { tokens, bucket } => {
+                self.tokens += tokens - spent;
+                self.taken_ms = now_ms;
+                self.empty_until_ms = 0;
+                self.bucket = bucket;
+            }
+            Grant::Empty { wait_ms, bucket } => {
+                self.empty_until_ms = now_ms + wait_ms;
+                self.bucket = bucket;
+            }
+        }
+    }
+
     fn live(&self, now_ms: i64) -> bool {
         self.tokens > 0 && (self.taken_ms..self.taken_ms + LEASE_MS).contains(&now_ms)
     }
@@ -141,6 +158,7 @@ fn wait_for_one(tokens: f64, limit: RateLimit) -> i64 {
 }
 
 /// What a lease transaction came to.
+#[derive(Debug, Clone, Copy)]
 enum Grant {
     /// `tokens` (at least 1) taken; the bucket left as `bucket`.
     Tokens { tokens: i64, bucket: Bucket },
@@ -286,16 +304,7 @@ impl RateLimiter {
                 && lease.limit == limit
             {
                 match grant {
-                    Ok(Grant::Tokens { tokens, bucket }) => {
-                        lease.tokens += tokens;
-                        lease.taken_ms = now_ms;
-                        lease.empty_until_ms = 0;
-                        lease.bucket = bucket;
-                    }
-                    Ok(Grant::Empty { wait_ms, bucket }) => {
-                        lease.empty_until_ms = now_ms + wait_ms;
-                        lease.bucket = bucket;
-                    }
+                    Ok(grant) => lease.keep(grant, now_ms, 0),
                     Err(e) => {
                         // Nothing was given back: the tokens are still this instance's.
                         lease.tokens += returned;
@@ -344,22 +353,13 @@ impl RateLimiter {
                 })),
             };
         };
+        lease.keep(grant, now_ms, 1);
         match grant {
-            Grant::Tokens { tokens, bucket } => {
-                lease.tokens += tokens - 1;
-                lease.taken_ms = now_ms;
-                lease.empty_until_ms = 0;
-                lease.bucket = bucket;
-                Ok(lease.state(now_ms))
-            }
-            Grant::Empty { wait_ms, bucket } => {
-                lease.empty_until_ms = now_ms + wait_ms;
-                lease.bucket = bucket;
-                Err(Ok(Limited {
-                    limit,
-                    retry_after_ms: wait_ms,
-                }))
-            }
+            Grant::Tokens { .. } => Ok(lease.state(now_ms)),
+            Grant::Empty { wait_ms, .. } => Err(Ok(Limited {
+                limit,
+                retry_after_ms: wait_ms,
+            })),
         }
     }
 
