@@ -84,6 +84,8 @@ pub struct ExportedKeyDoc {
     groups: Vec<String>,
     /// CIDR ranges; empty means anywhere.
     allowed_networks: Vec<String>,
+    /// `null` without a limit.
+    rate_limit: Option<crate::api::key_view::RateLimitView>,
     /// `in_policy` or `out_of_policy`.
     policy_compliance: String,
     /// What the key breaks; empty in policy.
@@ -159,6 +161,10 @@ mod tests {
             roles: vec![],
             groups: vec![],
             allowed_networks: vec![],
+            rate_limit: Some(crate::service::keys::ExportedRateLimit {
+                per_second: 5.0,
+                burst: 10,
+            }),
             policy_compliance: "in_policy",
             policy_findings: vec![],
         })

@@ -129,7 +129,9 @@ async fn inventory(app: &TestApp) -> Made {
             group_ids: None,
             role_ids: None,
             allowed_networks: Some("203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32".into()),
-            rate_limit: None,
+            rate_limit: Some(Ok(Some(
+                keyward::domain::RateLimit::new(10.0, Some(20.0)).unwrap(),
+            ))),
         },
     )
     .await
@@ -249,6 +251,7 @@ async fn json_export_has_every_field_for_each_kind_of_key() {
             "expires_at": null, "status": "active",
             "roles": ["Read Only"], "groups": ["Readers"],
             "allowed_networks": ["203.0.113.0/24", "198.51.100.0/24", "2001:db8::/32"],
+            "rate_limit": {"per_second": 10.0, "burst": 20},
             "policy_compliance": "in_policy", "policy_findings": []
         })
     );
@@ -257,6 +260,7 @@ async fn json_export_has_every_field_for_each_kind_of_key() {
     assert_eq!(billing["status"], "inactive");
     assert_eq!(billing["last_used_at"], Value::Null);
     assert_eq!(billing["last_used_address"], Value::Null);
+    assert_eq!(billing["rate_limit"], Value::Null, "no limit");
     let thirty_days =
         (start_time() + Duration::minutes(5) + Duration::seconds(30) + Duration::days(30))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -316,6 +320,7 @@ async fn csv_export_parses_back_to_the_same_keys_with_console_words() {
             "Read Only",
             "Readers",
             "203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32",
+            "10 requests per second, burst 20",
             "In policy",
         ]
     );

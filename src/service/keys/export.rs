@@ -61,7 +61,7 @@ impl ExportFormat {
 }
 
 /// The CSV header row, in column order.
-pub const CSV_HEADER: [&str; 15] = [
+pub const CSV_HEADER: [&str; 16] = [
     "ID",
     "Name",
     "Type",
@@ -76,6 +76,7 @@ pub const CSV_HEADER: [&str; 15] = [
     "Roles",
     "Groups",
     "Allowed networks",
+    "Rate limit",
     "Policy compliance",
 ];
 
@@ -107,10 +108,21 @@ pub struct ExportedKey {
     pub groups: Vec<String>,
     /// CIDR ranges; empty means anywhere.
     pub allowed_networks: Vec<String>,
+    /// The key's rate limit; `null` without one.
+    pub rate_limit: Option<ExportedRateLimit>,
     /// `in_policy` or `out_of_policy`.
     pub policy_compliance: &'static str,
     /// What the key breaks; empty in policy.
     pub policy_findings: Vec<String>,
+}
+
+/// A key's rate limit as the export writes it (the API's `rate_limit` object).
+#[derive(Debug, Serialize)]
+pub struct ExportedRateLimit {
+    /// Requests per second the bucket refills with.
+    pub per_second: f64,
+    /// The most requests at once.
+    pub burst: i64,
 }
 
 /// An export that has been allowed and audited, ready to be written out by [`Export::body`].
@@ -356,6 +368,10 @@ impl Batches {
             policy_compliance: standing.as_str(),
             policy_findings: standing.reasons().to_vec(),
             allowed_networks: key.allowed_networks,
+            rate_limit: key.rate_limit.map(|l| ExportedRateLimit {
+                per_second: l.per_second,
+                burst: l.burst,
+            }),
             created_by: key.created_by,
             id: key.id,
             name: key.name,
@@ -416,7 +432,7 @@ pub fn safe_cell(cell: Cow<'_, str>) -> Cow<'_, str> {
 }
 
 /// A key's CSV row, in [`CSV_HEADER`] order, in the words the console uses.
-fn csv_row(key: &ExportedKey) -> [Cow<'_, str>; 15] {
+fn csv_row(key: &ExportedKey) -> [Cow<'_, str>; 16] {
     let text = |v: &Option<String>| Cow::from(v.clone().unwrap_or_default());
     let compliance = if key.policy_findings.is_empty() {
         Cow::from(match key.policy_compliance {
@@ -441,6 +457,13 @@ fn csv_row(key: &ExportedKey) -> [Cow<'_, str>; 15] {
         Cow::from(key.roles.join("; ")),
         Cow::from(key.groups.join("; ")),
         Cow::from(key.allowed_networks.join(", ")),
+        // In the console's words (`5 requests per second, burst 10`); empty without a limit.
+        Cow::from(key.rate_limit.as_ref().map_or(String::new(), |l| {
+            crate::domain::RateLimit::describe(Some(crate::domain::RateLimit {
+                per_second: l.per_second,
+                burst: l.burst,
+            }))
+        })),
         compliance,
     ]
 }
