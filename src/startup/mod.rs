@@ -217,12 +217,21 @@ impl Application {
             Some(self.state.metrics.clone()),
         );
         let jobs = tokio::spawn(jobs);
+        // Refusal lines held back by the log's budget are told within a second.
+        let log_ticker = tokio::spawn(async {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                crate::telemetry::tell_skipped();
+            }
+        });
         let metrics = self.metrics.map(|(_, server)| {
             let handle = server.handle();
             (tokio::spawn(server), handle)
         });
         let result = self.server.await;
         jobs.abort();
+        log_ticker.abort();
         // A clean stop keeps the refusals already answered, the last used addresses and the
         // usage counts since the last flush.
         self.state.key_checker.flush_refusals().await;

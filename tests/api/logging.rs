@@ -6,21 +6,29 @@ use std::process::{Command, Stdio};
 
 use crate::common::fresh_database;
 
-#[tokio::test]
-async fn the_default_log_has_refusals_but_not_every_request_nor_malformed_heads() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let db = fresh_database(dir.path()).await;
-    let log = dir.path().join("log");
+/// The server on a fresh database at the default log level, writing its log to `dir/log`.
+async fn serve_at_the_default_level(
+    dir: &std::path::Path,
+) -> (std::process::Child, String, std::path::PathBuf) {
+    let db = fresh_database(dir).await;
+    let log = dir.join("log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
     command
         .arg("serve")
         .env_remove("KEYWARD_LOG")
-        .env("KEYWARD_DATA_DIR", dir.path())
+        .env("KEYWARD_DATA_DIR", dir)
         .env("KEYWARD_DATABASE_URL", &db)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
-    let (mut child, base) = crate::common::process::serve(command).await;
+    let (child, base) = crate::common::process::serve(command).await;
+    (child, base, log)
+}
+
+#[tokio::test]
+async fn the_default_log_has_refusals_but_not_every_request_nor_malformed_heads() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, log) = serve_at_the_default_level(dir.path()).await;
     let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
     let client = reqwest::Client::new();
     for _ in 0..20 {
@@ -68,17 +76,7 @@ async fn the_default_log_has_refusals_but_not_every_request_nor_malformed_heads(
 #[tokio::test]
 async fn a_flood_of_refusals_is_logged_up_to_the_budget_not_line_by_line() {
     let dir = tempfile::tempdir().unwrap();
-    let db = fresh_database(dir.path()).await;
-    let log = dir.path().join("log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
-    command
-        .arg("serve")
-        .env_remove("KEYWARD_LOG")
-        .env("KEYWARD_DATA_DIR", dir.path())
-        .env("KEYWARD_DATABASE_URL", &db)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let (mut child, base) = crate::common::process::serve(command).await;
+    let (mut child, base, log) = serve_at_the_default_level(dir.path()).await;
     let client = reqwest::Client::new();
     const FLOOD: usize = 300;
     let refusals = (0..FLOOD).map(|_| {
