@@ -161,10 +161,7 @@ mod tests {
             roles: vec![],
             groups: vec![],
             allowed_networks: vec![],
-            rate_limit: Some(crate::service::keys::ExportedRateLimit {
-                per_second: 5.0,
-                burst: 10,
-            }),
+            rate_limit: crate::domain::RateLimit::new(5.0, Some(10.0)).ok(),
             policy_compliance: "in_policy",
             policy_findings: vec![],
         })

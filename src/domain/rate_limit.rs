@@ -7,8 +7,8 @@ pub const MIN_PER_SECOND: f64 = 0.01;
 /// Most requests per second, and the largest burst, a limit may name.
 pub const MAX_RATE: f64 = 1_000_000.0;
 
-/// A key's rate limit.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A key's rate limit (serialised as the API writes it: `{per_second, burst}`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct RateLimit {
     /// Requests per second the bucket refills with: 0.01 to 1,000,000, at most two decimals.
     pub per_second: f64,

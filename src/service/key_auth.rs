@@ -463,9 +463,10 @@ impl KeyChecker {
     ) -> AuthError {
         let limit = client_limit(self.policy.client_failure_limit).filter(|_| attempt.limit_client);
         let limit_client = limit.is_some();
-        let bucket = client_bucket(attempt.client_ip);
-        if let Some(limit) = limit
-            && let Some(retry_after) = self.over_limit.retry_after(&bucket, limit, now)
+        // Only a limited check has a client bucket (no string built for the others).
+        let bucket = limit.map(|_| client_bucket(attempt.client_ip));
+        if let (Some(limit), Some(bucket)) = (limit, &bucket)
+            && let Some(retry_after) = self.over_limit.retry_after(bucket, limit, now)
         {
             return AuthError::Throttled { retry_after };
         }
@@ -503,7 +504,9 @@ impl KeyChecker {
         match answer.await {
             Ok(Ok(Written::Refused)) => AuthError::Refused(refusal),
             Ok(Ok(Written::Throttled { retry_after })) => {
-                self.over_limit.remember(&bucket, now, retry_after);
+                if let Some(bucket) = &bucket {
+                    self.over_limit.remember(bucket, now, retry_after);
+                }
                 AuthError::Throttled { retry_after }
             }
             Ok(Err(message)) => AuthError::Internal(sqlx_failure(&message)),

@@ -109,20 +109,11 @@ pub struct ExportedKey {
     /// CIDR ranges; empty means anywhere.
     pub allowed_networks: Vec<String>,
     /// The key's rate limit; `null` without one.
-    pub rate_limit: Option<ExportedRateLimit>,
+    pub rate_limit: Option<crate::domain::RateLimit>,
     /// `in_policy` or `out_of_policy`.
     pub policy_compliance: &'static str,
     /// What the key breaks; empty in policy.
     pub policy_findings: Vec<String>,
-}
-
-/// A key's rate limit as the export writes it (the API's `rate_limit` object).
-#[derive(Debug, Serialize)]
-pub struct ExportedRateLimit {
-    /// Requests per second the bucket refills with.
-    pub per_second: f64,
-    /// The most requests at once.
-    pub burst: i64,
 }
 
 /// An export that has been allowed and audited, ready to be written out by [`Export::body`].
@@ -368,10 +359,7 @@ impl Batches {
             policy_compliance: standing.as_str(),
             policy_findings: standing.reasons().to_vec(),
             allowed_networks: key.allowed_networks,
-            rate_limit: key.rate_limit.map(|l| ExportedRateLimit {
-                per_second: l.per_second,
-                burst: l.burst,
-            }),
+            rate_limit: key.rate_limit,
             created_by: key.created_by,
             id: key.id,
             name: key.name,
@@ -458,11 +446,8 @@ fn csv_row(key: &ExportedKey) -> [Cow<'_, str>; 16] {
         Cow::from(key.groups.join("; ")),
         Cow::from(key.allowed_networks.join(", ")),
         // In the console's words (`5 requests per second, burst 10`); empty without a limit.
-        Cow::from(key.rate_limit.as_ref().map_or(String::new(), |l| {
-            crate::domain::RateLimit::describe(Some(crate::domain::RateLimit {
-                per_second: l.per_second,
-                burst: l.burst,
-            }))
+        Cow::from(key.rate_limit.map_or(String::new(), |l| {
+            crate::domain::RateLimit::describe(Some(l))
         })),
         compliance,
     ]

@@ -37,8 +37,7 @@ pub use create::{NewKey, create};
 pub use delete::delete;
 pub use expiry::ExpiryChoice;
 pub use export::{
-    BATCH as EXPORT_BATCH, CSV_HEADER, Export, ExportFormat, ExportedKey, ExportedRateLimit,
-    export, export_in_batches,
+    BATCH as EXPORT_BATCH, CSV_HEADER, Export, ExportFormat, ExportedKey, export, export_in_batches,
 };
 pub use exposed::{
     EXPOSURE_POLICY, ExposureAction, ExposurePolicy, FoundSecret, FoundToken, GITHUB,
