@@ -83,6 +83,15 @@ pub struct SettingsArgs {
         global = true
     )]
     pub client_failure_limit: u32,
+    /// Refusals of one key from one address for one reason written to the audit log one by
+    /// one per second; past it they are counted in one entry (0: every one written).
+    #[arg(
+        long,
+        env = "KEYWARD_REFUSAL_AUDIT_PER_SECOND",
+        default_value_t = 50,
+        global = true
+    )]
+    pub refusal_audit_per_second: u32,
     /// Delivery attempts before an email is given up as failed.
     #[arg(
         long,
@@ -214,6 +223,7 @@ pub struct Settings {
     pub expiry_notice_days: Vec<u32>,
     pub lockout_threshold: u32,
     pub client_failure_limit: u32,
+    pub refusal_audit_per_second: u32,
     pub job_interval_secs: u64,
     pub mail_max_attempts: u32,
     /// The longest one SMTP conversation may take, in seconds.
@@ -254,6 +264,7 @@ impl std::fmt::Debug for Settings {
             expiry_notice_days,
             lockout_threshold,
             client_failure_limit,
+            refusal_audit_per_second,
             job_interval_secs,
             mail_max_attempts,
             smtp_timeout_secs,
@@ -283,6 +294,7 @@ impl std::fmt::Debug for Settings {
             .field("expiry_notice_days", expiry_notice_days)
             .field("lockout_threshold", lockout_threshold)
             .field("client_failure_limit", client_failure_limit)
+            .field("refusal_audit_per_second", refusal_audit_per_second)
             .field("job_interval_secs", job_interval_secs)
             .field("mail_max_attempts", mail_max_attempts)
             .field("smtp_timeout_secs", smtp_timeout_secs)
@@ -460,6 +472,7 @@ impl SettingsArgs {
             expiry_notice_days,
             lockout_threshold: self.lockout_threshold,
             client_failure_limit: self.client_failure_limit,
+            refusal_audit_per_second: self.refusal_audit_per_second,
             job_interval_secs: self.job_interval_secs,
             mail_max_attempts: self.mail_max_attempts,
             smtp_timeout_secs: self.smtp_timeout_secs,
@@ -553,6 +566,7 @@ impl Settings {
             expiry_notice_days: "2".into(),
             lockout_threshold: 5,
             client_failure_limit: 30,
+            refusal_audit_per_second: 50,
             job_interval_secs: 60,
             mail_max_attempts: 8,
             smtp_timeout_secs: 60,

@@ -23,6 +23,7 @@ use crate::service::repo::keys::{self as repo, AccessMap, AuthRow, KeyRow};
 use crate::service::throttle::{self, Limit};
 
 mod addresses;
+mod audit_budget;
 mod cache;
 mod caller;
 mod keyring;
@@ -48,6 +49,9 @@ pub struct Policy {
     pub lockout_threshold: u32,
     /// Failed authentications per client address per minute before 429 (0: no limit).
     pub client_failure_limit: u32,
+    /// Refusals of one key from one address for one reason written to the audit log one by
+    /// one per second; past it they are counted in one entry (0: every one written).
+    pub refusal_audit_per_second: u32,
 }
 
 /// One presentation of a key.
@@ -119,6 +123,8 @@ enum Job {
     Refusal(Pending),
     /// Answered once every refusal handed before it is committed (or failed).
     Barrier(oneshot::Sender<()>),
+    /// A barrier that also writes the audit entries of refusals held past their budget.
+    Flush(oneshot::Sender<()>),
 }
 
 /// A refusal waiting to be written, and where to send what came of it.
@@ -226,10 +232,13 @@ impl KeyChecker {
     }
 
     /// Waits until every refusal handed to the writer so far is committed (or its batch
-    /// failed): refusals answered before their commit are written by then (tests, and the
-    /// server's stop).
+    /// failed), with the audit entries that count refusals past their budget: refusals
+    /// answered before their commit are written by then (tests, and the server's stop).
     pub async fn flush_refusals(&self) {
-        let _ = self.barrier().await;
+        let (done, answer) = oneshot::channel();
+        if self.refusals.send(Job::Flush(done)).await.is_ok() {
+            let _ = answer.await;
+        }
     }
 
     /// Sends a barrier through the writer's queue and waits for it; `false` when the writer

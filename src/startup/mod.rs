@@ -138,6 +138,7 @@ impl Application {
             crate::service::key_auth::Policy {
                 lockout_threshold: settings.lockout_threshold,
                 client_failure_limit: settings.client_failure_limit,
+                refusal_audit_per_second: settings.refusal_audit_per_second,
             },
             &settings.public_url,
             jobs.waker(),

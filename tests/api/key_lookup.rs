@@ -59,6 +59,7 @@ fn checker_on(pool: &sqlx::AnyPool, reader: Option<Reader>) -> KeyChecker {
         Policy {
             lockout_threshold: 5,
             client_failure_limit: 30,
+            refusal_audit_per_second: 50,
         },
         "http://localhost",
         Arc::new(tokio::sync::Notify::new()),

@@ -218,3 +218,139 @@ async fn wrong_secrets_leave_the_remembered_key_trusted() {
         "and the right secret resets it"
     );
 }
+
+/// The `key.auth_refused` entries of the key `key_id`: (client address, details), oldest first.
+async fn refusal_entries(app: &TestApp, key_id: &str) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT client_ip, details FROM audit_log \
+         WHERE action = 'key.auth_refused' AND target_id = $1 ORDER BY id",
+    )
+    .bind(key_id)
+    .fetch_all(&app.state.pool)
+    .await
+    .unwrap()
+}
+
+/// How many refusals an entry stands for: one, or the count a summary names ("...: 25 more
+/// refusals at ...").
+fn refusals_in(details: &str) -> i64 {
+    match details.split_once(": ") {
+        Some((_, rest)) if rest.contains("counted in this one entry") => rest
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("a summary names its count"),
+        _ => 1,
+    }
+}
+
+#[tokio::test]
+async fn past_its_budget_a_flood_of_wrong_secrets_is_counted_in_one_entry_and_every_one_still_counts()
+ {
+    let app = spawn_app_with(|s| {
+        s.lockout_threshold = 0;
+        s.client_failure_limit = 0;
+        s.refusal_audit_per_second = 5;
+    })
+    .await;
+    app.signed_in_admin().await;
+    let key = tenant_key(&app, "worker", "access", &["role_read_only"]).await;
+    let n = 40;
+    let client = reqwest::Client::new();
+    let calls = (0..n).map(|_| {
+        client
+            .get(app.url("/api/v1/apikeys/current"))
+            .header("authorization", key.with_secret(&wrong_secret()))
+            .send()
+    });
+    for answer in futures::future::join_all(calls).await {
+        assert_eq!(answer.expect("answered").status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        failed_attempts(&app).await,
+        n,
+        "every wrong secret counts towards the lockout"
+    );
+    let entries = refusal_entries(&app, &key.id).await;
+    let summaries: Vec<&String> = entries
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d.contains("counted in this one entry"))
+        .collect();
+    assert!(!summaries.is_empty(), "entries: {entries:?}");
+    // The burst may straddle the turn of a second: each second writes up to five one by one.
+    let own = entries.len() - summaries.len();
+    assert!(
+        (5..n as usize).contains(&own),
+        "{own} entries of their own beside {} summaries",
+        summaries.len()
+    );
+    assert_eq!(
+        entries.iter().map(|(_, d)| refusals_in(d)).sum::<i64>(),
+        n,
+        "the entries stand for every refusal: {entries:?}"
+    );
+    assert!(
+        summaries
+            .iter()
+            .all(|d| d.starts_with("wrong secret (the last ")
+                && d.contains("past 5 a second for one key, address and reason")),
+        "{summaries:?}"
+    );
+    assert!(entries.iter().all(|(ip, _)| ip == "127.0.0.1"));
+    // The usage counts have every refusal too.
+    app.state.key_checker.flush_usage().await;
+    assert_eq!(
+        app.count("SELECT COALESCE(SUM(count), 0) FROM key_usage WHERE outcome = 'wrong_secret'")
+            .await,
+        n
+    );
+}
+
+#[tokio::test]
+async fn the_count_past_the_budget_is_written_within_seconds_without_a_flush() {
+    // Verify's refusals: never limited per client, the case the budget is for.
+    let app = spawn_app_with(|s| {
+        s.lockout_threshold = 0;
+        s.refusal_audit_per_second = 2;
+    })
+    .await;
+    app.signed_in_admin().await;
+    let gateway = tenant_key(&app, "gateway", "access", &["role_integration"]).await;
+    let key = tenant_key(&app, "worker", "api", &["role_read_only"]).await;
+    let n = 12;
+    for _ in 0..n {
+        let (status, body, _) = call(
+            &app,
+            Method::POST,
+            "/api/v1/verify",
+            Some(&gateway.bearer()),
+            Some(json!({"key": format!("{}::{}", key.id, wrong_secret())})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::OK, Some("NOT_FOUND"))
+        );
+    }
+    // No flush: the refusal writer's own timer writes the summary once the second is over.
+    // Waits for it (polling), at most ten seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let entries = refusal_entries(&app, &key.id).await;
+        let total: i64 = entries.iter().map(|(_, d)| refusals_in(d)).sum();
+        if total == n {
+            assert!(
+                entries.len() < n as usize,
+                "some were counted in a summary: {entries:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after ten seconds the entries stand for {total} of {n}: {entries:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

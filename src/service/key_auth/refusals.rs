@@ -6,6 +6,9 @@ use tokio::sync::mpsc;
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
+use super::audit_budget::AuditBudget;
 use super::{BATCH, Job, Pending, Policy, Refusal, Written, client_bucket, client_limit};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::notices::{self, KeyEvent, KeyFacts};
@@ -51,30 +54,67 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
     let mut jobs = Vec::with_capacity(BATCH);
     let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
     let mut barriers = Vec::new();
-    while queue.recv_many(&mut jobs, BATCH).await > 0 {
+    let mut budget = AuditBudget::new(writer.policy.refusal_audit_per_second, Instant::now());
+    loop {
+        let received = match budget.deadline() {
+            Some(deadline) => tokio::select! {
+                n = queue.recv_many(&mut jobs, BATCH) => n,
+                () = tokio::time::sleep_until(deadline) => {
+                    // The window is over and no refusal came to carry its summaries.
+                    budget.turn(Instant::now(), false);
+                    if !budget.unwritten().is_empty() {
+                        write_and_answer(&writer, &mut batch, &mut budget).await;
+                    }
+                    continue;
+                }
+            },
+            None => queue.recv_many(&mut jobs, BATCH).await,
+        };
+        if received == 0 {
+            break;
+        }
+        let mut flush = false;
         for job in jobs.drain(..) {
             match job {
                 Job::Refusal(pending) => batch.push(pending),
                 Job::Barrier(done) => barriers.push(done),
+                Job::Flush(done) => {
+                    flush = true;
+                    barriers.push(done);
+                }
             }
         }
-        if !batch.is_empty() {
-            write_and_answer(&writer, &mut batch).await;
+        // A window that is over gives its summaries to this batch; a flush ends it now.
+        budget.turn(Instant::now(), flush);
+        if !batch.is_empty() || !budget.unwritten().is_empty() {
+            write_and_answer(&writer, &mut batch, &mut budget).await;
         }
         for done in barriers.drain(..) {
             let _ = done.send(());
         }
     }
+    // Stopped: what was held is written.
+    budget.turn(Instant::now(), true);
+    if !budget.unwritten().is_empty() {
+        write_and_answer(&writer, &mut batch, &mut budget).await;
+    }
 }
 
 /// Writes one batch and settles it: memory, uncommitted counts, answers.
-async fn write_and_answer(writer: &Writer, batch: &mut Vec<Pending>) {
+async fn write_and_answer(writer: &Writer, batch: &mut Vec<Pending>, budget: &mut AuditBudget) {
     let handed = group_by(batch, |p| p.counted.then_some(p.key_id.as_str()));
     let handed: Vec<(&str, i64)> = handed
         .into_iter()
         .map(|(key_id, members)| (key_id, members.len() as i64))
         .collect();
-    let result = write_batch(&writer.pool, writer.policy, &writer.public_url, batch).await;
+    let result = write_batch(
+        &writer.pool,
+        writer.policy,
+        &writer.public_url,
+        batch,
+        budget,
+    )
+    .await;
     let outcomes = match result {
         Ok(committed) => {
             for (key_id, count) in &committed.counts {
@@ -110,17 +150,26 @@ async fn write_batch(
     policy: Policy,
     public_url: &str,
     batch: &[Pending],
+    budget: &mut AuditBudget,
 ) -> Result<Committed, sqlx::Error> {
     let mut tx = crate::db::begin_write(pool).await?;
     let mut written = vec![Written::Refused; batch.len()];
     // The client's counter first: over its limit, the key's own counter does not move.
     count_clients(&mut tx, policy, batch, &mut written).await?;
-    let mut reasons: Vec<String> = batch.iter().map(|p| p.refusal.reason().into()).collect();
-    let tripped = tripwire(&mut tx, public_url, batch, &written, &mut reasons).await?;
+    let tripped = tripwire(&mut tx, public_url, batch, &written).await?;
+    let mut in_row = vec![None; batch.len()];
     let counted =
-        count_wrong_secrets(&mut tx, policy, public_url, batch, &written, &mut reasons).await?;
-    audit_refusals(&mut tx, batch, &written, &reasons).await?;
+        count_wrong_secrets(&mut tx, policy, public_url, batch, &written, &mut in_row).await?;
+    let summaries = budget.unwritten().len();
+    let refusals = Refusals {
+        batch,
+        written: &written,
+        in_row: &in_row,
+        tripped: &tripped.hits,
+    };
+    audit_refusals(&mut tx, &refusals, budget).await?;
     tx.commit().await?;
+    budget.written(summaries);
     Ok(Committed {
         written,
         counts: counted.counts,
@@ -163,15 +212,15 @@ struct Counted {
     locked: bool,
 }
 
-/// Counts wrong secrets towards their key's lockout, in order of arrival, noting the count in
-/// each reason; announces a lock.
+/// Counts wrong secrets towards their key's lockout, in order of arrival, noting how many in a
+/// row each was; announces a lock.
 async fn count_wrong_secrets(
     conn: &mut AnyConnection,
     policy: Policy,
     public_url: &str,
     batch: &[Pending],
     written: &[Written],
-    reasons: &mut [String],
+    in_row: &mut [Option<i64>],
 ) -> Result<Counted, sqlx::Error> {
     let mut locked = false;
     let mut counts = Vec::new();
@@ -194,7 +243,7 @@ async fn count_wrong_secrets(
         counts.push((key_id.to_string(), failure.count));
         let before = failure.count - n;
         for (k, &i) in members.iter().enumerate() {
-            reasons[i] = format!("{} ({} in a row)", reasons[i], before + k as i64 + 1);
+            in_row[i] = Some(before + k as i64 + 1);
         }
         if failure.now_locked {
             // The failure that reached the threshold is the one that locked the key.
@@ -225,7 +274,6 @@ async fn tripwire(
     public_url: &str,
     batch: &[Pending],
     written: &[Written],
-    reasons: &mut [String],
 ) -> Result<Tripped, sqlx::Error> {
     let mut tripped = Tripped::default();
     let mut lock_policy: Option<bool> = None;
@@ -262,7 +310,7 @@ async fn tripwire(
         else {
             continue;
         };
-        reasons[i] = "replaced secret presented".into();
+        tripped.hits.push(i);
         let lock = match lock_policy {
             Some(lock) => lock,
             None => {
@@ -345,42 +393,91 @@ async fn tripwire(
 /// What the tripwire did.
 #[derive(Debug, Default)]
 struct Tripped {
+    /// The batch's positions of replaced secrets presented again.
+    hits: Vec<usize>,
     /// Whether it queued emails or webhook events.
     queued: bool,
     /// Whether it locked a key.
     locked: bool,
 }
 
-/// One audit entry per refusal that was not throttled, in one statement.
+/// A batch's refusals as the audit sees them.
+struct Refusals<'a> {
+    batch: &'a [Pending],
+    written: &'a [Written],
+    /// For wrong secrets, how many in a row each was.
+    in_row: &'a [Option<i64>],
+    /// Replaced secrets presented again: always written one by one.
+    tripped: &'a [usize],
+}
+
+/// One audit entry per refusal that was not throttled, within its budget (a replaced secret
+/// presented again always has its own), and the summaries of the budgets' windows that are
+/// over; in one statement.
 async fn audit_refusals(
     conn: &mut AnyConnection,
-    batch: &[Pending],
-    written: &[Written],
-    reasons: &[String],
+    refusals: &Refusals<'_>,
+    budget: &mut AuditBudget,
 ) -> Result<(), sqlx::Error> {
-    let entries: Vec<(i64, NewEntry<'_>)> = batch
-        .iter()
-        .zip(written)
-        .zip(reasons)
-        .filter(|((_, w), _)| matches!(w, Written::Refused))
-        .map(|((p, _), reason)| {
-            (
-                p.now,
-                NewEntry {
-                    actor_id: None,
-                    actor_label: &p.client_ip,
-                    action: "key.auth_refused",
-                    target_type: "access_key",
-                    target_id: &p.key_id,
-                    target_label: "",
-                    client_ip: &p.client_ip,
-                    outcome: FAILURE,
-                    details: reason,
+    let mut details: Vec<(usize, String)> = Vec::new();
+    for (i, p) in refusals.batch.iter().enumerate() {
+        if !matches!(refusals.written[i], Written::Refused) {
+            continue;
+        }
+        let in_row = refusals.in_row[i];
+        let tripped = refusals.tripped.contains(&i);
+        if tripped || budget.admit(&p.key_id, &p.client_ip, p.refusal, p.now, in_row) {
+            let reason = if tripped {
+                "replaced secret presented"
+            } else {
+                p.refusal.reason()
+            };
+            details.push((
+                i,
+                match in_row {
+                    Some(n) => format!("{reason} ({n} in a row)"),
+                    None => reason.to_string(),
                 },
-            )
+            ));
+        }
+    }
+    let mut entries: Vec<(i64, NewEntry<'_>)> = details
+        .iter()
+        .map(|(i, d)| {
+            let p = &refusals.batch[*i];
+            entry(p.now, &p.key_id, &p.client_ip, d)
         })
         .collect();
+    entries.extend(
+        budget
+            .unwritten()
+            .iter()
+            .map(|s| entry(s.at, &s.key_id, &s.client_ip, &s.details)),
+    );
     crate::service::repo::audit::insert_many(conn, &entries).await
+}
+
+/// A `key.auth_refused` entry.
+fn entry<'a>(
+    at: i64,
+    key_id: &'a str,
+    client_ip: &'a str,
+    details: &'a str,
+) -> (i64, NewEntry<'a>) {
+    (
+        at,
+        NewEntry {
+            actor_id: None,
+            actor_label: client_ip,
+            action: "key.auth_refused",
+            target_type: "access_key",
+            target_id: key_id,
+            target_label: "",
+            client_ip,
+            outcome: FAILURE,
+            details,
+        },
+    )
 }
 
 /// The batch's positions grouped by a key, groups in order of first appearance.

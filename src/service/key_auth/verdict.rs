@@ -13,7 +13,7 @@ use crate::service::repo::keys::{AuthRow, KeyRow};
 use super::{Keyring, rate_limit};
 
 /// Why a presented key was refused. Callers show one answer for all of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Refusal {
     Malformed,
     NotFound,
