@@ -106,13 +106,17 @@ fn checked(body: &VerifyBody) -> Result<String, ApiError> {
             "at most 200 characters",
         ));
     }
+    // Written as the address reads canonically (`0::1` is `::1`), so one client is one
+    // client in the audit log, the last used addresses and the refusals' budget.
     match &body.client_ip {
-        Some(ip) if ip.parse::<std::net::IpAddr>().is_err() => Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "client_ip",
-            "must be an IPv4 or IPv6 address",
-        )),
-        Some(ip) => Ok(ip.clone()),
+        Some(ip) => match ip.parse::<std::net::IpAddr>() {
+            Ok(ip) => Ok(ip.to_string()),
+            Err(_) => Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "client_ip",
+                "must be an IPv4 or IPv6 address",
+            )),
+        },
         None => Ok(String::new()),
     }
 }

@@ -219,11 +219,13 @@ async fn wrong_secrets_leave_the_remembered_key_trusted() {
     );
 }
 
-/// The `key.auth_refused` entries of the key `key_id`: (client address, details), oldest first.
-async fn refusal_entries(app: &TestApp, key_id: &str) -> Vec<(String, String)> {
+/// The entries about refusals of the key `key_id`, one by one (`key.auth_refused`) or counted
+/// (`key.auth_refused_counted`): (action, client address, details), oldest first.
+async fn refusal_entries(app: &TestApp, key_id: &str) -> Vec<(String, String, String)> {
     sqlx::query_as(
-        "SELECT client_ip, details FROM audit_log \
-         WHERE action = 'key.auth_refused' AND target_id = $1 ORDER BY id",
+        "SELECT action, client_ip, details FROM audit_log \
+         WHERE action IN ('key.auth_refused', 'key.auth_refused_counted') AND target_id = $1 \
+         ORDER BY id",
     )
     .bind(key_id)
     .fetch_all(&app.state.pool)
@@ -231,18 +233,18 @@ async fn refusal_entries(app: &TestApp, key_id: &str) -> Vec<(String, String)> {
     .unwrap()
 }
 
-/// How many refusals an entry stands for: one, or the count a summary names ("...: 25 more
-/// refusals at ...").
-fn refusals_in(details: &str) -> i64 {
-    match details.split_once(": ") {
-        Some((_, rest)) if rest.contains("counted in this one entry") => rest
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .expect("a summary names its count"),
-        _ => 1,
+/// How many refusals an entry stands for: one, or the count a summary names ("wrong secret,
+/// 25 more times at ...").
+fn refusals_in((action, _, details): &(String, String, String)) -> i64 {
+    if action == "key.auth_refused" {
+        return 1;
     }
+    details
+        .split(", ")
+        .nth(1)
+        .and_then(|more| more.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a summary names its count: {details}"))
 }
 
 #[tokio::test]
@@ -275,8 +277,8 @@ async fn past_its_budget_a_flood_of_wrong_secrets_is_counted_in_one_entry_and_ev
     let entries = refusal_entries(&app, &key.id).await;
     let summaries: Vec<&String> = entries
         .iter()
-        .map(|(_, d)| d)
-        .filter(|d| d.contains("counted in this one entry"))
+        .filter(|(action, _, _)| action == "key.auth_refused_counted")
+        .map(|(_, _, d)| d)
         .collect();
     assert!(!summaries.is_empty(), "entries: {entries:?}");
     // The burst may straddle the turn of a second: each second writes up to five one by one.
@@ -287,18 +289,16 @@ async fn past_its_budget_a_flood_of_wrong_secrets_is_counted_in_one_entry_and_ev
         summaries.len()
     );
     assert_eq!(
-        entries.iter().map(|(_, d)| refusals_in(d)).sum::<i64>(),
+        entries.iter().map(refusals_in).sum::<i64>(),
         n,
         "the entries stand for every refusal: {entries:?}"
     );
     assert!(
-        summaries
-            .iter()
-            .all(|d| d.starts_with("wrong secret (the last ")
-                && d.contains("past 5 a second for one key, address and reason")),
+        summaries.iter().all(|d| d.starts_with("wrong secret, ")
+            && d.contains(" in a row); past 5 a second for one key, address and reason")),
         "{summaries:?}"
     );
-    assert!(entries.iter().all(|(ip, _)| ip == "127.0.0.1"));
+    assert!(entries.iter().all(|(_, ip, _)| ip == "127.0.0.1"));
     // The usage counts have every refusal too.
     app.state.key_checker.flush_usage().await;
     assert_eq!(
@@ -339,7 +339,7 @@ async fn the_count_past_the_budget_is_written_within_seconds_without_a_flush() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let entries = refusal_entries(&app, &key.id).await;
-        let total: i64 = entries.iter().map(|(_, d)| refusals_in(d)).sum();
+        let total: i64 = entries.iter().map(refusals_in).sum();
         if total == n {
             assert!(
                 entries.len() < n as usize,
@@ -353,4 +353,38 @@ async fn the_count_past_the_budget_is_written_within_seconds_without_a_flush() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn verify_records_the_client_address_as_it_reads_canonically() {
+    // One client is one client in the audit log and the refusals' budget, however its
+    // address is spelt.
+    let app = spawn_app_with(|s| s.lockout_threshold = 0).await;
+    app.signed_in_admin().await;
+    let gateway = tenant_key(&app, "gateway", "access", &["role_integration"]).await;
+    let key = tenant_key(&app, "worker", "api", &["role_read_only"]).await;
+    for spelt in ["0:0:0:0:0:0:0:1", "::1", "0::0001"] {
+        let (status, body, _) = call(
+            &app,
+            Method::POST,
+            "/api/v1/verify",
+            Some(&gateway.bearer()),
+            Some(json!({
+                "key": format!("{}::{}", key.id, wrong_secret()),
+                "client_ip": spelt,
+            })),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::OK, Some("NOT_FOUND"))
+        );
+    }
+    app.state.key_checker.flush_refusals().await;
+    let addresses: Vec<String> = refusal_entries(&app, &key.id)
+        .await
+        .into_iter()
+        .map(|(_, ip, _)| ip)
+        .collect();
+    assert_eq!(addresses, ["::1", "::1", "::1"]);
 }

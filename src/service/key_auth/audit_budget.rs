@@ -3,9 +3,10 @@
 //! second would bury the log and make every refusal cost an audit row; so each key, client
 //! address and reason has a budget of entries per second (`KEYWARD_REFUSAL_AUDIT_PER_SECOND`,
 //! 50 by default, 0 for no budget). Past it, refusals are counted, and one entry per key,
-//! address and reason says how many more there were, written when the second is over (by the
-//! refusal writer's next batch, its own timer, or a flush). Usage counts and metrics still
-//! count every refusal; a replaced secret presented again is always written.
+//! address and reason (`key.auth_refused_counted`) says how many more there were, written when
+//! the second is over (after the refusal writer's next batch, by its own timer, or at a flush).
+//! The lockout and usage counts and metrics still count every refusal; a replaced secret
+//! presented again is always written.
 
 use std::time::Duration;
 
@@ -17,6 +18,14 @@ use super::Refusal;
 /// How long a budget lasts before it starts again.
 pub(super) const WINDOW: Duration = Duration::from_secs(1);
 
+/// Summaries kept while they cannot be written (the database refuses); past this the oldest
+/// are given up, with an error in the log that says how many.
+const MOST_UNWRITTEN: usize = 10_000;
+
+/// The audit action of a summary: not `key.auth_refused`, so that counting those entries
+/// never silently undercounts refusals.
+pub(super) const COUNTED_ACTION: &str = "key.auth_refused_counted";
+
 /// The refusal writer's budgets (one task owns it: no lock).
 pub(super) struct AuditBudget {
     per_window: u32,
@@ -24,8 +33,10 @@ pub(super) struct AuditBudget {
     groups: HashMap<Group, Spent>,
     /// How many groups hold refusals past their budget.
     holding: usize,
-    /// Summaries of windows that are over, to be written with the next batch; kept until a
-    /// batch that holds them commits.
+    /// Refusals of the batch being written that are past their budget: counted only once
+    /// their batch commits (a failed batch's refusals are neither counted nor audited).
+    staged: Vec<(Group, i64, Option<i64>)>,
+    /// Summaries of windows that are over; kept until they are written.
     unwritten: Vec<Summary>,
 }
 
@@ -68,13 +79,14 @@ impl AuditBudget {
             started: now,
             groups: HashMap::default(),
             holding: 0,
+            staged: Vec::new(),
             unwritten: Vec::new(),
         }
     }
 
-    /// Whether this refusal gets an entry of its own; if not, it is counted for the summary.
-    /// `at` is when it was presented (the service's clock), `in_row` how many wrong secrets
-    /// in a row it was.
+    /// Whether this refusal gets an entry of its own; if not, it is staged for the summary
+    /// (see [`AuditBudget::settle`]). `at` is when it was presented (the service's clock),
+    /// `in_row` how many wrong secrets in a row it was.
     pub fn admit(
         &mut self,
         key_id: &str,
@@ -91,27 +103,53 @@ impl AuditBudget {
             client_ip: client_ip.to_string(),
             refusal,
         };
-        let spent = self.groups.entry(group).or_default();
-        if spent.written < self.per_window {
-            spent.written += 1;
-            return true;
-        }
-        let held = spent.held.get_or_insert_with(|| {
-            self.holding += 1;
-            Held {
-                count: 0,
-                first_at: at,
-                last_at: at,
-                last_in_row: None,
+        match self.groups.get_mut(&group) {
+            None => {
+                self.groups.insert(
+                    group,
+                    Spent {
+                        written: 1,
+                        held: None,
+                    },
+                );
+                true
             }
-        });
-        held.count += 1;
-        held.first_at = held.first_at.min(at);
-        held.last_at = held.last_at.max(at);
-        if in_row.is_some() {
-            held.last_in_row = in_row;
+            Some(spent) if spent.written < self.per_window => {
+                spent.written += 1;
+                true
+            }
+            Some(_) => {
+                self.staged.push((group, at, in_row));
+                false
+            }
         }
-        false
+    }
+
+    /// The batch whose refusals were admitted committed (`true`: its staged refusals count
+    /// towards their summaries) or failed (`false`: they are forgotten with it).
+    pub fn settle(&mut self, committed: bool) {
+        if !committed {
+            self.staged.clear();
+            return;
+        }
+        for (group, at, in_row) in self.staged.drain(..) {
+            let spent = self.groups.entry(group).or_default();
+            let held = spent.held.get_or_insert_with(|| {
+                self.holding += 1;
+                Held {
+                    count: 0,
+                    first_at: at,
+                    last_at: at,
+                    last_in_row: None,
+                }
+            });
+            held.count += 1;
+            held.first_at = held.first_at.min(at);
+            held.last_at = held.last_at.max(at);
+            if in_row.is_some() {
+                held.last_in_row = in_row;
+            }
+        }
     }
 
     /// When the window ends, if anything waits to be written then.
@@ -129,10 +167,24 @@ impl AuditBudget {
         self.started = now;
         self.holding = 0;
         let per_window = self.per_window;
+        let used = self.groups.len();
         for (group, spent) in self.groups.drain() {
             if let Some(held) = spent.held {
                 self.unwritten.push(summary(group, held, per_window));
             }
+        }
+        // A flood of many groups must not keep its memory for ever.
+        if self.groups.capacity() > 1024 && self.groups.capacity() > 4 * used {
+            self.groups.shrink_to(used);
+        }
+        if self.unwritten.len() > MOST_UNWRITTEN {
+            let given_up = self.unwritten.len() - MOST_UNWRITTEN;
+            self.unwritten.drain(..given_up);
+            tracing::error!(
+                given_up,
+                "audit entries counting refused key checks could not be written; the oldest \
+                 were given up"
+            );
         }
     }
 
@@ -148,31 +200,29 @@ impl AuditBudget {
 }
 
 fn summary(group: Group, held: Held, per_window: u32) -> Summary {
-    let mut reason = group.refusal.reason().to_string();
-    if let Some(n) = held.last_in_row {
-        reason.push_str(&format!(" (the last {n} in a row)"));
-    }
     let times = if held.first_at / 60 == held.last_at / 60 {
-        crate::clock::format_utc(held.first_at)
+        format!("at {}", crate::clock::format_utc(held.first_at))
     } else {
         format!(
-            "{} to {}",
+            "from {} to {}",
             crate::clock::format_utc(held.first_at),
             crate::clock::format_utc(held.last_at)
         )
     };
-    let more = if held.count == 1 {
-        "1 more refusal".to_string()
-    } else {
-        format!("{} more refusals", held.count)
+    let times_word = if held.count == 1 { "time" } else { "times" };
+    let in_row = match held.last_in_row {
+        Some(n) => format!(" (the last no. {n} in a row)"),
+        None => String::new(),
     };
     Summary {
         at: held.last_at,
         key_id: group.key_id,
         client_ip: group.client_ip,
         details: format!(
-            "{reason}: {more} at {times}, counted in this one entry (past {per_window} a \
-             second for one key, address and reason)"
+            "{reason}, {count} more {times_word} {times}{in_row}; past {per_window} a second \
+             for one key, address and reason, refusals are counted in one entry",
+            reason = group.refusal.reason(),
+            count = held.count,
         ),
     }
 }
@@ -186,12 +236,13 @@ mod tests {
         (AuditBudget::new(per_window, t0), t0)
     }
 
+    fn wrong(b: &mut AuditBudget, key: &str, ip: &str, n: i64) -> bool {
+        b.admit(key, ip, Refusal::WrongSecret, 1_000 + n, Some(n))
+    }
+
     #[test]
     fn past_the_budget_refusals_are_counted_into_one_summary_per_key_address_and_reason() {
         let (mut b, t0) = budget(2);
-        let wrong = |b: &mut AuditBudget, key: &str, ip: &str, n: i64| {
-            b.admit(key, ip, Refusal::WrongSecret, 1_000 + n, Some(n))
-        };
         assert!(wrong(&mut b, "k1", "10.0.0.1", 1));
         assert!(wrong(&mut b, "k1", "10.0.0.1", 2));
         assert!(!wrong(&mut b, "k1", "10.0.0.1", 3));
@@ -200,11 +251,18 @@ mod tests {
         assert!(wrong(&mut b, "k1", "10.0.0.2", 5));
         assert!(wrong(&mut b, "k2", "10.0.0.1", 1));
         assert!(b.admit("k1", "10.0.0.1", Refusal::Locked, 1_010, None));
+        assert_eq!(
+            b.deadline(),
+            None,
+            "nothing counted before the batch commits"
+        );
+        b.settle(true);
         assert_eq!(b.deadline(), Some(t0 + WINDOW));
 
         b.turn(t0 + WINDOW / 2, false);
         assert!(b.unwritten().is_empty(), "the window is not over");
         assert!(!wrong(&mut b, "k1", "10.0.0.1", 6));
+        b.settle(true);
 
         b.turn(t0 + WINDOW, false);
         let s = b.unwritten();
@@ -214,12 +272,10 @@ mod tests {
             ("k1", "10.0.0.1")
         );
         assert_eq!(s[0].at, 1_006);
-        assert!(
-            s[0].details.starts_with(
-                "wrong secret (the last 6 in a row): 3 more refusals at 1970-01-01 00:16 UTC"
-            ),
-            "{}",
-            s[0].details
+        assert_eq!(
+            s[0].details,
+            "wrong secret, 3 more times at 1970-01-01 00:16 UTC (the last no. 6 in a row); \
+             past 2 a second for one key, address and reason, refusals are counted in one entry"
         );
         // A new window: the group writes again.
         assert!(wrong(&mut b, "k1", "10.0.0.1", 7));
@@ -229,26 +285,55 @@ mod tests {
     }
 
     #[test]
-    fn a_summary_stays_until_written_and_a_forced_turn_ends_the_window_early() {
+    fn a_failed_batch_counts_nothing_towards_a_summary() {
         let (mut b, t0) = budget(1);
-        assert!(b.admit("k", "::1", Refusal::Inactive, 5, None));
-        assert!(!b.admit("k", "::1", Refusal::Inactive, 200, None));
-        b.turn(t0, true);
+        assert!(wrong(&mut b, "k", "::1", 1));
+        assert!(!wrong(&mut b, "k", "::1", 2));
+        b.settle(false);
+        assert!(!wrong(&mut b, "k", "::1", 3));
+        b.settle(true);
+        b.turn(t0 + WINDOW, false);
         assert_eq!(b.unwritten().len(), 1);
         assert!(
             b.unwritten()[0]
                 .details
-                .starts_with("key inactive: 1 more refusal at 1970-01-01 00:03 UTC"),
+                .starts_with("wrong secret, 1 more time at 1970-01-01 00:16 UTC (the last no. 3"),
             "{}",
             b.unwritten()[0].details
         );
-        // Not committed: still there at the next turn, beside the new window's.
+    }
+
+    #[test]
+    fn a_summary_stays_until_written_and_a_forced_turn_ends_the_window_early() {
+        let (mut b, t0) = budget(1);
+        assert!(b.admit("k", "::1", Refusal::Inactive, 5, None));
+        assert!(!b.admit("k", "::1", Refusal::Inactive, 200, None));
+        b.settle(true);
+        b.turn(t0, true);
+        assert_eq!(b.unwritten().len(), 1);
+        assert_eq!(
+            b.unwritten()[0].details,
+            "key inactive, 1 more time at 1970-01-01 00:03 UTC; past 1 a second for one key, \
+             address and reason, refusals are counted in one entry"
+        );
+        // Not written: still there at the next turn, before the new window's.
         assert!(b.admit("k", "::1", Refusal::Inactive, 300, None));
         assert!(!b.admit("k", "::1", Refusal::Inactive, 301, None));
+        assert!(!b.admit("k", "::1", Refusal::Inactive, 400, None));
+        b.settle(true);
         b.turn(t0 + WINDOW, false);
         assert_eq!(b.unwritten().len(), 2);
-        b.written(2);
-        assert!(b.unwritten().is_empty());
+        assert!(
+            b.unwritten()[1].details.starts_with(
+                "key inactive, 2 more times from 1970-01-01 00:05 UTC to 1970-01-01 00:06 UTC;"
+            ),
+            "{}",
+            b.unwritten()[1].details
+        );
+        // Written one: the older goes, the newer waits.
+        b.written(1);
+        assert_eq!(b.unwritten().len(), 1);
+        assert_eq!(b.unwritten()[0].at, 400);
     }
 
     #[test]
@@ -257,6 +342,7 @@ mod tests {
         for n in 0..1_000 {
             assert!(b.admit("k", "::1", Refusal::WrongSecret, n, Some(n)));
         }
+        b.settle(true);
         assert_eq!(b.deadline(), None);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::audit_budget::AuditBudget;
+use super::audit_budget::{self, AuditBudget};
 use super::{BATCH, Job, Pending, Policy, Refusal, Written, client_bucket, client_limit};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::notices::{self, KeyEvent, KeyFacts};
@@ -60,11 +60,9 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
             Some(deadline) => tokio::select! {
                 n = queue.recv_many(&mut jobs, BATCH) => n,
                 () = tokio::time::sleep_until(deadline) => {
-                    // The window is over and no refusal came to carry its summaries.
+                    // The window is over and no refusal came since.
                     budget.turn(Instant::now(), false);
-                    if !budget.unwritten().is_empty() {
-                        write_and_answer(&writer, &mut batch, &mut budget).await;
-                    }
+                    write_summaries(&writer.pool, &mut budget).await;
                     continue;
                 }
             },
@@ -84,19 +82,54 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
                 }
             }
         }
-        // A window that is over gives its summaries to this batch; a flush ends it now.
-        budget.turn(Instant::now(), flush);
-        if !batch.is_empty() || !budget.unwritten().is_empty() {
+        budget.turn(Instant::now(), false);
+        if !batch.is_empty() {
             write_and_answer(&writer, &mut batch, &mut budget).await;
         }
+        if flush {
+            // Everything counted so far, this batch's refusals too, is written before the
+            // flush is answered.
+            budget.turn(Instant::now(), true);
+        }
+        write_summaries(&writer.pool, &mut budget).await;
         for done in barriers.drain(..) {
             let _ = done.send(());
         }
     }
-    // Stopped: what was held is written.
+    // Stopped: what was counted is written.
     budget.turn(Instant::now(), true);
-    if !budget.unwritten().is_empty() {
-        write_and_answer(&writer, &mut batch, &mut budget).await;
+    write_summaries(&writer.pool, &mut budget).await;
+}
+
+/// Writes the summaries of windows that are over, in a transaction of their own (a batch of
+/// refusals never fails for them); kept for the next try if the database refuses.
+async fn write_summaries(pool: &AnyPool, budget: &mut AuditBudget) {
+    let summaries = budget.unwritten();
+    if summaries.is_empty() {
+        return;
+    }
+    let entries: Vec<(i64, NewEntry<'_>)> = summaries
+        .iter()
+        .map(|s| {
+            entry(
+                s.at,
+                audit_budget::COUNTED_ACTION,
+                &s.key_id,
+                &s.client_ip,
+                &s.details,
+            )
+        })
+        .collect();
+    let n = entries.len();
+    let result = async {
+        let mut tx = crate::db::begin_write(pool).await?;
+        crate::service::repo::audit::insert_many(&mut tx, &entries).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => budget.written(n),
+        Err(e) => tracing::error!(error = %e, "writing audit entries that count refusals failed"),
     }
 }
 
@@ -115,6 +148,7 @@ async fn write_and_answer(writer: &Writer, batch: &mut Vec<Pending>, budget: &mu
         budget,
     )
     .await;
+    budget.settle(result.is_ok());
     let outcomes = match result {
         Ok(committed) => {
             for (key_id, count) in &committed.counts {
@@ -160,7 +194,6 @@ async fn write_batch(
     let mut in_row = vec![None; batch.len()];
     let counted =
         count_wrong_secrets(&mut tx, policy, public_url, batch, &written, &mut in_row).await?;
-    let summaries = budget.unwritten().len();
     let refusals = Refusals {
         batch,
         written: &written,
@@ -169,7 +202,6 @@ async fn write_batch(
     };
     audit_refusals(&mut tx, &refusals, budget).await?;
     tx.commit().await?;
-    budget.written(summaries);
     Ok(Committed {
         written,
         counts: counted.counts,
@@ -412,8 +444,7 @@ struct Refusals<'a> {
 }
 
 /// One audit entry per refusal that was not throttled, within its budget (a replaced secret
-/// presented again always has its own), and the summaries of the budgets' windows that are
-/// over; in one statement.
+/// presented again always has its own); in one statement.
 async fn audit_refusals(
     conn: &mut AnyConnection,
     refusals: &Refusals<'_>,
@@ -441,25 +472,20 @@ async fn audit_refusals(
             ));
         }
     }
-    let mut entries: Vec<(i64, NewEntry<'_>)> = details
+    let entries: Vec<(i64, NewEntry<'_>)> = details
         .iter()
         .map(|(i, d)| {
             let p = &refusals.batch[*i];
-            entry(p.now, &p.key_id, &p.client_ip, d)
+            entry(p.now, "key.auth_refused", &p.key_id, &p.client_ip, d)
         })
         .collect();
-    entries.extend(
-        budget
-            .unwritten()
-            .iter()
-            .map(|s| entry(s.at, &s.key_id, &s.client_ip, &s.details)),
-    );
     crate::service::repo::audit::insert_many(conn, &entries).await
 }
 
-/// A `key.auth_refused` entry.
+/// An entry about refusals of a key.
 fn entry<'a>(
     at: i64,
+    action: &'a str,
     key_id: &'a str,
     client_ip: &'a str,
     details: &'a str,
@@ -469,7 +495,7 @@ fn entry<'a>(
         NewEntry {
             actor_id: None,
             actor_label: client_ip,
-            action: "key.auth_refused",
+            action,
             target_type: "access_key",
             target_id: key_id,
             target_label: "",
