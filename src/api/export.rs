@@ -4,54 +4,22 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION};
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
 
 use crate::api::error::ErrorBody;
-use crate::api::keys::{key_filters, usage_filters};
+use crate::api::key_filters::key_filter_query;
 use crate::api::{ApiCaller, ApiError};
 use crate::domain::Permission;
-use crate::service::keys::{self, ExportFormat, KeyQuery, KeySort, UsageParams};
+use crate::service::keys::{self, ExportFormat, KeyQuery, KeySort};
 use crate::state::AppState;
 
-/// Query of `GET /api/v1/apikeys/export`: the format and the list's search and filters.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ExportQuery {
-    /// `csv` or `json`.
-    #[serde(default)]
-    #[param(required = true)]
-    format: String,
-    /// Part of the name, or the start of the key ID.
-    #[serde(default)]
-    q: String,
-    /// `active`, `inactive`, `expired` or `locked`.
-    #[serde(default)]
-    status: String,
-    /// `access` or `api`.
-    #[serde(default, rename = "type")]
-    #[param(rename = "type")]
-    key_type: String,
-    /// Keys not yet expired that expire within this many days (1 to 3650).
-    #[serde(default)]
-    #[param(value_type = Option<i64>)]
-    expires_within: String,
-    /// `true`: keys never used (never accepted).
-    #[serde(default)]
-    #[param(value_type = Option<bool>)]
-    never_used: String,
-    /// Keys used before, but not in this many days (1 to 3650).
-    #[serde(default)]
-    #[param(value_type = Option<i64>)]
-    unused_for: String,
-    /// Keys refused lately for this reason (`wrong_secret`, `inactive`, `expired`, `locked`,
-    /// `owner_disabled`, `forbidden_network`, `rate_limited`), or `any`.
-    #[serde(default)]
-    refused_for: String,
-    /// The window of `refused_for` in days (1 to 3650; 7 by default).
-    #[serde(default)]
-    #[param(value_type = Option<i64>)]
-    refused_within: String,
+key_filter_query! {
+    /// Query of `GET /api/v1/apikeys/export`: the format and the list's search and filters.
+    pub struct ExportQuery {
+        /// `csv` or `json`.
+        #[serde(default)]
+        #[param(required = true)]
+        format: String,
+    }
 }
 
 /// One key in the JSON export (the fields `service::keys::ExportedKey` writes; a test keeps the
@@ -102,7 +70,7 @@ pub async fn export(
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::KeysRead)?;
-    let q = q.into_inner();
+    let mut q = q.into_inner();
     let format = ExportFormat::parse(&q.format).ok_or_else(|| {
         ApiError::field(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -110,20 +78,13 @@ pub async fn export(
             "must be csv or json",
         )
     })?;
-    let (status, key_type, out_of_policy) = key_filters(&q.q, &q.status, &q.key_type)?;
-    let usage = usage_filters(UsageParams {
-        expires_within: &q.expires_within,
-        never_used: &q.never_used,
-        unused_for: &q.unused_for,
-        refused_for: &q.refused_for,
-        refused_within: &q.refused_within,
-    })?;
+    let filters = q.filters()?;
     let query = KeyQuery {
-        search: q.q,
-        status,
-        key_type,
-        out_of_policy,
-        usage,
+        search: filters.search,
+        status: filters.status,
+        key_type: filters.key_type,
+        out_of_policy: filters.out_of_policy,
+        usage: filters.usage,
         sort: KeySort::default(),
         descending: None,
         page: 1,

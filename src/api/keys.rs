@@ -6,11 +6,11 @@ use chrono::DateTime;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::error::ErrorBody;
+use crate::api::key_filters::key_filter_query;
 use crate::api::{ApiCaller, ApiError};
-use crate::domain::{KeyStatus, KeyType, Permission};
+use crate::domain::Permission;
 use crate::service::keys::{
     self, ExpiryChoice, KeyChanges, KeyQuery, KeySort, NewKey, OneTimeSecret, Scope, Switch,
-    UsageFilter, UsageParams,
 };
 use crate::service::once::FormOnce;
 use crate::service::{FieldErrors, FormError};
@@ -94,52 +94,20 @@ fn first_field_error(errors: FieldErrors) -> ApiError {
     ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, message)
 }
 
-/// Query of `GET /api/v1/apikeys`.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Part of the name, or the start of the key ID.
-    #[serde(default)]
-    q: String,
-    /// `active`, `inactive`, `expired` or `locked`; or `out_of_policy`: keys the key policy
-    /// no longer allows (they never expire, or expire later than its limit from today).
-    #[serde(default)]
-    status: String,
-    /// `access` or `api`.
-    #[serde(default, rename = "type")]
-    #[param(rename = "type")]
-    key_type: String,
-    /// Keys not yet expired that expire within this many days (1 to 3650).
-    #[serde(default)]
-    #[param(value_type = Option<i64>)]
-    expires_within: String,
-    /// `true`: keys never used (never accepted).
-    #[serde(default)]
-    #[param(value_type = Option<bool>)]
-    never_used: String,
-    /// Keys used before, but not in this many days (1 to 3650).
-    #[serde(default)]
-    #[param(value_type = Option<i64>)]
-    unused_for: String,
-    /// Keys refused lately for this reason (`wrong_secret`, `inactive`, `expired`, `locked`,
-    /// `owner_disabled`, `forbidden_network`, `rate_limited`), or `any`.
-    #[serde(default)]
-    refused_for: String,
-    /// The window of `refused_for` in days (1 to 3650; 7 by default).
-    #[serde(default)]
-    #[param(value_type = Option<i64>)]
-    refused_within: String,
-    /// `created` (default), `name`, `expires` or `last_used`.
-    #[serde(default)]
-    sort: String,
-    /// `asc` or `desc`.
-    #[serde(default)]
-    order: String,
-    /// From 1.
-    page: Option<i64>,
-    /// 1 to 100; 25 by default.
-    per_page: Option<i64>,
+key_filter_query! {
+    /// Query of `GET /api/v1/apikeys`.
+    pub struct ListQuery {
+        /// `created` (default), `name`, `expires` or `last_used`.
+        #[serde(default)]
+        sort: String,
+        /// `asc` or `desc`.
+        #[serde(default)]
+        order: String,
+        /// From 1.
+        page: Option<i64>,
+        /// 1 to 100; 25 by default.
+        per_page: Option<i64>,
+    }
 }
 
 /// A page of keys.
@@ -151,39 +119,7 @@ pub struct KeyPage {
     per_page: i64,
 }
 
-/// The list's search and filters (`q`, `status`, `type`), checked; shared with the export.
-pub(super) fn key_filters(
-    search: &str,
-    status: &str,
-    key_type: &str,
-) -> Result<(Option<KeyStatus>, Option<KeyType>, bool), ApiError> {
-    let bad = |field: &str, message: &str| ApiError::field(StatusCode::BAD_REQUEST, field, message);
-    let out_of_policy = status == "out_of_policy";
-    let status = match status {
-        "" | "out_of_policy" => None,
-        raw => Some(KeyStatus::parse(raw).ok_or_else(|| {
-            bad(
-                "status",
-                "must be active, inactive, expired, locked or out_of_policy",
-            )
-        })?),
-    };
-    let key_type = match key_type {
-        "" => None,
-        raw => Some(KeyType::parse(raw).ok_or_else(|| bad("type", "must be access or api"))?),
-    };
-    if search.chars().count() > 100 {
-        return Err(bad("q", "at most 100 characters"));
-    }
-    Ok((status, key_type, out_of_policy))
-}
-
-/// The list's filters by use, checked; shared with the export.
-pub(super) fn usage_filters(p: UsageParams<'_>) -> Result<UsageFilter, ApiError> {
-    UsageFilter::parse(p).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, e.field, e.message))
-}
-
-fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
+fn key_query(mut q: ListQuery) -> Result<KeyQuery, ApiError> {
     let bad = |field: &str, message: &str| ApiError::field(StatusCode::BAD_REQUEST, field, message);
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(25);
@@ -193,14 +129,7 @@ fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
     if !(1..=100).contains(&per_page) {
         return Err(bad("per_page", "must be between 1 and 100"));
     }
-    let (status, key_type, out_of_policy) = key_filters(&q.q, &q.status, &q.key_type)?;
-    let usage = usage_filters(UsageParams {
-        expires_within: &q.expires_within,
-        never_used: &q.never_used,
-        unused_for: &q.unused_for,
-        refused_for: &q.refused_for,
-        refused_within: &q.refused_within,
-    })?;
+    let filters = q.filters()?;
     let sort = match q.sort.as_str() {
         "" => KeySort::default(),
         raw => KeySort::parse(raw)
@@ -213,11 +142,11 @@ fn key_query(q: ListQuery) -> Result<KeyQuery, ApiError> {
         _ => return Err(bad("order", "must be asc or desc")),
     };
     Ok(KeyQuery {
-        search: q.q,
-        status,
-        key_type,
-        out_of_policy,
-        usage,
+        search: filters.search,
+        status: filters.status,
+        key_type: filters.key_type,
+        out_of_policy: filters.out_of_policy,
+        usage: filters.usage,
         sort,
         descending,
         page,
