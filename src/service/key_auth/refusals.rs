@@ -55,6 +55,7 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
     let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
     let mut barriers = Vec::new();
     let mut budget = AuditBudget::new(writer.policy.refusal_audit_per_second, Instant::now());
+    let mut last_commit = Instant::now();
     loop {
         let received = match budget.deadline() {
             Some(deadline) => tokio::select! {
@@ -72,19 +73,25 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
             break;
         }
         let mut flush = false;
-        for job in jobs.drain(..) {
-            match job {
-                Job::Refusal(pending) => batch.push(pending),
-                Job::Barrier(done) => barriers.push(done),
-                Job::Flush(done) => {
-                    flush = true;
-                    barriers.push(done);
+        let mut waited_for = take(&mut jobs, &mut batch, &mut barriers, &mut flush);
+        // Nobody waits for these: gather what comes within GATHER of the last commit, so a
+        // flood of wrong secrets costs a commit every few milliseconds, not one per handful.
+        let until = last_commit + GATHER;
+        while !waited_for && batch.len() < BATCH {
+            tokio::select! {
+                n = queue.recv_many(&mut jobs, BATCH - batch.len()) => {
+                    if n == 0 {
+                        break;
+                    }
+                    waited_for = take(&mut jobs, &mut batch, &mut barriers, &mut flush);
                 }
+                () = tokio::time::sleep_until(until) => break,
             }
         }
         budget.turn(Instant::now(), false);
         if !batch.is_empty() {
             write_and_answer(&writer, &mut batch, &mut budget).await;
+            last_commit = Instant::now();
         }
         if flush {
             // Everything counted so far, this batch's refusals too, is written before the
@@ -99,6 +106,40 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
     // Stopped: what was counted is written.
     budget.turn(Instant::now(), true);
     write_summaries(&writer.pool, &mut budget).await;
+}
+
+/// How long after a commit the writer gathers refusals that nobody waits for (answered before
+/// their commit) before it writes them. Anyone who waits (a barrier, a flush, a refusal whose
+/// answer depends on the commit) ends the gathering at once.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Sorts received jobs into the batch and the barriers; whether any of them waits for the
+/// commit.
+fn take(
+    jobs: &mut Vec<Job>,
+    batch: &mut Vec<Pending>,
+    barriers: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+    flush: &mut bool,
+) -> bool {
+    let mut waits = false;
+    for job in jobs.drain(..) {
+        match job {
+            Job::Refusal(pending) => {
+                waits |= pending.done.is_some();
+                batch.push(pending);
+            }
+            Job::Barrier(done) => {
+                waits = true;
+                barriers.push(done);
+            }
+            Job::Flush(done) => {
+                waits = true;
+                *flush = true;
+                barriers.push(done);
+            }
+        }
+    }
+    waits
 }
 
 /// Writes the summaries of windows that are over, in a transaction of their own (a batch of
