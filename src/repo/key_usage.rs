@@ -12,8 +12,9 @@ pub struct UsageCell {
     pub count: i64,
 }
 
-/// Adds `count` to a key's cell, when the key still exists (a key deleted since it was used
-/// has nothing to keep). Additive: another instance adding to the same cell loses nothing.
+/// Adds `count` to a key's cell and to its day's, when the key still exists (a key deleted
+/// since it was used has nothing to keep). Additive: another instance adding to the same cell
+/// loses nothing.
 pub async fn add(
     conn: &mut AnyConnection,
     key_id: &str,
@@ -30,9 +31,48 @@ pub async fn add(
     .bind(hour)
     .bind(outcome)
     .bind(count)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO key_usage_daily (key_id, day, outcome, count) \
+         SELECT id, $2, $3, $4 FROM access_keys WHERE id = $1 \
+         ON CONFLICT (key_id, day, outcome) \
+         DO UPDATE SET count = key_usage_daily.count + excluded.count",
+    )
+    .bind(key_id)
+    .bind(day_of(hour))
+    .bind(outcome)
+    .bind(count)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+const DAY: i64 = 86_400;
+
+/// The start of the UTC day of `at` (unix seconds).
+fn day_of(at: i64) -> i64 {
+    at - at.rem_euclid(DAY)
+}
+
+/// The first whole day from `since` on: `since` itself when a day starts there.
+fn first_whole_day(since: i64) -> i64 {
+    let day = day_of(since);
+    if day == since { day } else { day + DAY }
+}
+
+/// The usage with outcomes matching `outcomes` (an SQL condition on `outcome`) from hour
+/// `since` on, as the rows to add up: whole days from the daily counts, the hours before the
+/// first whole day from the hourly ones (`$1`: `since`, `$2`: the first whole day). Reads a
+/// key used every hour of a week as 8 rows, not 168. (The condition is in each half, where
+/// SQLite's index on it serves best.)
+fn usage_since(outcomes: &str) -> String {
+    format!(
+        "SELECT key_id, outcome, count FROM key_usage_daily WHERE {outcomes} AND day >= $2 \
+         UNION ALL \
+         SELECT key_id, outcome, count FROM key_usage \
+         WHERE {outcomes} AND hour >= $1 AND hour < $2"
+    )
 }
 
 /// A key's cells in the hours `from..to` (unix seconds, `to` excluded), oldest first.
@@ -53,13 +93,21 @@ pub async fn cells(
     .await
 }
 
-/// Deletes the cells of hours before `before` (retention); how many went.
+/// Deletes the cells of hours before `before` (retention), and the days wholly before it; how
+/// many hourly cells went. (A day that began before `before` stays while some of its hours
+/// do; only the first, partial day of a window is ever read by the hour, so its count of
+/// deleted hours is never shown.)
 pub async fn delete_before(conn: &mut AnyConnection, before: i64) -> sqlx::Result<u64> {
-    Ok(sqlx::query("DELETE FROM key_usage WHERE hour < $1")
+    let hours = sqlx::query("DELETE FROM key_usage WHERE hour < $1")
         .bind(before)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?
-        .rows_affected())
+        .rows_affected();
+    sqlx::query("DELETE FROM key_usage_daily WHERE day <= $1")
+        .bind(before - DAY)
+        .execute(conn)
+        .await?;
+    Ok(hours)
 }
 
 /// One of the busiest keys: its ID, name and accepted presentations.
@@ -71,7 +119,8 @@ pub struct BusyKey {
 }
 
 /// The `limit` keys with the most accepted presentations in the hours from `since` on, most
-/// first (ties by ID). One statement, read from the index on (outcome, hour, key_id, count).
+/// first (ties by ID). One statement over whole days and the first day's hours (see
+/// [`usage_since`]); usage rows go with their key, so the keys found all exist.
 pub async fn busiest(
     conn: &mut AnyConnection,
     since: i64,
@@ -79,13 +128,15 @@ pub async fn busiest(
 ) -> sqlx::Result<Vec<BusyKey>> {
     sqlx::query_as(AssertSqlSafe(format!(
         "SELECT k.id, k.name, t.accepted FROM \
-         (SELECT key_id, CAST(SUM(count) AS BIGINT) AS accepted FROM key_usage \
-          WHERE outcome = 'accepted' AND hour >= $1 GROUP BY key_id) t \
+         (SELECT key_id, CAST(SUM(count) AS BIGINT) AS accepted FROM ({}) u \
+          GROUP BY key_id ORDER BY accepted DESC, key_id LIMIT {}) t \
          JOIN access_keys k ON k.id = t.key_id \
-         ORDER BY t.accepted DESC, k.id LIMIT {}",
+         ORDER BY t.accepted DESC, k.id",
+        usage_since("outcome = 'accepted'"),
         limit.clamp(1, 100)
     )))
     .bind(since)
+    .bind(first_whole_day(since))
     .fetch_all(conn)
     .await
 }
@@ -109,13 +160,15 @@ pub async fn refusals_since(
     if outcomes.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (0..outcomes.len()).map(|i| format!("${}", i + 2)).collect();
+    let marks: Vec<String> = (0..outcomes.len()).map(|i| format!("${}", i + 3)).collect();
     let sql = format!(
         "SELECT outcome, CAST(SUM(count) AS BIGINT) AS refused, COUNT(DISTINCT key_id) AS keys \
-         FROM key_usage WHERE outcome IN ({}) AND hour >= $1 GROUP BY outcome ORDER BY outcome",
-        marks.join(", ")
+         FROM ({}) u GROUP BY outcome ORDER BY outcome",
+        usage_since(&format!("outcome IN ({})", marks.join(", ")))
     );
-    let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(since);
+    let mut q = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(since)
+        .bind(first_whole_day(since));
     for o in outcomes {
         q = q.bind(o.to_string());
     }

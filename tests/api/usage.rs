@@ -251,6 +251,12 @@ async fn a_deleted_key_takes_its_counts_with_it_and_old_hours_are_pruned() {
         2,
         "the worker and the administrator's key (deleting was a presentation too)"
     );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM key_usage_daily WHERE outcome = 'accepted'")
+            .await,
+        2,
+        "the same by day"
+    );
     // Three days later, the job prunes hours older than two days.
     app.clock.advance(Duration::days(3));
     assert_eq!(present(&app, &worker.basic()).await, StatusCode::OK);
@@ -262,6 +268,12 @@ async fn a_deleted_key_takes_its_counts_with_it_and_old_hours_are_pruned() {
         .await
         .unwrap();
     assert_eq!(left.len(), 1, "only the new hour: {left:?}");
+    // The daily counts go with them: only the new hour's day is left.
+    let days: Vec<i64> = sqlx::query_scalar("SELECT day FROM key_usage_daily")
+        .fetch_all(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(days, [left[0] - left[0] % 86_400]);
 }
 
 #[tokio::test]

@@ -424,3 +424,57 @@ async fn the_rest_list_and_export_filter_by_use_and_name_a_bad_filter() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_overview_counts_the_last_168_hours_exactly_across_the_turn_of_a_day() {
+    // The busiest keys and the refusals read whole days from the daily counts and the first,
+    // partial day by the hour: use in the hour just before the window must not count, though
+    // its day is partly inside.
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let wrong = decoy(&app).await;
+    let (a, b, c) = (
+        tenant_key(&app, "service a", "access", &[]).await,
+        tenant_key(&app, "service b", "access", &[]).await,
+        tenant_key(&app, "service c", "access", &[]).await,
+    );
+    // 10:00 on day one: just outside the window that ends 167 hours after 11:00.
+    present_with(&app, &b, 5, 2, &wrong).await;
+    present(&app, &a, 1, 0).await;
+    app.state.key_checker.flush_usage().await;
+    // 11:00 on day one: the window's first hour, in its partial first day.
+    app.clock.advance(Duration::hours(1));
+    present_with(&app, &a, 3, 1, &wrong).await;
+    app.state.key_checker.flush_usage().await;
+    // A whole day inside the window.
+    app.clock.advance(Duration::days(3));
+    present(&app, &a, 2, 0).await;
+    app.state.key_checker.flush_usage().await;
+    // The window's last hour.
+    app.clock.advance(Duration::hours(167 - 72));
+    present(&app, &a, 1, 0).await;
+    present(&app, &c, 2, 0).await;
+    app.state.key_checker.flush_usage().await;
+
+    app.signed_in_again().await;
+    let home = app.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert_eq!(
+        home.texts("#busiest tbody tr"),
+        ["service a 6", "service c 2"],
+        "service b and service a's first use were an hour too early"
+    );
+    assert_eq!(home.texts("#refusals tbody tr"), ["Wrong secret 1 1 key"]);
+    // An hour later the window's first hour is out too.
+    app.clock.advance(Duration::hours(1));
+    app.signed_in_again().await;
+    let home = app.get("/").await;
+    assert_eq!(
+        home.texts("#busiest tbody tr"),
+        ["service a 3", "service c 2"]
+    );
+    assert_eq!(
+        home.text("#refusals p"),
+        "Nothing was refused in the last 7 days."
+    );
+}
