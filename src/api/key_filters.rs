@@ -7,7 +7,7 @@ use crate::api::ApiError;
 use crate::domain::{KeyStatus, KeyType};
 use crate::service::keys::{UsageFilter, UsageParams};
 
-/// Declares a query struct with the list's search and filters and the fields given, refusing
+/// Declares a query struct with the list's search and filters and then the fields given, refusing
 /// any other parameter (`deny_unknown_fields` does not mix with serde's `flatten`, hence a
 /// macro rather than a shared struct).
 macro_rules! key_filter_query {
@@ -22,7 +22,6 @@ macro_rules! key_filter_query {
         #[serde(deny_unknown_fields)]
         #[into_params(parameter_in = Query)]
         pub struct $name {
-            $($(#[$field_meta])* $field: $ty,)*
             /// Part of the name, or the start of the key ID.
             #[serde(default)]
             q: String,
@@ -55,11 +54,14 @@ macro_rules! key_filter_query {
             #[serde(default)]
             #[param(value_type = Option<i64>)]
             refused_within: String,
+            $($(#[$field_meta])* $field: $ty,)*
         }
 
         impl $name {
             /// The search and filters, checked (a `400` naming the parameter otherwise).
-            fn filters(&mut self) -> Result<$crate::api::key_filters::KeyFilters, ApiError> {
+            fn filters(
+                &mut self,
+            ) -> Result<$crate::api::key_filters::KeyFilters, $crate::api::ApiError> {
                 $crate::api::key_filters::KeyFilters::check(
                     std::mem::take(&mut self.q),
                     &self.status,

@@ -93,18 +93,18 @@ pub async fn cells(
     .await
 }
 
-/// Deletes the cells of hours before `before` (retention), and the days wholly before it; how
-/// many hourly cells went. (A day that began before `before` stays while some of its hours
-/// do; only the first, partial day of a window is ever read by the hour, so its count of
-/// deleted hours is never shown.)
+/// Deletes the cells of hours before the day of `before` (retention), and those days' daily
+/// counts: both tables always hold the same days, so no count outlives its hours (at most a
+/// day more than the retention is kept). How many hourly cells went.
 pub async fn delete_before(conn: &mut AnyConnection, before: i64) -> sqlx::Result<u64> {
+    let before = day_of(before);
     let hours = sqlx::query("DELETE FROM key_usage WHERE hour < $1")
         .bind(before)
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    sqlx::query("DELETE FROM key_usage_daily WHERE day <= $1")
-        .bind(before - DAY)
+    sqlx::query("DELETE FROM key_usage_daily WHERE day < $1")
+        .bind(before)
         .execute(conn)
         .await?;
     Ok(hours)

@@ -2,7 +2,7 @@
 //! light and dark, are no wider than the window, their open dialog and menus stay inside it,
 //! axe-core finds no serious or critical violation, and a screenshot of each is saved to look at.
 
-use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app};
+use crate::common::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app, spawn_app_with};
 use crate::driver::{Browser, Theme, axe_source};
 use crate::flows::sign_in;
 
@@ -10,7 +10,9 @@ pub(crate) const SIZES: [(u32, u32, &str); 2] = [(1280, 800, "desktop"), (390, 8
 
 /// A tenant with 40 keys (a full page and a second one), an audit trail and another user.
 async fn busy_tenant() -> (TestApp, String) {
-    let app = spawn_app().await;
+    // A budget of one refusal entry a second, so the audit log shows an entry that counts
+    // refusals beside one of its own.
+    let app = spawn_app_with(|s| s.refusal_audit_per_second = 1).await;
     app.signed_in_admin().await;
     let mut first = String::new();
     for i in 0..40 {
@@ -27,6 +29,11 @@ async fn busy_tenant() -> (TestApp, String) {
     }
     app.create_user("grace@example.com", "Grace Hopper", PASSWORD)
         .await;
+    for _ in 0..3 {
+        let wrong = keyward::domain::Secret::generate();
+        assert!(app.authenticate(&first, wrong.expose()).await.is_err());
+    }
+    app.state.key_checker.flush_refusals().await;
     (app, first)
 }
 

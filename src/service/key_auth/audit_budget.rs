@@ -219,8 +219,8 @@ fn summary(group: Group, held: Held, per_window: u32) -> Summary {
         key_id: group.key_id,
         client_ip: group.client_ip,
         details: format!(
-            "{reason}, {count} more {times_word} {times}{in_row}; past {per_window} a second \
-             for one key, address and reason, refusals are counted in one entry",
+            "{reason}, {count} more {times_word} {times}{in_row}, counted together: past \
+             {per_window} a second from one address",
             reason = group.refusal.reason(),
             count = held.count,
         ),
@@ -274,8 +274,8 @@ mod tests {
         assert_eq!(s[0].at, 1_006);
         assert_eq!(
             s[0].details,
-            "wrong secret, 3 more times at 1970-01-01 00:16 UTC (the last no. 6 in a row); \
-             past 2 a second for one key, address and reason, refusals are counted in one entry"
+            "wrong secret, 3 more times at 1970-01-01 00:16 UTC (the last no. 6 in a row), \
+             counted together: past 2 a second from one address"
         );
         // A new window: the group writes again.
         assert!(wrong(&mut b, "k1", "10.0.0.1", 7));
@@ -313,8 +313,8 @@ mod tests {
         assert_eq!(b.unwritten().len(), 1);
         assert_eq!(
             b.unwritten()[0].details,
-            "key inactive, 1 more time at 1970-01-01 00:03 UTC; past 1 a second for one key, \
-             address and reason, refusals are counted in one entry"
+            "key inactive, 1 more time at 1970-01-01 00:03 UTC, counted together: past 1 a \
+             second from one address"
         );
         // Not written: still there at the next turn, before the new window's.
         assert!(b.admit("k", "::1", Refusal::Inactive, 300, None));
@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(b.unwritten().len(), 2);
         assert!(
             b.unwritten()[1].details.starts_with(
-                "key inactive, 2 more times from 1970-01-01 00:05 UTC to 1970-01-01 00:06 UTC;"
+                "key inactive, 2 more times from 1970-01-01 00:05 UTC to 1970-01-01 00:06 UTC,"
             ),
             "{}",
             b.unwritten()[1].details
