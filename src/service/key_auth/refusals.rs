@@ -73,20 +73,21 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
             break;
         }
         let mut flush = false;
-        let mut waited_for = take(&mut jobs, &mut batch, &mut barriers, &mut flush);
-        // Nobody waits for these: gather what comes within GATHER of the last commit, so a
-        // flood of wrong secrets costs a commit every few milliseconds, not one per handful.
+        let waited_for = take(&mut jobs, &mut batch, &mut barriers, &mut flush);
+        // Nobody waits for these. Within GATHER of the last commit (a flood), the writer
+        // sleeps out the rest of it without listening, so the refusals that come meanwhile
+        // neither wake it one by one nor cost a commit each; then it takes what came. Whoever
+        // starts waiting meanwhile waits at most GATHER longer.
         let until = last_commit + GATHER;
-        while !waited_for && batch.len() < BATCH {
-            tokio::select! {
-                n = queue.recv_many(&mut jobs, BATCH - batch.len()) => {
-                    if n == 0 {
-                        break;
-                    }
-                    waited_for = take(&mut jobs, &mut batch, &mut barriers, &mut flush);
+        if !waited_for && batch.len() < BATCH && Instant::now() < until {
+            tokio::time::sleep_until(until).await;
+            while batch.len() + jobs.len() < BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
                 }
-                () = tokio::time::sleep_until(until) => break,
             }
+            take(&mut jobs, &mut batch, &mut barriers, &mut flush);
         }
         budget.turn(Instant::now(), false);
         if !batch.is_empty() {
@@ -109,8 +110,8 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
 }
 
 /// How long after a commit the writer gathers refusals that nobody waits for (answered before
-/// their commit) before it writes them. Anyone who waits (a barrier, a flush, a refusal whose
-/// answer depends on the commit) ends the gathering at once.
+/// their commit) before it writes them. A batch that someone waits for (a barrier, a flush, a
+/// refusal whose answer depends on the commit) when it is taken is written at once.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Sorts received jobs into the batch and the barriers; whether any of them waits for the
