@@ -30,6 +30,7 @@ mod keyring;
 mod lookup;
 pub mod rate_limit;
 mod refusals;
+mod tripwire;
 mod uncommitted;
 pub mod usage;
 mod verdict;
