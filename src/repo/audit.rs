@@ -35,9 +35,7 @@ pub async fn insert(conn: &mut AnyConnection, at: i64, e: &NewEntry<'_>) -> sqlx
     insert_many(conn, std::slice::from_ref(&(at, *e))).await
 }
 
-/// Inserts several entries, up to a hundred rows to a statement. On SQLite the placeholders
-/// are anonymous (`?`): SQLite finds each numbered parameter by a walk over all of them, which
-/// made binding a 64-row insert cost more than writing it.
+/// Inserts several entries, up to a hundred rows to a statement.
 pub async fn insert_many(
     conn: &mut AnyConnection,
     entries: &[(i64, NewEntry<'_>)],
@@ -48,27 +46,13 @@ pub async fn insert_many(
     /// batches of every size, many times a second).
     static SQL: [[std::sync::OnceLock<String>; ROWS]; 2] =
         [const { [const { std::sync::OnceLock::new() }; ROWS] }; 2];
-    let numbered = conn.backend_name() != "SQLite";
+    let numbered = super::numbered(conn);
     for chunk in entries.chunks(ROWS) {
         let sql = SQL[usize::from(numbered)][chunk.len() - 1].get_or_init(|| {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let cells: Vec<String> = (1..=COLUMNS)
-                        .map(|c| {
-                            if numbered {
-                                format!("${}", r * COLUMNS + c)
-                            } else {
-                                "?".to_string()
-                            }
-                        })
-                        .collect();
-                    format!("({})", cells.join(", "))
-                })
-                .collect();
             format!(
                 "INSERT INTO audit_log (at, actor_id, actor_label, action, target_type, \
                  target_id, target_label, client_ip, outcome, details) VALUES {}",
-                rows.join(", ")
+                super::values_rows(numbered, chunk.len(), COLUMNS)
             )
         });
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));

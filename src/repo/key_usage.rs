@@ -1,5 +1,7 @@
 //! Usage counts per key, hour and outcome (SPEC §10).
 
+use std::collections::BTreeMap;
+
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 /// One counted cell: a key's presentations with one outcome in one hour.
@@ -12,39 +14,51 @@ pub struct UsageCell {
     pub count: i64,
 }
 
-/// Adds `count` to a key's cell and to its day's, when the key still exists (a key deleted
-/// since it was used has nothing to keep). Additive: another instance adding to the same cell
-/// loses nothing.
-pub async fn add(
+/// One count to add: (key ID, hour in unix seconds, outcome, count).
+pub type Added<'a> = (&'a str, i64, &'a str, i64);
+
+/// Adds each count to its key's hour and to the hour's day, when the key still exists (a key
+/// deleted since it was used has nothing to keep). Additive: another instance adding to the same
+/// cells loses nothing. A few hundred cells to a statement, each table's in the order of its
+/// primary key, so that two instances flushing the same keys at once on PostgreSQL take their
+/// row locks in one order and never deadlock.
+pub async fn add_many(conn: &mut AnyConnection, counts: &[Added<'_>]) -> sqlx::Result<()> {
+    let mut hours = BTreeMap::new();
+    let mut days = BTreeMap::new();
+    for &(key_id, hour, outcome, n) in counts {
+        *hours.entry((key_id, hour, outcome)).or_insert(0) += n;
+        *days.entry((key_id, day_of(hour), outcome)).or_insert(0) += n;
+    }
+    upsert(conn, "key_usage", "hour", &hours).await?;
+    upsert(conn, "key_usage_daily", "day", &days).await
+}
+
+/// Adds `counts` ((key ID, start of the hour or day, outcome) → count) to `table`.
+async fn upsert(
     conn: &mut AnyConnection,
-    key_id: &str,
-    hour: i64,
-    outcome: &str,
-    count: i64,
+    table: &str,
+    unit: &str,
+    counts: &BTreeMap<(&str, i64, &str), i64>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO key_usage (key_id, hour, outcome, count) \
-         SELECT id, $2, $3, $4 FROM access_keys WHERE id = $1 \
-         ON CONFLICT (key_id, hour, outcome) DO UPDATE SET count = key_usage.count + excluded.count",
-    )
-    .bind(key_id)
-    .bind(hour)
-    .bind(outcome)
-    .bind(count)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO key_usage_daily (key_id, day, outcome, count) \
-         SELECT id, $2, $3, $4 FROM access_keys WHERE id = $1 \
-         ON CONFLICT (key_id, day, outcome) \
-         DO UPDATE SET count = key_usage_daily.count + excluded.count",
-    )
-    .bind(key_id)
-    .bind(day_of(hour))
-    .bind(outcome)
-    .bind(count)
-    .execute(conn)
-    .await?;
+    const ROWS: usize = 250;
+    let numbered = super::numbered(conn);
+    let counts: Vec<_> = counts.iter().collect();
+    for chunk in counts.chunks(ROWS) {
+        // SQLite needs the WHERE to tell the upsert's ON from a join's.
+        let sql = format!(
+            "INSERT INTO {table} (key_id, {unit}, outcome, count) \
+             SELECT k.id, v.column2, v.column3, v.column4 \
+             FROM (VALUES {}) AS v JOIN access_keys k ON k.id = v.column1 WHERE true \
+             ON CONFLICT (key_id, {unit}, outcome) \
+             DO UPDATE SET count = {table}.count + excluded.count",
+            super::values_rows(numbered, chunk.len(), 4)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for &(&(key_id, at, outcome), &n) in chunk {
+            query = query.bind(key_id).bind(at).bind(outcome).bind(n);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -321,3 +321,91 @@ async fn counts_not_yet_written_are_written_when_the_server_stops_cleanly() {
             .unwrap();
     assert_eq!(counted, 7);
 }
+
+#[tokio::test]
+async fn a_large_flush_from_two_instances_at_once_adds_every_count_by_hour_and_by_day() {
+    use keyward::service::key_auth::usage::{Outcome, UsageBook};
+    let app = spawn_app().await;
+    app.signed_in_admin().await;
+    let keys = [
+        tenant_key(&app, "first", "access", &["role_read_only"]).await,
+        tenant_key(&app, "second", "access", &["role_read_only"]).await,
+        tenant_key(&app, "third", "access", &["role_read_only"]).await,
+    ];
+    // Two instances' books, each with the same 3 keys over the same 100 hours (from
+    // 2026-11-23 00:00 UTC: five days, the last one partly), two outcomes each: 600 cells a
+    // book, more than one statement holds, plus a key that does not exist.
+    let start = 1_795_392_000;
+    let books = [UsageBook::default(), UsageBook::default()];
+    for (b, book) in books.iter().enumerate() {
+        for key in &keys {
+            for hour in 0..100 {
+                let at = start + hour * 3600 + 59;
+                for _ in 0..=b {
+                    book.count(&key.id, Outcome::Accepted, at);
+                }
+                book.count(&key.id, Outcome::WrongSecret, at);
+            }
+        }
+        book.count("AKIDNOSUCHKEY", Outcome::Accepted, start);
+    }
+    tokio::join!(
+        books[0].flush(&app.state.pool),
+        books[1].flush(&app.state.pool)
+    );
+    assert_eq!(
+        (books[0].pending(), books[1].pending()),
+        (0, 0),
+        "both flushes were written (none failed on the other's locks)"
+    );
+    for key in &keys {
+        let by_hour: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT hour, outcome, count FROM key_usage WHERE key_id = $1 \
+             ORDER BY hour, outcome",
+        )
+        .bind(&key.id)
+        .fetch_all(&app.state.pool)
+        .await
+        .unwrap();
+        assert_eq!(by_hour.len(), 200, "100 hours, two outcomes");
+        assert_eq!(
+            by_hour[0],
+            (start, "accepted".to_string(), 3),
+            "one from the first instance and two from the second"
+        );
+        assert_eq!(
+            by_hour[199],
+            (start + 99 * 3600, "wrong_secret".to_string(), 2)
+        );
+        let by_day: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT day, outcome, count FROM key_usage_daily WHERE key_id = $1 \
+             ORDER BY day, outcome",
+        )
+        .bind(&key.id)
+        .fetch_all(&app.state.pool)
+        .await
+        .unwrap();
+        let day = 86_400;
+        assert_eq!(
+            by_day,
+            vec![
+                (start, "accepted".to_string(), 72),
+                (start, "wrong_secret".to_string(), 48),
+                (start + day, "accepted".to_string(), 72),
+                (start + day, "wrong_secret".to_string(), 48),
+                (start + 2 * day, "accepted".to_string(), 72),
+                (start + 2 * day, "wrong_secret".to_string(), 48),
+                (start + 3 * day, "accepted".to_string(), 72),
+                (start + 3 * day, "wrong_secret".to_string(), 48),
+                (start + 4 * day, "accepted".to_string(), 12),
+                (start + 4 * day, "wrong_secret".to_string(), 8),
+            ],
+            "each day the sum of its hours, from both instances"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM key_usage WHERE key_id = 'AKIDNOSUCHKEY'")
+            .await,
+        0
+    );
+}

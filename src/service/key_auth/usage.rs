@@ -164,12 +164,16 @@ fn add(cells: &mut Cells, hour: i64, outcome: Outcome, n: i64) {
 }
 
 async fn write(pool: &AnyPool, counted: &HashMap<String, Cells>) -> sqlx::Result<()> {
+    let counts: Vec<key_usage::Added> = counted
+        .iter()
+        .flat_map(|(key_id, cells)| {
+            cells
+                .iter()
+                .map(|(hour, outcome, n)| (key_id.as_str(), *hour, outcome.as_str(), *n))
+        })
+        .collect();
     let mut tx = crate::db::begin_write(pool).await?;
-    for (key_id, cells) in counted {
-        for (hour, outcome, n) in cells {
-            key_usage::add(&mut tx, key_id, *hour, outcome.as_str(), *n).await?;
-        }
-    }
+    key_usage::add_many(&mut tx, &counts).await?;
     tx.commit().await
 }
 
