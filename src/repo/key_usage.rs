@@ -44,11 +44,13 @@ async fn upsert(
     let numbered = super::numbered(conn);
     let counts: Vec<_> = counts.iter().collect();
     for chunk in counts.chunks(ROWS) {
-        // SQLite needs the WHERE to tell the upsert's ON from a join's.
+        // SQLite needs the WHERE to tell the upsert's ON from a join's. The ORDER BY keeps the
+        // rows in key order whatever join the planner picks (the locks follow it).
         let sql = format!(
             "INSERT INTO {table} (key_id, {unit}, outcome, count) \
              SELECT k.id, v.column2, v.column3, v.column4 \
              FROM (VALUES {}) AS v JOIN access_keys k ON k.id = v.column1 WHERE true \
+             ORDER BY v.column1, v.column2, v.column3 \
              ON CONFLICT (key_id, {unit}, outcome) \
              DO UPDATE SET count = {table}.count + excluded.count",
             super::values_rows(numbered, chunk.len(), 4)

@@ -154,6 +154,23 @@ enum Written {
 /// Most refusals one transaction writes.
 const BATCH: usize = 256;
 
+/// The batch's positions grouped by a key, groups in order of first appearance (the refusal
+/// writer's steps and the tripwire each group a batch their own way).
+fn group_by<'a>(
+    batch: &'a [Pending],
+    key: impl Fn(&'a Pending) -> Option<&'a str>,
+) -> Vec<(&'a str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, p) in batch.iter().enumerate() {
+        let Some(k) = key(p) else { continue };
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    groups
+}
+
 impl KeyChecker {
     /// A checker on `pool` following `policy`; starts its writer task on the current runtime.
     /// `wake` is told when a lock queued emails and webhook events, so they go out at once.

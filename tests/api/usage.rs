@@ -322,6 +322,15 @@ async fn counts_not_yet_written_are_written_when_the_server_stops_cleanly() {
     assert_eq!(counted, 7);
 }
 
+/// A key's counted cells as `sql` reads them: (hour or day, outcome, count).
+async fn rows(app: &TestApp, sql: &'static str, key_id: &str) -> Vec<(i64, String, i64)> {
+    sqlx::query_as(sql)
+        .bind(key_id)
+        .fetch_all(&app.state.pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_large_flush_from_two_instances_at_once_adds_every_count_by_hour_and_by_day() {
     use keyward::service::key_auth::usage::{Outcome, UsageBook};
@@ -359,14 +368,12 @@ async fn a_large_flush_from_two_instances_at_once_adds_every_count_by_hour_and_b
         "both flushes were written (none failed on the other's locks)"
     );
     for key in &keys {
-        let by_hour: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT hour, outcome, count FROM key_usage WHERE key_id = $1 \
-             ORDER BY hour, outcome",
+        let by_hour = rows(
+            &app,
+            "SELECT hour, outcome, count FROM key_usage WHERE key_id = $1 ORDER BY hour, outcome",
+            &key.id,
         )
-        .bind(&key.id)
-        .fetch_all(&app.state.pool)
-        .await
-        .unwrap();
+        .await;
         assert_eq!(by_hour.len(), 200, "100 hours, two outcomes");
         assert_eq!(
             by_hour[0],
@@ -377,14 +384,12 @@ async fn a_large_flush_from_two_instances_at_once_adds_every_count_by_hour_and_b
             by_hour[199],
             (start + 99 * 3600, "wrong_secret".to_string(), 2)
         );
-        let by_day: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT day, outcome, count FROM key_usage_daily WHERE key_id = $1 \
-             ORDER BY day, outcome",
+        let by_day = rows(
+            &app,
+            "SELECT day, outcome, count FROM key_usage_daily WHERE key_id = $1 ORDER BY day, outcome",
+            &key.id,
         )
-        .bind(&key.id)
-        .fetch_all(&app.state.pool)
-        .await
-        .unwrap();
+        .await;
         let day = 86_400;
         assert_eq!(
             by_day,

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::audit_budget::{self, AuditBudget};
 use super::tripwire::tripwire;
-use super::{BATCH, Job, Pending, Policy, Refusal, Written, client_bucket, client_limit};
+use super::{BATCH, Job, Pending, Policy, Refusal, Written, client_bucket, client_limit, group_by};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::notices::{self, KeyEvent, KeyFacts};
 use crate::service::repo::keys as repo;
@@ -400,22 +400,6 @@ fn entry<'a>(
             details,
         },
     )
-}
-
-/// The batch's positions grouped by a key, groups in order of first appearance.
-pub(super) fn group_by<'a>(
-    batch: &'a [Pending],
-    key: impl Fn(&'a Pending) -> Option<&'a str>,
-) -> Vec<(&'a str, Vec<usize>)> {
-    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-    for (i, p) in batch.iter().enumerate() {
-        let Some(k) = key(p) else { continue };
-        match groups.iter_mut().find(|(g, _)| *g == k) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((k, vec![i])),
-        }
-    }
-    groups
 }
 
 /// Audit entry, emails and bell notices when a key locks: the people responsible for it and

@@ -3,8 +3,7 @@
 
 use sqlx::AnyConnection;
 
-use super::refusals::group_by;
-use super::{Pending, Written};
+use super::{Pending, Written, group_by};
 use crate::service::audit::{self, FAILURE, NewEntry, SUCCESS};
 use crate::service::notices::{self, KeyEvent, KeyFacts};
 use crate::service::repo::keys as repo;
