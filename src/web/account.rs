@@ -3,6 +3,7 @@
 pub(crate) mod sessions;
 
 pub(crate) mod passkeys;
+pub(crate) mod passkeys_section;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;

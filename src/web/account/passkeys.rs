@@ -13,16 +13,16 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use crate::auth::client_ip::client_ip;
 use crate::auth::session_store::PENDING_NEXT;
-use crate::clock::{format_utc, relative};
 use crate::error::AppError;
 use crate::service::FormError;
 use crate::service::accounts::SignInError;
 use crate::service::passkeys::{self, Ceremony, PasskeySummary};
 use crate::state::AppState;
+use crate::web::account::passkeys_section::PasskeysSection;
 use crate::web::current_user::CurrentUser;
 use crate::web::errors::wait_phrase;
 use crate::web::sign_in::{safe_next, start_session};
-use crate::web::{Frame, asset_url, html, see_other};
+use crate::web::{Frame, html, see_other};
 
 /// Where the section lives.
 const PAGE: &str = "/account/security";
@@ -59,67 +59,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/login/second-step/passkey/finish",
         web::post().to(second_step_finish),
     );
-}
-
-/// One passkey in the list.
-pub struct PasskeyRow {
-    pub id: String,
-    pub name: String,
-    pub added: String,
-    pub added_hint: String,
-    /// When it last signed in, as a date and a hint; `None` if never.
-    pub last_used: Option<(String, String)>,
-}
-
-/// What the passkeys section shows: the list, whether passkeys can work here, the notice after
-/// an action, and a rename that was refused (its row, what was typed, why).
-pub struct PasskeysSection {
-    pub csrf: String,
-    pub items: Vec<PasskeyRow>,
-    pub available: bool,
-    pub notice: String,
-    pub renaming: String,
-    pub typed: String,
-    pub error: String,
-    pub script: String,
-}
-
-impl PasskeysSection {
-    /// The section for `user`'s passkeys.
-    pub async fn load(state: &AppState, user: &CurrentUser) -> Result<Self, AppError> {
-        let now = state.clock.unix();
-        let items = passkeys::list(&state.pool, &user.id)
-            .await?
-            .into_iter()
-            .map(|p: PasskeySummary| PasskeyRow {
-                added: format_utc(p.created_at),
-                added_hint: relative(p.created_at, now),
-                last_used: p.last_used_at.map(|t| (format_utc(t), relative(t, now))),
-                id: p.id,
-                name: p.name,
-            })
-            .collect();
-        Ok(Self {
-            csrf: user.csrf.clone(),
-            items,
-            available: passkeys::available(&state.settings.public_url),
-            notice: String::new(),
-            renaming: String::new(),
-            typed: String::new(),
-            error: String::new(),
-            script: asset_url("passkeys.js"),
-        })
-    }
-}
-
-/// The notice after an action on the passkey `name`.
-pub(crate) fn done_notice(done: &str, name: &str) -> String {
-    match done {
-        "added" => format!("Added the passkey “{name}”. You can sign in with it."),
-        "renamed" => format!("Renamed the passkey to “{name}”."),
-        "removed" => format!("Removed the passkey “{name}”. It can no longer sign you in."),
-        _ => String::new(),
-    }
 }
 
 /// A JSON refusal: `{"error": {"code", "message"}}`, as the REST API answers.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::error::AppError;
 use crate::service::accounts::factors::{self, AppStatus, Policy, Security};
 use crate::state::AppState;
-use crate::web::account::passkeys::{PasskeysSection, done_notice};
+use crate::web::account::passkeys_section::{PasskeysSection, done_notice};
 use crate::web::account::sessions::{self, SessionsSection};
 use crate::web::current_user::CurrentUser;
 use crate::web::granted::{ConfigWrite, Granted};
