@@ -2,6 +2,12 @@
 
 use actix_web::http::StatusCode;
 
+impl From<crate::domain::Missing> for AppError {
+    fn from(missing: crate::domain::Missing) -> Self {
+        AppError::MissingPermission(missing.0)
+    }
+}
+
 /// What went wrong, in terms a handler can answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

@@ -3,7 +3,10 @@
 //! service function, which decides with it.
 
 use crate::domain::Permission;
-use crate::error::AppError;
+
+/// A permission the actor does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Missing(pub Permission);
 
 /// Who is acting, and from where.
 #[derive(Debug, Clone)]
@@ -28,12 +31,12 @@ impl Actor {
         self.permissions.iter().any(|p| p == permission.as_str())
     }
 
-    /// Refuses, naming the permission, unless the actor holds it.
-    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+    /// Refuses, naming the permission, unless the actor holds it (an `AppError` through `?`).
+    pub fn require(&self, permission: Permission) -> Result<(), Missing> {
         if self.may(permission) {
             Ok(())
         } else {
-            Err(AppError::MissingPermission(permission))
+            Err(Missing(permission))
         }
     }
 }

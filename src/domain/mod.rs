@@ -11,7 +11,7 @@ mod permission;
 pub mod rate_limit;
 mod text;
 
-pub use actor::Actor;
+pub use actor::{Actor, Missing};
 pub use device::device_label;
 pub use email::Email;
 pub use key::{

@@ -55,6 +55,12 @@ pub enum FormError {
     Other(AppError),
 }
 
+impl From<crate::domain::Missing> for FormError {
+    fn from(missing: crate::domain::Missing) -> Self {
+        FormError::Other(missing.into())
+    }
+}
+
 impl From<sqlx::Error> for FormError {
     fn from(e: sqlx::Error) -> Self {
         FormError::Other(e.into())

@@ -146,7 +146,7 @@ pub async fn to_delete(pool: &AnyPool, id: &str) -> AppResult<KeyToDelete> {
 }
 
 fn require(actor: &Actor) -> Result<(), AppError> {
-    actor.require(Permission::ConfigWrite)
+    Ok(actor.require(Permission::ConfigWrite)?)
 }
 
 fn entry<'a>(actor: &'a Actor, action: &'a str, key: &'a SecretKeyRow) -> NewEntry<'a> {

@@ -74,7 +74,7 @@ fn require_read_or(actor: &Actor, read: Permission, write: Permission) -> Result
     if actor.may(write) {
         Ok(())
     } else {
-        actor.require(read)
+        Ok(actor.require(read)?)
     }
 }
 

@@ -87,7 +87,7 @@ async fn receiver_refusal(input: &EndpointInput, rule: AddressRule) -> Option<St
 }
 
 fn require(actor: &Actor) -> Result<(), AppError> {
-    actor.require(Permission::ConfigWrite)
+    Ok(actor.require(Permission::ConfigWrite)?)
 }
 
 /// The audit entry of an action on endpoint `id`, named by its URL without the query string.
