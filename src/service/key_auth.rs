@@ -101,6 +101,8 @@ pub struct KeyChecker {
     reader: Option<Arc<Reader>>,
     policy: Policy,
     refusals: mpsc::Sender<Job>,
+    /// Told when a job someone waits for is handed: the writer stops gathering and writes.
+    urgent: Arc<tokio::sync::Notify>,
     /// This instance's wrong secrets handed to the writer and not yet committed.
     uncommitted: Arc<uncommitted::Uncommitted>,
     /// Client buckets known to be over their limit (shared with the bridge's check).
@@ -182,6 +184,7 @@ impl KeyChecker {
         wake: std::sync::Arc<tokio::sync::Notify>,
     ) -> Self {
         let (refusals, queue) = mpsc::channel(4 * BATCH);
+        let urgent = Arc::new(tokio::sync::Notify::new());
         let changes = Arc::new(KeyChanges::announced_on(&pool));
         let cache = Arc::new(cache::KeyCache::new(changes.clone(), cache::FRESH_FOR));
         let uncommitted = Arc::new(uncommitted::Uncommitted::default());
@@ -194,6 +197,7 @@ impl KeyChecker {
                 changes: changes.clone(),
                 cache: cache.clone(),
                 uncommitted: uncommitted.clone(),
+                urgent: urgent.clone(),
             },
             queue,
         ));
@@ -227,6 +231,7 @@ impl KeyChecker {
             reader: reader.map(Arc::new),
             policy,
             refusals,
+            urgent,
             uncommitted,
             over_limit: Arc::default(),
             access: Arc::default(),
@@ -254,7 +259,7 @@ impl KeyChecker {
     /// answered before their commit are written by then (tests, and the server's stop).
     pub async fn flush_refusals(&self) {
         let (done, answer) = oneshot::channel();
-        if self.refusals.send(Job::Flush(done)).await.is_ok() {
+        if self.hand(Job::Flush(done), true).await {
             let _ = answer.await;
         }
     }
@@ -263,7 +268,17 @@ impl KeyChecker {
     /// has stopped.
     async fn barrier(&self) -> bool {
         let (done, answer) = oneshot::channel();
-        self.refusals.send(Job::Barrier(done)).await.is_ok() && answer.await.is_ok()
+        self.hand(Job::Barrier(done), true).await && answer.await.is_ok()
+    }
+
+    /// Hands a job to the refusal writer, waking it when someone waits for the job (`waited`);
+    /// `false` when the writer has stopped.
+    async fn hand(&self, job: Job, waited: bool) -> bool {
+        let handed = self.refusals.send(job).await.is_ok();
+        if handed && waited {
+            self.urgent.notify_one();
+        }
+        handed
     }
 
     /// Keys, users, groups or roles may have changed: the next key checks read keys again.
@@ -519,7 +534,8 @@ impl KeyChecker {
             counted,
             done,
         };
-        if self.refusals.send(Job::Refusal(pending)).await.is_err() {
+        let waited = pending.done.is_some();
+        if !self.hand(Job::Refusal(pending), waited).await {
             if counted {
                 self.uncommitted.withdraw(key_id);
             }

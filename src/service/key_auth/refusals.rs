@@ -29,6 +29,8 @@ pub(super) struct Writer {
     pub cache: Arc<super::cache::KeyCache>,
     /// Told which wrong secrets a batch settled.
     pub uncommitted: Arc<super::uncommitted::Uncommitted>,
+    /// Told when a job someone waits for was handed: ends the gathering at once.
+    pub urgent: Arc<tokio::sync::Notify>,
 }
 
 /// What a committed batch did, beyond each refusal's outcome.
@@ -74,12 +76,15 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
         let mut flush = false;
         let waited_for = take(&mut jobs, &mut batch, &mut barriers, &mut flush);
         // Nobody waits for these. Within GATHER of the last commit (a flood), the writer
-        // sleeps out the rest of it without listening, so the refusals that come meanwhile
-        // neither wake it one by one nor cost a commit each; then it takes what came. Whoever
-        // starts waiting meanwhile waits at most GATHER longer.
+        // sleeps out the rest of it without listening to the queue, so the refusals that come
+        // meanwhile neither wake it one by one nor cost a commit each; then it takes what
+        // came. A job someone waits for (handed with `urgent` told) ends the sleep at once.
         let until = last_commit + GATHER;
         if !waited_for && batch.len() < BATCH && Instant::now() < until {
-            tokio::time::sleep_until(until).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = writer.urgent.notified() => {}
+            }
             while batch.len() + jobs.len() < BATCH {
                 match queue.try_recv() {
                     Ok(job) => jobs.push(job),
@@ -109,9 +114,10 @@ pub(super) async fn write_refusals(writer: Writer, mut queue: mpsc::Receiver<Job
 }
 
 /// How long after a commit the writer gathers refusals that nobody waits for (answered before
-/// their commit) before it writes them. A batch that someone waits for (a barrier, a flush, a
-/// refusal whose answer depends on the commit) when it is taken is written at once.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+/// their commit) before it writes them: at most 100 commits a second in a flood. A batch that
+/// someone waits for (a barrier, a flush, a refusal whose answer depends on the commit) is
+/// written at once, also when it comes while the writer gathers.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Sorts received jobs into the batch and the barriers; whether any of them waits for the
 /// commit.
