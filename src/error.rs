@@ -2,12 +2,6 @@
 
 use actix_web::http::StatusCode;
 
-impl From<crate::domain::Missing> for AppError {
-    fn from(missing: crate::domain::Missing) -> Self {
-        AppError::MissingPermission(missing.0)
-    }
-}
-
 /// What went wrong, in terms a handler can answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -65,6 +59,13 @@ pub enum AppError {
     /// Anything else; the cause is logged, never shown.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// A permission the actor lacks (`Actor::require`) is refused naming it.
+impl From<crate::domain::Missing> for AppError {
+    fn from(missing: crate::domain::Missing) -> Self {
+        AppError::MissingPermission(missing.0)
+    }
 }
 
 /// Seconds a client is asked to wait when the database cannot be reached.
