@@ -35,8 +35,9 @@ pub fn from_authorization(header: &str) -> Option<PresentedKey> {
 
 /// Reads `<key ID>::<secret>` (the Bearer form, and the `key` of the verify endpoint).
 pub fn from_pair(pair: &str) -> Option<PresentedKey> {
-    let (id, secret) = pair.split_once("::")?;
-    from_parts(id, secret)
+    // A key ID holds no colon, so the first one must begin the `::`.
+    let (id, secret) = pair.split_once(':')?;
+    from_parts(id, secret.strip_prefix(':')?)
 }
 
 /// The bridge's client credentials as presented by the on-premises connector.
@@ -103,6 +104,9 @@ mod tests {
             "Basic !!!".into(),
             format!("Digest {id}::{secret}"),
             format!("Bearer {id}:{secret}"),
+            format!("Bearer {id}:::{secret}"),
+            format!("Bearer {id}: :{secret}"),
+            format!("Bearer :{id}::{secret}"),
             format!("Bearer {id}::{typo}"),
             format!("Bearer {}::{secret}", id.to_lowercase()),
             format!("Basic {}", STANDARD.encode(format!("{id}::{secret}"))),
