@@ -13,6 +13,10 @@ use actix_web::http::{
 };
 use actix_web::{FromRequest, HttpRequest, ResponseError, web};
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 use crate::api::ApiError;
 use crate::error::AppError;
 
@@ -46,9 +50,12 @@ pub fn refusal_before_body(req: ServiceRequest) -> Result<ServiceRequest, Servic
 /// goes on with its body (read here, up to the limits, when it is one that is checked).
 #[allow(clippy::result_large_err)]
 pub async fn checked_body(req: ServiceRequest) -> Result<ServiceRequest, ServiceResponse> {
-    if !may_carry_body(req.method()) || !is_checked_body(&req) {
+    if !may_carry_body(req.method()) {
         return Ok(req);
     }
+    let Some(kind) = body_kind(content_type(req.request())) else {
+        return Ok(req);
+    };
     let (http, mut payload) = req.into_parts();
     let body = if http.path() == crate::api::SCAN_PATH {
         // GitHub's secret scanning sends up to a thousand findings and more in one request.
@@ -77,7 +84,7 @@ pub async fn checked_body(req: ServiceRequest) -> Result<ServiceRequest, Service
         }
     };
     if !FORMS_THAT_JUDGE_NUL.contains(&http.path())
-        && let Some(field) = in_body(&http, &body)
+        && let Some(field) = in_body(kind, &body)
     {
         let res = refusal(&http, Found::Field(field));
         return Err(ServiceResponse::new(http, res));
@@ -138,10 +145,30 @@ fn content_type(req: &HttpRequest) -> &str {
         .unwrap_or_default()
 }
 
-/// Forms and JSON are what handlers read; anything else they refuse on their own.
-fn is_checked_body(req: &ServiceRequest) -> bool {
-    let ct = content_type(req.request()).to_ascii_lowercase();
-    ct.starts_with("application/x-www-form-urlencoded") || ct.contains("json")
+/// The bodies the edge reads: forms and JSON are what handlers read; anything else they refuse
+/// on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Form,
+    Json,
+}
+
+/// What kind of checked body a request declares (its `Content-Type`, in any case), if any.
+fn body_kind(content_type: &str) -> Option<BodyKind> {
+    const FORM: &[u8] = b"application/x-www-form-urlencoded";
+    let ct = content_type.as_bytes();
+    if ct
+        .get(..FORM.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(FORM))
+    {
+        Some(BodyKind::Form)
+    } else if (0..ct.len().saturating_sub(3))
+        .any(|i| ct[i] | 0x20 == b'j' && ct[i..i + 4].eq_ignore_ascii_case(b"json"))
+    {
+        Some(BodyKind::Json)
+    } else {
+        None
+    }
 }
 
 /// A NUL in the decoded path or in a query key or value.
@@ -173,10 +200,13 @@ fn percent_decodes_to_nul(raw: &str) -> bool {
 
 /// The field holding a NUL in a form or JSON body, if any. Quick scans first: the usual body
 /// has neither a NUL byte nor an escape that could make one, and costs no parsing.
-fn in_body(req: &HttpRequest, body: &[u8]) -> Option<String> {
-    let ct = content_type(req).to_ascii_lowercase();
-    if ct.starts_with("application/x-www-form-urlencoded") {
-        if !body.contains(&0) && !body.windows(3).any(|w| w == b"%00") {
+fn in_body(kind: BodyKind, body: &[u8]) -> Option<String> {
+    // The quick scans, as vector instructions (memchr).
+    static PERCENT_NUL: LazyLock<Finder> = LazyLock::new(|| Finder::new(b"%00"));
+    static ESCAPED_NUL: LazyLock<Finder> = LazyLock::new(|| Finder::new(b"\\u0000"));
+    let nul = memchr::memchr(0, body).is_some();
+    if kind == BodyKind::Form {
+        if !nul && PERCENT_NUL.find(body).is_none() {
             return None;
         }
         let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok()?;
@@ -185,10 +215,7 @@ fn in_body(req: &HttpRequest, body: &[u8]) -> Option<String> {
             .find(|(k, v)| k.contains('\0') || v.contains('\0'))
             .map(|(k, _)| k.replace('\0', ""));
     }
-    let escaped = body
-        .windows(6)
-        .any(|w| w[0] == b'\\' && w[1] == b'u' && &w[2..] == b"0000");
-    if !body.contains(&0) && !escaped {
+    if !nul && ESCAPED_NUL.find(body).is_none() {
         return None;
     }
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -303,6 +330,41 @@ mod tests {
             json_field_with_nul(&json!("\u{0}"), "body").as_deref(),
             Some("body")
         );
+    }
+
+    #[test]
+    fn forms_and_json_of_any_spelling_are_the_checked_bodies() {
+        for (ct, kind) in [
+            ("application/x-www-form-urlencoded", Some(BodyKind::Form)),
+            (
+                "Application/X-WWW-Form-URLEncoded; charset=utf-8",
+                Some(BodyKind::Form),
+            ),
+            ("application/json", Some(BodyKind::Json)),
+            ("application/merge-patch+JSON", Some(BodyKind::Json)),
+            ("text/plain", None),
+            ("multipart/form-data; boundary=x", None),
+            ("jso", None),
+            ("", None),
+        ] {
+            assert_eq!(body_kind(ct), kind, "{ct}");
+        }
+    }
+
+    #[test]
+    fn a_nul_in_a_body_is_found_however_it_is_written() {
+        let form = |b: &[u8]| in_body(BodyKind::Form, b);
+        let json = |b: &[u8]| in_body(BodyKind::Json, b);
+        assert_eq!(form(b"name=a%00b&x=1").as_deref(), Some("name"));
+        assert_eq!(form(b"name=a\0b").as_deref(), Some("name"));
+        assert_eq!(form(b"name=a%2500b"), None);
+        assert_eq!(form(b"name=ab"), None);
+        assert_eq!(json(br#"{"key": "a\u0000b"}"#).as_deref(), Some("key"));
+        // A raw NUL is not JSON: the handler's reader refuses the body.
+        assert_eq!(json(b"{\"key\": \"a\0b\"}"), None);
+        // An escaped backslash followed by `u0000` is no NUL.
+        assert_eq!(json(br#"{"key": "a\\u0000b"}"#), None);
+        assert_eq!(json(br#"{"key": "ab"}"#), None);
     }
 
     #[test]
