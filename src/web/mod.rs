@@ -113,8 +113,14 @@ static SECURITY_HEADERS: std::sync::LazyLock<[(HeaderName, HeaderValue); 5]> =
 fn add_security_headers(headers: &mut actix_web::http::header::HeaderMap, https: bool) {
     headers.reserve(SECURITY_HEADERS.len() + 1);
     for (name, value) in SECURITY_HEADERS.iter() {
-        if !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
+        // One lookup on the usual path: inserted, and the response's own value (rare: a page
+        // with its own policy) put back when there was one.
+        let mut own = headers.insert(name.clone(), value.clone());
+        if let Some(first) = own.next() {
+            headers.insert(name.clone(), first);
+            for more in own {
+                headers.append(name.clone(), more);
+            }
         }
     }
     if https {
@@ -176,5 +182,33 @@ pub(crate) fn retention_note(settings: &crate::config::Settings, finished: &str)
         0 => format!("{finished} are kept for ever (KEYWARD_MESSAGE_RETENTION_DAYS is 0)."),
         1 => format!("{finished} are removed a day after they were queued."),
         days => format!("{finished} are removed {days} days after they were queued."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderMap, STRICT_TRANSPORT_SECURITY, X_FRAME_OPTIONS};
+
+    #[test]
+    fn security_headers_are_added_and_a_responses_own_stand() {
+        let mut headers = HeaderMap::new();
+        headers.append(X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+        headers.append(X_FRAME_OPTIONS, HeaderValue::from_static("ALLOW-FROM x"));
+        add_security_headers(&mut headers, false);
+        let own: Vec<_> = headers.get_all(X_FRAME_OPTIONS).collect();
+        assert_eq!(own, ["SAMEORIGIN", "ALLOW-FROM x"]);
+        for (name, value) in SECURITY_HEADERS
+            .iter()
+            .filter(|(n, _)| n != X_FRAME_OPTIONS)
+        {
+            assert_eq!(headers.get(name), Some(value), "{name}");
+        }
+        assert!(headers.get(STRICT_TRANSPORT_SECURITY).is_none());
+        add_security_headers(&mut headers, true);
+        assert_eq!(
+            headers.get(STRICT_TRANSPORT_SECURITY).unwrap(),
+            "max-age=31536000"
+        );
     }
 }
