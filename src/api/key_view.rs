@@ -97,6 +97,7 @@ pub struct KeyView {
     rate_limit: Option<RateLimitView>,
     group_ids: Vec<String>,
     role_ids: Vec<String>,
+    #[serde(serialize_with = "super::permission_list::serialize")]
     permissions: Vec<String>,
 }
 

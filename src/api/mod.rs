@@ -9,6 +9,7 @@ mod key_filters;
 mod key_view;
 mod keys;
 mod openapi;
+mod permission_list;
 mod rate_limit;
 mod usage;
 mod verify;

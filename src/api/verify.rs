@@ -3,15 +3,12 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, ContentType, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use std::sync::LazyLock;
-
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::api::ApiError;
 use crate::api::error::ErrorBody;
 use crate::api::extract::credentials;
-use crate::domain::Permission;
+use crate::api::permission_list::PermissionList;
 use crate::service::key_auth::{self, VerifyQuestion};
 use crate::state::AppState;
 
@@ -36,51 +33,6 @@ pub struct VerifiedKey<'a> {
     #[schema(value_type = Vec<String>)]
     permissions: PermissionList<'a>,
     expires_at: Option<String>,
-}
-
-/// A key's permissions as a JSON array of names.
-struct PermissionList<'a>(&'a [String]);
-
-impl Serialize for PermissionList<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match written(self.0) {
-            Some(array) => array.serialize(serializer),
-            None => self.0.serialize(serializer),
-        }
-    }
-}
-
-/// The JSON array of a key's permissions, written once for every set of known permissions in
-/// their sorted order (at most 2⁹ arrays), so that an answer copies it instead of escaping each
-/// name again. `None` for a list that is not such a set (an unknown name, a repeat, another
-/// order): it is written as it is.
-fn written(permissions: &[String]) -> Option<&'static RawValue> {
-    static ARRAYS: LazyLock<Vec<Box<RawValue>>> = LazyLock::new(|| {
-        (0..1usize << Permission::ALL.len())
-            .map(|set| {
-                let mut names: Vec<&str> = Permission::ALL
-                    .iter()
-                    .filter(|p| set & bit(**p) != 0)
-                    .map(|p| p.as_str())
-                    .collect();
-                names.sort_unstable();
-                serde_json::value::to_raw_value(&names).expect("names are JSON strings")
-            })
-            .collect()
-    });
-    fn bit(permission: Permission) -> usize {
-        1 << permission as usize
-    }
-    let mut set = 0;
-    let mut previous = "";
-    for name in permissions {
-        if name.as_str() <= previous {
-            return None;
-        }
-        set |= bit(Permission::parse(name)?);
-        previous = name;
-    }
-    ARRAYS.get(set).map(Box::as_ref)
 }
 
 /// The answer: `valid`, a reason `code`, and the key when valid.
@@ -176,41 +128,5 @@ fn checked(body: &VerifyBody) -> Result<String, ApiError> {
             )),
         },
         None => Ok(String::new()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn json(permissions: &[String]) -> String {
-        serde_json::to_string(&PermissionList(permissions)).unwrap()
-    }
-
-    #[test]
-    fn every_set_of_permissions_is_written_as_its_names() {
-        for set in 0..1usize << Permission::ALL.len() {
-            let mut names: Vec<String> = Permission::ALL
-                .iter()
-                .filter(|p| set & (1 << **p as usize) != 0)
-                .map(|p| p.to_string())
-                .collect();
-            names.sort();
-            assert!(written(&names).is_some(), "{names:?}");
-            assert_eq!(json(&names), serde_json::to_string(&names).unwrap());
-        }
-    }
-
-    #[test]
-    fn other_lists_are_written_as_they_are() {
-        let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        for names in [
-            list(&["keys:verify", "keys:read"]),
-            list(&["keys:read", "keys:read"]),
-            list(&["keys:read", "orders:\"read\"\u{0}"]),
-        ] {
-            assert!(written(&names).is_none(), "{names:?}");
-            assert_eq!(json(&names), serde_json::to_string(&names).unwrap());
-        }
     }
 }
