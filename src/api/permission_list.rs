@@ -1,5 +1,9 @@
 //! A key's permissions as the API writes them: a JSON array of names, copied from a table of
 //! every set of known permissions rather than escaped name by name on every answer.
+//!
+//! The arrays are compact serde_json text written as they are (`RawValue`): fine for the API's
+//! compact JSON answers, wrong inside pretty-printed output (they would stay on one line) and
+//! meaningless to any other serializer (it would see serde_json's private `RawValue` struct).
 
 use std::sync::LazyLock;
 

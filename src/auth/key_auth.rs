@@ -107,12 +107,27 @@ mod tests {
             format!("Bearer {id}:::{secret}"),
             format!("Bearer {id}: :{secret}"),
             format!("Bearer :{id}::{secret}"),
+            format!("Bearer {id}:x{secret}"),
+            format!("Bearer {id}:é{secret}"),
             format!("Bearer {id}::{typo}"),
             format!("Bearer {}::{secret}", id.to_lowercase()),
             format!("Basic {}", STANDARD.encode(format!("{id}::{secret}"))),
         ] {
             assert!(from_authorization(&header).is_none(), "{header}");
         }
+        // Verify's `key` is read by `from_pair` alone.
+        for pair in [
+            format!("{id}:{secret}"),
+            format!("{id}:x{secret}"),
+            format!("{id}:é{secret}"),
+            format!("{id}:::{secret}"),
+            format!("{id}é::{secret}"),
+            format!("{id}::"),
+            "::".to_string(),
+        ] {
+            assert!(from_pair(&pair).is_none(), "{pair}");
+        }
+        assert!(from_pair(&format!("{id}::{secret}")).is_some());
     }
 
     #[test]
