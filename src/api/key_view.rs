@@ -2,15 +2,48 @@
 //! limit; `KeyWithSecret` for the one answer that carries a new secret) and the rate limit a
 //! request may set (`RateLimitBody`).
 
-use chrono::{TimeZone, Utc};
+use chrono::{Datelike, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::json_text::Object;
 use crate::domain::{KeyDetails, RateLimit};
 
+/// A Unix time as the API writes it: RFC 3339 in UTC to the second (`2026-12-04T10:00:00Z`);
+/// `None` outside the times chrono represents.
 pub fn rfc3339(secs: i64) -> Option<String> {
-    Utc.timestamp_opt(secs, 0)
-        .single()
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    let t = Utc.timestamp_opt(secs, 0).single()?;
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        // Signed and longer years: chrono's own formatting.
+        return Some(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    // Four-digit years (every time the API meets in practice), written digit by digit:
+    // chrono's formatter costs several times as much, and an answer writes up to four.
+    let mut text = [0u8; 20];
+    let mut put = |at: usize, value: u32, width: usize| {
+        let mut v = value;
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    for (at, sep) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ] {
+        text[at] = sep;
+    }
+    String::from_utf8(text.to_vec()).ok()
 }
 
 /// The owner of a personal key.
@@ -101,6 +134,73 @@ pub struct KeyView {
     permissions: Vec<String>,
 }
 
+impl KeyView {
+    /// The view as its `Serialize` writes it (compact), written directly: the answer of
+    /// `GET /api/v1/apikeys/current` on every call (see `json_text`).
+    pub fn json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        let mut o = Object::begin(&mut out);
+        o.str("id", &self.id);
+        o.str("name", &self.name);
+        o.str("description", &self.description);
+        o.str("type", &self.key_type);
+        match &self.owner {
+            Some(owner) => {
+                let mut w = Object::begin(o.member("owner"));
+                w.str("id", &owner.id);
+                w.str("name", &owner.name);
+                w.end();
+            }
+            None => o.null("owner"),
+        }
+        o.str("status", self.status);
+        o.bool("active", self.active);
+        o.bool("locked", self.locked);
+        o.bool("system", self.system);
+        o.opt_str("expires_at", self.expires_at.as_deref());
+        o.opt_str("created_at", self.created_at.as_deref());
+        o.str("created_by", &self.created_by);
+        o.opt_str("modified_at", self.modified_at.as_deref());
+        o.str("modified_by", &self.modified_by);
+        match &self.last_used {
+            Some(used) => {
+                let mut u = Object::begin(o.member("last_used"));
+                u.opt_str("at", used.at.as_deref());
+                u.str("client_ip", &used.client_ip);
+                u.str("user_agent", &used.user_agent);
+                u.end();
+            }
+            None => o.null("last_used"),
+        }
+        o.int("failed_attempts", self.failed_attempts);
+        o.strings("allowed_networks", &self.allowed_networks);
+        match &self.rate_limit {
+            Some(limit) => {
+                let mut l = Object::begin(o.member("rate_limit"));
+                l.float("per_second", limit.per_second);
+                l.int("burst", limit.burst);
+                l.end();
+            }
+            None => o.null("rate_limit"),
+        }
+        o.strings("group_ids", &self.group_ids);
+        o.strings("role_ids", &self.role_ids);
+        match super::permission_list::written(&self.permissions) {
+            Some(array) => o.raw("permissions", array),
+            None => o.strings("permissions", &self.permissions),
+        }
+        o.end();
+        out
+    }
+
+    /// The answer that is this view.
+    pub fn answer(&self, mut answer: actix_web::HttpResponseBuilder) -> actix_web::HttpResponse {
+        answer
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(self.json())
+    }
+}
+
 /// A key with its secret, shown once on creation and regeneration.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyWithSecret {
@@ -141,5 +241,104 @@ pub fn shape(key: KeyDetails) -> KeyView {
         group_ids: key.group_ids,
         role_ids: key.role_ids,
         permissions: key.permissions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(odd: &str, full: bool) -> KeyView {
+        let text = |s: &str| format!("{s}{odd}");
+        KeyView {
+            id: text("AK0123"),
+            name: text("name"),
+            description: text("description"),
+            key_type: "tenant".into(),
+            owner: full.then(|| Owner {
+                id: text("u1"),
+                name: text("Ann"),
+            }),
+            status: "active",
+            active: full,
+            locked: !full,
+            system: full,
+            expires_at: full.then(|| "2026-12-04T10:00:00Z".into()),
+            created_at: Some("2026-01-01T00:00:00Z".into()),
+            created_by: text("admin@example.com"),
+            modified_at: full.then(|| "2026-02-01T00:00:00Z".into()),
+            modified_by: text(""),
+            last_used: full.then(|| LastUsed {
+                at: None,
+                client_ip: "2001:db8::1".into(),
+                user_agent: text("curl/8.5"),
+            }),
+            failed_attempts: if full { 3 } else { 0 },
+            allowed_networks: if full {
+                vec!["10.0.0.0/8".into(), text("::1/128")]
+            } else {
+                Vec::new()
+            },
+            rate_limit: full.then_some(RateLimitView {
+                per_second: 0.25,
+                burst: 1_000_000,
+            }),
+            group_ids: if full { vec![text("g1")] } else { Vec::new() },
+            role_ids: vec![text("r1"), "r2".into()],
+            permissions: if full {
+                vec!["keys:read".into(), "keys:verify".into()]
+            } else {
+                vec![text("not:known"), "keys:read".into()]
+            },
+        }
+    }
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        let chrono = |secs: i64| {
+            Utc.timestamp_opt(secs, 0)
+                .single()
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        };
+        let mut times = vec![
+            0,
+            -1,
+            1,
+            951_782_400, // 2000-02-29
+            1_796_378_400,
+            253_402_300_799, // 9999-12-31T23:59:59
+            253_402_300_800, // 10000-01-01
+            -62_167_219_200, // 0000-01-01
+            -62_167_219_201, // -0001-12-31T23:59:59
+            i64::MAX,
+            i64::MIN,
+        ];
+        // Every day of a leap year and then some, at varied times of day.
+        times.extend((0..800).map(|d| 946_684_800 + d * 86_400 + (d * 3_797) % 86_400));
+        for secs in times {
+            assert_eq!(rfc3339(secs), chrono(secs), "{secs}");
+        }
+    }
+
+    #[test]
+    fn the_written_view_is_what_serde_writes() {
+        for odd in ["", "\"", "\\", "\n", "\u{1}", "é🔑", "\u{7f}"] {
+            for full in [true, false] {
+                let v = view(odd, full);
+                assert_eq!(
+                    String::from_utf8(v.json()).unwrap(),
+                    serde_json::to_string(&v).unwrap(),
+                    "{odd:?} {full}"
+                );
+            }
+        }
+        for per_second in [1_000_000.0, 1.0, 0.01, 12.5] {
+            let mut v = view("", true);
+            v.rate_limit = Some(RateLimitView {
+                per_second,
+                burst: 1,
+            });
+            assert_eq!(v.json(), serde_json::to_vec(&v).unwrap());
+        }
     }
 }

@@ -259,7 +259,9 @@ pub async fn describe(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::KeysRead)?;
-    Ok(HttpResponse::Ok().json(load_view(&state, &caller, Scope::Tenant, &id).await?))
+    Ok(load_view(&state, &caller, Scope::Tenant, &id)
+        .await?
+        .answer(HttpResponse::Ok()))
 }
 
 /// Body of `PATCH /api/v1/apikeys/{id}`: each field present is changed.
@@ -342,7 +344,9 @@ pub async fn update(
         )
         .await?;
     }
-    Ok(HttpResponse::Ok().json(load_view(&state, &caller, Scope::Tenant, &id).await?))
+    Ok(load_view(&state, &caller, Scope::Tenant, &id)
+        .await?
+        .answer(HttpResponse::Ok()))
 }
 
 /// DELETE /api/v1/apikeys/{id}
@@ -415,7 +419,7 @@ pub async fn current(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let key = keys::own_details(caller.own_key()?, &state.keyring());
-    Ok(HttpResponse::Ok().json(shape(key)))
+    Ok(shape(key).answer(HttpResponse::Ok()))
 }
 
 /// POST /api/v1/apikeys/current/secretkey — the calling key rotates its own secret.

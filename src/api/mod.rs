@@ -5,6 +5,7 @@ mod error;
 mod export;
 mod exposed;
 mod extract;
+mod json_text;
 mod key_filters;
 mod key_view;
 mod keys;

@@ -28,7 +28,7 @@ impl Serialize for PermissionList<'_> {
 /// their sorted order (at most 2⁹ arrays), so that an answer copies it instead of escaping each
 /// name again. `None` for a list that is not such a set (an unknown name, a repeat, another
 /// order): it is written as it is.
-fn written(permissions: &[String]) -> Option<&'static RawValue> {
+pub(super) fn written(permissions: &[String]) -> Option<&'static RawValue> {
     static ARRAYS: LazyLock<Vec<Box<RawValue>>> = LazyLock::new(|| {
         (0..1usize << Permission::ALL.len())
             .map(|set| {

@@ -6,9 +6,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
-use crate::api::error::ErrorBody;
+use crate::api::error::{ErrorBody, json_body};
 use crate::api::extract::credentials;
-use crate::api::permission_list::PermissionList;
+use crate::api::json_text::Object;
+use crate::api::permission_list::{self, PermissionList};
 use crate::service::key_auth::{self, VerifyQuestion};
 use crate::state::AppState;
 
@@ -49,15 +50,43 @@ pub struct VerifyAnswer<'a> {
     retry_after_ms: Option<i64>,
 }
 
+impl VerifyAnswer<'_> {
+    /// The answer as its `Serialize` writes it (compact), written directly (see `json_text`).
+    fn json(&self) -> Vec<u8> {
+        // Room for the usual answer (a few hundred bytes).
+        let mut out = Vec::with_capacity(512);
+        let mut o = Object::begin(&mut out);
+        o.bool("valid", self.valid);
+        o.str("code", self.code);
+        if let Some(key) = &self.key {
+            let mut k = Object::begin(o.member("key"));
+            k.str("id", key.id);
+            k.str("name", key.name);
+            k.str("type", key.key_type);
+            k.opt_str("owner", key.owner);
+            match permission_list::written(key.permissions.0) {
+                Some(array) => k.raw("permissions", array),
+                None => k.strings("permissions", key.permissions.0),
+            }
+            k.opt_str("expires_at", key.expires_at.as_deref());
+            k.end();
+        }
+        if let Some(ms) = self.retry_after_ms {
+            o.int("retry_after_ms", ms);
+        }
+        o.end();
+        out
+    }
+}
+
 /// POST /api/v1/verify
 #[utoipa::path(post, path = "/api/v1/verify", tag = "verify", request_body = VerifyBody, responses((status = 200, description = "OK", body = VerifyAnswer), (status = 400, description = "The request could not be read", body = ErrorBody), (status = 401, description = "No valid access key", body = ErrorBody), (status = 403, description = "The caller lacks keys:verify", body = ErrorBody), (status = 429, description = "Too many failures from this address, or the calling key is over its rate limit (`RATE_LIMITED`, with `Retry-After`, `RateLimit-Policy` and `RateLimit`)", body = ErrorBody)), security(("basic" = []), ("bearer" = [])))]
 pub async fn verify(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Result<web::Json<VerifyBody>, actix_web::Error>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let body = body.and_then(|b| {
-        let b = b.into_inner();
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body::<VerifyBody>(&req, payload).await.and_then(|b| {
         let client_ip = checked(&b)?;
         Ok((b.key, client_ip))
     });
@@ -80,7 +109,6 @@ pub async fn verify(
             ApiError::from(crate::error::AppError::Unexpected(anyhow::anyhow!(
                 "a verify question went unanswered"
             )))
-            .into()
         }));
     };
     let answer = VerifyAnswer {
@@ -96,14 +124,10 @@ pub async fn verify(
             permissions: PermissionList(key.permissions()),
         }),
     };
-    // Written at once into room for the usual answer (a few hundred bytes).
-    let mut json = Vec::with_capacity(512);
-    serde_json::to_writer(&mut json, &answer)
-        .map_err(|e| ApiError::from(crate::error::AppError::Unexpected(e.into())))?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .content_type(ContentType::json())
-        .body(json))
+        .body(answer.json()))
 }
 
 /// Checks a verify body's fields; returns the reported client address (empty when none: a key
@@ -128,5 +152,50 @@ fn checked(body: &VerifyBody) -> Result<String, ApiError> {
             )),
         },
         None => Ok(String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_answer_is_what_serde_writes() {
+        let known = ["keys:read".to_string(), "keys:verify".to_string()];
+        let unknown = ["z:odd\"".to_string(), "keys:read".to_string()];
+        for odd in ["", "\"", "\\", "\u{1}", "é🔑"] {
+            let id = format!("AK1{odd}");
+            let name = format!("name{odd}");
+            for permissions in [&known[..], &unknown[..], &[]] {
+                for (owner, expires_at) in [
+                    (None, None),
+                    (Some(name.as_str()), Some("2026-12-04T10:00:00Z")),
+                ] {
+                    let answer = VerifyAnswer {
+                        valid: true,
+                        code: "VALID",
+                        key: Some(VerifiedKey {
+                            id: &id,
+                            name: &name,
+                            key_type: "personal",
+                            owner,
+                            permissions: PermissionList(permissions),
+                            expires_at: expires_at.map(String::from),
+                        }),
+                        retry_after_ms: None,
+                    };
+                    assert_eq!(answer.json(), serde_json::to_vec(&answer).unwrap());
+                }
+            }
+        }
+        for retry_after_ms in [None, Some(0), Some(1500)] {
+            let answer = VerifyAnswer {
+                valid: false,
+                code: "RATE_LIMITED",
+                key: None,
+                retry_after_ms,
+            };
+            assert_eq!(answer.json(), serde_json::to_vec(&answer).unwrap());
+        }
     }
 }
