@@ -59,17 +59,18 @@ impl ApiCaller {
 /// What a request presents as its caller: its `Authorization` header, its client address and
 /// its `User-Agent`.
 pub fn credentials(req: &HttpRequest) -> CallerCredentials {
-    let header = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    };
-    CallerCredentials::read(
-        header(actix_web::http::header::AUTHORIZATION),
-        client_ip(req),
-        header(actix_web::http::header::USER_AGENT),
-    )
+    let headers = req.headers();
+    // Read as UTF-8, which checks a word at a time (`to_str` checks byte by byte for visible
+    // ASCII): a credential with any other byte matches no key or bridge either way.
+    let authorization = headers
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .unwrap_or_default();
+    let user_agent = headers
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    CallerCredentials::read(authorization, client_ip(req), user_agent)
 }
 
 /// The application state of a request.

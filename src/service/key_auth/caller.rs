@@ -98,11 +98,17 @@ pub(super) fn key_caller(
     let actor = Actor {
         user_id: row.owner_user_id.clone().unwrap_or_else(|| row.id.clone()),
         // Named as people know it, with the ID that tells equal names apart.
-        label: if key.previous_secret {
-            format!("{} (key {}, previous secret)", row.name, row.id)
-        } else {
-            format!("{} (key {})", row.name, row.id)
-        },
+        label: [
+            row.name.as_str(),
+            " (key ",
+            &row.id,
+            if key.previous_secret {
+                ", previous secret)"
+            } else {
+                ")"
+            },
+        ]
+        .concat(),
         is_admin: key.administrator(),
         permissions: key.permissions().to_vec(),
         client_ip,
