@@ -1404,3 +1404,121 @@ async fn verify_judges_its_caller_first_by_either_door_and_counts_every_outcome(
         assert!(text.contains(line), "{line} in\n{text}");
     }
 }
+
+/// Verify reads its body itself (for speed) and must say about a body exactly what every
+/// other JSON endpoint says through actix's extractor: the same status, code and message for
+/// each content type, declared length, split body and bad JSON.
+#[tokio::test]
+async fn verify_reads_a_body_as_every_json_endpoint_does() {
+    let app = admin_app().await;
+    let ops = tenant_key(&app, "ops", "access", &["role_key_admin"]).await;
+    let target = tenant_key(&app, "target", "access", &[]).await;
+    let client = reqwest::Client::new();
+    let send =
+        |path: String, method: Method, content_type: Option<&'static str>, body: reqwest::Body| {
+            let mut req = client
+                .request(method, app.url(&path))
+                .header("authorization", ops.bearer())
+                .body(body);
+            if let Some(t) = content_type {
+                req = req.header("content-type", t);
+            }
+            async move {
+                let res = req.send().await.unwrap();
+                let status = res.status();
+                (status, res.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+    let verify = || ("/api/v1/verify".to_string(), Method::POST);
+    let patch = || (format!("/api/v1/apikeys/{}", target.id), Method::PATCH);
+    let pieces = |parts: &[&'static str]| {
+        let chunks: Vec<Result<&'static str, std::io::Error>> =
+            parts.iter().map(|p| Ok(*p)).collect();
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+    };
+    let huge = format!(r#"{{"key": "{}"}}"#, "x".repeat(20_000));
+    // (content type, body, whether it is an error both endpoints share word for word)
+    let cases: Vec<(Option<&'static str>, reqwest::Body, &str)> = vec![
+        (None, "{}".into(), "no content type"),
+        (Some("text/plain"), "{}".into(), "text"),
+        (
+            Some("application/x-www-form-urlencoded"),
+            "key=1".into(),
+            "a form",
+        ),
+        (Some("application/json"), "{not json".into(), "bad JSON"),
+        (Some("application/json"), "".into(), "no body"),
+        (Some("application/json"), "[]".into(), "an array"),
+        (Some("application/json"), huge.clone().into(), "too large"),
+        (
+            Some("application/json"),
+            pieces(&["{\"key\"", ": 5", "}"]),
+            "split, wrong type",
+        ),
+        (Some("text/json"), "{nope".into(), "another JSON type"),
+        (
+            Some("application/problem+json"),
+            "{nope".into(),
+            "a +json type",
+        ),
+        (
+            Some("Application/JSON; charset=utf-8"),
+            "{nope".into(),
+            "parameters",
+        ),
+        (
+            Some("application/json"),
+            pieces(&[r#"{"colour""#, r#": "red"}"#]),
+            "unknown field",
+        ),
+    ];
+    for (content_type, body, what) in cases {
+        let copy = body.as_bytes().map(|b| reqwest::Body::from(b.to_vec()));
+        let (path, method) = verify();
+        let (status, answer) = send(path, method, content_type, body).await;
+        let (path, method) = patch();
+        let again = copy.unwrap_or_else(|| {
+            // The streamed bodies again, for the other endpoint.
+            if what == "unknown field" {
+                pieces(&[r#"{"colour""#, r#": "red"}"#])
+            } else {
+                pieces(&["{\"key\"", ": 5", "}"])
+            }
+        });
+        let (other_status, other) = send(path, method, content_type, again).await;
+        assert_eq!(status, other_status, "{what}: {answer} / {other}");
+        assert!(status.is_client_error(), "{what}: {status} {answer}");
+        assert_eq!(
+            answer["error"]["code"], other["error"]["code"],
+            "{what}: {answer} / {other}"
+        );
+        // A body that breaks JSON's own rules is described by serde_json alike at both; one
+        // that breaks a struct's rules names that struct's fields.
+        if !matches!(what, "split, wrong type" | "unknown field" | "an array") {
+            assert_eq!(
+                answer["error"]["message"], other["error"]["message"],
+                "{what}"
+            );
+        }
+    }
+    // The one body the extractor would take is still taken.
+    let (path, method) = verify();
+    let ok = format!(r#"{{"key": "{}::{}"}}"#, target.id, target.secret);
+    let (status, answer) = send(
+        path,
+        method,
+        Some("application/json; charset=utf-8"),
+        ok.into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["code"], "VALID");
+    let (path, method) = verify();
+    let split = [r#"{"key": ""#, "…", r#""}"#];
+    let (status, answer) = send(path, method, Some("application/json"), pieces(&split)).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::OK, Some("NOT_FOUND")),
+        "{answer}"
+    );
+}
