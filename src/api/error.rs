@@ -221,7 +221,7 @@ pub fn json_config() -> web::JsonConfig {
 }
 
 /// What a JSON body that cannot be taken says.
-fn json_error(err: &JsonPayloadError) -> ApiError {
+pub(super) fn json_error(err: &JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
             ApiError::new(
@@ -252,61 +252,6 @@ fn json_error(err: &JsonPayloadError) -> ApiError {
             format!("The body could not be read: {other}"),
         ),
     }
-}
-
-/// A JSON body taken as `web::Json` with [`json_config`] takes it, by the same steps with the
-/// same errors (the content type, the declared length, the length read, the JSON), without
-/// the extractor's own costs (an 8 KiB buffer and a copy for every body, a parse of a
-/// content type that is plainly `application/json`). For `POST /api/v1/verify`, where they
-/// were a tenth of the request.
-pub async fn json_body<T: serde::de::DeserializeOwned>(
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<T, ApiError> {
-    use actix_web::HttpMessage;
-    use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-    let headers = req.headers();
-    let plainly_json = headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == b"application/json");
-    let json = plainly_json
-        || req.mime_type().ok().flatten().is_some_and(|mime| {
-            mime.subtype() == actix_web::mime::JSON || mime.suffix() == Some(actix_web::mime::JSON)
-        });
-    if !json {
-        return Err(json_error(&JsonPayloadError::ContentType));
-    }
-    let limit = super::BODY_LIMIT;
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if let Some(length) = declared.filter(|&length| length > limit) {
-        return Err(json_error(&JsonPayloadError::OverflowKnownLength {
-            length,
-            limit,
-        }));
-    }
-    // The body as it came: the usual small one is one piece (kept, not copied).
-    let mut payload = payload;
-    let mut body = web::Bytes::new();
-    let mut joined = web::BytesMut::new();
-    while let Some(chunk) = futures_util::StreamExt::next(&mut payload).await {
-        let chunk = chunk.map_err(|e| json_error(&JsonPayloadError::Payload(e)))?;
-        if body.len() + joined.len() + chunk.len() > limit {
-            return Err(json_error(&JsonPayloadError::Overflow { limit }));
-        }
-        if body.is_empty() && joined.is_empty() {
-            body = chunk;
-        } else {
-            if joined.is_empty() {
-                joined.extend_from_slice(&std::mem::take(&mut body));
-            }
-            joined.extend_from_slice(&chunk);
-        }
-    }
-    let body: &[u8] = if joined.is_empty() { &body } else { &joined };
-    serde_json::from_slice(body).map_err(|e| json_error(&JsonPayloadError::Deserialize(e)))
 }
 
 /// Query strings that cannot be read.

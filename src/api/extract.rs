@@ -60,11 +60,14 @@ impl ApiCaller {
 /// its `User-Agent`.
 pub fn credentials(req: &HttpRequest) -> CallerCredentials {
     let headers = req.headers();
-    // Read as UTF-8, which checks a word at a time (`to_str` checks byte by byte for visible
-    // ASCII): a credential with any other byte matches no key or bridge either way.
+    // ASCII only, as `to_str` takes it (a header value holds no control character but tab),
+    // checked a word at a time where `to_str` checks byte by byte. Anything else is no
+    // credential: `trim` would strip Unicode spaces around one.
     let authorization = headers
         .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .map(|v| v.as_bytes())
+        .filter(|v| v.is_ascii())
+        .and_then(|v| std::str::from_utf8(v).ok())
         .unwrap_or_default();
     let user_agent = headers
         .get(actix_web::http::header::USER_AGENT)

@@ -120,6 +120,14 @@ impl<'a> Object<'a> {
         out.push(b']');
     }
 
+    /// A key's permissions: the array written once for their set, or the names as they are.
+    pub fn permissions(&mut self, name: &'static str, permissions: &[String]) {
+        match super::permission_list::written(permissions) {
+            Some(array) => self.raw(name, array),
+            None => self.strings(name, permissions),
+        }
+    }
+
     /// JSON written before (serde_json's checked text).
     pub fn raw(&mut self, name: &'static str, value: &RawValue) {
         self.member(name).extend_from_slice(value.get().as_bytes());

@@ -43,6 +43,7 @@ pub fn rfc3339(secs: i64) -> Option<String> {
     ] {
         text[at] = sep;
     }
+    // ASCII digits and separators: always UTF-8.
     String::from_utf8(text.to_vec()).ok()
 }
 
@@ -135,8 +136,8 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    /// The view as its `Serialize` writes it (compact), written directly: the answer of
-    /// `GET /api/v1/apikeys/current` on every call (see `json_text`).
+    /// The view as its `Serialize` writes it (compact), written directly (see `json_text`):
+    /// every answer that is one key (`GET /api/v1/apikeys/current` on every call).
     pub fn json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1024);
         let mut o = Object::begin(&mut out);
@@ -185,10 +186,7 @@ impl KeyView {
         }
         o.strings("group_ids", &self.group_ids);
         o.strings("role_ids", &self.role_ids);
-        match super::permission_list::written(&self.permissions) {
-            Some(array) => o.raw("permissions", array),
-            None => o.strings("permissions", &self.permissions),
-        }
+        o.permissions("permissions", &self.permissions);
         o.end();
         out
     }

@@ -1,6 +1,7 @@
 //! The JSON REST API (`/api/v1`, SPEC §3.1): thin handlers over the same `service/` rules as the
 //! console, authenticated by access keys.
 
+mod body;
 mod error;
 mod export;
 mod exposed;
@@ -17,6 +18,7 @@ mod verify;
 
 use actix_web::web;
 
+pub use body::read_limited;
 pub use error::ApiError;
 pub use exposed::{SCAN_BODY_LIMIT, SCAN_PATH};
 pub use extract::ApiCaller;

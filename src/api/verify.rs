@@ -6,10 +6,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
-use crate::api::error::{ErrorBody, json_body};
+use crate::api::body::json_body;
+use crate::api::error::ErrorBody;
 use crate::api::extract::credentials;
 use crate::api::json_text::Object;
-use crate::api::permission_list::{self, PermissionList};
+use crate::api::permission_list::PermissionList;
 use crate::service::key_auth::{self, VerifyQuestion};
 use crate::state::AppState;
 
@@ -64,10 +65,7 @@ impl VerifyAnswer<'_> {
             k.str("name", key.name);
             k.str("type", key.key_type);
             k.opt_str("owner", key.owner);
-            match permission_list::written(key.permissions.0) {
-                Some(array) => k.raw("permissions", array),
-                None => k.strings("permissions", key.permissions.0),
-            }
+            k.permissions("permissions", key.permissions.0);
             k.opt_str("expires_at", key.expires_at.as_deref());
             k.end();
         }

@@ -9,10 +9,7 @@
 use std::sync::LazyLock;
 
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::{
-    Method, StatusCode,
-    header::{CONTENT_LENGTH, CONTENT_TYPE},
-};
+use actix_web::http::{Method, StatusCode, header::CONTENT_TYPE};
 use actix_web::{FromRequest, HttpRequest, ResponseError, web};
 use memchr::memmem::Finder;
 
@@ -74,9 +71,9 @@ pub async fn checked_body(req: ServiceRequest) -> Result<ServiceRequest, Service
             }
         }
     } else {
-        match read_limited(&http, &mut payload, BODY_LIMIT).await {
-            Some(body) => body,
-            None => {
+        match crate::api::read_limited(&http, &mut payload, BODY_LIMIT).await {
+            Ok(body) => body,
+            Err(_) => {
                 let res = too_large(&http);
                 return Err(ServiceResponse::new(http, res));
             }
@@ -89,48 +86,6 @@ pub async fn checked_body(req: ServiceRequest) -> Result<ServiceRequest, Service
         return Err(ServiceResponse::new(http, res));
     }
     Ok(ServiceRequest::from_parts(http, Payload::from(body)))
-}
-
-/// The body, at most `limit` bytes (`None` when it is larger, or could not be read). A body
-/// that arrives in one piece, as the usual small form or JSON does, is kept as it came: no
-/// buffer, no copy.
-async fn read_limited(
-    http: &HttpRequest,
-    payload: &mut Payload,
-    limit: usize,
-) -> Option<web::Bytes> {
-    use futures_util::StreamExt;
-    let declared = http
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return None;
-    }
-    let first = match payload.next().await {
-        None => return Some(web::Bytes::new()),
-        Some(chunk) => chunk.ok()?,
-    };
-    if first.len() > limit {
-        return None;
-    }
-    let Some(mut next) = payload.next().await else {
-        return Some(first);
-    };
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).clamp(first.len(), limit));
-    body.extend_from_slice(&first);
-    loop {
-        let chunk = next.ok()?;
-        if body.len() + chunk.len() > limit {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-        match payload.next().await {
-            Some(more) => next = more,
-            None => return Some(body.freeze()),
-        }
-    }
 }
 
 fn may_carry_body(method: &Method) -> bool {

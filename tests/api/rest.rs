@@ -49,6 +49,30 @@ async fn both_authorization_forms_reach_the_calling_key() {
     assert_eq!(body["last_used"]["client_ip"], "127.0.0.1");
     assert_eq!(body["last_used"]["user_agent"], "deploy-bot/1.0");
     assert_eq!(body["last_used"]["at"], "2026-11-23T10:00:00Z");
+    // Only ASCII is a credential: a Unicode space around one (which `trim` would strip) makes
+    // the header no credential at all, in either form and as verify's caller.
+    for auth in [key.basic(), key.bearer()] {
+        for odd in [
+            format!("{auth}\u{a0}"),
+            auth.replacen(' ', " \u{3000}", 1),
+            format!("{auth}\u{2028}"),
+        ] {
+            let value = reqwest::header::HeaderValue::from_bytes(odd.as_bytes()).unwrap();
+            for (method, path) in [
+                (Method::GET, "/api/v1/apikeys/current"),
+                (Method::POST, "/api/v1/verify"),
+            ] {
+                let res = reqwest::Client::new()
+                    .request(method, app.url(path))
+                    .header("authorization", value.clone())
+                    .json(&json!({"key": format!("{}::{}", key.id, key.secret)}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path} {odd:?}");
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -1499,6 +1523,9 @@ async fn verify_reads_a_body_as_every_json_endpoint_does() {
                 answer["error"]["message"], other["error"]["message"],
                 "{what}"
             );
+        }
+        if what != "split, wrong type" {
+            assert_eq!(answer["error"]["field"], other["error"]["field"], "{what}");
         }
     }
     // The one body the extractor would take is still taken.
