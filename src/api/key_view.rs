@@ -2,50 +2,12 @@
 //! limit; `KeyWithSecret` for the one answer that carries a new secret) and the rate limit a
 //! request may set (`RateLimitBody`).
 
-use chrono::{Datelike, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::json_text::Object;
 use crate::domain::{KeyDetails, RateLimit};
 
-/// A Unix time as the API writes it: RFC 3339 in UTC to the second (`2026-12-04T10:00:00Z`);
-/// `None` outside the times chrono represents.
-pub fn rfc3339(secs: i64) -> Option<String> {
-    let t = Utc.timestamp_opt(secs, 0).single()?;
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        // Signed and longer years: chrono's own formatting.
-        return Some(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    }
-    // Four-digit years (every time the API meets in practice), written digit by digit:
-    // chrono's formatter costs several times as much, and an answer writes up to four.
-    let mut text = [0u8; 20];
-    let mut put = |at: usize, value: u32, width: usize| {
-        let mut v = value;
-        for i in (at..at + width).rev() {
-            text[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, year as u32, 4);
-    put(5, t.month(), 2);
-    put(8, t.day(), 2);
-    put(11, t.hour(), 2);
-    put(14, t.minute(), 2);
-    put(17, t.second(), 2);
-    for (at, sep) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'Z'),
-    ] {
-        text[at] = sep;
-    }
-    // ASCII digits and separators: always UTF-8.
-    String::from_utf8(text.to_vec()).ok()
-}
+use crate::clock::rfc3339;
 
 /// The owner of a personal key.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -288,33 +250,6 @@ mod tests {
             } else {
                 vec![text("not:known"), "keys:read".into()]
             },
-        }
-    }
-
-    #[test]
-    fn times_are_written_as_chrono_writes_them() {
-        let chrono = |secs: i64| {
-            Utc.timestamp_opt(secs, 0)
-                .single()
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        };
-        let mut times = vec![
-            0,
-            -1,
-            1,
-            951_782_400, // 2000-02-29
-            1_796_378_400,
-            253_402_300_799, // 9999-12-31T23:59:59
-            253_402_300_800, // 10000-01-01
-            -62_167_219_200, // 0000-01-01
-            -62_167_219_201, // -0001-12-31T23:59:59
-            i64::MAX,
-            i64::MIN,
-        ];
-        // Every day of a leap year and then some, at varied times of day.
-        times.extend((0..800).map(|d| 946_684_800 + d * 86_400 + (d * 3_797) % 86_400));
-        for secs in times {
-            assert_eq!(rfc3339(secs), chrono(secs), "{secs}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! `GET /api/v1/apikeys/{id}/usage`: a key's usage counts (SPEC §10), by hour or UTC day.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::ErrorBody;
@@ -60,10 +60,7 @@ pub struct UsageAnswer {
 }
 
 fn rfc3339(secs: i64) -> String {
-    Utc.timestamp_opt(secs, 0)
-        .single()
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
+    crate::clock::rfc3339(secs).unwrap_or_default()
 }
 
 /// An instant given as RFC 3339 or as a date (midnight UTC).

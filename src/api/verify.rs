@@ -114,7 +114,7 @@ pub async fn verify(
         code: answer.code,
         retry_after_ms: answer.retry_after_ms,
         key: answer.key.as_ref().map(|key| VerifiedKey {
-            expires_at: key.expires_at().and_then(crate::api::key_view::rfc3339),
+            expires_at: key.expires_at().and_then(crate::clock::rfc3339),
             owner: key.owner(),
             id: key.id(),
             name: key.name(),

@@ -388,8 +388,7 @@ impl Batches {
 
 /// RFC 3339 in UTC to the second.
 fn rfc3339(secs: Option<i64>) -> Option<String> {
-    secs.and_then(|s| Utc.timestamp_opt(s, 0).single())
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    secs.and_then(crate::clock::rfc3339)
 }
 
 /// Records as CSV (RFC 4180: CRLF line ends, fields quoted when they need it).
