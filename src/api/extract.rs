@@ -61,8 +61,7 @@ impl ApiCaller {
 pub fn credentials(req: &HttpRequest) -> CallerCredentials {
     let headers = req.headers();
     // ASCII only, as `to_str` takes it (a header value holds no control character but tab),
-    // checked a word at a time where `to_str` checks byte by byte. Anything else is no
-    // credential: `trim` would strip Unicode spaces around one.
+    // checked a word at a time where `to_str` checks byte by byte.
     let authorization = headers
         .get(actix_web::http::header::AUTHORIZATION)
         .map(|v| v.as_bytes())

@@ -16,8 +16,9 @@ pub struct PresentedKey {
 
 /// Reads an `Authorization` header value.
 pub fn from_authorization(header: &str) -> Option<PresentedKey> {
-    let (scheme, rest) = header.trim().split_once(' ')?;
-    let rest = rest.trim();
+    // HTTP's spaces only (`trim` would also strip Unicode ones around a credential).
+    let (scheme, rest) = header.trim_ascii().split_once(' ')?;
+    let rest = rest.trim_ascii();
     if scheme.eq_ignore_ascii_case("basic") {
         if rest.len() > 200 {
             return None;
@@ -49,8 +50,9 @@ pub struct PresentedBridge {
 
 /// Reads `Basic base64(<Bridge Client ID>:<secret>)`; `None` for anything else.
 pub fn bridge_from_authorization(header: &str) -> Option<PresentedBridge> {
-    let (scheme, rest) = header.trim().split_once(' ')?;
-    let rest = rest.trim();
+    // HTTP's spaces only (`trim` would also strip Unicode ones around a credential).
+    let (scheme, rest) = header.trim_ascii().split_once(' ')?;
+    let rest = rest.trim_ascii();
     if !scheme.eq_ignore_ascii_case("basic") || rest.len() > 200 {
         return None;
     }
@@ -90,6 +92,23 @@ mod tests {
             let k = from_authorization(&header).expect("accepted");
             assert_eq!(k.id.as_str(), id);
             assert_eq!(k.secret.expose(), secret);
+        }
+    }
+
+    #[test]
+    fn only_http_spaces_surround_a_credential() {
+        let (id, secret) = valid();
+        let basic = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
+        let bearer = format!("Bearer {id}::{secret}");
+        for header in [&basic, &bearer] {
+            assert!(from_authorization(&format!(" {header}\t")).is_some());
+            for odd in [
+                format!("{header}\u{a0}"),
+                format!("\u{3000}{header}"),
+                header.replacen(' ', " \u{2028}", 1),
+            ] {
+                assert!(from_authorization(&odd).is_none(), "{odd:?}");
+            }
         }
     }
 
